@@ -1,0 +1,13 @@
+# Warnings and sanitizers applied to every target the project builds.
+function(ipckit_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion)
+  if(IPCKIT_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+if(IPCKIT_SANITIZE)
+  list(JOIN IPCKIT_SANITIZE "," _ipckit_sanitizers)
+  add_compile_options(-fsanitize=${_ipckit_sanitizers} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${_ipckit_sanitizers})
+endif()

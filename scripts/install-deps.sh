@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of ipckit from Debian 12's packages.
+# Run as root on a fresh machine; safe to run again (apt-get skips what is there).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libgtest-dev libgmock-dev libbenchmark-dev   # tests and micro-benchmarks
+  libcli11-dev libfmt-dev                      # the ipckit tool's command line and output
+  libboost-dev libzmq3-dev libnng-dev          # peers measured side by side by `ipckit bench`
+  gnuplot-nox                                  # `ipckit bench --plot`
+  clang clang-format libclang-rt-14-dev        # fuzzing and sanitizer runtimes, formatting
+  iproute2 procps util-linux                   # network namespaces for the TCP test; ipcs, ipcmk
+  python3 python3-jsonschema                   # validates `ipckit bench --json` in the tests
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# The package lists may be missing on a fresh machine; one update is enough for this run.
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "install-deps: ${#packages[@]} packages present"
