@@ -1,0 +1,98 @@
+// ipckit/channel.hpp — one message API over every mechanism, chosen by an address.
+//
+// A channel carries whole messages one way, from a Sender to a Receiver, over the mechanism
+// its address names (see docs/channels.md for the table):
+//
+//     fd:R  fd:W  fifo:PATH  sysvmq:KEY  sysvmq:PATH#PROJ  posixmq:/NAME  shm:/NAME
+//     sysvshm:KEY  unix:PATH  unix:@NAME  unix+seqpacket:…  unix+dgram:…  tcp://HOST:PORT
+//
+// One side creates the kernel object (`create`), the other opens it (`open`); the creating
+// side removes it when it goes away unless the address says `keep=1`. Message boundaries are
+// always kept: stream transports carry a length prefix (or, with `framing=line`, one message
+// per line, to talk to the shell's own tools).
+//
+// Example:
+//     auto rx = ipckit::Receiver::create("fifo:/tmp/telemetry");        // process A
+//     auto tx = ipckit::Sender::open("fifo:/tmp/telemetry");            // process B
+//     tx.send(ipckit::as_bytes("hello"));
+//     std::vector<std::byte> message;
+//     if (rx.recv(message, ipckit::Deadline::after(1s)).ok()) { ... }
+//
+// Results: `send`/`recv` return `Status::ok`, `would_block` (try_ forms), `timed_out`, or
+// `closed` (the peer closed or died, or the object was removed): expected outcomes are values.
+// Errors: a malformed address, a message over `max_message_size()`, a corrupt frame or a
+// failing system call throw `ipckit::Error` that names the address and the limit or call.
+// Thread-safety: one thread at a time per Sender or Receiver; distinct channels are independent.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ipckit/deadline.hpp"
+#include "ipckit/io.hpp"
+
+namespace ipckit {
+
+namespace detail {
+class SenderBackend;
+class ReceiverBackend;
+}  // namespace detail
+
+class Sender {
+public:
+    // Creates the kernel object named by the address (exclusively) and sends into it.
+    [[nodiscard]] static Sender create(std::string_view address);
+    // Opens an object another process created.
+    [[nodiscard]] static Sender open(std::string_view address, Deadline deadline = Deadline::never());
+
+    Sender(Sender&&) noexcept;
+    Sender& operator=(Sender&&) noexcept;
+    ~Sender();
+
+    // Sends one whole message. `closed` means nobody will ever read it.
+    [[nodiscard]] IoResult send(std::span<const std::byte> message, Deadline deadline = Deadline::never());
+    [[nodiscard]] IoResult try_send(std::span<const std::byte> message) {
+        return send(message, Deadline::immediate());
+    }
+    [[nodiscard]] std::size_t max_message_size() const;
+    [[nodiscard]] const std::string& address() const;
+
+private:
+    explicit Sender(std::unique_ptr<detail::SenderBackend> backend);
+    std::unique_ptr<detail::SenderBackend> backend_;
+};
+
+class Receiver {
+public:
+    [[nodiscard]] static Receiver create(std::string_view address);
+    [[nodiscard]] static Receiver open(std::string_view address, Deadline deadline = Deadline::never());
+
+    Receiver(Receiver&&) noexcept;
+    Receiver& operator=(Receiver&&) noexcept;
+    ~Receiver();
+
+    // Receives one whole message into `buffer` with no allocation; `bytes` is its size.
+    // A message larger than the buffer is an error that says both sizes, and it stays queued
+    // for a later call with a larger buffer.
+    [[nodiscard]] IoResult recv(std::span<std::byte> buffer, Deadline deadline = Deadline::never());
+    // Receives one whole message into `message`, resized to fit (its capacity is reused).
+    [[nodiscard]] IoResult recv(std::vector<std::byte>& message, Deadline deadline = Deadline::never());
+    [[nodiscard]] IoResult try_recv(std::vector<std::byte>& message) { return recv(message, Deadline::immediate()); }
+
+    [[nodiscard]] std::size_t max_message_size() const;
+    [[nodiscard]] const std::string& address() const;
+    // A descriptor that polls readable when a message may be ready, or -1 when the transport
+    // has none (System V queues, rings); PollSet uses it.
+    [[nodiscard]] int native_handle() const;
+
+private:
+    friend class PollSet;
+    explicit Receiver(std::unique_ptr<detail::ReceiverBackend> backend);
+    std::unique_ptr<detail::ReceiverBackend> backend_;
+};
+
+}  // namespace ipckit
