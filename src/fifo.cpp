@@ -1,0 +1,230 @@
+#include "ipckit/fifo.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+#include <utility>
+
+#include "ipckit/error.hpp"
+#include "ipckit/io.hpp"
+
+namespace ipckit {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string end_name(const std::string& path) {
+    return "fifo " + path;
+}
+
+const char* kind_of(mode_t mode) {
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "not a FIFO";
+}
+
+[[noreturn]] void refuse(const std::string& path, mode_t mode) {
+    if (S_ISLNK(mode)) {
+        throw Error(std::make_error_code(std::errc::too_many_symbolic_link_levels),
+                    "open(" + path + "): a symbolic link; ipckit never opens a FIFO through one");
+    }
+    throw_error(std::errc::invalid_argument, "open(" + path + "): " + kind_of(mode) + ", not a FIFO");
+}
+
+// Opens `path` as a FIFO with `flags`, never through a symbolic link and never opening
+// anything but a FIFO (open(2) on a device can have effects of its own, so the type is
+// checked first with lstat, then again on what was opened, in case the path changed).
+// The outcomes callers may wait out, ENOENT and ENXIO, come back as an invalid Fd with `err`
+// set; anything else throws.
+Fd open_fifo(const std::string& path, int flags, int& err) {
+    err = 0;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) {
+            err = ENOENT;
+            return Fd();
+        }
+        throw_errno("open", path);
+    }
+    if (!S_ISFIFO(st.st_mode)) refuse(path, st.st_mode);
+    for (;;) {
+        Fd fd(::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC));
+        if (fd) {
+            if (::fstat(fd.get(), &st) != 0) throw_errno("fstat", path);
+            if (!S_ISFIFO(st.st_mode)) refuse(path, st.st_mode);
+            return fd;
+        }
+        if (errno == EINTR) continue;  // a blocking open interrupted by a signal handler
+        if (errno == ENOENT || errno == ENXIO) {
+            err = errno;
+            return Fd();
+        }
+        if (errno == ELOOP) refuse(path, S_IFLNK);
+        throw_errno("open", path);
+    }
+}
+
+[[noreturn]] void throw_open_failure(const std::string& path, int err) {
+    if (err == ENXIO) {
+        throw Error(std::error_code(ENXIO, std::system_category()),
+                    "open(" + path + ") for writing, non-blocking: no process has the FIFO open for reading");
+    }
+    throw_errno("open", path, err);
+}
+
+Fd open_or_throw(const std::string& path, int flags) {
+    int err = 0;
+    Fd fd = open_fifo(path, flags, err);
+    if (!fd) throw_open_failure(path, err);
+    return fd;
+}
+
+// Sleeps a little longer each time (from 1 ms to 20 ms) but never past the deadline: used
+// where the kernel gives no way to wait for the other side (a name to appear, a reader).
+class Backoff {
+public:
+    void pause(Deadline deadline) {
+        std::this_thread::sleep_for(std::min<Deadline::Clock::duration>(step_, deadline.remaining()));
+        step_ = std::min<Deadline::Clock::duration>(step_ * 2, 20ms);
+    }
+
+private:
+    Deadline::Clock::duration step_ = 1ms;
+};
+
+}  // namespace
+
+Fifo Fifo::create(std::string path, mode_t mode) {
+    if (path.empty()) throw_error(std::errc::invalid_argument, "mkfifo(): empty path");
+    if ((mode & ~mode_t{0777}) != 0) {
+        char text[16];
+        std::snprintf(text, sizeof text, "%#o", static_cast<unsigned>(mode));
+        throw_error(std::errc::invalid_argument,
+                    "mkfifo(" + path + "): mode " + text + " has bits beyond the permissions 0777");
+    }
+    // mkfifo never follows a symbolic link and fails on any existing name: it is exclusive.
+    if (::mkfifo(path.c_str(), mode) != 0) throw_errno("mkfifo", path);
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        const int err = errno;
+        ::unlink(path.c_str());
+        throw_errno("lstat", path, err);
+    }
+    Fifo fifo(std::move(path), st.st_dev, st.st_ino);  // from here on, a failure unlinks it
+    if ((st.st_mode & 0777) != mode) {
+        // The umask took bits away; set exactly what was asked, on the name itself, not a link.
+        if (::fchmodat(AT_FDCWD, fifo.path_.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0) {
+            throw_errno("chmod", fifo.path_);
+        }
+    }
+    return fifo;
+}
+
+PipeReader Fifo::open_read(const std::string& path, OpenMode mode) {
+    const int flags = O_RDONLY | (mode == OpenMode::nonblocking ? O_NONBLOCK : 0);
+    return PipeReader(open_or_throw(path, flags), end_name(path));
+}
+
+PipeWriter Fifo::open_write(const std::string& path, OpenMode mode) {
+    const int flags = O_WRONLY | (mode == OpenMode::nonblocking ? O_NONBLOCK : 0);
+    return PipeWriter(open_or_throw(path, flags), end_name(path));
+}
+
+std::optional<PipeReader> Fifo::open_read(const std::string& path, Deadline deadline) {
+    Backoff backoff;
+    for (;;) {
+        int err = 0;
+        // Non-blocking: an open for reading then never waits, and the wait below can end.
+        Fd fd = open_fifo(path, O_RDONLY | O_NONBLOCK, err);
+        if (fd) {
+            // A FIFO polls readable once a writer has written, or has come and gone (hang-up,
+            // which read(2) turns into end of file).
+            if (wait_readable(fd.get(), deadline, end_name(path)) != Status::ok) return std::nullopt;
+            fd.set_nonblocking(false);
+            return PipeReader(std::move(fd), end_name(path));
+        }
+        if (deadline.expired()) throw_open_failure(path, err);  // still no such FIFO: an error
+        backoff.pause(deadline);
+    }
+}
+
+std::optional<PipeWriter> Fifo::open_write(const std::string& path, Deadline deadline) {
+    Backoff backoff;
+    for (;;) {
+        int err = 0;
+        Fd fd = open_fifo(path, O_WRONLY | O_NONBLOCK, err);
+        if (!fd && err == ENXIO && deadline.is_never()) {
+            // With no limit, the kernel's own blocking open waits for a reader without polling.
+            fd = open_fifo(path, O_WRONLY, err);
+        }
+        if (fd) {
+            fd.set_nonblocking(false);
+            return PipeWriter(std::move(fd), end_name(path));
+        }
+        if (deadline.expired()) {
+            if (err == ENXIO) return std::nullopt;  // the FIFO is there, its reader did not come
+            throw_open_failure(path, err);
+        }
+        // No reader yet (ENXIO) or no FIFO yet (ENOENT): the kernel offers nothing to wait on.
+        backoff.pause(deadline);
+    }
+}
+
+Fifo::Fifo(std::string path, dev_t device, ino_t inode) noexcept
+    : path_(std::move(path)), device_(device), inode_(inode), owned_(true) {}
+
+Fifo::Fifo(Fifo&& other) noexcept
+    : path_(std::move(other.path_)),
+      device_(other.device_),
+      inode_(other.inode_),
+      owned_(std::exchange(other.owned_, false)) {
+    other.path_.clear();
+}
+
+Fifo& Fifo::operator=(Fifo&& other) noexcept {
+    if (this != &other) {
+        remove_quietly();
+        path_ = std::move(other.path_);
+        other.path_.clear();
+        device_ = other.device_;
+        inode_ = other.inode_;
+        owned_ = std::exchange(other.owned_, false);
+    }
+    return *this;
+}
+
+Fifo::~Fifo() {
+    remove_quietly();
+}
+
+void Fifo::remove() {
+    if (!owned_) throw_error(std::errc::invalid_argument, "unlink(" + path_ + "): this Fifo does not own it");
+    owned_ = false;
+    struct stat st {};
+    if (::lstat(path_.c_str(), &st) != 0) throw_errno("unlink", path_);
+    if (!S_ISFIFO(st.st_mode) || st.st_dev != device_ || st.st_ino != inode_) {
+        throw_error(std::errc::file_exists,
+                    "unlink(" + path_ + "): no longer the FIFO this owner created; left in place");
+    }
+    if (::unlink(path_.c_str()) != 0) throw_errno("unlink", path_);
+}
+
+void Fifo::remove_quietly() noexcept {
+    if (!owned_) return;
+    owned_ = false;
+    struct stat st {};
+    // Only the FIFO this owner made: another process may have replaced the name since.
+    if (::lstat(path_.c_str(), &st) == 0 && S_ISFIFO(st.st_mode) && st.st_dev == device_ &&
+        st.st_ino == inode_) {
+        ::unlink(path_.c_str());
+    }
+}
+
+}  // namespace ipckit
