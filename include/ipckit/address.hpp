@@ -1,0 +1,77 @@
+// ipckit/address.hpp — the one parser of channel addresses.
+//
+// An address names a transport and its object, with options after `?` separated by `&`:
+//
+//     fifo:/tmp/telemetry?mode=0640&framing=line
+//     sysvmq:0x1234?type=2        sysvmq:/etc/hosts#7
+//     posixmq:/jobs               shm:/video?capacity=8MiB&wait=spin
+//     unix:@svc   unix:/run/app.sock   unix+seqpacket:@svc   unix+dgram:/tmp/d.sock
+//     tcp://localhost:5555        tcp://[::1]:5555            fd:3
+//
+// Options: mode=0600 (octal permissions for created objects; 0600 by default), capacity=SIZE
+// (ring and queue capacity), max=SIZE (largest message), wait=spin|block|adaptive (rings),
+// type=N (System V message type, > 0), framing=length|line (stream transports), keep=1 (the
+// creator leaves the object behind when it goes away). SIZE is a number with an optional
+// unit: B, KiB, MiB, GiB (or K, M, G, also binary).
+//
+// Errors: a malformed address throws `ipckit::Error` (std::errc::invalid_argument) whose
+// message quotes the address and says what was expected, e.g.
+//     address "tcp://host": expected tcp://HOST:PORT with a port from 1 to 65535
+// Thread-safety: parsing is a pure function.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ipckit {
+
+enum class Transport {
+    fd,              // fd:N — an inherited descriptor (a pipe end)
+    fifo,            // fifo:PATH
+    sysvmq,          // sysvmq:KEY | sysvmq:PATH#PROJ
+    posixmq,         // posixmq:/NAME
+    shm,             // shm:/NAME — the ring in POSIX shared memory
+    sysvshm,         // sysvshm:KEY — the ring in a System V segment
+    unix_stream,     // unix:PATH | unix:@NAME
+    unix_seqpacket,  // unix+seqpacket:…
+    unix_dgram,      // unix+dgram:…
+    tcp,             // tcp://HOST:PORT
+};
+
+enum class Framing { length, line };
+
+[[nodiscard]] std::string_view to_string(Transport transport) noexcept;
+// Whether the transport is a byte stream (and so carries ipckit's framing).
+[[nodiscard]] bool is_stream(Transport transport) noexcept;
+
+struct Address {
+    std::string text;  // as given, for messages
+    Transport transport = Transport::fifo;
+    // The object: a path, a name (with its leading '/' or '@'), a System V key text, or HOST.
+    std::string target;
+    int fd = -1;             // fd:N
+    std::uint16_t port = 0;  // tcp
+
+    // Options.
+    mode_t mode = 0600;
+    std::optional<std::size_t> capacity;
+    std::optional<std::size_t> max_message;
+    std::string wait = "adaptive";  // spin | block | adaptive; rings only
+    long type = 1;                  // System V message type
+    Framing framing = Framing::length;
+    bool keep = false;
+};
+
+[[nodiscard]] Address parse_address(std::string_view text);
+
+// "64KiB" → 65536. Throws Error(invalid_argument) quoting `text` when it is not a size.
+[[nodiscard]] std::size_t parse_size(std::string_view text);
+// 65536 → "64KiB" (exact units only; otherwise bytes).
+[[nodiscard]] std::string format_size(std::size_t bytes);
+
+}  // namespace ipckit

@@ -1,0 +1,279 @@
+#include "ipckit/address.hpp"
+
+#include <sys/un.h>
+
+#include <array>
+#include <charconv>
+#include <limits>
+#include <utility>
+
+#include "ipckit/error.hpp"
+
+namespace ipckit {
+namespace {
+
+constexpr std::array<std::pair<std::string_view, Transport>, 10> kSchemes{{
+    {"fd", Transport::fd},
+    {"fifo", Transport::fifo},
+    {"sysvmq", Transport::sysvmq},
+    {"posixmq", Transport::posixmq},
+    {"shm", Transport::shm},
+    {"sysvshm", Transport::sysvshm},
+    {"unix", Transport::unix_stream},
+    {"unix+seqpacket", Transport::unix_seqpacket},
+    {"unix+dgram", Transport::unix_dgram},
+    {"tcp", Transport::tcp},
+}};
+
+[[noreturn]] void malformed(std::string_view address, std::string_view expected) {
+    std::string message = "address \"";
+    message += address;
+    message += "\": ";
+    message += expected;
+    throw_error(std::errc::invalid_argument, message);
+}
+
+template <class Int>
+std::optional<Int> parse_int(std::string_view text, int base = 10) {
+    Int value{};
+    const auto* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, value, base);
+    if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+    return value;
+}
+
+// A System V key: decimal, 0x hex, or PATH#PROJ (ftok). The parse here checks the form; the
+// key itself is computed when the object is created or opened (ftok needs the path to exist).
+bool is_sysv_key(std::string_view text) {
+    if (text.empty()) return false;
+    if (const auto hash = text.rfind('#'); hash != std::string_view::npos) {
+        const auto proj = text.substr(hash + 1);
+        if (hash == 0 || proj.empty()) return false;
+        if (proj.size() == 1 && !(proj[0] >= '0' && proj[0] <= '9')) return true;  // a character
+        const auto n = parse_int<int>(proj);
+        return n && *n >= 1 && *n <= 255;
+    }
+    if (text.starts_with("0x") || text.starts_with("0X"))
+        return parse_int<std::uint32_t>(text.substr(2), 16).has_value();
+    return parse_int<std::int32_t>(text).has_value() || parse_int<std::uint32_t>(text).has_value();
+}
+
+// POSIX IPC names: "/name", one slash, not just "/", at most NAME_MAX.
+bool is_posix_name(std::string_view text) {
+    return text.size() >= 2 && text.size() <= 255 && text[0] == '/' &&
+           text.find('/', 1) == std::string_view::npos;
+}
+
+void parse_unix_target(const Address& a, std::string_view target) {
+    if (target.empty()) malformed(a.text, "expected a socket path or @NAME after the colon");
+    // sun_path holds 108 bytes with the terminating NUL; an abstract name has no NUL but
+    // spends one byte on the leading zero that replaces '@'.
+    constexpr std::size_t limit = sizeof(sockaddr_un{}.sun_path) - 1;
+    if (target.size() > limit) {
+        malformed(a.text, "socket path is " + std::to_string(target.size()) +
+                              " bytes; the limit (sun_path) is " + std::to_string(limit));
+    }
+}
+
+void parse_tcp_target(Address& a, std::string_view rest) {
+    const std::string_view expected = "expected tcp://HOST:PORT with a port from 1 to 65535";
+    if (!rest.starts_with("//")) malformed(a.text, expected);
+    rest.remove_prefix(2);
+    std::string_view host;
+    std::string_view port;
+    if (rest.starts_with('[')) {  // [IPv6]:PORT
+        const auto close = rest.find(']');
+        if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
+            malformed(a.text, "expected tcp://[IPV6]:PORT");
+        }
+        host = rest.substr(1, close - 1);
+        port = rest.substr(close + 2);
+    } else {
+        const auto colon = rest.rfind(':');
+        if (colon == std::string_view::npos) malformed(a.text, expected);
+        host = rest.substr(0, colon);
+        port = rest.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos)
+            malformed(a.text, "an IPv6 host goes in brackets: tcp://[::1]:PORT");
+    }
+    const auto number = parse_int<unsigned>(port);
+    if (host.empty() || !number || *number == 0 || *number > 65535) malformed(a.text, expected);
+    a.target = std::string(host);
+    a.port = static_cast<std::uint16_t>(*number);
+}
+
+void parse_option(Address& a, std::string_view option) {
+    const auto eq = option.find('=');
+    if (eq == std::string_view::npos)
+        malformed(a.text, "expected NAME=VALUE in option \"" + std::string(option) + "\"");
+    const auto name = option.substr(0, eq);
+    const auto value = option.substr(eq + 1);
+    const auto bad = [&](std::string_view expected) {
+        malformed(a.text, "option " + std::string(name) + "=" + std::string(value) + ": expected " +
+                              std::string(expected));
+    };
+    if (name == "mode") {
+        const auto mode = parse_int<unsigned>(value, 8);
+        if (!mode || *mode > 0777) bad("octal permissions such as 0600");
+        a.mode = static_cast<mode_t>(*mode);
+    } else if (name == "capacity" || name == "max") {
+        std::size_t size = 0;
+        try {
+            size = parse_size(value);
+        } catch (const Error&) {
+            bad("a size such as 4096, 64KiB or 1MiB");
+        }
+        if (size == 0) bad("a size above zero");
+        (name == "capacity" ? a.capacity : a.max_message) = size;
+    } else if (name == "wait") {
+        if (value != "spin" && value != "block" && value != "adaptive") bad("spin, block or adaptive");
+        a.wait = std::string(value);
+    } else if (name == "type") {
+        const auto type = parse_int<long>(value);
+        if (!type || *type <= 0) bad("a System V message type above zero");
+        a.type = *type;
+    } else if (name == "framing") {
+        if (value == "length") {
+            a.framing = Framing::length;
+        } else if (value == "line") {
+            a.framing = Framing::line;
+        } else {
+            bad("length or line");
+        }
+        if (!is_stream(a.transport)) bad("no framing option: this transport keeps message boundaries itself");
+    } else if (name == "keep") {
+        if (value != "0" && value != "1") bad("0 or 1");
+        a.keep = value == "1";
+    } else {
+        malformed(a.text, "unknown option \"" + std::string(name) +
+                              "\" (known: mode, capacity, max, wait, type, framing, keep)");
+    }
+}
+
+}  // namespace
+
+std::string_view to_string(Transport transport) noexcept {
+    for (const auto& [name, t] : kSchemes) {
+        if (t == transport) return name;
+    }
+    return "unknown";
+}
+
+bool is_stream(Transport transport) noexcept {
+    return transport == Transport::fd || transport == Transport::fifo ||
+           transport == Transport::unix_stream || transport == Transport::tcp;
+}
+
+Address parse_address(std::string_view text) {
+    Address a;
+    a.text = std::string(text);
+    const auto colon = text.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+        malformed(text,
+                  "expected SCHEME:TARGET, where SCHEME is one of fd, fifo, sysvmq, posixmq, shm, sysvshm, "
+                  "unix, unix+seqpacket, unix+dgram, tcp");
+    }
+    const auto scheme = text.substr(0, colon);
+    auto rest = text.substr(colon + 1);
+    bool known = false;
+    for (const auto& [name, t] : kSchemes) {
+        if (name == scheme) {
+            a.transport = t;
+            known = true;
+        }
+    }
+    if (!known) {
+        malformed(text, "unknown scheme \"" + std::string(scheme) +
+                            "\"; expected fd, fifo, sysvmq, posixmq, shm, sysvshm, unix, unix+seqpacket, "
+                            "unix+dgram or tcp");
+    }
+
+    // Options come after the last '?', so a path may not contain '?': a documented limit.
+    std::string_view options;
+    if (const auto q = rest.find('?'); q != std::string_view::npos) {
+        options = rest.substr(q + 1);
+        rest = rest.substr(0, q);
+    }
+    a.target = std::string(rest);
+
+    switch (a.transport) {
+        case Transport::fd: {
+            const auto fd = parse_int<int>(rest);
+            if (!fd || *fd < 0) malformed(text, "expected fd:N with N an inherited descriptor number");
+            a.fd = *fd;
+            break;
+        }
+        case Transport::fifo:
+            if (rest.empty()) malformed(text, "expected fifo:PATH");
+            break;
+        case Transport::sysvmq:
+        case Transport::sysvshm:
+            if (!is_sysv_key(rest)) {
+                malformed(text,
+                          "expected a System V key: decimal, 0x hex, or PATH#PROJ with PROJ 1-255 or one "
+                          "character");
+            }
+            break;
+        case Transport::posixmq:
+        case Transport::shm:
+            if (!is_posix_name(rest)) {
+                malformed(text,
+                          "expected a POSIX name: a leading '/', then 1-254 characters with no other '/'");
+            }
+            break;
+        case Transport::unix_stream:
+        case Transport::unix_seqpacket:
+        case Transport::unix_dgram:
+            parse_unix_target(a, rest);
+            break;
+        case Transport::tcp:
+            parse_tcp_target(a, rest);
+            break;
+    }
+
+    while (!options.empty()) {
+        const auto amp = options.find('&');
+        const auto option = options.substr(0, amp);
+        if (option.empty()) malformed(text, "empty option between '&' separators");
+        parse_option(a, option);
+        options = amp == std::string_view::npos ? std::string_view{} : options.substr(amp + 1);
+    }
+    return a;
+}
+
+std::size_t parse_size(std::string_view text) {
+    static constexpr std::array<std::pair<std::string_view, std::size_t>, 8> kUnits{{
+        {"KiB", 1ull << 10},
+        {"MiB", 1ull << 20},
+        {"GiB", 1ull << 30},
+        {"K", 1ull << 10},
+        {"M", 1ull << 20},
+        {"G", 1ull << 30},
+        {"B", 1},
+        {"", 1},
+    }};
+    for (const auto& [unit, scale] : kUnits) {
+        if (!text.ends_with(unit)) continue;
+        const auto number = parse_int<std::size_t>(text.substr(0, text.size() - unit.size()));
+        if (!number) break;
+        if (*number > std::numeric_limits<std::size_t>::max() / scale) break;
+        return *number * scale;
+    }
+    throw_error(
+        std::errc::invalid_argument,
+        "size \"" + std::string(text) + "\": expected a number with an optional unit (B, KiB, MiB, GiB)");
+}
+
+std::string format_size(std::size_t bytes) {
+    static constexpr std::array<std::pair<std::string_view, std::size_t>, 3> kUnits{{
+        {"GiB", 1ull << 30},
+        {"MiB", 1ull << 20},
+        {"KiB", 1ull << 10},
+    }};
+    for (const auto& [unit, scale] : kUnits) {
+        if (bytes >= scale && bytes % scale == 0) return std::to_string(bytes / scale) + std::string(unit);
+    }
+    return std::to_string(bytes) + "B";
+}
+
+}  // namespace ipckit

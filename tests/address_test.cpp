@@ -1,0 +1,124 @@
+// The address parser: every transport's form, the options, and malformed addresses, whose
+// errors must quote the address and say what was expected.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "ipckit/address.hpp"
+#include "ipckit/error.hpp"
+
+namespace ipckit {
+namespace {
+
+std::string error_of(std::string_view text) {
+    try {
+        (void)parse_address(text);
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::errc::invalid_argument) << text;
+        return e.what();
+    }
+    ADD_FAILURE() << "no error for " << text;
+    return {};
+}
+
+TEST(AddressTest, ParsesEveryTransport) {
+    EXPECT_EQ(parse_address("fd:3").fd, 3);
+    EXPECT_EQ(parse_address("fd:3").transport, Transport::fd);
+    EXPECT_EQ(parse_address("fifo:/tmp/x").target, "/tmp/x");
+    EXPECT_EQ(parse_address("sysvmq:0x1234").transport, Transport::sysvmq);
+    EXPECT_EQ(parse_address("sysvmq:4660").target, "4660");
+    EXPECT_EQ(parse_address("sysvmq:/etc/hosts#7").target, "/etc/hosts#7");
+    EXPECT_EQ(parse_address("sysvmq:/etc/hosts#A").target, "/etc/hosts#A");
+    EXPECT_EQ(parse_address("posixmq:/jobs").transport, Transport::posixmq);
+    EXPECT_EQ(parse_address("shm:/telemetry").target, "/telemetry");
+    EXPECT_EQ(parse_address("sysvshm:0xbeef").transport, Transport::sysvshm);
+    EXPECT_EQ(parse_address("unix:@svc").target, "@svc");
+    EXPECT_EQ(parse_address("unix:/run/app.sock").transport, Transport::unix_stream);
+    EXPECT_EQ(parse_address("unix+seqpacket:@svc").transport, Transport::unix_seqpacket);
+    EXPECT_EQ(parse_address("unix+dgram:/tmp/d").transport, Transport::unix_dgram);
+    const Address tcp = parse_address("tcp://localhost:5555");
+    EXPECT_EQ(tcp.transport, Transport::tcp);
+    EXPECT_EQ(tcp.target, "localhost");
+    EXPECT_EQ(tcp.port, 5555);
+    const Address v6 = parse_address("tcp://[::1]:80");
+    EXPECT_EQ(v6.target, "::1");
+    EXPECT_EQ(v6.port, 80);
+}
+
+TEST(AddressTest, DefaultsAreSafe) {
+    const Address a = parse_address("fifo:/tmp/x");
+    EXPECT_EQ(a.mode, 0600u);
+    EXPECT_EQ(a.framing, Framing::length);
+    EXPECT_EQ(a.wait, "adaptive");
+    EXPECT_EQ(a.type, 1);
+    EXPECT_FALSE(a.keep);
+    EXPECT_FALSE(a.capacity.has_value());
+}
+
+TEST(AddressTest, ParsesOptions) {
+    const Address a = parse_address("shm:/v?capacity=8MiB&wait=spin&mode=0640&keep=1&max=64KiB");
+    EXPECT_EQ(a.capacity, 8u << 20);
+    EXPECT_EQ(a.max_message, 64u << 10);
+    EXPECT_EQ(a.wait, "spin");
+    EXPECT_EQ(a.mode, 0640u);
+    EXPECT_TRUE(a.keep);
+    EXPECT_EQ(parse_address("sysvmq:7?type=3").type, 3);
+    EXPECT_EQ(parse_address("fifo:/tmp/p?framing=line").framing, Framing::line);
+}
+
+TEST(AddressTest, MalformedAddressesQuoteTheAddressAndSayWhatWasExpected) {
+    EXPECT_EQ(error_of("nonsense"),
+              "address \"nonsense\": expected SCHEME:TARGET, where SCHEME is one of fd, fifo, sysvmq, "
+              "posixmq, shm, "
+              "sysvshm, unix, unix+seqpacket, unix+dgram, tcp: Invalid argument");
+    EXPECT_NE(error_of("pipe:/x").find("unknown scheme \"pipe\""), std::string::npos);
+    EXPECT_NE(error_of("tcp://host").find("expected tcp://HOST:PORT"), std::string::npos);
+    EXPECT_NE(error_of("tcp://host:0").find("port from 1 to 65535"), std::string::npos);
+    EXPECT_NE(error_of("tcp://host:70000").find("port from 1 to 65535"), std::string::npos);
+    EXPECT_NE(error_of("tcp://::1:80").find("brackets"), std::string::npos);
+    EXPECT_NE(error_of("tcp://[::1]80").find("[IPV6]:PORT"), std::string::npos);
+    EXPECT_NE(error_of("posixmq:jobs").find("leading '/'"), std::string::npos);
+    EXPECT_NE(error_of("shm:/a/b").find("no other '/'"), std::string::npos);
+    EXPECT_NE(error_of("shm:/").find("POSIX name"), std::string::npos);
+    EXPECT_NE(error_of("sysvmq:zz").find("System V key"), std::string::npos);
+    EXPECT_NE(error_of("sysvmq:/etc/hosts#0").find("PROJ 1-255"), std::string::npos);
+    EXPECT_NE(error_of("sysvmq:/etc/hosts#300").find("PROJ 1-255"), std::string::npos);
+    EXPECT_NE(error_of("fd:-1").find("fd:N"), std::string::npos);
+    EXPECT_NE(error_of("fd:x").find("fd:N"), std::string::npos);
+    EXPECT_NE(error_of("fifo:").find("fifo:PATH"), std::string::npos);
+    EXPECT_NE(error_of("unix:").find("socket path"), std::string::npos);
+    EXPECT_NE(error_of("unix:/" + std::string(200, 'a')).find("the limit (sun_path) is 107"),
+              std::string::npos);
+}
+
+TEST(AddressTest, BadOptionsNameTheOptionAndTheExpectedValue) {
+    EXPECT_NE(error_of("fifo:/x?mode=999").find("option mode=999: expected octal"), std::string::npos);
+    EXPECT_NE(error_of("fifo:/x?mode=01777").find("option mode=01777"), std::string::npos);
+    EXPECT_NE(error_of("shm:/x?capacity=lots").find("option capacity=lots: expected a size"),
+              std::string::npos);
+    EXPECT_NE(error_of("shm:/x?capacity=0").find("above zero"), std::string::npos);
+    EXPECT_NE(error_of("shm:/x?wait=nap").find("spin, block or adaptive"), std::string::npos);
+    EXPECT_NE(error_of("sysvmq:1?type=0").find("above zero"), std::string::npos);
+    EXPECT_NE(error_of("fifo:/x?framing=xml").find("length or line"), std::string::npos);
+    EXPECT_NE(error_of("sysvmq:1?framing=line").find("keeps message boundaries"), std::string::npos);
+    EXPECT_NE(error_of("fifo:/x?colour=red").find("unknown option \"colour\""), std::string::npos);
+    EXPECT_NE(error_of("fifo:/x?mode").find("NAME=VALUE"), std::string::npos);
+    EXPECT_NE(error_of("fifo:/x?mode=0600&&keep=1").find("empty option"), std::string::npos);
+}
+
+TEST(SizeTest, ParsesAndFormatsUnits) {
+    EXPECT_EQ(parse_size("8"), 8u);
+    EXPECT_EQ(parse_size("8B"), 8u);
+    EXPECT_EQ(parse_size("64KiB"), 65536u);
+    EXPECT_EQ(parse_size("1MiB"), 1u << 20);
+    EXPECT_EQ(parse_size("2G"), 2ull << 30);
+    EXPECT_THROW((void)parse_size("KiB"), Error);
+    EXPECT_THROW((void)parse_size("1.5MiB"), Error);
+    EXPECT_THROW((void)parse_size("99999999999999999999GiB"), Error);
+    EXPECT_EQ(format_size(65536), "64KiB");
+    EXPECT_EQ(format_size(1u << 20), "1MiB");
+    EXPECT_EQ(format_size(1000), "1000B");
+}
+
+}  // namespace
+}  // namespace ipckit
