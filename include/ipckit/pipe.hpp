@@ -9,7 +9,9 @@
 //
 // Results: reads and writes return `IoResult`. End of file (every writer closed) and a write
 // with no reader left are `Status::closed`: a value, never an exception and never SIGPIPE.
-// On a non-blocking end, or with a deadline, `would_block` and `timed_out` are values too.
+// With a deadline, `timed_out` is a value too; with Deadline::immediate(), `would_block`
+// (for writes, also call set_nonblocking(true): a blocking descriptor's write(2) waits for
+// room whatever the deadline). Deadline::never() waits, even on a non-blocking end.
 //
 // Atomicity: a write of at most `atomic_write_limit` (PIPE_BUF, 4096 bytes on Linux) bytes
 // is never interleaved with other writers' data, so several processes may write records of
@@ -104,7 +106,7 @@ public:
     [[nodiscard]] static PipeReader adopt(int fd);
 
     // Reads at least one byte, or returns why not: `closed` at end of file (every writer
-    // closed), `would_block` (non-blocking end, or Deadline::immediate()), `timed_out`.
+    // closed), `would_block` (Deadline::immediate() and nothing to read), `timed_out`.
     [[nodiscard]] IoResult read_some(std::span<std::byte> buffer, Deadline deadline = Deadline::never());
     // Fills `buffer` entirely; at end of file gives `closed` with the bytes read so far
     // (0 = a clean end between records, more = the writer stopped mid-record).
