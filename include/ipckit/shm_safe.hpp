@@ -22,7 +22,9 @@
 //     Header& same = ipckit::object_at<Header>(mapping.bytes(), 0);        // everyone else
 //
 // C++20 cannot enumerate a struct's fields, so a forgotten entry in `shm_fields` is not
-// caught; the list is a promise the author makes and the compiler then checks.
+// caught, and a struct that lists nothing is judged only as a whole (trivially copyable,
+// standard layout): list the fields of every struct that holds atomics or might hold a
+// pointer. The list is a promise the author makes and the compiler then checks.
 //
 // Errors: `construct_at` / `object_at` throw `ipckit::Error` (std::errc::invalid_argument)
 // when the object would not fit in the region or would be misaligned.
@@ -53,11 +55,18 @@ struct IsShmField<std::atomic<T>>
 template <class T, std::size_t N>
 struct IsShmField<T[N]> : IsShmField<T> {};
 
+// clang-format off
 template <class T>
-concept DeclaresShmFields = requires {
-    typename T::shm_fields;
-}
-&&T::shm_fields::value;
+concept HasShmFields = requires { typename T::shm_fields; };
+
+// A type that lists its fields is judged by the list alone: its own trivial copyability says
+// nothing about pointers or lock-based atomics inside it.
+template <class T>
+concept DeclaresShmFields = HasShmFields<T> && T::shm_fields::value;
+
+template <class T>
+concept IsShmSafe = (HasShmFields<T> && DeclaresShmFields<T>) || (!HasShmFields<T> && IsShmField<T>::value);
+// clang-format on
 
 [[noreturn]] void throw_bad_placement(std::size_t offset, std::size_t size, std::size_t alignment,
                                       std::size_t region_size, bool misaligned);
@@ -71,9 +80,10 @@ struct ShmFields
                                   (std::is_array_v<Fields> &&
                                    detail::DeclaresShmFields<std::remove_all_extents_t<Fields>>)))> {};
 
+// clang-format off
 template <class T>
-concept ShmSafe = std::is_standard_layout_v<T> && std::is_trivially_destructible_v<T> &&
-    (detail::IsShmField<T>::value || detail::DeclaresShmFields<T>);
+concept ShmSafe = std::is_standard_layout_v<T> && std::is_trivially_destructible_v<T> && detail::IsShmSafe<T>;
+// clang-format on
 
 // The object of type T at `offset` in `region`, already constructed by someone (usually
 // another process). Bounds and alignment are checked; the contents are not.
