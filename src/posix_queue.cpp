@@ -1,0 +1,316 @@
+#include "ipckit/posix_queue.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <mqueue.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "ipckit/error.hpp"
+#include "ipckit/io.hpp"
+#include "kernel_limit.hpp"
+
+namespace ipckit {
+namespace {
+
+static_assert(std::is_same_v<mqd_t, int>, "on Linux a message queue descriptor is a file descriptor");
+
+// What the kernel allows a creator with CAP_SYS_RESOURCE (ipc/mqueue.c, since Linux 3.5).
+constexpr long kHardMsgMax = 65536;
+constexpr long kHardMsgsizeMax = 16L * 1024 * 1024;
+
+// A time already past: mq_timed* then fails at once with ETIMEDOUT instead of sleeping, which
+// is O_NONBLOCK for this one call without touching the shared open file description.
+constexpr timespec kAlreadyPast{0, 0};
+
+[[noreturn]] void bad_name(std::string_view name, std::string_view why) {
+    std::string message = "bad POSIX queue name \"";
+    message += name;
+    message += "\": ";
+    message += why;
+    message += "; expected \"/NAME\": one leading '/' then 1-255 characters without '/'";
+    throw_error(std::errc::invalid_argument, message);
+}
+
+std::string text(long value) {
+    return std::to_string(value);
+}
+
+bool privileged_for_limits() {
+    // CAP_SYS_RESOURCE lifts msg_max/msgsize_max to the hard limits; root normally has it.
+    return ::geteuid() == 0;
+}
+
+[[noreturn]] void throw_create_error(int err, const std::string& name, const mq_attr* attr) {
+    const auto code = std::error_code(err, std::system_category());
+    const std::string prefix = "mq_open(" + name + "): ";
+    const PosixQueueLimits limits = PosixQueue::limits();
+    if (err == EINVAL && attr != nullptr) {
+        const bool privileged = privileged_for_limits();
+        const long msg_limit = privileged ? kHardMsgMax : limits.msg_max;
+        const long size_limit = privileged ? kHardMsgsizeMax : limits.msgsize_max;
+        if (msg_limit > 0 && attr->mq_maxmsg > msg_limit) {
+            throw Error(code, prefix + "max_messages " + text(attr->mq_maxmsg) + " is over " +
+                                  (privileged ? "the kernel's hard limit " + text(kHardMsgMax) +
+                                                    " (fs.mqueue.msg_max = " + text(limits.msg_max) + ")"
+                                              : "fs.mqueue.msg_max = " + text(limits.msg_max) +
+                                                    "; raise it with sysctl fs.mqueue.msg_max=" +
+                                                    text(attr->mq_maxmsg)));
+        }
+        if (size_limit > 0 && attr->mq_msgsize > size_limit) {
+            throw Error(code,
+                        prefix + "max_message_size " + text(attr->mq_msgsize) + " is over " +
+                            (privileged ? "the kernel's hard limit " + text(kHardMsgsizeMax) +
+                                              " (fs.mqueue.msgsize_max = " + text(limits.msgsize_max) + ")"
+                                        : "fs.mqueue.msgsize_max = " + text(limits.msgsize_max) +
+                                              "; raise it with sysctl fs.mqueue.msgsize_max=" +
+                                              text(attr->mq_msgsize)));
+        }
+    }
+    if (err == ENOSPC) {
+        throw Error(code, prefix + "the system's limit on POSIX queues is reached (fs.mqueue.queues_max = " +
+                              text(limits.queues_max) +
+                              "); unlink unused queues or raise it with sysctl fs.mqueue.queues_max=...");
+    }
+    if (err == EMFILE) {
+        rlimit files{}, queue_bytes{};
+        ::getrlimit(RLIMIT_NOFILE, &files);
+        ::getrlimit(RLIMIT_MSGQUEUE, &queue_bytes);
+        const auto shown = [](rlim_t v) {
+            return v == RLIM_INFINITY ? std::string("unlimited") : std::to_string(v);
+        };
+        std::string message =
+            prefix + "either this process has no descriptor left (RLIMIT_NOFILE = " + shown(files.rlim_cur) +
+            ", ulimit -n) or this user's queues would use more than " +
+            "RLIMIT_MSGQUEUE = " + shown(queue_bytes.rlim_cur) + " bytes (ulimit -q)";
+        if (attr != nullptr)
+            message += "; this queue needs about " + text(attr->mq_maxmsg) + " x " + text(attr->mq_msgsize) +
+                       " bytes plus overhead";
+        throw Error(code, message);
+    }
+    throw_errno("mq_open", name, err);
+}
+
+}  // namespace
+
+// ---- names and limits ----
+
+void PosixQueue::check_name(std::string_view name) {
+    if (name.empty()) bad_name(name, "it is empty");
+    if (name.front() != '/') bad_name(name, "it must start with '/'");
+    if (name.size() == 1) bad_name(name, "there is nothing after the '/'");
+    if (name.find('/', 1) != std::string_view::npos) bad_name(name, "only the first character may be '/'");
+    if (name.find('\0') != std::string_view::npos) bad_name(name, "it contains a NUL character");
+    if (name == "/." || name == "/..") bad_name(name, "\".\" and \"..\" are not queue names");
+    if (name.size() - 1 > NAME_MAX) bad_name(name, "it is longer than NAME_MAX (255) after the '/'");
+}
+
+PosixQueueLimits PosixQueue::limits() {
+    const auto read = [](const char* path) {
+        return static_cast<long>(detail::read_kernel_limit(path).value_or(-1));
+    };
+    PosixQueueLimits limits;
+    limits.msg_max = read("/proc/sys/fs/mqueue/msg_max");
+    limits.msgsize_max = read("/proc/sys/fs/mqueue/msgsize_max");
+    limits.queues_max = read("/proc/sys/fs/mqueue/queues_max");
+    limits.msg_default = read("/proc/sys/fs/mqueue/msg_default");
+    limits.msgsize_default = read("/proc/sys/fs/mqueue/msgsize_default");
+    return limits;
+}
+
+unsigned PosixQueue::max_priority() {
+    const long prio_max = ::sysconf(_SC_MQ_PRIO_MAX);
+    return prio_max > 0 ? static_cast<unsigned>(prio_max - 1) : 31u;  // POSIX guarantees at least 32
+}
+
+// ---- lifetime ----
+
+PosixQueue::PosixQueue(Fd fd, std::string name, bool owner)
+    : fd_(std::move(fd)), name_(std::move(name)), owner_pid_(owner ? ::getpid() : 0) {
+    mq_attr attr{};
+    if (::mq_getattr(fd_.get(), &attr) != 0) {
+        const int err = errno;
+        if (owner) ::mq_unlink(name_.c_str());
+        throw_errno("mq_getattr", name_, err);
+    }
+    max_message_size_ = static_cast<std::size_t>(attr.mq_msgsize);
+}
+
+PosixQueue::PosixQueue(PosixQueue&& other) noexcept
+    : fd_(std::move(other.fd_)),
+      name_(std::move(other.name_)),
+      max_message_size_(other.max_message_size_),
+      owner_pid_(std::exchange(other.owner_pid_, 0)) {}
+
+PosixQueue& PosixQueue::operator=(PosixQueue&& other) noexcept {
+    if (this != &other) {
+        if (owner_pid_ == ::getpid()) ::mq_unlink(name_.c_str());
+        fd_ = std::move(other.fd_);
+        name_ = std::move(other.name_);
+        max_message_size_ = other.max_message_size_;
+        owner_pid_ = std::exchange(other.owner_pid_, 0);
+    }
+    return *this;
+}
+
+PosixQueue::~PosixQueue() {
+    // A forked child inherits a copy of the owner; only the creating process unlinks.
+    if (owner_pid_ == ::getpid()) ::mq_unlink(name_.c_str());
+}
+
+PosixQueue PosixQueue::create(std::string_view name, Attributes attributes, mode_t mode) {
+    check_name(name);
+    std::string path(name);
+    if (attributes.max_messages < 0 || attributes.max_message_size < 0)
+        throw_error(std::errc::invalid_argument,
+                    "mq_open(" + path + "): max_messages " + text(attributes.max_messages) +
+                        " and max_message_size " + text(attributes.max_message_size) + " must be positive");
+    if ((mode & ~mode_t{0777}) != 0) {
+        char octal[16];
+        std::snprintf(octal, sizeof octal, "%o", static_cast<unsigned>(mode));
+        throw_error(std::errc::invalid_argument,
+                    "mq_open(" + path + "): mode " + octal + " has bits beyond the permission bits 0777");
+    }
+    mq_attr attr{};
+    mq_attr* attr_arg = nullptr;
+    if (attributes.max_messages != 0 || attributes.max_message_size != 0) {
+        // mq_open takes both or neither; fill the one left at 0 with the system's default.
+        const auto defaults = limits();
+        attr.mq_maxmsg = attributes.max_messages != 0
+                             ? attributes.max_messages
+                             : (defaults.msg_default > 0 ? defaults.msg_default : 10);
+        attr.mq_msgsize = attributes.max_message_size != 0
+                              ? attributes.max_message_size
+                              : (defaults.msgsize_default > 0 ? defaults.msgsize_default : 8192);
+        attr_arg = &attr;
+    }
+    const int fd = ::mq_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode, attr_arg);
+    if (fd < 0) throw_create_error(errno, path, attr_arg);
+    return PosixQueue(Fd(fd), std::move(path), true);
+}
+
+PosixQueue PosixQueue::open(std::string_view name, Access access) {
+    check_name(name);
+    std::string path(name);
+    const int flags = access == Access::read ? O_RDONLY : access == Access::write ? O_WRONLY : O_RDWR;
+    const int fd = ::mq_open(path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) throw_errno("mq_open", path);
+    return PosixQueue(Fd(fd), std::move(path), false);
+}
+
+void PosixQueue::unlink(std::string_view name) {
+    check_name(name);
+    const std::string path(name);
+    if (::mq_unlink(path.c_str()) != 0) throw_errno("mq_unlink", path);
+}
+
+void PosixQueue::unlink() {
+    if (name_.empty()) return;
+    if (::mq_unlink(name_.c_str()) != 0 && errno != ENOENT) throw_errno("mq_unlink", name_);
+    owner_pid_ = 0;
+}
+
+// ---- status ----
+
+PosixQueue::Attributes PosixQueue::attributes() const {
+    mq_attr attr{};
+    if (::mq_getattr(fd_.get(), &attr) != 0) throw_errno("mq_getattr", name_);
+    return {attr.mq_maxmsg, attr.mq_msgsize};
+}
+
+std::size_t PosixQueue::message_count() const {
+    mq_attr attr{};
+    if (::mq_getattr(fd_.get(), &attr) != 0) throw_errno("mq_getattr", name_);
+    return static_cast<std::size_t>(attr.mq_curmsgs);
+}
+
+// ---- send and receive ----
+
+IoResult PosixQueue::send(std::span<const std::byte> body, unsigned priority, Deadline deadline) const {
+    if (priority > max_priority())
+        throw_error(std::errc::invalid_argument, "mq_send(" + name_ + "): priority " +
+                                                     std::to_string(priority) + " is over the highest, " +
+                                                     std::to_string(max_priority()));
+    const auto* data = reinterpret_cast<const char*>(body.data());
+
+    // One attempt; nullopt means the queue is full right now.
+    const auto attempt = [&](bool wait) -> std::optional<IoResult> {
+        for (;;) {
+            const int r = wait ? ::mq_send(fd_.get(), data, body.size(), priority)
+                               : ::mq_timedsend(fd_.get(), data, body.size(), priority, &kAlreadyPast);
+            if (r == 0) return IoResult{Status::ok, body.size()};
+            const int err = errno;
+            if (err == EINTR) continue;
+            if (err == ETIMEDOUT || err == EAGAIN) return std::nullopt;
+            if (err == EMSGSIZE) {
+                const auto limits = PosixQueue::limits();
+                throw Error(std::make_error_code(std::errc::message_size),
+                            "mq_send(" + name_ + "): a message of " + std::to_string(body.size()) +
+                                " bytes is over this queue's max_message_size = " +
+                                std::to_string(max_message_size_) +
+                                " (fixed when the queue was created; fs.mqueue.msgsize_max = " +
+                                text(limits.msgsize_max) + ")");
+            }
+            throw_errno("mq_send", name_, err);
+        }
+    };
+
+    if (deadline.is_never()) {
+        if (auto done = attempt(true)) return *done;
+        throw_errno("mq_send", name_, EAGAIN);  // a blocking descriptor does not give EAGAIN
+    }
+    for (;;) {
+        if (auto done = attempt(false)) return *done;
+        if (deadline.is_immediate()) return {Status::would_block, 0};
+        // Room may be taken by another sender between the poll and the attempt: then wait again.
+        const Status ready = wait_writable(fd_.get(), deadline, name_);
+        if (ready != Status::ok) return {ready, 0};
+    }
+}
+
+PosixReceiveResult PosixQueue::receive(std::span<std::byte> buffer, Deadline deadline) const {
+    auto* data = reinterpret_cast<char*>(buffer.data());
+
+    // One attempt; nullopt means the queue is empty right now.
+    const auto attempt = [&](bool wait) -> std::optional<PosixReceiveResult> {
+        for (;;) {
+            unsigned priority = 0;
+            const ssize_t n =
+                wait ? ::mq_receive(fd_.get(), data, buffer.size(), &priority)
+                     : ::mq_timedreceive(fd_.get(), data, buffer.size(), &priority, &kAlreadyPast);
+            if (n >= 0) return PosixReceiveResult{Status::ok, static_cast<std::size_t>(n), priority};
+            const int err = errno;
+            if (err == EINTR) continue;
+            if (err == ETIMEDOUT || err == EAGAIN) return std::nullopt;
+            if (err == EMSGSIZE) {
+                throw Error(std::make_error_code(std::errc::message_size),
+                            "mq_receive(" + name_ + "): the " + std::to_string(buffer.size()) +
+                                "-byte buffer is smaller than this queue's max_message_size = " +
+                                std::to_string(max_message_size_) +
+                                "; POSIX queues need room for their largest message, so nothing was taken "
+                                "from the queue. Receive into max_message_size() bytes");
+            }
+            throw_errno("mq_receive", name_, err);
+        }
+    };
+
+    if (deadline.is_never()) {
+        if (auto done = attempt(true)) return *done;
+        throw_errno("mq_receive", name_, EAGAIN);  // a blocking descriptor does not give EAGAIN
+    }
+    for (;;) {
+        if (auto done = attempt(false)) return *done;
+        if (deadline.is_immediate()) return {Status::would_block, 0, 0};
+        // Another receiver may take the message between the poll and the attempt: then wait again.
+        const Status ready = wait_readable(fd_.get(), deadline, name_);
+        if (ready != Status::ok) return {ready, 0, 0};
+    }
+}
+
+}  // namespace ipckit
