@@ -34,6 +34,9 @@ constexpr auto kAdaptiveSpin = std::chrono::microseconds(5);
 constexpr int kAdaptiveYields = 8;
 // Reading the clock costs ~20 ns; a pause ~10–40 ns. Looking every 16 spins keeps both small.
 constexpr unsigned kSpinsPerClockRead = 16;
+// Even `spin` yields the core this often when nothing comes: with more runnable threads than
+// cores, the peer we wait for may be the one we keep off the CPU. A running peer never sees it.
+constexpr auto kSpinYieldEvery = std::chrono::microseconds(200);
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -193,6 +196,7 @@ Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& 
                   std::atomic<std::uint32_t>& event, detail::RingPeer& peer, Ready&& ready) {
     if (mode != WaitMode::block) {
         const auto start = Clock::now();
+        auto next_yield = start + kSpinYieldEvery;
         for (unsigned spins = 1;; ++spins) {
             if (ready()) return Status::ok;
             cpu_relax();
@@ -201,6 +205,10 @@ Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& 
                 if (now >= deadline.when()) return Status::timed_out;
                 if (peer.gone(now)) return Status::closed;
                 if (mode == WaitMode::adaptive && now - start >= kAdaptiveSpin) break;
+                if (now >= next_yield) {
+                    ::sched_yield();
+                    next_yield = now + kSpinYieldEvery;
+                }
             }
         }
         for (int i = 0; i < kAdaptiveYields; ++i) {
