@@ -41,8 +41,8 @@ std::string size_text(std::size_t size) {
 
 [[noreturn]] void throw_hugetlb_refused(const std::string& object, std::size_t size, bool anonymous,
                                         int err) {
-    std::string message = "mmap(MAP_HUGETLB, " + object + ", " + size_text(size) +
-                          "): " + std::generic_category().message(err) + ": ";
+    // std::system_error appends ": <reason>" to the message.
+    std::string message = "mmap(MAP_HUGETLB, " + object + ", " + size_text(size) + "): ";
     if (!anonymous) {
         message +=
             "explicit huge pages work only for anonymous mappings and hugetlbfs files; "
@@ -108,8 +108,7 @@ Mapping Mapping::map(const Fd& fd, std::size_t size, Access access, MapOptions o
         if (options.huge_pages == HugePages::explicit_pages) throw_hugetlb_refused(name, size, false, err);
         if (err == EACCES && access == Access::read_write) {
             throw Error(std::error_code(err, std::system_category()),
-                        "mmap(" + name + "): " + std::generic_category().message(err) +
-                            ": mapping read-write needs a descriptor opened read-write");
+                        "mmap(" + name + "): mapping read-write needs a descriptor opened read-write");
         }
         throw_errno("mmap", name + ", " + size_text(size), err);
     }
@@ -203,8 +202,8 @@ void Mapping::lock() {
                 limit.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(limit.rlim_cur) + " bytes";
             throw Error(
                 std::error_code(err, std::system_category()),
-                "mlock(" + object_ + ", " + size_text(mapped_size_) +
-                    "): " + std::generic_category().message(err) + ": refused by RLIMIT_MEMLOCK (" + current +
+                "mlock(" + object_ + ", " + size_text(mapped_size_) + "): refused by RLIMIT_MEMLOCK (" +
+                    current +
                     " may be locked by this process; raise it with `ulimit -l` or grant CAP_IPC_LOCK)");
         }
         throw_errno("mlock", object_, err);

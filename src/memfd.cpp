@@ -15,8 +15,7 @@ namespace {
 [[noreturn]] void throw_sealed(std::string_view call, const std::string& object, int err,
                                std::string_view why) {
     throw Error(std::error_code(err, std::system_category()),
-                std::string(call) + "(" + object + "): " + std::generic_category().message(err) + ": " +
-                    std::string(why));
+                std::string(call) + "(" + object + "): " + std::string(why));
 }
 
 }  // namespace

@@ -101,8 +101,7 @@ Mapping PosixShm::map(MapOptions options) const {
 
 Mapping PosixShm::map(Access access, MapOptions options) const {
     if (access == Access::read_write && access_ == Access::read_only) {
-        throw_error(std::errc::permission_denied,
-                    "mmap(" + name_ + "): Permission denied: the object was opened read-only");
+        throw_error(std::errc::permission_denied, "mmap(" + name_ + "): the object was opened read-only");
     }
     const std::size_t actual = size();
     if (options.offset < 0 || static_cast<std::size_t>(options.offset) >= actual) {

@@ -139,7 +139,7 @@ std::optional<RobustMutex::LockOutcome> RobustMutex::outcome(int result, const c
         case ENOTRECOVERABLE:
             throw Error(std::error_code(result, std::system_category()),
                         std::string(call) +
-                            "(robust mutex): State not recoverable: a previous owner died holding it and the "
+                            "(robust mutex): a previous owner died holding it and the "
                             "next owner unlocked it without make_consistent()");
         default:
             throw_errno(call, "robust mutex", result);

@@ -30,18 +30,16 @@ int permission_flags(Access access) {
 
 [[noreturn]] void throw_create_failed(const SysvKey& key, std::size_t size, int err) {
     const std::string object = key.to_string() + ", " + std::to_string(size) + " bytes";
-    const std::string reason = std::generic_category().message(err);
     const auto code = std::error_code(err, std::system_category());
     if (err == EINVAL) {
         // With IPC_EXCL, EINVAL can only mean the size is outside [SHMMIN, SHMMAX].
-        throw Error(code, "shmget(" + object + "): " + reason +
-                              ": the size must be between 1 and kernel.shmmax (" +
+        throw Error(code, "shmget(" + object + "): the size must be between 1 and kernel.shmmax (" +
                               read_sysctl("/proc/sys/kernel/shmmax") + " bytes, /proc/sys/kernel/shmmax)");
     }
     if (err == ENOSPC) {
         throw Error(code,
-                    "shmget(" + object + "): " + reason +
-                        ": the machine's limits on System V shared memory are reached: kernel.shmall (" +
+                    "shmget(" + object +
+                        "): the machine's limits on System V shared memory are reached: kernel.shmall (" +
                         read_sysctl("/proc/sys/kernel/shmall") + " pages in all) or kernel.shmmni (" +
                         read_sysctl("/proc/sys/kernel/shmmni") + " segments)");
     }
@@ -104,9 +102,9 @@ SysvShm SysvShm::open(const SysvKey& key, Access access) {
         const int err = errno;
         if (err == ENOENT) {
             // A removed segment gives up its key at once, even while still attached.
-            throw Error(std::error_code(err, std::system_category()),
-                        "shmget(" + key.to_string() + "): " + std::generic_category().message(err) +
-                            ": no segment has this key (never created, or removed)");
+            throw Error(
+                std::error_code(err, std::system_category()),
+                "shmget(" + key.to_string() + "): no segment has this key (never created, or removed)");
         }
         throw_errno("shmget", key.to_string(), err);
     }
@@ -143,8 +141,7 @@ SysvShm::~SysvShm() {
 
 SysvAttachment SysvShm::attach(Access access) const {
     if (access == Access::read_write && access_ == Access::read_only) {
-        throw_error(std::errc::permission_denied,
-                    "shmat(" + object_ + "): Permission denied: the segment was opened read-only");
+        throw_error(std::errc::permission_denied, "shmat(" + object_ + "): the segment was opened read-only");
     }
     const SysvShmStat st = stat();
     void* address = ::shmat(id_, nullptr, access == Access::read_only ? SHM_RDONLY : 0);
