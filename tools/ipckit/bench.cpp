@@ -1,0 +1,308 @@
+// ipckit bench — every mechanism side by side, with this machine's floor (raw-spin), one core's
+// copy bandwidth (raw-memcpy), raw syscall loops and the peer libraries, in one run.
+//
+//     ipckit bench --quick
+//     ipckit bench --transport shm,fifo,zmq --size 64,1MiB --json out.json --plot out.svg
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "bench_harness.hpp"
+#include "bench_report.hpp"
+#include "commands.hpp"
+#include "ipckit/error.hpp"
+
+namespace ipckit::cli {
+namespace {
+
+using namespace ipckit::bench;
+
+struct BenchOptions {
+    bool quick = false;
+    std::string transports;
+    std::string sizes;
+    std::string json_file, csv_file, plot_file;
+    std::size_t count = 0;
+    long duration_ms = 0;
+    long warmup_ms = -1;
+    bool pin = false;
+    std::string peer_spec;
+};
+
+// A usage error: printed as one line, exit status 2.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> items;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const auto end = std::min(text.find(',', start), text.size());
+        std::string item = text.substr(start, end - start);
+        item.erase(0, item.find_first_not_of(' '));
+        item.erase(item.find_last_not_of(' ') + 1);
+        if (!item.empty()) items.push_back(item);
+        start = end + 1;
+    }
+    return items;
+}
+
+// "8", "64B", "1KiB", "64K", "1MiB", "1M" (binary units).
+std::size_t parse_size_item(const std::string& text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
+        ++digits;
+    const std::string unit = text.substr(digits);
+    std::size_t scale = 0;
+    if (unit.empty() || unit == "B")
+        scale = 1;
+    else if (unit == "K" || unit == "KiB" || unit == "k")
+        scale = std::size_t{1} << 10;
+    else if (unit == "M" || unit == "MiB")
+        scale = std::size_t{1} << 20;
+    if (digits == 0 || scale == 0 || digits > 9)
+        throw UsageError("--size: \"" + text + "\" is not a size (expected e.g. 8, 64, 1KiB, 64KiB, 1MiB)");
+    const std::size_t value = std::stoull(text.substr(0, digits)) * scale;
+    if (value == 0 || value > (std::size_t{64} << 20))
+        throw UsageError("--size: \"" + text + "\" is out of range (1 B to 64 MiB)");
+    return value;
+}
+
+bool selected(const std::vector<std::string>& wanted, const std::string& name) {
+    if (wanted.empty()) return true;
+    // "shm" also selects shm-spin and shm-adaptive; "raw" every raw loop.
+    return std::any_of(wanted.begin(), wanted.end(),
+                       [&](const std::string& w) { return name == w || name.starts_with(w + "-"); });
+}
+
+// The run's private directory for FIFOs and socket paths, removed with everything in it.
+class RunDirectory {
+public:
+    RunDirectory() {
+        std::string pattern = "/tmp/ipckit-bench-" + std::to_string(::getpid()) + "-XXXXXX";
+        if (::mkdtemp(pattern.data()) == nullptr) throw_errno("mkdtemp", pattern);
+        path_ = pattern;
+    }
+    RunDirectory(const RunDirectory&) = delete;
+    RunDirectory& operator=(const RunDirectory&) = delete;
+    ~RunDirectory() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    [[nodiscard]] const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+// Opened before the run, so a bad path fails in a second rather than after a minute of work.
+std::ofstream open_output(const std::string& file, const char* option) {
+    std::ofstream out(file, std::ios::trunc);
+    if (!out)
+        throw UsageError(std::string(option) + " " + file + ": cannot open for writing (" +
+                         std::strerror(errno) + ")");
+    return out;
+}
+
+std::vector<int> two_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof(set), &set) != 0) throw_errno("sched_getaffinity", "self");
+    std::vector<int> cpus;
+    for (int cpu = 0; cpu < CPU_SETSIZE && cpus.size() < 2; ++cpu)
+        if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    if (cpus.size() < 2) throw UsageError("--pin: needs two CPUs and this process may use only one");
+    return cpus;
+}
+
+struct PlannedRow {
+    Contender* contender;
+    Mode mode;
+    std::size_t size;
+};
+
+int run_bench(const BenchOptions& options) {
+    // Defaults: the full sweep. --quick: the same table with short rows.
+    std::vector<std::size_t> sizes = {8, 64, 1024, 64 << 10, 1 << 20};
+    if (!options.sizes.empty()) {
+        sizes.clear();
+        for (const auto& item : split_list(options.sizes))
+            sizes.push_back(parse_size_item(item));
+        if (sizes.empty()) throw UsageError("--size: the list is empty");
+        std::sort(sizes.begin(), sizes.end());
+        sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+    }
+    RunOptions run;
+    run.budget = options.quick ? Budget{milliseconds(20), milliseconds(100), 200'000} : Budget{};
+    if (options.duration_ms > 0) run.budget.duration = milliseconds(options.duration_ms);
+    if (options.warmup_ms >= 0) run.budget.warmup = milliseconds(options.warmup_ms);
+    if (options.count > 0) run.budget.max_count = options.count;
+
+    auto contenders = all_contenders();
+    const auto wanted = split_list(options.transports);
+    for (const auto& w : wanted) {
+        if (std::none_of(contenders.begin(), contenders.end(),
+                         [&](const auto& c) { return selected({w}, c->name()); })) {
+            std::string known;
+            for (const auto& c : contenders)
+                known += (known.empty() ? "" : ", ") + c->name();
+            throw UsageError("--transport: unknown transport \"" + w + "\" (known: " + known + ")");
+        }
+    }
+    if (!options.plot_file.empty()) {
+        if (!options.plot_file.ends_with(".svg") && !options.plot_file.ends_with(".png"))
+            throw UsageError("--plot " + options.plot_file + ": the file must end in .svg or .png");
+        if (find_gnuplot().empty())
+            throw UsageError("--plot " + options.plot_file +
+                             ": gnuplot is not on PATH (install gnuplot-nox)");
+    }
+    std::ofstream json_out, csv_out;
+    if (!options.json_file.empty()) json_out = open_output(options.json_file, "--json");
+    if (!options.csv_file.empty()) csv_out = open_output(options.csv_file, "--csv");
+
+    Machine machine = describe_machine();
+    machine.quick = options.quick;
+    machine.budget = run.budget;
+    if (options.pin) {
+        run.pin = true;
+        run.cpus = two_cpus();
+        pin_to_cpu(run.cpus[0]);
+        machine.pinned = true;
+        machine.cpus = run.cpus;
+    }
+#if IPCKIT_BENCH_CHANNEL
+    machine.channel_layer = "present";
+#else
+    machine.channel_layer = "absent";
+#endif
+    for (const auto& c : contenders)
+        if (c->category() == Category::peer) machine.peers[c->name()] = c->absent() ? "absent" : "present";
+
+    // The baselines always run: every ratio needs them. Then, size by size, everything else.
+    std::vector<PlannedRow> plan;
+    for (const Mode mode : {Mode::latency, Mode::throughput}) {
+        for (const auto& c : contenders) {
+            if (c->category() != Category::baseline || !c->measures(mode)) continue;
+            if (auto only = c->only_size())
+                plan.push_back({c.get(), mode, *only});
+            else
+                for (const auto size : sizes)
+                    plan.push_back({c.get(), mode, size});
+        }
+    }
+    for (const Mode mode : {Mode::latency, Mode::throughput})
+        for (const auto size : sizes)
+            for (const auto& c : contenders)
+                if (c->category() != Category::baseline && c->measures(mode) && selected(wanted, c->name()))
+                    plan.push_back({c.get(), mode, size});
+
+    const auto runnable = std::count_if(plan.begin(), plan.end(), [](const PlannedRow& row) {
+        return !row.contender->absent() && !row.contender->cannot_carry(row.size);
+    });
+    // Per row: warm-up, measurement, and about 30 ms to start the peer and tear down.
+    const double estimate =
+        double(runnable) * (double(run.budget.warmup.count() + run.budget.duration.count()) + 30.0) / 1000.0;
+    fmt::print(stderr,
+               "ipckit bench: {} rows ({} to run), {} ms warm-up + {} ms per row{}, at most {} samples; "
+               "about {:.0f} s\n",
+               plan.size(), runnable, run.budget.warmup.count(), run.budget.duration.count(),
+               options.quick ? " (--quick)" : "", run.budget.max_count, estimate);
+    fmt::print(stderr, "machine: {}, {} CPUs, {}{}\n", machine.cpu_model, machine.cores, machine.kernel,
+               run.pin ? fmt::format(", pinned to CPUs {} and {}", run.cpus[0], run.cpus[1]) : "");
+
+    RunDirectory directory;
+    run.dir = directory.path();
+    SignalScope signals;
+    std::vector<Result> results;
+    std::size_t number = 0;
+    for (const auto& row : plan) {
+        if (interrupted()) break;
+        ++number;
+        Result result = run_row(*row.contender, row.mode, row.size, run, number);
+        std::string figure;
+        if (!result.ok())
+            figure = result.error;
+        else if (row.mode == Mode::latency)
+            figure = fmt::format("p50 {}, p99 {} ({} samples)", format_ns(double(result.p50)),
+                                 format_ns(double(result.p99)), result.count);
+        else
+            figure = fmt::format("{:.1f} MB/s, {:.0f} msgs/s", result.bytes_per_s / 1e6, result.msgs_per_s);
+        fmt::print(stderr, "[{}/{}] {} {} {}: {}\n", number, plan.size(), result.transport,
+                   to_string(row.mode), format_bytes(row.size), figure);
+        results.push_back(std::move(result));
+    }
+    compute_ratios(results);
+
+    fmt::print("ipckit bench on {} ({} CPUs), {}{}; waits block unless the wait column says otherwise\n",
+               machine.cpu_model, machine.cores, machine.kernel,
+               run.pin ? fmt::format(", pinned to CPUs {},{}", run.cpus[0], run.cpus[1]) : ", not pinned");
+    print_table(stdout, results);
+    fmt::print("\nThe lecture's claims, as this run found them:\n");
+    for (const auto& line : summarize_claims(results))
+        fmt::print("  {}\n", line);
+    std::fflush(stdout);
+
+    if (json_out.is_open()) {
+        json_out << to_json(machine, results);
+        if (!json_out.flush()) throw_errno("write", options.json_file);
+    }
+    if (csv_out.is_open()) {
+        csv_out << to_csv(results);
+        if (!csv_out.flush()) throw_errno("write", options.csv_file);
+    }
+    if (!options.plot_file.empty()) plot(options.plot_file, machine, results);
+    if (interrupted()) {
+        fmt::print(stderr, "ipckit bench: interrupted; the table shows the rows that finished\n");
+        return 130;
+    }
+    return 0;
+}
+
+void setup(CLI::App& app, int& exit_code) {
+    auto options = std::make_shared<BenchOptions>();
+    auto* cmd = app.add_subcommand("bench", "Measure every mechanism side by side: latency and throughput");
+    cmd->add_flag("--quick", options->quick, "Short rows: the whole table in under a minute");
+    cmd->add_option("--transport", options->transports,
+                    "Only these transports (comma-separated; shm selects shm-*, raw every raw loop); "
+                    "the baselines always run");
+    cmd->add_option("--size", options->sizes, "Message sizes, e.g. 8,64,1KiB,64KiB,1MiB (the default)");
+    cmd->add_option("--json", options->json_file, "Write the results as JSON (docs/bench.schema.json)");
+    cmd->add_option("--csv", options->csv_file, "Write the results as CSV");
+    cmd->add_option("--plot", options->plot_file,
+                    "Draw latency and throughput against size (.svg or .png, gnuplot)");
+    cmd->add_option("--count", options->count, "At most N samples (latency) or messages (throughput) per row")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--duration", options->duration_ms, "Measure each row for MS milliseconds")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--warmup", options->warmup_ms, "Warm up each row for MS milliseconds")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--pin", options->pin, "Pin the two processes to two different CPUs");
+    // Side B of a row: the tool executes itself with this hidden option.
+    cmd->add_option("--peer", options->peer_spec)->group("");
+    cmd->callback([options, &exit_code] {
+        if (!options->peer_spec.empty()) {
+            exit_code = run_peer(options->peer_spec);
+            return;
+        }
+        try {
+            exit_code = run_bench(*options);
+        } catch (const UsageError& e) {
+            std::fprintf(stderr, "ipckit: bench: %s\n", e.what());
+            exit_code = 2;
+        }
+    });
+}
+
+}  // namespace
+
+IPCKIT_COMMAND(30, setup);
+
+}  // namespace ipckit::cli

@@ -1,0 +1,273 @@
+// `ipckit bench` channel rows: every transport of the channel API, driven through
+// ipckit::Sender and ipckit::Receiver exactly as a user would. A row is a pair of address
+// templates (ping and pong) made unique per row; latency uses both, throughput only ping.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/msg.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "bench_harness.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/fd.hpp"
+
+#if IPCKIT_BENCH_CHANNEL
+#include "ipckit/channel.hpp"
+#endif
+
+namespace ipckit::bench {
+namespace {
+
+struct TransportSpec {
+    const char* name;
+    const char* wait;
+};
+
+// In the order of the table: the lecture's mechanisms, then the rings with each wait strategy.
+constexpr TransportSpec kTransports[] = {
+    {"fd", "block"},
+    {"fifo", "block"},
+    {"sysvmq", "block"},
+    {"posixmq", "block"},
+    {"unix", "block"},
+    {"unix+seqpacket", "block"},
+    {"tcp", "block"},
+    {"shm", "block"},
+    {"sysvshm", "block"},
+    {"shm-spin", "spin"},
+    {"shm-adaptive", "adaptive"},
+};
+
+#if IPCKIT_BENCH_CHANNEL
+
+// A System V key nobody else is likely to use: the run's PID and the row, marked "ib".
+unsigned sysv_key(const RowPlan& plan, int direction) {
+    const auto row = static_cast<unsigned>(std::stoul(plan.stem.substr(plan.stem.rfind('-') + 1)));
+    const auto pid = static_cast<unsigned>(::getpid());
+    return ((0x6962u << 16) ^ (pid << 9) ^ (row << 1) ^ static_cast<unsigned>(direction)) & 0x7fffffffu;
+}
+
+// A TCP port the kernel just gave out, so it is free (for the moment).
+int free_tcp_port() {
+    Fd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!probe) throw_errno("socket", "tcp port probe");
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+        throw_errno("bind", "127.0.0.1:0");
+    socklen_t length = sizeof address;
+    if (::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0)
+        throw_errno("getsockname", "tcp port probe");
+    return ntohs(address.sin_port);
+}
+
+std::string ring_options(const char* wait, std::size_t size) {
+    // The ring must hold a few of the largest messages.
+    const std::size_t capacity = std::max<std::size_t>(std::size_t{256} << 10, 4 * size + 4096);
+    return std::string("?wait=") + wait + "&capacity=" + std::to_string(capacity);
+}
+
+// Address of one direction (0: ping, A→B; 1: pong, B→A) for this row.
+std::string address_for(std::string_view transport, const RowPlan& plan, int direction, int fd = -1) {
+    const std::string leg = direction == 0 ? "-ping" : "-pong";
+    const std::string name = plan.stem + leg;
+    char key[32];
+    std::snprintf(key, sizeof key, "0x%x", sysv_key(plan, direction));
+    if (transport == "fd") return "fd:" + std::to_string(fd);
+    if (transport == "fifo") return "fifo:" + plan.dir + "/" + name;
+    if (transport == "sysvmq") return std::string("sysvmq:") + key;
+    if (transport == "posixmq") return "posixmq:/" + name;
+    if (transport == "unix") return "unix:@" + name;
+    if (transport == "unix+seqpacket") return "unix+seqpacket:@" + name;
+    if (transport == "tcp") return "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+    if (transport == "shm") return "shm:/" + name + ring_options("block", plan.size);
+    if (transport == "shm-spin") return "shm:/" + name + ring_options("spin", plan.size);
+    if (transport == "shm-adaptive") return "shm:/" + name + ring_options("adaptive", plan.size);
+    if (transport == "sysvshm") return std::string("sysvshm:") + key + ring_options("block", plan.size);
+    throw std::logic_error("no address template for " + std::string(transport));
+}
+
+bool worth_retrying(const Error& e) {
+    return e.code() == std::errc::no_such_file_or_directory || e.code() == std::errc::connection_refused ||
+           e.code() == std::errc::no_such_device_or_address;
+}
+
+// The opening side may start before the creating side has created: retry briefly.
+template <typename Open>
+auto open_patiently(Open open) {
+    const auto until = Clock::now() + std::chrono::seconds(5);
+    for (;;) {
+        try {
+            return open(Deadline::at(until));
+        } catch (const Error& e) {
+            if (!worth_retrying(e) || Clock::now() > until) throw;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
+class ChannelSide final : public Side {
+public:
+    ChannelSide(std::string transport, const RowPlan& plan, bool creator, std::vector<std::string> addresses,
+                std::vector<Fd> peer_ends = {})
+        : transport_(std::move(transport)),
+          plan_(plan),
+          creator_(creator),
+          addresses_(std::move(addresses)),
+          peer_ends_(std::move(peer_ends)) {}
+
+    // Side A creates, after the peer started: creating a FIFO's writer or a socket's listener
+    // may wait for the other end.
+    void connect() override {
+        peer_ends_.clear();
+        if (plan_.mode == Mode::latency) {
+            tx_.emplace(make_sender(addresses_.at(0)));
+            rx_.emplace(make_receiver(addresses_.at(1)));
+        } else {
+            rx_.emplace(make_receiver(addresses_.at(0)));
+        }
+        const std::size_t limit = tx_ ? tx_->max_message_size() : rx_->max_message_size();
+        if (plan_.size > limit)
+            throw std::runtime_error(transport_ + ": " + std::to_string(plan_.size) +
+                                     " B is over the channel's largest message, " + std::to_string(limit) +
+                                     " B" + limit_name());
+        // Nothing but the removal of a System V queue wakes msgrcv when the peer dies.
+        if (transport_ == "sysvmq") {
+            for (int direction = 0; direction < (plan_.mode == Mode::latency ? 2 : 1); ++direction) {
+                const int id = ::msgget(static_cast<key_t>(sysv_key(plan_, direction)), 0);
+                if (id >= 0) add_emergency_msq(id);
+            }
+        }
+        deadline_ =
+            transport_ == "sysvmq"
+                ? Deadline::never()
+                : Deadline::after(plan_.budget.warmup + plan_.budget.duration + std::chrono::seconds(10));
+    }
+    // Side B opens what A created, in the same order.
+    void join() {
+        if (plan_.mode == Mode::latency) {
+            rx_.emplace(open_patiently([&](Deadline d) { return Receiver::open(addresses_.at(0), d); }));
+            tx_.emplace(open_patiently([&](Deadline d) { return Sender::open(addresses_.at(1), d); }));
+        } else {
+            tx_.emplace(open_patiently([&](Deadline d) { return Sender::open(addresses_.at(0), d); }));
+        }
+    }
+    void send(std::span<const std::byte> message) override { check(tx_->send(message, deadline_), "send"); }
+    void recv(std::span<std::byte> buffer) override { check(rx_->recv(buffer, deadline_), "recv"); }
+    bool try_recv(std::span<std::byte> buffer) override {
+        const auto result = rx_->recv(buffer, Deadline::immediate());
+        if (result.status == Status::would_block || result.status == Status::timed_out) return false;
+        check(result, "recv");
+        return true;
+    }
+
+private:
+    // fd: names an inherited descriptor, which both sides open; the rest are created by A.
+    Sender make_sender(const std::string& address) const {
+        return transport_ == "fd" ? Sender::open(address) : Sender::create(address);
+    }
+    Receiver make_receiver(const std::string& address) const {
+        return transport_ == "fd" ? Receiver::open(address) : Receiver::create(address);
+    }
+    std::string limit_name() const {
+        if (transport_ == "sysvmq") return " (kernel.msgmax)";
+        if (transport_ == "posixmq") return " (fs.mqueue.msgsize_max)";
+        return "";
+    }
+    void check(IoResult result, const char* what) const {
+        if (result.ok()) return;
+        if (result.status == Status::closed) throw PeerGone(transport_ + ": peer closed during " + what);
+        check_abort(what);
+        throw PeerGone(transport_ + ": " + what + " " + std::string(to_string(result.status)));
+    }
+
+    std::string transport_;
+    RowPlan plan_;
+    bool creator_;
+    std::vector<std::string> addresses_;
+    std::vector<Fd> peer_ends_;
+    std::optional<Sender> tx_;
+    std::optional<Receiver> rx_;
+    Deadline deadline_ = Deadline::never();
+};
+
+class ChannelContender final : public Contender {
+public:
+    explicit ChannelContender(const TransportSpec& spec)
+        : Contender(spec.name, Category::channel, spec.wait) {}
+
+    std::unique_ptr<Side> prepare(const RowPlan& plan, PeerLaunch& launch) override {
+        std::vector<std::string> mine, theirs;
+        std::vector<Fd> peer_ends;
+        const int legs = plan.mode == Mode::latency ? 2 : 1;
+        for (int direction = 0; direction < legs; ++direction) {
+            if (name() == "fd") {
+                // A pipe per direction; each side names its own end by descriptor number.
+                int fds[2];
+                if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2", "fd channel");
+                Fd read_end(fds[0]), write_end(fds[1]);
+                const bool a_writes = direction == 0 && plan.mode == Mode::latency;
+                Fd& a_end = a_writes ? write_end : read_end;
+                Fd& b_end = a_writes ? read_end : write_end;
+                mine.push_back(address_for(name(), plan, direction, a_end.get()));
+                theirs.push_back(address_for(name(), plan, direction, b_end.get()));
+                launch.inherit_fds.push_back(b_end.get());
+                fd_keep_.push_back(std::move(a_end));
+                peer_ends.push_back(std::move(b_end));
+            } else {
+                mine.push_back(address_for(name(), plan, direction));
+                theirs.push_back(mine.back());
+            }
+        }
+        launch.args = theirs;
+        // The channel adopts `fd:N` descriptors; it closes them when it goes.
+        for (auto& fd : fd_keep_)
+            (void)fd.release();
+        fd_keep_.clear();
+        return std::make_unique<ChannelSide>(name(), plan, true, std::move(mine), std::move(peer_ends));
+    }
+    std::unique_ptr<Side> join(const RowPlan& plan, const std::vector<std::string>& args) override {
+        auto side = std::make_unique<ChannelSide>(name(), plan, false, args);
+        side->join();
+        return side;
+    }
+
+private:
+    std::vector<Fd> fd_keep_;
+};
+
+#else
+
+class NotBuilt final : public Contender {
+public:
+    explicit NotBuilt(const TransportSpec& spec) : Contender(spec.name, Category::channel, spec.wait) {}
+    std::optional<std::string> absent() const override {
+        return std::string("not built: the channel layer (src/channel.cpp) is not in this build");
+    }
+    std::unique_ptr<Side> prepare(const RowPlan&, PeerLaunch&) override {
+        throw std::logic_error("not built");
+    }
+    std::unique_ptr<Side> join(const RowPlan&, const std::vector<std::string>&) override {
+        throw std::logic_error("not built");
+    }
+};
+
+#endif
+
+}  // namespace
+
+void add_channels(ContenderList& list) {
+    for (const auto& spec : kTransports) {
+#if IPCKIT_BENCH_CHANNEL
+        list.push_back(std::make_unique<ChannelContender>(spec));
+#else
+        list.push_back(std::make_unique<NotBuilt>(spec));
+#endif
+    }
+}
+
+}  // namespace ipckit::bench

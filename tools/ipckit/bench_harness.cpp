@@ -1,0 +1,530 @@
+// `ipckit bench`: the two-process row runner (side A here, side B in run_peer).
+#include "bench_harness.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/prctl.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "ipckit/error.hpp"
+#include "ipckit/fd.hpp"
+
+namespace ipckit::bench {
+namespace {
+
+// Signal state. The handlers only set flags, kill the peer and remove System V queues (raw
+// system calls, safe in a handler).
+volatile sig_atomic_t g_interrupted = 0;
+volatile sig_atomic_t g_aborted = 0;
+volatile sig_atomic_t g_child_exited = 0;
+volatile sig_atomic_t g_row_stopping = 0;
+volatile pid_t g_child_pid = -1;
+volatile std::int64_t g_hard_deadline_ns = 0;
+constexpr int kMaxEmergencyQueues = 8;
+volatile int g_emergency_msq[kMaxEmergencyQueues] = {-1, -1, -1, -1, -1, -1, -1, -1};
+
+void abort_row_from_handler() noexcept {
+    g_aborted = 1;
+    if (g_child_pid > 0) ::kill(g_child_pid, SIGKILL);
+    for (int i = 0; i < kMaxEmergencyQueues; ++i) {
+        // msgrcv/msgsnd are never restarted and a queue's removal wakes them with EIDRM.
+        if (g_emergency_msq[i] >= 0) ::msgctl(g_emergency_msq[i], IPC_RMID, nullptr);
+        g_emergency_msq[i] = -1;
+    }
+}
+
+void on_interrupt(int) {
+    g_interrupted = 1;
+}
+
+void on_child(int) {
+    g_child_exited = 1;
+}
+
+// Every tick gives a blocked system call an EINTR, so loops can look at the flags.
+void on_tick(int) {
+    if (g_hard_deadline_ns == 0 || g_aborted) return;
+    const bool peer_died = g_child_exited && !g_row_stopping;
+    if (g_interrupted || peer_died || now_ns() > g_hard_deadline_ns) abort_row_from_handler();
+}
+
+void install(int signal, void (*handler)(int), int flags, struct sigaction* old) {
+    struct sigaction action = {};
+    action.sa_handler = handler;
+    sigemptyset(&action.sa_mask);
+    // No SA_RESTART: a tick must interrupt a blocked read or msgrcv.
+    action.sa_flags = flags;
+    if (::sigaction(signal, &action, old) != 0) throw_errno("sigaction", "bench signal handler");
+}
+
+struct sigaction g_old_int, g_old_chld, g_old_alrm, g_old_pipe;
+
+void set_tick(bool on) {
+    itimerval timer = {};
+    if (on) {
+        timer.it_interval.tv_usec = 100'000;
+        timer.it_value.tv_usec = 100'000;
+    }
+    ::setitimer(ITIMER_REAL, &timer, nullptr);
+}
+
+std::vector<std::string> split(const std::string& text, char separator) {
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    for (;;) {
+        const auto end = text.find(separator, start);
+        parts.push_back(text.substr(start, end - start));
+        if (end == std::string::npos) return parts;
+        start = end + 1;
+    }
+}
+
+// The control block: a memfd mapped shared in both processes.
+class ControlMapping {
+public:
+    explicit ControlMapping(Fd fd) : fd_(std::move(fd)) {
+        void* memory = ::mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+        if (memory == MAP_FAILED) throw_errno("mmap", "bench control block");
+        control_ = static_cast<Control*>(memory);
+    }
+    static ControlMapping create() {
+        Fd fd(::memfd_create("ipckit-bench-control", MFD_CLOEXEC));
+        if (!fd) throw_errno("memfd_create", "bench control block");
+        if (::ftruncate(fd.get(), sizeof(Control)) != 0) throw_errno("ftruncate", "bench control block");
+        ControlMapping mapping(std::move(fd));
+        new (mapping.control_) Control();
+        return mapping;
+    }
+    ControlMapping(ControlMapping&& other) noexcept
+        : fd_(std::move(other.fd_)), control_(std::exchange(other.control_, nullptr)) {}
+    ControlMapping& operator=(ControlMapping&&) = delete;
+    ~ControlMapping() {
+        if (control_ != nullptr) ::munmap(control_, sizeof(Control));
+    }
+    [[nodiscard]] Control& operator*() const { return *control_; }
+    [[nodiscard]] Control* operator->() const { return control_; }
+    [[nodiscard]] int fd() const { return fd_.get(); }
+
+private:
+    Fd fd_;
+    Control* control_ = nullptr;
+};
+
+// The peer process of one row. Destroying it kills what is left of the peer and reaps it.
+class PeerProcess {
+public:
+    PeerProcess(const std::vector<std::string>& argv, const std::vector<int>& inherit) {
+        std::vector<char*> args;
+        for (const auto& arg : argv)
+            args.push_back(const_cast<char*>(arg.c_str()));
+        args.push_back(nullptr);
+        const pid_t parent = ::getpid();
+        g_child_exited = 0;
+        pid_ = ::fork();
+        if (pid_ < 0) throw_errno("fork", "bench peer");
+        if (pid_ == 0) {
+            // The peer must not outlive the tool, whatever kills the tool.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) ::_exit(127);
+            for (int fd : inherit)
+                ::fcntl(fd, F_SETFD, 0);
+            ::execv("/proc/self/exe", args.data());
+            ::_exit(127);
+        }
+        g_child_pid = pid_;
+    }
+    PeerProcess(const PeerProcess&) = delete;
+    PeerProcess& operator=(const PeerProcess&) = delete;
+    ~PeerProcess() { finish(milliseconds(0)); }
+
+    // True once the peer has exited (and been reaped).
+    bool exited() {
+        if (pid_ < 0) return true;
+        int status = 0;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            g_child_pid = -1;
+            status_ = status;
+            return true;
+        }
+        return false;
+    }
+    // Gives the peer `grace` to exit by itself, then kills it; always reaps.
+    void finish(milliseconds grace) {
+        const auto until = Clock::now() + grace;
+        while (!exited() && Clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        if (pid_ < 0) return;
+        g_child_pid = -1;
+        ::kill(pid_, SIGKILL);
+        while (::waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
+        }
+        pid_ = -1;
+    }
+    [[nodiscard]] std::string describe_exit() const {
+        if (WIFSIGNALED(status_)) return "peer killed by signal " + std::to_string(WTERMSIG(status_));
+        return "peer exited with status " + std::to_string(WEXITSTATUS(status_));
+    }
+
+private:
+    pid_t pid_ = -1;
+    int status_ = 0;
+};
+
+// Arms the tick and the hard deadline for one row and disarms them however the row ends.
+class RowWatch {
+public:
+    explicit RowWatch(std::int64_t hard_deadline_ns) {
+        g_aborted = 0;
+        g_row_stopping = 0;
+        g_hard_deadline_ns = hard_deadline_ns;
+        set_tick(true);
+    }
+    RowWatch(const RowWatch&) = delete;
+    RowWatch& operator=(const RowWatch&) = delete;
+    ~RowWatch() {
+        set_tick(false);
+        g_hard_deadline_ns = 0;
+        for (int i = 0; i < kMaxEmergencyQueues; ++i)
+            g_emergency_msq[i] = -1;
+    }
+};
+
+std::string peer_error(const Control& control) {
+    return std::string(control.peer_error, ::strnlen(control.peer_error, sizeof(control.peer_error)));
+}
+
+// A message buffer: the side's own when it offers one, else `storage`.
+std::span<std::byte> message_buffer(std::span<std::byte> offered, std::vector<std::byte>& storage,
+                                    std::size_t size) {
+    if (!offered.empty()) return offered;
+    storage.assign(size, std::byte{0});
+    return storage;
+}
+
+Measurement latency_a(Side& side, const RowPlan& plan) {
+    std::vector<std::byte> out_storage, in_storage;
+    const auto out = message_buffer(side.send_buffer(plan.size), out_storage, plan.size);
+    const auto in = message_buffer(side.recv_buffer(plan.size), in_storage, plan.size);
+    fill_pattern(out);
+    const auto warm_end = Clock::now() + plan.budget.warmup;
+    do {
+        side.send(out);
+        side.recv(in);
+    } while (Clock::now() < warm_end);
+    Measurement m;
+    m.rtt_ns.reserve(std::min<std::size_t>(plan.budget.max_count, 1'000'000));
+    const std::int64_t end = now_ns() + std::chrono::nanoseconds(plan.budget.duration).count();
+    while (m.rtt_ns.size() < plan.budget.max_count) {
+        const std::int64_t start = now_ns();
+        side.send(out);
+        side.recv(in);
+        const std::int64_t stop = now_ns();
+        m.rtt_ns.push_back(static_cast<std::uint64_t>(stop - start));
+        if (stop >= end) break;
+    }
+    m.count = m.rtt_ns.size();
+    return m;
+}
+
+Measurement throughput_a(Side& side, const RowPlan& plan, Control& control) {
+    std::vector<std::byte> in_storage;
+    const auto in = message_buffer(side.recv_buffer(plan.size), in_storage, plan.size);
+    side.recv(in);  // the sender has started
+    const auto warm_end = Clock::now() + plan.budget.warmup;
+    while (Clock::now() < warm_end)
+        side.recv(in);
+    Measurement m;
+    const auto start = Clock::now();
+    const auto end = start + plan.budget.duration;
+    auto last = start;
+    // The clock is read once per batch: at 8 bytes a message costs about as much as a clock read.
+    while (m.count < plan.budget.max_count && last < end) {
+        const std::size_t batch = std::min<std::size_t>(32, plan.budget.max_count - m.count);
+        for (std::size_t i = 0; i < batch; ++i)
+            side.recv(in);
+        m.count += batch;
+        last = Clock::now();
+    }
+    m.seconds = std::chrono::duration<double>(last - start).count();
+    m.bytes = static_cast<std::uint64_t>(m.count) * plan.size;
+    g_row_stopping = 1;
+    control.stop.store(1, std::memory_order_release);
+    // Drain so a sender blocked on a full queue can see the stop request and finish.
+    const auto drain_end = Clock::now() + std::chrono::seconds(2);
+    try {
+        while (control.peer_done.load(std::memory_order_acquire) == 0 && Clock::now() < drain_end) {
+            if (!side.try_recv(in)) std::this_thread::sleep_for(std::chrono::microseconds(20));
+        }
+    } catch (const PeerGone&) {
+        // The sender finished and closed: the drain is over.
+    }
+    return m;
+}
+
+Measurement run_pair(Contender& contender, const RowPlan& plan, const RunOptions& options) {
+    auto control = ControlMapping::create();
+    PeerLaunch launch;
+    auto side = contender.prepare(plan, launch);
+
+    std::string spec = contender.name() + "|" + std::string(to_string(plan.mode)) + "|" +
+                       std::to_string(plan.size) + "|" + std::to_string(control.fd()) + "|" +
+                       std::to_string(options.pin && options.cpus.size() > 1 ? options.cpus[1] : -1) + "|" +
+                       std::to_string(plan.budget.warmup.count()) + "|" +
+                       std::to_string(plan.budget.duration.count()) + "|" +
+                       std::to_string(plan.budget.max_count) + "|" + plan.stem + "|" + plan.dir;
+    for (const auto& arg : launch.args)
+        spec += "|" + arg;
+    auto inherit = launch.inherit_fds;
+    inherit.push_back(control.fd());
+
+    const std::int64_t hard_deadline = now_ns() + std::chrono::nanoseconds(plan.budget.warmup).count() +
+                                       std::chrono::nanoseconds(plan.budget.duration).count() +
+                                       15'000'000'000LL;
+    RowWatch watch(hard_deadline);
+    PeerProcess peer({"ipckit", "bench", "--peer", spec}, inherit);
+    Measurement m;
+    try {
+        side->connect();
+        while (control->peer_ready.load(std::memory_order_acquire) == 0) {
+            if (peer.exited()) throw PeerGone("peer exited before it was ready");
+            check_abort("waiting for the peer to start");
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+        if (contender.custom_loops())
+            m = contender.run_a(*side, plan, *control);
+        else if (plan.mode == Mode::latency)
+            m = latency_a(*side, plan);
+        else
+            m = throughput_a(*side, plan, *control);
+    } catch (const std::exception& e) {
+        g_row_stopping = 1;
+        control->stop.store(1);
+        side.reset();
+        peer.finish(milliseconds(200));
+        // The peer's own account of what went wrong says more than "closed".
+        const auto why = peer_error(*control);
+        if (!why.empty()) throw std::runtime_error(why);
+        if (interrupted()) throw std::runtime_error("interrupted");
+        if (dynamic_cast<const PeerGone*>(&e) != nullptr && peer.exited())
+            throw std::runtime_error(std::string(e.what()) + " (" + peer.describe_exit() + ")");
+        throw;
+    }
+    g_row_stopping = 1;
+    control->stop.store(1, std::memory_order_release);
+    side.reset();  // removes the row's objects, which also wakes a peer blocked on them
+    peer.finish(milliseconds(100));
+    return m;
+}
+
+}  // namespace
+
+std::string_view to_string(Mode mode) noexcept {
+    return mode == Mode::latency ? "latency" : "throughput";
+}
+
+std::string_view to_string(Category category) noexcept {
+    switch (category) {
+        case Category::baseline:
+            return "baseline";
+        case Category::raw:
+            return "raw";
+        case Category::channel:
+            return "channel";
+        case Category::peer:
+            return "peer";
+    }
+    return "?";
+}
+
+bool row_aborted() noexcept {
+    return g_aborted != 0;
+}
+bool interrupted() noexcept {
+    return g_interrupted != 0;
+}
+
+void check_abort(std::string_view what) {
+    if (g_aborted || g_interrupted) {
+        if (g_interrupted) throw PeerGone("interrupted while " + std::string(what));
+        if (g_child_exited) throw PeerGone("peer died while " + std::string(what));
+        throw PeerGone("row deadline passed while " + std::string(what));
+    }
+}
+
+void add_emergency_msq(int msqid) noexcept {
+    for (int i = 0; i < kMaxEmergencyQueues; ++i) {
+        if (g_emergency_msq[i] < 0) {
+            g_emergency_msq[i] = msqid;
+            return;
+        }
+    }
+}
+
+SignalScope::SignalScope() {
+    install(SIGINT, on_interrupt, 0, &g_old_int);
+    install(SIGCHLD, on_child, SA_NOCLDSTOP, &g_old_chld);
+    install(SIGALRM, on_tick, 0, &g_old_alrm);
+    install(SIGPIPE, SIG_IGN, 0, &g_old_pipe);
+}
+
+SignalScope::~SignalScope() {
+    set_tick(false);
+    ::sigaction(SIGINT, &g_old_int, nullptr);
+    ::sigaction(SIGCHLD, &g_old_chld, nullptr);
+    ::sigaction(SIGALRM, &g_old_alrm, nullptr);
+    ::sigaction(SIGPIPE, &g_old_pipe, nullptr);
+}
+
+std::int64_t now_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000LL + ts.tv_nsec;
+}
+
+void fill_pattern(std::span<std::byte> buffer) noexcept {
+    for (std::size_t i = 0; i < buffer.size(); ++i)
+        buffer[i] = static_cast<std::byte>(i * 131 + 7);
+}
+
+std::uint64_t percentile(const std::vector<std::uint64_t>& sorted, double q) {
+    if (sorted.empty()) return 0;
+    const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
+    return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
+}
+
+void pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (::sched_setaffinity(0, sizeof(set), &set) != 0)
+        throw_errno("sched_setaffinity", "cpu " + std::to_string(cpu));
+}
+
+ContenderList all_contenders() {
+    ContenderList list;
+    add_baselines(list);
+    add_raw_loops(list);
+    add_channels(list);
+    add_peers(list);
+    return list;
+}
+
+Result run_row(Contender& contender, Mode mode, std::size_t size, const RunOptions& options,
+               std::size_t row_number) {
+    Result result;
+    result.transport = contender.name();
+    result.wait = contender.wait();
+    result.category = contender.category();
+    result.mode = mode;
+    result.size = size;
+    if (auto why = contender.absent()) {
+        result.error = *why;
+        return result;
+    }
+    if (auto why = contender.cannot_carry(size)) {
+        result.error = *why;
+        return result;
+    }
+    RowPlan plan{mode, size, options.budget,
+                 "ipckit-bench-" + std::to_string(::getpid()) + "-" + std::to_string(row_number),
+                 options.dir};
+    try {
+        Measurement m =
+            contender.needs_peer() ? run_pair(contender, plan, options) : contender.measure_alone(plan);
+        result.count = m.count;
+        if (mode == Mode::latency) {
+            if (m.rtt_ns.empty()) throw std::runtime_error("no samples");
+            std::sort(m.rtt_ns.begin(), m.rtt_ns.end());
+            result.p50 = percentile(m.rtt_ns, 0.50);
+            result.p99 = percentile(m.rtt_ns, 0.99);
+            result.p999 = percentile(m.rtt_ns, 0.999);
+            result.max = m.rtt_ns.back();
+        } else {
+            if (m.seconds <= 0 || m.count == 0) throw std::runtime_error("no messages counted");
+            result.msgs_per_s = static_cast<double>(m.count) / m.seconds;
+            result.bytes_per_s = static_cast<double>(m.bytes) / m.seconds;
+        }
+    } catch (const std::exception& e) {
+        result.error = e.what();
+        result.count = 0;
+    }
+    return result;
+}
+
+int run_peer(const std::string& spec) {
+    const auto fields = split(spec, '|');
+    if (fields.size() < 10) {
+        std::fprintf(stderr, "ipckit: bench --peer: malformed peer specification\n");
+        return 2;
+    }
+    ::signal(SIGPIPE, SIG_IGN);
+    // Ctrl-C reaches the whole process group; side A decides how the row ends.
+    ::signal(SIGINT, SIG_IGN);
+    const int control_fd = std::stoi(fields[3]);
+    ::fcntl(control_fd, F_SETFD, FD_CLOEXEC);
+    ControlMapping control{Fd(control_fd)};
+    RowPlan plan;
+    plan.mode = fields[1] == "latency" ? Mode::latency : Mode::throughput;
+    plan.size = std::stoull(fields[2]);
+    plan.budget.warmup = milliseconds(std::stoll(fields[5]));
+    plan.budget.duration = milliseconds(std::stoll(fields[6]));
+    plan.budget.max_count = std::stoull(fields[7]);
+    plan.stem = fields[8];
+    plan.dir = fields[9];
+    const std::vector<std::string> args(fields.begin() + 10, fields.end());
+    try {
+        const int cpu = std::stoi(fields[4]);
+        if (cpu >= 0) pin_to_cpu(cpu);
+        auto list = all_contenders();
+        const auto it =
+            std::find_if(list.begin(), list.end(), [&](const auto& c) { return c->name() == fields[0]; });
+        if (it == list.end()) throw std::runtime_error("unknown contender " + fields[0]);
+        Contender& contender = **it;
+        auto side = contender.join(plan, args);
+        control->peer_ready.store(1, std::memory_order_release);
+        try {
+            if (contender.custom_loops()) {
+                contender.run_b(*side, plan, *control);
+            } else if (plan.mode == Mode::latency) {
+                // The echo goes out of the buffer it came in, unless the side wants another.
+                std::vector<std::byte> storage;
+                const auto in = message_buffer(side->recv_buffer(plan.size), storage, plan.size);
+                const auto offered = side->send_buffer(plan.size);
+                const auto out = offered.empty() ? in : offered;
+                for (;;) {
+                    side->recv(in);
+                    if (out.data() != in.data()) std::memcpy(out.data(), in.data(), in.size());
+                    side->send(out);
+                }
+            } else {
+                std::vector<std::byte> storage;
+                const auto message = message_buffer(side->send_buffer(plan.size), storage, plan.size);
+                fill_pattern(message);
+                while (control->stop.load(std::memory_order_relaxed) == 0)
+                    side->send(message);
+            }
+        } catch (const PeerGone&) {
+            // Side A finished and closed its end: the normal end of a row.
+        }
+        control->peer_done.store(1, std::memory_order_release);
+        return 0;
+    } catch (const std::exception& e) {
+        if (control->stop.load() != 0) return 0;  // A ended the row while B was still setting up
+        std::snprintf(control->peer_error, sizeof(control->peer_error), "%s", e.what());
+        return 1;
+    }
+}
+
+}  // namespace ipckit::bench

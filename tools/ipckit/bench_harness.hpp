@@ -1,0 +1,210 @@
+// `ipckit bench` internals: contenders, the two-process row runner, and results.
+//
+// A row is one contender at one message size in one mode. The tool's process (side A) creates
+// the kernel objects, then starts side B by executing itself again (`/proc/self/exe bench
+// --peer SPEC`), so the two sides are unrelated programs exactly as in real use. A small
+// control block in a memfd, inherited across exec, carries readiness, the stop request and
+// B's error text; raw-spin's cache line lives in it too.
+//
+// Latency: A sends a message and waits for B's echo (two one-way links), every round trip
+// timed, after a warm-up. Throughput: B sends flat out, A receives and counts for a fixed
+// time after a warm-up. Waits are blocking unless a contender says otherwise (its `wait`).
+//
+// Errors: a contender that cannot carry a size says why (`cannot_carry`); a failure while a
+// row runs becomes that row's `error`, never the end of the run. Ctrl-C stops after the current
+// row; the peer is killed and reaped and every object the row created is removed.
+// Thread-safety: single-threaded by design (the tool runs one row at a time).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ipckit::bench {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+enum class Mode { latency, throughput };
+[[nodiscard]] std::string_view to_string(Mode mode) noexcept;
+
+enum class Category { baseline, raw, channel, peer };
+[[nodiscard]] std::string_view to_string(Category category) noexcept;
+
+// How long each row runs.
+struct Budget {
+    milliseconds warmup{200};
+    milliseconds duration{1000};
+    std::size_t max_count = 1'000'000;  // latency samples, or messages counted, at most
+};
+
+// What both sides know about the row they run.
+struct RowPlan {
+    Mode mode = Mode::latency;
+    std::size_t size = 64;
+    Budget budget;
+    std::string stem;  // unique name stem for this row's objects: "ipckit-bench-<pid>-<n>"
+    std::string dir;   // the run's private directory (FIFOs, socket paths)
+};
+
+// Shared by the two processes of a row.
+struct Control {
+    std::atomic<std::uint32_t> peer_ready{0};
+    std::atomic<std::uint32_t> stop{0};
+    std::atomic<std::uint32_t> peer_done{0};
+    char peer_error[1024] = {};
+    // raw-spin's line, on a cache line of its own so the flags above do not share it.
+    alignas(128) std::atomic<std::uint64_t> spin{0};
+    alignas(128) char pad[128] = {};
+};
+
+// The peer went away (closed, died) or the row was aborted (deadline, Ctrl-C).
+struct PeerGone : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Set by signal handlers; polled by every loop that may wait.
+[[nodiscard]] bool row_aborted() noexcept;
+[[nodiscard]] bool interrupted() noexcept;
+// Throws PeerGone naming `what` when the row was aborted.
+void check_abort(std::string_view what);
+// A System V queue to remove from the signal handler if the row must be aborted: it wakes a
+// side blocked in msgrcv/msgsnd, which nothing else can. Cleared at the end of each row.
+void add_emergency_msq(int msqid) noexcept;
+
+// One side's end of a row's link(s).
+class Side {
+public:
+    virtual ~Side() = default;
+    // Side A, once the peer process runs: finish whatever needs both sides (accept, create
+    // channels whose creation waits for the other end).
+    virtual void connect() {}
+    // Whole message; throw PeerGone when the peer is gone.
+    virtual void send(std::span<const std::byte> message) = 0;
+    virtual void recv(std::span<std::byte> buffer) = 0;
+    // Non-blocking receive while draining; false when nothing is there now.
+    virtual bool try_recv(std::span<std::byte> buffer) = 0;
+    // Buffers the loops should use for messages of `size` bytes when the contender needs room
+    // around them (a System V message's type word): the raw loops then copy nothing extra.
+    // Empty: the loops use their own.
+    [[nodiscard]] virtual std::span<std::byte> send_buffer(std::size_t) { return {}; }
+    [[nodiscard]] virtual std::span<std::byte> recv_buffer(std::size_t) { return {}; }
+};
+
+// Arguments and descriptors handed to side B.
+struct PeerLaunch {
+    std::vector<std::string> args;
+    std::vector<int> inherit_fds;  // made inheritable in the child only
+};
+
+struct Measurement {
+    std::size_t count = 0;
+    std::vector<std::uint64_t> rtt_ns;  // latency: every sample, sorted by the caller
+    double seconds = 0;                 // throughput: measured interval
+    std::uint64_t bytes = 0;
+};
+
+class Contender {
+public:
+    Contender(std::string name, Category category, std::string wait = "block")
+        : name_(std::move(name)), category_(category), wait_(std::move(wait)) {}
+    virtual ~Contender() = default;
+
+    [[nodiscard]] const std::string& name() const { return name_; }
+    [[nodiscard]] Category category() const { return category_; }
+    [[nodiscard]] const std::string& wait() const { return wait_; }
+    [[nodiscard]] virtual bool measures(Mode) const { return true; }
+    // The one size this contender measures, when size means nothing to it (raw-spin: a line).
+    [[nodiscard]] virtual std::optional<std::size_t> only_size() const { return {}; }
+    // Why this contender cannot run at `size`, when it cannot; checked before a row starts.
+    [[nodiscard]] virtual std::optional<std::string> cannot_carry(std::size_t) const { return {}; }
+    // Why it cannot run at all (not built in): every row of it is an error row saying so.
+    [[nodiscard]] virtual std::optional<std::string> absent() const { return {}; }
+
+    // Contenders that need no second process (raw-memcpy) measure here.
+    [[nodiscard]] virtual bool needs_peer() const { return true; }
+    [[nodiscard]] virtual Measurement measure_alone(const RowPlan&) { return {}; }
+
+    // Side A, before B starts: create what B must inherit or find by name.
+    [[nodiscard]] virtual std::unique_ptr<Side> prepare(const RowPlan& plan, PeerLaunch& launch) = 0;
+    // Side B, in the peer process.
+    [[nodiscard]] virtual std::unique_ptr<Side> join(const RowPlan& plan,
+                                                     const std::vector<std::string>& args) = 0;
+
+    // Contenders with their own measuring loops (raw-spin) override both; `side` is theirs.
+    [[nodiscard]] virtual bool custom_loops() const { return false; }
+    [[nodiscard]] virtual Measurement run_a(Side&, const RowPlan&, Control&) { return {}; }
+    virtual void run_b(Side&, const RowPlan&, Control&) {}
+
+private:
+    std::string name_;
+    Category category_;
+    std::string wait_;
+};
+
+using ContenderList = std::vector<std::unique_ptr<Contender>>;
+// Each file adds its contenders, in the order of the table.
+void add_baselines(ContenderList& list);
+void add_raw_loops(ContenderList& list);
+void add_channels(ContenderList& list);
+void add_peers(ContenderList& list);
+[[nodiscard]] ContenderList all_contenders();
+
+// A finished row.
+struct Result {
+    std::string transport;
+    std::string wait;
+    Category category = Category::channel;
+    Mode mode = Mode::latency;
+    std::size_t size = 0;
+    std::size_t count = 0;
+    std::uint64_t p50 = 0, p99 = 0, p999 = 0, max = 0;  // latency, ns
+    double msgs_per_s = 0, bytes_per_s = 0;             // throughput
+    std::optional<double> ratio;
+    std::string error;  // empty when the row ran
+    [[nodiscard]] bool ok() const { return error.empty(); }
+};
+
+struct RunOptions {
+    Budget budget;
+    bool pin = false;
+    std::vector<int> cpus;  // A's and B's CPU when pinned
+    std::string dir;        // private directory for named objects
+};
+
+// Sets up signal handling for the run (SIGINT, SIGCHLD, SIGALRM ticks); restores on destruction.
+class SignalScope {
+public:
+    SignalScope();
+    SignalScope(const SignalScope&) = delete;
+    SignalScope& operator=(const SignalScope&) = delete;
+    ~SignalScope();
+};
+
+// Runs one row to completion (or to its error).
+[[nodiscard]] Result run_row(Contender& contender, Mode mode, std::size_t size, const RunOptions& options,
+                             std::size_t row_number);
+
+// Side B's entry point: `ipckit bench --peer SPEC`. Returns the exit status.
+[[nodiscard]] int run_peer(const std::string& spec);
+
+// Nearest-rank percentile of sorted samples, q in (0, 1].
+[[nodiscard]] std::uint64_t percentile(const std::vector<std::uint64_t>& sorted, double q);
+
+// Pins the calling process to `cpu`; throws ipckit::Error.
+void pin_to_cpu(int cpu);
+
+// Helpers for contenders.
+[[nodiscard]] std::int64_t now_ns() noexcept;
+// Fills a message buffer with a pattern (so no page is left untouched or shared-zero).
+void fill_pattern(std::span<std::byte> buffer) noexcept;
+
+}  // namespace ipckit::bench

@@ -1,0 +1,369 @@
+// `ipckit bench` output: table, claims, JSON and CSV.
+#include "bench_report.hpp"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace ipckit::bench {
+namespace {
+
+std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20)
+                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+                else
+                    out += c;
+        }
+    }
+    return out + "\"";
+}
+
+std::string csv_field(std::string_view text) {
+    if (text.find_first_of(",\"\n") == std::string_view::npos) return std::string(text);
+    std::string out = "\"";
+    for (const char c : text) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + "\"";
+}
+
+// A JSON number: integers stay integers, the rest keep enough digits.
+std::string json_number(double value) {
+    if (!std::isfinite(value)) return "0";
+    return fmt::format("{:.6g}", value);
+}
+
+const Result* find_row(const std::vector<Result>& results, std::string_view transport, Mode mode,
+                       std::size_t size) {
+    for (const auto& r : results)
+        if (r.transport == transport && r.mode == mode && (size == 0 || r.size == size) && r.ok()) return &r;
+    return nullptr;
+}
+
+bool is_ring(std::string_view name) {
+    return name.starts_with("shm") || name.starts_with("sysvshm");
+}
+bool is_message_queue(std::string_view name) {
+    return name == "sysvmq" || name == "posixmq" || name == "raw-sysvmq";
+}
+
+std::string format_rate(double per_second) {
+    if (per_second >= 1e9) return fmt::format("{:.2f}G", per_second / 1e9);
+    if (per_second >= 1e6) return fmt::format("{:.2f}M", per_second / 1e6);
+    if (per_second >= 1e3) return fmt::format("{:.1f}k", per_second / 1e3);
+    return fmt::format("{:.0f}", per_second);
+}
+
+std::string format_bandwidth(double bytes_per_s) {
+    if (bytes_per_s >= 1e9) return fmt::format("{:.2f} GB/s", bytes_per_s / 1e9);
+    return fmt::format("{:.1f} MB/s", bytes_per_s / 1e6);
+}
+
+// The rows the claims compare: ipckit's channels and the peers (the raw loops only when the
+// channel layer is not built, so the claims still speak about the mechanisms).
+std::vector<const Result*> contenders_for_claims(const std::vector<Result>& results, Mode mode,
+                                                 std::size_t size) {
+    const bool have_channels = std::any_of(results.begin(), results.end(), [](const Result& r) {
+        return r.category == Category::channel && r.ok();
+    });
+    std::vector<const Result*> rows;
+    for (const auto& r : results) {
+        if (!r.ok() || r.mode != mode || r.size != size) continue;
+        if (r.category == Category::peer || r.category == Category::channel ||
+            (!have_channels && r.category == Category::raw))
+            rows.push_back(&r);
+    }
+    return rows;
+}
+
+// The size the claims look at: `wanted` when the run has it, else the nearest one measured.
+std::size_t nearest_size(const std::vector<Result>& results, Mode mode, std::size_t wanted) {
+    std::size_t best = 0;
+    for (const auto& r : results) {
+        if (!r.ok() || r.mode != mode || r.category == Category::baseline) continue;
+        const auto distance = [&](std::size_t s) {
+            return std::abs(std::log2(double(s)) - std::log2(double(wanted)));
+        };
+        if (best == 0 || distance(r.size) < distance(best)) best = r.size;
+    }
+    return best;
+}
+
+double speed(const Result& r) {
+    return r.mode == Mode::latency ? -static_cast<double>(r.p50) : r.bytes_per_s;
+}
+
+std::string describe(const Result& r) {
+    if (r.mode == Mode::latency)
+        return fmt::format("{} {} p50", r.transport, format_ns(static_cast<double>(r.p50)));
+    return fmt::format("{} {}", r.transport, format_bandwidth(r.bytes_per_s));
+}
+
+}  // namespace
+
+std::string format_ns(double ns) {
+    if (ns < 1e3) return fmt::format("{:.0f} ns", ns);
+    if (ns < 1e6) return fmt::format("{:.2f} µs", ns / 1e3);
+    return fmt::format("{:.2f} ms", ns / 1e6);
+}
+
+std::string format_bytes(std::size_t bytes) {
+    if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return fmt::format("{}MiB", bytes >> 20);
+    if (bytes >= 1024 && bytes % 1024 == 0) return fmt::format("{}KiB", bytes >> 10);
+    return fmt::format("{}B", bytes);
+}
+
+Machine describe_machine() {
+    Machine machine;
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    for (std::string line; std::getline(cpuinfo, line);) {
+        if (line.starts_with("model name")) {
+            const auto colon = line.find(':');
+            if (colon != std::string::npos)
+                machine.cpu_model = line.substr(line.find_first_not_of(' ', colon + 1));
+            break;
+        }
+    }
+    if (machine.cpu_model.empty()) machine.cpu_model = "unknown";
+    machine.cores = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+    utsname name{};
+    if (::uname(&name) == 0) machine.kernel = std::string(name.sysname) + " " + name.release;
+    return machine;
+}
+
+void compute_ratios(std::vector<Result>& results) {
+    const Result* spin = find_row(results, "raw-spin", Mode::latency, 0);
+    for (auto& r : results) {
+        if (!r.ok()) continue;
+        if (r.mode == Mode::latency && spin != nullptr && spin->p50 > 0) {
+            r.ratio = static_cast<double>(r.p50) / static_cast<double>(spin->p50);
+        } else if (r.mode == Mode::throughput) {
+            const Result* copy = find_row(results, "raw-memcpy", Mode::throughput, r.size);
+            if (copy != nullptr && copy->bytes_per_s > 0) r.ratio = r.bytes_per_s / copy->bytes_per_s;
+        }
+    }
+}
+
+void print_table(std::FILE* out, const std::vector<Result>& results) {
+    // Contenders not built in at all get one line each at the end, not one per row.
+    std::vector<std::pair<std::string, std::string>> missing;
+    std::set<std::string> missing_names;
+    auto is_missing = [&](const Result& r) {
+        return r.error.starts_with("absent:") || r.error.starts_with("not built:");
+    };
+    for (const auto& r : results)
+        if (is_missing(r) && missing_names.insert(r.transport).second)
+            missing.emplace_back(r.transport, r.error);
+
+    std::vector<std::size_t> sizes;
+    for (const auto& r : results)
+        if (std::find(sizes.begin(), sizes.end(), r.size) == sizes.end()) sizes.push_back(r.size);
+    std::sort(sizes.begin(), sizes.end());
+
+    for (const Mode mode : {Mode::latency, Mode::throughput}) {
+        if (std::none_of(results.begin(), results.end(), [&](const Result& r) { return r.mode == mode; }))
+            continue;
+        if (mode == Mode::latency) {
+            fmt::print(out,
+                       "\nLatency: round trip between two processes (ping-pong), from every sample; "
+                       "ratio = p50 / raw-spin p50\n");
+            fmt::print(out, "{:<16} {:<8} {:>7} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9}\n", "transport",
+                       "wait", "size", "count", "p50", "p99", "p99.9", "max", "ratio");
+        } else {
+            fmt::print(out,
+                       "\nThroughput: one process sends flat out, the other counts; "
+                       "ratio = bytes/s / raw-memcpy bytes/s at that size\n");
+            fmt::print(out, "{:<16} {:<8} {:>7} {:>8} {:>10} {:>12} {:>9}\n", "transport", "wait", "size",
+                       "count", "msgs/s", "MB/s", "ratio");
+        }
+        for (const std::size_t size : sizes) {
+            bool any = false;
+            for (const auto& r : results) {
+                if (r.mode != mode || r.size != size || is_missing(r)) continue;
+                any = true;
+                const std::string head =
+                    fmt::format("{:<16} {:<8} {:>7} ", r.transport, r.wait, format_bytes(r.size));
+                if (!r.ok()) {
+                    fmt::print(out, "{}{:>8} {}\n", head, "-", r.error);
+                } else if (mode == Mode::latency) {
+                    fmt::print(out, "{}{:>8} {:>10} {:>10} {:>10} {:>10} {:>9}\n", head, r.count,
+                               format_ns(double(r.p50)), format_ns(double(r.p99)), format_ns(double(r.p999)),
+                               format_ns(double(r.max)), r.ratio ? fmt::format("{:.1f}x", *r.ratio) : "-");
+                } else {
+                    fmt::print(out, "{}{:>8} {:>10} {:>12.1f} {:>9}\n", head, r.count,
+                               format_rate(r.msgs_per_s), r.bytes_per_s / 1e6,
+                               r.ratio ? fmt::format("{:.2f}x", *r.ratio) : "-");
+                }
+            }
+            if (any) fmt::print(out, "\n");
+        }
+    }
+    for (const auto& [name, why] : missing)
+        fmt::print(out, "{:<16} {}\n", name, why);
+}
+
+std::vector<std::string> summarize_claims(const std::vector<Result>& results) {
+    std::vector<std::string> lines;
+    auto extremes = [&](Mode mode, std::size_t size) -> std::pair<const Result*, const Result*> {
+        auto rows = contenders_for_claims(results, mode, size);
+        if (rows.empty()) return {nullptr, nullptr};
+        auto by_speed = [](const Result* a, const Result* b) { return speed(*a) < speed(*b); };
+        return {*std::max_element(rows.begin(), rows.end(), by_speed),
+                *std::min_element(rows.begin(), rows.end(), by_speed)};
+    };
+
+    const std::size_t small = nearest_size(results, Mode::latency, 64);
+    const std::size_t big = nearest_size(results, Mode::throughput, 64 << 10);
+    const std::size_t largest = nearest_size(results, Mode::throughput, 1 << 20);
+    const auto [fast_small, slow_small] = extremes(Mode::latency, small);
+    const auto [fast_big, slow_big] = extremes(Mode::throughput, big);
+    const auto [fast_largest, slow_largest] = extremes(Mode::throughput, largest);
+    if (fast_small != nullptr)
+        lines.push_back(fmt::format("fastest at {}: {}; slowest: {}", format_bytes(small),
+                                    describe(*fast_small), describe(*slow_small)));
+    if (fast_big != nullptr)
+        lines.push_back(fmt::format("most throughput at {}: {}; least: {}", format_bytes(big),
+                                    describe(*fast_big), describe(*slow_big)));
+
+    // "Shared memory is the fastest": a ring leads both the small round trip and the bulk copy.
+    {
+        const bool rings_ran = std::any_of(results.begin(), results.end(),
+                                           [](const Result& r) { return is_ring(r.transport) && r.ok(); });
+        if (!rings_ran || fast_small == nullptr || fast_largest == nullptr) {
+            lines.emplace_back("shared memory is the fastest: not measured (no shared-memory ring ran)");
+        } else {
+            const bool latency = is_ring(fast_small->transport);
+            const bool bulk = is_ring(fast_largest->transport);
+            const char* verdict = latency && bulk ? "confirmed" : (latency || bulk ? "partly" : "refuted");
+            lines.push_back(fmt::format(
+                "shared memory is the fastest: {} (latency at {}: {}; throughput at {}: {})", verdict,
+                format_bytes(small), describe(*fast_small), format_bytes(largest), describe(*fast_largest)));
+        }
+    }
+    // "Message queues are the slowest": a queue is last in the round trip and in throughput at
+    // the largest size the queues carry.
+    {
+        std::size_t queue_size = 0;
+        for (const auto& r : results)
+            if (r.ok() && r.mode == Mode::throughput && is_message_queue(r.transport))
+                queue_size = std::max(queue_size, r.size);
+        const auto [fast_q, slow_q] = extremes(Mode::throughput, queue_size);
+        (void)fast_q;
+        if (slow_small == nullptr || slow_q == nullptr || queue_size == 0) {
+            lines.emplace_back("message queues are the slowest: not measured (no message queue ran)");
+        } else {
+            const bool latency = is_message_queue(slow_small->transport);
+            const bool bulk = is_message_queue(slow_q->transport);
+            const char* verdict = latency && bulk ? "confirmed" : (latency || bulk ? "partly" : "refuted");
+            lines.push_back(
+                fmt::format("message queues are the slowest: {} (slowest round trip at {}: {}; "
+                            "least throughput at {}: {})",
+                            verdict, format_bytes(small), describe(*slow_small), format_bytes(queue_size),
+                            describe(*slow_q)));
+        }
+    }
+    // "Two copies through the kernel": a pipe's bulk rate against one core's memcpy.
+    {
+        const Result* pipe = find_row(results, "fd", Mode::throughput, largest);
+        if (pipe == nullptr) pipe = find_row(results, "raw-pipe", Mode::throughput, largest);
+        if (pipe != nullptr && pipe->ratio) {
+            std::string line = fmt::format(
+                "two copies through the kernel: {} moves {} messages at {:.2f}x one core's memcpy (write "
+                "copies in, "
+                "read copies out)",
+                pipe->transport, format_bytes(largest), *pipe->ratio);
+            if (fast_largest != nullptr && is_ring(fast_largest->transport) && fast_largest->ratio)
+                line += fmt::format("; {} at {:.2f}x", fast_largest->transport, *fast_largest->ratio);
+            lines.push_back(line);
+        }
+    }
+    return lines;
+}
+
+std::string to_json(const Machine& machine, const std::vector<Result>& results) {
+    std::string out = "{\n  \"machine\": {\n";
+    out += fmt::format("    \"cpu_model\": {},\n    \"cores\": {},\n    \"kernel\": {},\n",
+                       json_string(machine.cpu_model), machine.cores, json_string(machine.kernel));
+    std::string cpus;
+    for (const int cpu : machine.cpus)
+        cpus += (cpus.empty() ? "" : ", ") + std::to_string(cpu);
+    out += fmt::format("    \"pinned\": {},\n    \"cpus\": [{}],\n", machine.pinned ? "true" : "false", cpus);
+    out += fmt::format(
+        "    \"quick\": {},\n    \"warmup_ms\": {},\n    \"duration_ms\": {},\n    \"max_count\": {},\n",
+        machine.quick ? "true" : "false", machine.budget.warmup.count(), machine.budget.duration.count(),
+        machine.budget.max_count);
+    out += "    \"wait\": \"block\",\n";
+    out += fmt::format("    \"pid\": {},\n", ::getpid());
+    out += fmt::format("    \"channel_layer\": {},\n    \"peers\": {{", json_string(machine.channel_layer));
+    bool first = true;
+    for (const auto& [name, state] : machine.peers) {
+        out += fmt::format("{}{}: {}", first ? "" : ", ", json_string(name), json_string(state));
+        first = false;
+    }
+    out += "}\n  },\n  \"results\": [";
+    first = true;
+    for (const auto& r : results) {
+        out += first ? "\n    {" : ",\n    {";
+        first = false;
+        out += fmt::format(
+            "\"transport\": {}, \"category\": {}, \"wait\": {}, \"mode\": {}, \"size\": {}, \"count\": {}",
+            json_string(r.transport), json_string(to_string(r.category)), json_string(r.wait),
+            json_string(to_string(r.mode)), r.size, r.count);
+        if (!r.ok()) {
+            out += ", \"error\": " + json_string(r.error);
+        } else if (r.mode == Mode::latency) {
+            out += fmt::format(", \"rtt_ns\": {{\"p50\": {}, \"p99\": {}, \"p999\": {}, \"max\": {}}}", r.p50,
+                               r.p99, r.p999, r.max);
+        } else {
+            out += fmt::format(", \"msgs_per_s\": {}, \"bytes_per_s\": {}", json_number(r.msgs_per_s),
+                               json_number(r.bytes_per_s));
+        }
+        if (r.ratio) out += ", \"ratio\": " + json_number(*r.ratio);
+        out += "}";
+    }
+    out += "\n  ]\n}\n";
+    return out;
+}
+
+std::string to_csv(const std::vector<Result>& results) {
+    std::string out =
+        "transport,category,wait,mode,size,count,p50_ns,p99_ns,p999_ns,max_ns,msgs_per_s,bytes_per_s,ratio,"
+        "error\n";
+    for (const auto& r : results) {
+        const bool latency = r.ok() && r.mode == Mode::latency;
+        const bool throughput = r.ok() && r.mode == Mode::throughput;
+        out += fmt::format("{},{},{},{},{},{},", csv_field(r.transport), to_string(r.category), r.wait,
+                           to_string(r.mode), r.size, r.count);
+        out += latency ? fmt::format("{},{},{},{},", r.p50, r.p99, r.p999, r.max) : ",,,,";
+        out += throughput ? fmt::format("{:.6g},{:.6g},", r.msgs_per_s, r.bytes_per_s) : ",,";
+        out += r.ratio ? fmt::format("{:.4g},", *r.ratio) : ",";
+        out += csv_field(r.error) + "\n";
+    }
+    return out;
+}
+
+}  // namespace ipckit::bench
