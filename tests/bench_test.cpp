@@ -1,0 +1,258 @@
+// `ipckit bench` end to end: a tiny real run (two processes per row, every default transport),
+// its JSON checked against docs/bench.schema.json, its CSV and table, bad input, Ctrl-C, and
+// no IPC object left behind. No assertion on any figure: speed is the tool's output, not a test.
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "support/process.hpp"
+
+namespace ipckit {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string kSchema = std::string(IPCKIT_SOURCE_DIR) + "/docs/bench.schema.json";
+
+// Every contender a default run lists, as a row with figures or an error row.
+const std::set<std::string> kDefaultTransports = {"raw-spin",     "raw-memcpy", "raw-pipe", "raw-fifo",
+                                                  "raw-sysvmq",   "raw-unix",   "fd",       "fifo",
+                                                  "sysvmq",       "posixmq",    "unix",     "unix+seqpacket",
+                                                  "tcp",          "shm",        "sysvshm",  "shm-spin",
+                                                  "shm-adaptive", "boost-mq",   "zmq",      "nng"};
+
+// The smallest real run: every row starts its peer and measures a few round trips.
+std::vector<std::string> tiny_bench(std::vector<std::string> extra) {
+    std::vector<std::string> argv = {
+        test::bin_path("ipckit"), "bench", "--quick", "--count", "30", "--warmup", "1", "--duration", "20"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// System V objects the kernel lists: "msg <id>" and "shm <id>" with the PIDs that touched them.
+std::map<std::string, std::vector<long>> sysv_objects() {
+    std::map<std::string, std::vector<long>> objects;
+    for (const char* kind : {"msg", "shm"}) {
+        std::ifstream in(std::string("/proc/sysvipc/") + kind);
+        std::string line;
+        std::getline(in, line);  // header
+        while (std::getline(in, line)) {
+            std::istringstream fields(line);
+            std::vector<long> values;
+            for (long v; fields >> v;)
+                values.push_back(v);
+            if (values.size() < 8) continue;
+            // msg: lspid, lrpid are fields 5 and 6; shm: cpid, lpid are 6 and 7.
+            const bool msg = std::string(kind) == "msg";
+            objects[std::string(kind) + " " + std::to_string(values[1])] =
+                msg ? std::vector<long>{values[5], values[6]} : std::vector<long>{values[6], values[7]};
+        }
+    }
+    return objects;
+}
+
+bool alive(long pid) {
+    return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
+
+// Objects that appeared during the run and whose processes are all gone: leaked. Another
+// suite's live object has a live process; one it is about to remove gets a moment to go.
+std::vector<std::string> leaked_since(const std::map<std::string, std::vector<long>>& before) {
+    std::vector<std::string> leaked;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        leaked.clear();
+        for (const auto& [name, pids] : sysv_objects()) {
+            if (before.count(name) != 0) continue;
+            if (std::none_of(pids.begin(), pids.end(), alive)) leaked.push_back(name);
+        }
+        if (leaked.empty()) break;
+        std::this_thread::sleep_for(300ms);
+    }
+    return leaked;
+}
+
+// Names under /dev/shm and /tmp that a bench process with this PID made.
+std::vector<std::string> named_leftovers(long pid) {
+    std::vector<std::string> found;
+    const std::string stem = "ipckit-bench-" + std::to_string(pid) + "-";
+    for (const char* dir : {"/dev/shm", "/tmp", "/dev/mqueue"}) {
+        std::error_code ignored;
+        for (const auto& entry : std::filesystem::directory_iterator(dir, ignored)) {
+            const auto name = entry.path().filename().string();
+            if (name.find(stem) != std::string::npos) found.push_back(entry.path().string());
+        }
+    }
+    return found;
+}
+
+// Validates the JSON against the schema with python3-jsonschema, then prints what the test
+// checks: the bench's PID, each result as "transport mode size error?", and the CSV's rows.
+const char* kCheckScript = R"(
+import csv, json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+doc = json.load(open(sys.argv[2]))
+jsonschema.Draft202012Validator.check_schema(schema)
+jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+print("pid", doc["machine"]["pid"])
+for r in doc["results"]:
+    print("row", r["transport"], r["mode"], r["size"], "error" if "error" in r else "ok", r.get("error", ""))
+rows = list(csv.reader(open(sys.argv[3])))
+print("csv_header", ",".join(rows[0]))
+print("csv_rows", len(rows) - 1, "json_rows", len(doc["results"]))
+print("csv_widths", sorted(set(len(r) for r in rows)))
+)";
+
+TEST(BenchTest, TinyRunCoversEveryTransportWithSchemaValidJsonCsvAndTable) {
+    test::TempDir dir;
+    const auto json = dir.file("bench.json"), csv = dir.file("bench.csv");
+    const auto before = sysv_objects();
+    const auto result = test::run(tiny_bench({"--size", "64,64KiB", "--json", json, "--csv", csv}), {}, 240s);
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+
+    // The table: both sections, the baselines, the ratio columns and the claims.
+    EXPECT_NE(result.out.find("Latency: round trip"), std::string::npos) << result.out;
+    EXPECT_NE(result.out.find("Throughput:"), std::string::npos);
+    EXPECT_NE(result.out.find("p99.9"), std::string::npos);
+    EXPECT_NE(result.out.find("msgs/s"), std::string::npos);
+    EXPECT_NE(result.out.find("raw-spin"), std::string::npos);
+    EXPECT_NE(result.out.find("raw-memcpy"), std::string::npos);
+    EXPECT_NE(result.out.find("The lecture's claims"), std::string::npos);
+    EXPECT_NE(result.out.find("shared memory is the fastest:"), std::string::npos);
+    EXPECT_NE(result.out.find("message queues are the slowest:"), std::string::npos);
+    // Progress: one stderr line per row, and the budget up front.
+    EXPECT_NE(result.err.find("ms warm-up"), std::string::npos) << result.err;
+    EXPECT_NE(result.err.find("] raw-pipe latency 64B: p50"), std::string::npos) << result.err;
+
+    const auto check = test::run({"/usr/bin/python3", "-c", kCheckScript, kSchema, json, csv}, {}, 60s);
+    ASSERT_EQ(check.exit_code, 0) << check.err << "\n" << read_file(json);
+
+    std::set<std::string> transports;
+    long pid = 0;
+    bool sysvmq_says_why = false, spin_measured = false, memcpy_measured = false;
+    std::istringstream lines(check.out);
+    for (std::string line; std::getline(lines, line);) {
+        std::istringstream fields(line);
+        std::string tag, transport, mode, size, state;
+        fields >> tag;
+        if (tag == "pid") fields >> pid;
+        if (tag != "row") continue;
+        fields >> transport >> mode >> size >> state;
+        transports.insert(transport);
+        if (transport == "raw-sysvmq" && size == "65536")
+            sysvmq_says_why = state == "error" && line.find("kernel.msgmax") != std::string::npos;
+        if (transport == "raw-spin" && state == "ok") spin_measured = true;
+        if (transport == "raw-memcpy" && state == "ok") memcpy_measured = true;
+    }
+    EXPECT_EQ(transports, kDefaultTransports) << check.out;
+    EXPECT_TRUE(sysvmq_says_why) << "a 64 KiB System V message must be an error row naming kernel.msgmax\n"
+                                 << check.out;
+    EXPECT_TRUE(spin_measured && memcpy_measured) << check.out;
+    EXPECT_NE(
+        check.out.find("csv_header transport,category,wait,mode,size,count,p50_ns,p99_ns,p999_ns,max_ns,"
+                       "msgs_per_s,bytes_per_s,ratio,error"),
+        std::string::npos)
+        << check.out;
+    EXPECT_NE(check.out.find("csv_widths [14]"), std::string::npos) << check.out;
+    std::string csv_rows, json_rows;
+    const auto at = check.out.find("csv_rows ");
+    ASSERT_NE(at, std::string::npos);
+    std::istringstream counts(check.out.substr(at));
+    std::string tag1, tag2;
+    counts >> tag1 >> csv_rows >> tag2 >> json_rows;
+    EXPECT_EQ(csv_rows, json_rows);
+
+    ASSERT_GT(pid, 0);
+    EXPECT_EQ(named_leftovers(pid), std::vector<std::string>{});
+    EXPECT_EQ(leaked_since(before), std::vector<std::string>{});
+}
+
+TEST(BenchTest, TransportFilterRunsThoseAndTheBaselines) {
+    test::TempDir dir;
+    const auto csv = dir.file("bench.csv");
+    const auto result =
+        test::run(tiny_bench({"--transport", "raw-pipe,zmq", "--size", "8", "--csv", csv}), {}, 120s);
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    std::set<std::string> transports;
+    std::istringstream rows(read_file(csv));
+    std::string line;
+    std::getline(rows, line);
+    while (std::getline(rows, line))
+        transports.insert(line.substr(0, line.find(',')));
+    EXPECT_EQ(transports, (std::set<std::string>{"raw-spin", "raw-memcpy", "raw-pipe", "zmq"}));
+}
+
+TEST(BenchTest, PlotDrawsAnSvgThroughGnuplot) {
+    test::TempDir dir;
+    const auto svg = dir.file("bench.svg");
+    const auto result = test::run(
+        tiny_bench({"--transport", "raw-pipe,raw-unix", "--size", "64,1KiB", "--plot", svg}), {}, 120s);
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    const auto picture = read_file(svg);
+    EXPECT_NE(picture.find("<svg"), std::string::npos);
+    EXPECT_NE(picture.find("raw-pipe"), std::string::npos);
+    EXPECT_NE(picture.find("Throughput"), std::string::npos);
+}
+
+TEST(BenchTest, BadInputIsAClearUsageErrorBeforeAnythingRuns) {
+    test::TempDir dir;
+    struct Case {
+        std::vector<std::string> args;
+        std::string says;
+    };
+    const std::vector<Case> cases = {
+        {{"--size", "12XB"}, "\"12XB\" is not a size"},
+        {{"--size", "0"}, "out of range"},
+        {{"--transport", "carrier-pigeon"}, "unknown transport \"carrier-pigeon\""},
+        {{"--plot", dir.file("bench.txt")}, ".svg or .png"},
+        {{"--json", dir.file("no/such/dir/out.json")}, "cannot open for writing"},
+        {{"--count", "0"}, "--count"},
+    };
+    for (const auto& c : cases) {
+        std::vector<std::string> argv = {test::bin_path("ipckit"), "bench"};
+        argv.insert(argv.end(), c.args.begin(), c.args.end());
+        const auto result = test::run(argv, {}, 30s);
+        EXPECT_EQ(result.exit_code, 2) << c.args.back() << ": " << result.err;
+        EXPECT_NE(result.err.find(c.says), std::string::npos) << result.err;
+        EXPECT_EQ(result.err.find("ms warm-up"), std::string::npos) << "nothing may run: " << result.err;
+        EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << "one line: " << result.err;
+    }
+}
+
+TEST(BenchTest, CtrlCStopsTheRunKillsThePeerAndRemovesEverything) {
+    const auto before = sysv_objects();
+    // Long rows, so the interrupt lands in the middle of one with a live peer and live objects.
+    auto child = test::spawn([] {
+        std::freopen("/dev/null", "w", stdout);
+        std::freopen("/dev/null", "w", stderr);
+        const std::string program = test::bin_path("ipckit");
+        ::execl(program.c_str(), "ipckit", "bench", "--transport", "raw-sysvmq,boost-mq", "--size", "64",
+                "--warmup", "0", "--duration", "1500", static_cast<char*>(nullptr));
+        return 127;
+    });
+    const pid_t pid = child.pid();
+    // raw-spin and raw-memcpy take 1.5 s each; then a row with a System V queue and its peer.
+    std::this_thread::sleep_for(3800ms);
+    child.kill(SIGINT);
+    const int status = child.wait(30s);
+    EXPECT_EQ(status, 130);
+    EXPECT_EQ(named_leftovers(pid), std::vector<std::string>{});
+    EXPECT_EQ(leaked_since(before), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace ipckit
