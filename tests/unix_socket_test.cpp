@@ -307,7 +307,7 @@ TEST(UnixSocketTest, SeqpacketKeepsMessageBoundaries) {
         }
         return 0;
     });
-    child_end = UnixSocket::pair(SocketType::seqpacket).first;  // drop our copy of the child's end
+    { const auto dropped = std::move(child_end); }  // the child holds the only copy of its end
     std::vector<std::byte> buffer(100000);
     for (std::size_t size : sizes) {
         const auto r = parent.recv(buffer, Deadline::after(30s));
@@ -352,7 +352,7 @@ TEST(UnixSocketTest, PeerKilledMidMessageGivesClosedNotAHang) {
         ::pause();
         return 0;
     });
-    child_end = UnixSocket::pair(SocketType::stream).first;
+    { const auto dropped = std::move(child_end); }
     std::array<std::byte, 13> first;
     ASSERT_EQ(read_exact(parent.fd().get(), first, Deadline::after(30s), "first half").status, Status::ok);
     child.kill(SIGKILL);
@@ -375,7 +375,7 @@ TEST(UnixSocketTest, PeerKilledWhileWeSendGivesClosed) {
         ::pause();
         return 0;
     });
-    child_end = UnixSocket::pair(SocketType::seqpacket).first;
+    { const auto dropped = std::move(child_end); }
     ASSERT_TRUE(parent.send(as_bytes("wake"), Deadline::after(30s)).ok());
     child.kill(SIGKILL);
     EXPECT_EQ(child.wait(), -SIGKILL);
@@ -441,7 +441,7 @@ TEST(UnixSocketTest, DescriptorsOpenedAfterForkReachTheOtherProcess) {
             const std::array<int, 2> fds{memfd.get(), read_end.get()};
             return child_end.send_with_fds(as_bytes("two fds"), fds, Deadline::after(30s)).ok() ? 0 : 4;
         });
-        child_end = UnixSocket::pair(type).first;
+        { const auto dropped = std::move(child_end); }
         std::array<std::byte, 64> buffer;
         FdMessage message = parent.recv_with_fds(buffer, 4, Deadline::after(30s));
         ASSERT_TRUE(message.io.ok()) << to_string(message.io.status);
@@ -470,7 +470,7 @@ TEST(UnixSocketTest, MoreDescriptorsThanTheBufferHoldsIsAnErrorAndNoneLeak) {
             }
             return child_end.send_with_fds(as_bytes("five"), fds, Deadline::after(30s)).ok() ? 0 : 1;
         });
-        child_end = UnixSocket::pair(type).first;
+        { const auto dropped = std::move(child_end); }
         ASSERT_EQ(child.wait(), 0);
         const std::size_t before = open_descriptor_count();
         std::array<std::byte, 16> buffer;
