@@ -1,0 +1,127 @@
+// ipckit ls [--json] [--match PATTERN] — every IPC object this user can see, who made it,
+// whether that process is alive and whether anything still uses the object.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <string>
+
+#include "commands.hpp"
+#include "ipckit/objects.hpp"
+
+namespace {
+
+// JSON strings: addresses are paths and may hold any byte. Bytes that are not UTF-8 become
+// U+FFFD so the output always parses.
+std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    for (std::size_t i = 0; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+            ++i;
+        } else if (c < 0x20 || c == 0x7f) {
+            out += fmt::format("\\u{:04x}", c);
+            ++i;
+        } else if (c < 0x80) {
+            out += static_cast<char>(c);
+            ++i;
+        } else {
+            const std::size_t length = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+            bool valid = length != 0 && c <= 0xf4 && i + length <= text.size();
+            for (std::size_t k = 1; valid && k < length; ++k)
+                valid = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+            if (valid) {
+                out.append(text.substr(i, length));
+                i += length;
+            } else {
+                out += "\\ufffd";
+                ++i;
+            }
+        }
+    }
+    out += '"';
+    return out;
+}
+
+template <typename Number>
+std::string json_number_or_null(bool known, Number value) {
+    return known ? fmt::format("{}", value) : "null";
+}
+
+std::string mode_text(mode_t mode) {
+    return fmt::format("{:04o}", static_cast<unsigned>(mode));
+}
+
+void print_json(const std::vector<ipckit::IpcObject>& objects) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+        const auto& o = objects[i];
+        const bool queue = o.kind == ipckit::ObjectKind::sysvmq;
+        out += i == 0 ? "\n" : ",\n";
+        out += fmt::format(
+            "  {{\"kind\": {}, \"address\": {}, \"owner\": {}, \"owner_uid\": {}, \"mode\": \"{}\", "
+            "\"size\": {}, \"messages\": {}, \"id\": {}, \"creator_pid\": {}, \"creator_source\": \"{}\", "
+            "\"creator_alive\": {}, \"in_use\": {}, \"last_sender_pid\": {}, \"last_receiver_pid\": {}, "
+            "\"stale\": {}}}",
+            json_string(ipckit::to_string(o.kind)), json_string(o.address), json_string(o.owner),
+            json_number_or_null(o.owner_uid != static_cast<uid_t>(-1), o.owner_uid), mode_text(o.mode),
+            json_number_or_null(o.size.has_value(), o.size.value_or(0)),
+            json_number_or_null(o.messages.has_value(), o.messages.value_or(0)),
+            json_number_or_null(o.sysv_id >= 0, o.sysv_id),
+            json_number_or_null(o.creator_source != ipckit::CreatorSource::unknown, o.creator_pid),
+            ipckit::to_string(o.creator_source), o.creator_alive, o.in_use,
+            json_number_or_null(queue, o.last_sender_pid), json_number_or_null(queue, o.last_receiver_pid),
+            o.stale);
+    }
+    out += objects.empty() ? "]\n" : "\n]\n";
+    std::fputs(out.c_str(), stdout);
+}
+
+void print_table(const std::vector<ipckit::IpcObject>& objects) {
+    std::size_t address_width = 7;
+    for (const auto& o : objects)
+        address_width = std::max(address_width, o.address.size());
+    const auto row = [&](std::string_view kind, std::string_view address, std::string_view owner,
+                         std::string_view mode, std::string_view size, std::string_view messages,
+                         std::string_view creator, std::string_view alive, std::string_view in_use,
+                         std::string_view stale) {
+        std::fputs(fmt::format("{:<8} {:<{}} {:<10} {:<5} {:>10} {:>6} {:>8} {:<5} {:<6} {}\n", kind, address,
+                               address_width, owner, mode, size, messages, creator, alive, in_use, stale)
+                       .c_str(),
+                   stdout);
+    };
+    row("KIND", "ADDRESS", "OWNER", "MODE", "SIZE", "MSGS", "CREATOR", "ALIVE", "IN-USE", "STALE");
+    const auto yes_no = [](bool b) { return b ? "yes" : "no"; };
+    for (const auto& o : objects) {
+        const bool known_creator = o.creator_source != ipckit::CreatorSource::unknown;
+        row(ipckit::to_string(o.kind), o.address, o.owner, mode_text(o.mode),
+            o.size ? std::to_string(*o.size) : "-", o.messages ? std::to_string(*o.messages) : "-",
+            known_creator ? std::to_string(o.creator_pid) : "-",
+            known_creator ? yes_no(o.creator_alive) : "-", yes_no(o.in_use), yes_no(o.stale));
+    }
+}
+
+void setup_ls(CLI::App& app, int& exit_code) {
+    auto* command =
+        app.add_subcommand("ls", "List IPC objects: owner, size, creator PID, alive, in use, stale");
+    auto json = std::make_shared<bool>(false);
+    auto match = std::make_shared<std::string>("*");
+    command->add_flag("--json", *json, "Print a JSON array instead of a table");
+    command->add_option("--match", *match, "Only addresses matching this shell glob, e.g. 'shm:/myapp-*'");
+    command->callback([json, match, &exit_code] {
+        std::vector<ipckit::IpcObject> shown;
+        for (auto& object : ipckit::list_objects())
+            if (ipckit::address_matches(object.address, *match)) shown.push_back(std::move(object));
+        if (*json) {
+            print_json(shown);
+        } else {
+            print_table(shown);
+        }
+        exit_code = 0;
+    });
+}
+
+}  // namespace
+
+IPCKIT_COMMAND(40, setup_ls);
