@@ -665,6 +665,10 @@ void scan_users(Scan& scan) {
         }
     }
     if (scan.files.empty() && scan.queues.empty()) return;
+    // Only /dev/shm files are mapped in practice; reading every process's maps takes each
+    // one's memory-map lock, so it is done only when there is such a file to look for.
+    const bool need_maps = std::any_of(scan.objects.begin(), scan.objects.end(),
+                                       [](const IpcObject& o) { return o.kind == ObjectKind::shm; });
 
     DIR* proc = ::opendir("/proc");
     if (proc == nullptr) return;
@@ -686,7 +690,7 @@ void scan_users(Scan& scan) {
                 if (fds != nullptr) ::closedir(fds);
             }
             // Mappings outlive the descriptor they were made from: "addr perms offset MAJ:MIN inode path".
-            if (const auto maps = read_small_file(base + "/maps")) {
+            if (const auto maps = need_maps ? read_small_file(base + "/maps") : std::nullopt) {
                 for (const auto line : split_lines(*maps)) {
                     const auto words = split_words(line);
                     if (words.size() < 6) continue;
