@@ -1,0 +1,83 @@
+// Internal: what a transport implements to be reached through the channel API.
+// One backend per transport family, each in its own file (channel_stream.cpp,
+// channel_packet.cpp, channel_queue.cpp, channel_ring.cpp); channel.cpp picks one by address.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ipckit/address.hpp"
+#include "ipckit/deadline.hpp"
+#include "ipckit/error.hpp"
+
+namespace ipckit::detail {
+
+enum class Role { create, open };
+
+class SenderBackend {
+public:
+    explicit SenderBackend(const Address& address) : address_(address.text) {}
+    virtual ~SenderBackend() = default;
+    [[nodiscard]] virtual IoResult send(std::span<const std::byte> message, Deadline deadline) = 0;
+    [[nodiscard]] virtual std::size_t max_message_size() const = 0;
+    [[nodiscard]] const std::string& address() const { return address_; }
+
+private:
+    std::string address_;
+};
+
+class ReceiverBackend {
+public:
+    explicit ReceiverBackend(const Address& address) : address_(address.text) {}
+    virtual ~ReceiverBackend() = default;
+    [[nodiscard]] virtual IoResult recv(std::span<std::byte> buffer, Deadline deadline) = 0;
+    [[nodiscard]] virtual IoResult recv(std::vector<std::byte>& message, Deadline deadline) = 0;
+    [[nodiscard]] virtual std::size_t max_message_size() const = 0;
+    // A descriptor that polls readable when a message may be ready; -1 if none.
+    [[nodiscard]] virtual int native_handle() const { return -1; }
+    // True when a message can be taken now without waiting, for transports that have no
+    // descriptor or that buffer what they read. Must not block.
+    [[nodiscard]] virtual bool ready() = 0;
+    [[nodiscard]] const std::string& address() const { return address_; }
+
+private:
+    std::string address_;
+};
+
+// The transports' constructors, one per family.
+std::unique_ptr<SenderBackend> make_stream_sender(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<ReceiverBackend> make_stream_receiver(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<SenderBackend> make_packet_sender(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<ReceiverBackend> make_packet_receiver(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<SenderBackend> make_queue_sender(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<ReceiverBackend> make_queue_receiver(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<SenderBackend> make_ring_sender(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<ReceiverBackend> make_ring_receiver(const Address& address, Role role, Deadline deadline);
+
+// The opening side of a socket: a finite deadline also covers a server that is not
+// listening yet (connection refused, no such socket), so peers may start in either order.
+// With Deadline::never() the first refusal is final: nobody may ever come.
+template <class Connector>
+auto connect_retrying(Deadline deadline, Connector connector) {
+    for (auto pause = std::chrono::microseconds(100);;
+         pause = std::min(pause * 2, std::chrono::microseconds(20'000))) {
+        try {
+            return connector();
+        } catch (const Error& e) {
+            const bool absent =
+                e.code() == std::errc::connection_refused || e.code() == std::errc::no_such_file_or_directory;
+            if (!absent || deadline.is_never() || deadline.remaining() <= pause) throw;
+        }
+        std::this_thread::sleep_for(pause);
+    }
+}
+
+// Largest message on stream transports unless the address says max=.
+inline constexpr std::size_t kDefaultStreamLimit = 16u << 20;
+
+}  // namespace ipckit::detail

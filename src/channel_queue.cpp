@@ -1,0 +1,321 @@
+// Message-queue transports (sysvmq:, posixmq:): the kernel keeps message boundaries.
+//
+// A message queue has no connection, so the channel finds a dead peer another way. A waiting
+// call sleeps in slices and between slices asks: is the queue empty, and is the process that
+// sent last gone? Then nothing more will come: `closed`. System V records that process
+// (msg_lspid); a POSIX queue does not, so ipckit puts a small header before each POSIX
+// message with the sender's pid, and a clean close sends an end-of-stream marker.
+//
+// System V messages carry no header, so a sysvmq: channel talks to any program that uses
+// msgsnd/msgrcv with the same message type (type=N, 1 by default).
+#include <mqueue.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "channel_backend.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/posix_queue.hpp"
+#include "ipckit/sysv_key.hpp"
+#include "ipckit/sysv_queue.hpp"
+
+namespace ipckit::detail {
+namespace {
+
+using namespace std::chrono_literals;
+
+// How long one wait lasts before the peer's liveness is checked again: the bound on how late
+// a dead peer is noticed.
+constexpr auto kLivenessSlice = 50ms;
+// How long a creating sender waits, when it goes away, for its receiver to drain the queue
+// before removing it (removing it sooner would throw away messages already sent).
+constexpr auto kDrainLinger = 2s;
+// How long a System V receiver polls, yielding, before it falls back to sleeping.
+constexpr auto kSpinBeforeSleep = 50us;
+
+// A process is gone when it no longer exists or is a zombie: dead, only not yet reaped by its
+// parent (which may be the very process that is waiting here).
+bool process_gone(pid_t pid) {
+    if (pid <= 0) return false;
+    if (::kill(pid, 0) != 0) return errno == ESRCH;
+    char path[32];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    std::FILE* stat = std::fopen(path, "re");
+    if (stat == nullptr) return errno == ENOENT;
+    // The state follows the command name in parentheses, which may itself hold ") ".
+    char line[512] = {};
+    const bool read = std::fgets(line, sizeof line, stat) != nullptr;
+    std::fclose(stat);
+    const char* end = read ? std::strrchr(line, ')') : nullptr;
+    return end != nullptr && end[1] == ' ' && (end[2] == 'Z' || end[2] == 'X');
+}
+
+Deadline slice_of(Deadline deadline) {
+    const Deadline slice = Deadline::after(kLivenessSlice);
+    return deadline.when() < slice.when() ? deadline : slice;
+}
+
+// ---- System V ----------------------------------------------------------------------------
+
+SysvQueue make_sysv_queue(const Address& address, Role role) {
+    const SysvKey key = SysvKey::parse(address.target);
+    if (role == Role::open) return SysvQueue::open(key);
+    SysvQueue queue = SysvQueue::create(key, address.mode);
+    if (address.keep) queue.keep();
+    return queue;
+}
+
+class SysvSender final : public SenderBackend {
+public:
+    SysvSender(const Address& address, Role role)
+        : SenderBackend(address), queue_(make_sysv_queue(address, role)), type_(address.type) {}
+
+    ~SysvSender() override {
+        if (!queue_.owns()) return;
+        const Deadline linger = Deadline::after(kDrainLinger);
+        try {
+            while (!linger.expired()) {
+                const auto st = queue_.stat();
+                if (st.messages == 0 || process_gone(st.last_receiver)) break;
+                std::this_thread::sleep_for(1ms);
+            }
+        } catch (const Error&) {
+            // Already removed: nothing to wait for.
+        }
+    }
+
+    IoResult send(std::span<const std::byte> message, Deadline deadline) override {
+        for (;;) {
+            const IoResult r =
+                queue_.send(type_, message, deadline.is_immediate() ? deadline : slice_of(deadline));
+            if (r.status != Status::timed_out || deadline.expired()) return r;
+            // The queue stays full: if its last reader is gone, nobody will make room.
+            if (process_gone(queue_.stat().last_receiver)) return {Status::closed, 0};
+        }
+    }
+    std::size_t max_message_size() const override { return SysvQueue::max_message_size(); }
+
+private:
+    SysvQueue queue_;
+    long type_;
+};
+
+class SysvReceiver final : public ReceiverBackend {
+public:
+    SysvReceiver(const Address& address, Role role)
+        : ReceiverBackend(address),
+          queue_(make_sysv_queue(address, role)),
+          type_(address.type),
+          scratch_(SysvQueue::max_message_size()) {}
+
+    IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
+        // A peer in a request/reply exchange answers within tens of microseconds; trying the
+        // queue for a moment, yielding the CPU between tries, catches that answer without the
+        // sleeps of the timed wait's back-off (System V has no timed msgrcv to sleep in).
+        const auto spin_until = Deadline::after(kSpinBeforeSleep);
+        for (;;) {
+            const auto r = queue_.receive(TypeSelector::exactly(type_), buffer, Deadline::immediate());
+            if (r.status != Status::would_block || deadline.is_immediate()) return {r.status, r.bytes};
+            if (spin_until.expired() || deadline.expired()) break;
+            std::this_thread::yield();
+        }
+        for (;;) {
+            const auto r = queue_.receive(TypeSelector::exactly(type_), buffer, slice_of(deadline));
+            if (r.status != Status::timed_out && r.status != Status::would_block) return {r.status, r.bytes};
+            if (peer_gone()) return {Status::closed, 0};
+            if (r.status == Status::would_block || deadline.expired()) return {r.status, 0};
+        }
+    }
+    IoResult recv(std::vector<std::byte>& message, Deadline deadline) override {
+        // Through a buffer of the largest size, so `message` is never zero-filled to that size.
+        const IoResult r = recv(std::span(scratch_), deadline);
+        message.assign(scratch_.begin(),
+                       scratch_.begin() + static_cast<std::ptrdiff_t>(r.ok() ? r.bytes : 0));
+        return r;
+    }
+    std::size_t max_message_size() const override { return scratch_.size(); }
+    bool ready() override {
+        const auto st = queue_.stat();
+        return st.messages > 0 || process_gone(st.last_sender);
+    }
+
+private:
+    // Nothing queued and the last sender has exited: nothing more will come.
+    bool peer_gone() const {
+        const auto st = queue_.stat();
+        return st.messages == 0 && process_gone(st.last_sender);
+    }
+
+    SysvQueue queue_;
+    long type_;
+    std::vector<std::byte> scratch_;
+};
+
+// ---- POSIX -------------------------------------------------------------------------------
+
+// Each POSIX message starts with this header: the sender's pid (the kernel records none) and
+// whether it is data or the sender's end of stream.
+struct PosixHeader {
+    std::uint32_t pid;
+    std::uint8_t kind;
+    std::uint8_t reserved[3];
+};
+static_assert(sizeof(PosixHeader) == 8);
+constexpr std::uint8_t kData = 0;
+constexpr std::uint8_t kEnd = 1;
+// fs.mqueue.msgsize_default is 8192: by default a message and its header fit that.
+constexpr std::size_t kDefaultPosixBody = 8192 - sizeof(PosixHeader);
+constexpr long kDefaultPosixDepth = 10;
+
+PosixQueue make_posix_queue(const Address& address, Role role) {
+    if (role == Role::open) return PosixQueue::open(address.target);
+    const std::size_t body = address.max_message.value_or(kDefaultPosixBody);
+    PosixQueue queue = PosixQueue::create(
+        address.target, {kDefaultPosixDepth, static_cast<long>(body + sizeof(PosixHeader))}, address.mode);
+    if (address.keep) queue.keep();
+    return queue;
+}
+
+std::size_t posix_body_limit(const PosixQueue& queue) {
+    return static_cast<std::size_t>(queue.attributes().max_message_size) - sizeof(PosixHeader);
+}
+
+class PosixSender final : public SenderBackend {
+public:
+    PosixSender(const Address& address, Role role)
+        : SenderBackend(address), queue_(make_posix_queue(address, role)), limit_(posix_body_limit(queue_)) {
+        scratch_.resize(limit_ + sizeof(PosixHeader));
+    }
+
+    ~PosixSender() override {
+        // Tells the receiver nothing more will come; if the queue is full it finds out when
+        // this process has exited instead.
+        try {
+            (void)post(kEnd, {}, Deadline::immediate());
+        } catch (const Error&) {
+        }
+    }
+
+    IoResult send(std::span<const std::byte> message, Deadline deadline) override {
+        if (message.size() > limit_) {
+            throw_error(std::errc::message_size,
+                        address() + ": a message of " + std::to_string(message.size()) +
+                            " bytes exceeds the queue's limit of " + std::to_string(limit_) +
+                            " bytes (mq_msgsize less ipckit's 8-byte header; raise it with "
+                            "max= when creating, up to fs.mqueue.msgsize_max)");
+        }
+        return post(kData, message, deadline);
+    }
+    std::size_t max_message_size() const override { return limit_; }
+
+private:
+    IoResult post(std::uint8_t kind, std::span<const std::byte> message, Deadline deadline) {
+        const PosixHeader header{static_cast<std::uint32_t>(::getpid()), kind, {}};
+        std::memcpy(scratch_.data(), &header, sizeof header);
+        if (!message.empty()) std::memcpy(scratch_.data() + sizeof header, message.data(), message.size());
+        const auto framed = std::span(scratch_).first(sizeof header + message.size());
+        const IoResult r = queue_.send(framed, 0, deadline);
+        return {r.status, r.ok() ? message.size() : 0};
+    }
+
+    PosixQueue queue_;
+    std::size_t limit_;
+    std::vector<std::byte> scratch_;
+};
+
+class PosixReceiver final : public ReceiverBackend {
+public:
+    PosixReceiver(const Address& address, Role role)
+        : ReceiverBackend(address),
+          queue_(make_posix_queue(address, role)),
+          limit_(posix_body_limit(queue_)) {
+        scratch_.resize(limit_ + sizeof(PosixHeader));  // mq_receive needs room for the largest
+    }
+
+    IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
+        const Status s = take(deadline);
+        if (s != Status::ok) return {s, 0};
+        if (held_size_ > buffer.size()) {
+            throw_error(std::errc::no_buffer_space,
+                        address() + ": the next message is " + std::to_string(held_size_) +
+                            " bytes and the buffer holds " + std::to_string(buffer.size()) +
+                            "; it stays queued for a larger buffer");
+        }
+        std::memcpy(buffer.data(), scratch_.data() + sizeof(PosixHeader), held_size_);
+        held_ = false;
+        return {Status::ok, held_size_};
+    }
+    IoResult recv(std::vector<std::byte>& message, Deadline deadline) override {
+        const Status s = take(deadline);
+        if (s != Status::ok) return {s, 0};
+        const auto body = std::span(scratch_).subspan(sizeof(PosixHeader), held_size_);
+        message.assign(body.begin(), body.end());
+        held_ = false;
+        return {Status::ok, held_size_};
+    }
+    std::size_t max_message_size() const override { return limit_; }
+    int native_handle() const override { return queue_.native_handle(); }
+    bool ready() override { return held_ || ended_; }
+
+private:
+    // Receives the next data message into scratch_, or keeps the one held there.
+    Status take(Deadline deadline) {
+        if (held_) return Status::ok;
+        if (ended_) return Status::closed;
+        for (;;) {
+            const auto r = queue_.receive(scratch_, deadline.is_immediate() ? deadline : slice_of(deadline));
+            if (r.ok()) {
+                if (r.bytes < sizeof(PosixHeader)) {
+                    throw_error(
+                        std::errc::protocol_error,
+                        address() + ": a message without ipckit's header arrived (is the sender ipckit?)");
+                }
+                PosixHeader header{};
+                std::memcpy(&header, scratch_.data(), sizeof header);
+                sender_ = static_cast<pid_t>(header.pid);
+                if (header.kind == kEnd) {
+                    ended_ = true;
+                    return Status::closed;
+                }
+                held_ = true;
+                held_size_ = r.bytes - sizeof(PosixHeader);
+                return Status::ok;
+            }
+            if (r.status != Status::timed_out && r.status != Status::would_block) return r.status;
+            if (process_gone(sender_) && queue_empty()) return Status::closed;
+            if (r.status == Status::would_block || deadline.expired()) return r.status;
+        }
+    }
+
+    bool queue_empty() const {
+        struct mq_attr attr {};
+        return ::mq_getattr(queue_.native_handle(), &attr) == 0 && attr.mq_curmsgs == 0;
+    }
+
+    PosixQueue queue_;
+    std::size_t limit_;
+    std::vector<std::byte> scratch_;
+    pid_t sender_ = 0;  // from the last message's header
+    bool held_ = false;
+    std::size_t held_size_ = 0;
+    bool ended_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<SenderBackend> make_queue_sender(const Address& address, Role role, Deadline /*deadline*/) {
+    if (address.transport == Transport::sysvmq) return std::make_unique<SysvSender>(address, role);
+    return std::make_unique<PosixSender>(address, role);
+}
+
+std::unique_ptr<ReceiverBackend> make_queue_receiver(const Address& address, Role role,
+                                                     Deadline /*deadline*/) {
+    if (address.transport == Transport::sysvmq) return std::make_unique<SysvReceiver>(address, role);
+    return std::make_unique<PosixReceiver>(address, role);
+}
+
+}  // namespace ipckit::detail

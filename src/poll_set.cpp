@@ -1,0 +1,66 @@
+#include "ipckit/poll_set.hpp"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "channel_backend.hpp"
+#include "ipckit/error.hpp"
+
+namespace ipckit {
+
+std::size_t PollSet::add(Receiver& receiver) {
+    receivers_.push_back(&receiver);
+    return receivers_.size() - 1;
+}
+
+std::vector<std::size_t> PollSet::wait(Deadline deadline) {
+    using namespace std::chrono_literals;
+    std::vector<std::size_t> ready;
+    std::vector<pollfd> fds;
+    std::vector<std::size_t> owners;  // fds[i] belongs to receivers_[owners[i]]
+    auto pause = std::chrono::nanoseconds(50us);
+    for (;;) {
+        fds.clear();
+        owners.clear();
+        bool without_fd = false;
+        for (std::size_t i = 0; i < receivers_.size(); ++i) {
+            auto& backend = *receivers_[i]->backend_;
+            if (backend.ready()) {
+                ready.push_back(i);
+                continue;
+            }
+            const int fd = backend.native_handle();
+            if (fd >= 0) {
+                fds.push_back({fd, POLLIN, 0});
+                owners.push_back(i);
+            } else {
+                without_fd = true;
+            }
+        }
+        if (!ready.empty()) return ready;
+        if (deadline.expired()) return ready;
+
+        // Receivers without a descriptor are checked again after a short, growing sleep.
+        timespec slice{};
+        const timespec* timeout = nullptr;
+        const auto left = deadline.remaining();
+        if (without_fd || !deadline.is_never()) {
+            const auto wait = without_fd ? std::min<std::chrono::nanoseconds>(pause, left) : left;
+            slice.tv_sec =
+                static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(wait).count());
+            slice.tv_nsec = static_cast<long>((wait - std::chrono::seconds(slice.tv_sec)).count());
+            timeout = &slice;
+            pause = std::min<std::chrono::nanoseconds>(pause * 2, 2ms);
+        }
+        const int n = ::ppoll(fds.data(), fds.size(), timeout, nullptr);
+        if (n < 0 && errno != EINTR) throw_errno("ppoll", "poll set");
+        for (std::size_t k = 0; n > 0 && k < fds.size(); ++k) {
+            if (fds[k].revents != 0) ready.push_back(owners[k]);
+        }
+        if (!ready.empty()) return ready;
+    }
+}
+
+}  // namespace ipckit

@@ -1,0 +1,281 @@
+// The channel API: the same scenarios over every transport, in real processes. The receiver
+// creates the channel in the test process; the sender opens it in a forked child.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <random>
+
+#include "ipckit/address.hpp"
+#include "ipckit/channel.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/pipe.hpp"
+#include "support/process.hpp"
+
+namespace ipckit {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct TransportCase {
+    std::string name;
+    // Makes a fresh address (unique name) for one test.
+    std::function<std::string(const test::TempDir&)> address;
+    // Connectionless: a receiver learns nothing of its senders, so no `closed` on their exit.
+    bool connectionless = false;
+};
+
+std::uint32_t random_key() {
+    static std::mt19937 rng(std::random_device{}());
+    return 0x1c000000u | (rng() & 0x00ffffffu);
+}
+
+std::string hex(std::uint32_t key) {
+    char text[16];
+    std::snprintf(text, sizeof text, "0x%08x", key);
+    return text;
+}
+
+std::uint16_t free_tcp_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+std::vector<TransportCase> all_transports() {
+    return {
+        {"fifo", [](const test::TempDir& dir) { return "fifo:" + dir.file("channel.fifo"); }},
+        {"sysvmq", [](const test::TempDir&) { return "sysvmq:" + hex(random_key()); }},
+        {"posixmq", [](const test::TempDir&) { return "posixmq:/" + test::unique_name("ipckit-test"); }},
+        {"shm", [](const test::TempDir&) { return "shm:/" + test::unique_name("ipckit-test"); }},
+        {"sysvshm", [](const test::TempDir&) { return "sysvshm:" + hex(random_key()); }},
+        {"unix_path", [](const test::TempDir& dir) { return "unix:" + dir.file("channel.sock"); }},
+        {"unix_abstract", [](const test::TempDir&) { return "unix:@" + test::unique_name("ipckit-test"); }},
+        {"unix_seqpacket",
+         [](const test::TempDir&) { return "unix+seqpacket:@" + test::unique_name("ipckit-test"); }},
+        {"unix_dgram", [](const test::TempDir& dir) { return "unix+dgram:" + dir.file("channel.dgram"); },
+         true},
+        {"tcp", [](const test::TempDir&) { return "tcp://127.0.0.1:" + std::to_string(free_tcp_port()); }},
+    };
+}
+
+class ChannelTest : public ::testing::TestWithParam<TransportCase> {
+protected:
+    void SetUp() override { address_ = GetParam().address(dir_); }
+
+    // Creates the receiver, then forks a sender that opens the channel and runs `body`.
+    std::pair<Receiver, test::Child> start(const std::function<int(Sender&)>& body) {
+        Receiver receiver = Receiver::create(address_);
+        auto child = test::spawn([&] {
+            Sender sender = Sender::open(address_, Deadline::after(10s));
+            return body(sender);
+        });
+        return {std::move(receiver), std::move(child)};
+    }
+
+    test::TempDir dir_;
+    std::string address_;
+};
+
+std::vector<std::byte> pattern(std::size_t size, std::uint32_t seed) {
+    std::vector<std::byte> bytes(size);
+    std::uint32_t x = seed * 2654435761u + 1;
+    for (auto& b : bytes) {
+        x = x * 1664525u + 1013904223u;
+        b = static_cast<std::byte>(x >> 24);
+    }
+    return bytes;
+}
+
+TEST_P(ChannelTest, DeliversTenThousandMessagesOfRandomSizesInOrder) {
+    constexpr int kCount = 10'000;
+    Receiver receiver = Receiver::create(address_);
+    const std::size_t limit = std::min<std::size_t>(receiver.max_message_size(), 8192);
+    auto child = test::spawn([&] {
+        Sender sender = Sender::open(address_, Deadline::after(10s));
+        std::mt19937 rng(42);
+        for (int i = 0; i < kCount; ++i) {
+            const auto message = pattern(rng() % (limit + 1), static_cast<std::uint32_t>(i));
+            if (!sender.send(message, Deadline::after(30s)).ok()) return 1;
+        }
+        // Stay until the receiver has everything: a connectionless transport would drop
+        // nothing, but a creator-owned object must not vanish under the receiver.
+        return 0;
+    });
+    std::mt19937 rng(42);
+    std::vector<std::byte> got;
+    for (int i = 0; i < kCount; ++i) {
+        const auto r = receiver.recv(got, Deadline::after(30s));
+        ASSERT_EQ(r.status, Status::ok) << "message " << i;
+        ASSERT_EQ(got, pattern(rng() % (limit + 1), static_cast<std::uint32_t>(i))) << "message " << i;
+    }
+    EXPECT_EQ(child.wait(), 0);
+}
+
+TEST_P(ChannelTest, CarriesAnEmptyMessage) {
+    auto [receiver, child] = start(
+        [](Sender& sender) { return sender.send({}).ok() && sender.send(as_bytes("after")).ok() ? 0 : 1; });
+    std::vector<std::byte> got(3);
+    ASSERT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::ok);
+    EXPECT_TRUE(got.empty());
+    ASSERT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::ok);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(got.data()), got.size()), "after");
+    EXPECT_EQ(child.wait(), 0);
+}
+
+TEST_P(ChannelTest, CarriesAMessageOfExactlyTheLimit) {
+    Receiver receiver = Receiver::create(address_);
+    const std::size_t limit = receiver.max_message_size();
+    auto child = test::spawn([&] {
+        Sender sender = Sender::open(address_, Deadline::after(10s));
+        if (sender.max_message_size() != limit) return 2;
+        return sender.send(pattern(limit, 9), Deadline::after(30s)).ok() ? 0 : 1;
+    });
+    std::vector<std::byte> got;
+    ASSERT_EQ(receiver.recv(got, Deadline::after(30s)).status, Status::ok);
+    EXPECT_EQ(got.size(), limit);
+    EXPECT_TRUE(got == pattern(limit, 9));
+    EXPECT_EQ(child.wait(), 0);
+}
+
+TEST_P(ChannelTest, AMessageOverTheLimitIsAnErrorThatSaysTheLimit) {
+    auto [receiver, child] = start([](Sender& sender) {
+        const std::size_t limit = sender.max_message_size();
+        try {
+            (void)sender.send(std::vector<std::byte>(limit + 1));
+            return 1;
+        } catch (const Error& e) {
+            if (e.code() != std::errc::message_size) return 2;
+            if (std::string(e.what()).find(std::to_string(limit)) == std::string::npos) return 3;
+        }
+        // The channel still works after the refusal.
+        return sender.send(as_bytes("fine")).ok() ? 0 : 4;
+    });
+    std::vector<std::byte> got;
+    ASSERT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::ok);
+    EXPECT_EQ(got.size(), 4u);
+    EXPECT_EQ(child.wait(), 0);
+}
+
+TEST_P(ChannelTest, AMessageLargerThanTheBufferStaysQueued) {
+    auto [receiver, child] =
+        start([](Sender& sender) { return sender.send(as_bytes("0123456789")).ok() ? 0 : 1; });
+    std::array<std::byte, 4> small{};
+    Status first = Status::timed_out;
+    const auto deadline = Deadline::after(10s);
+    // Wait for the message with the small buffer: the error comes once it is there.
+    while (!deadline.expired()) {
+        try {
+            first = receiver.recv(small, Deadline::after(100ms)).status;
+        } catch (const Error& e) {
+            // System V does not tell the size of a message that did not fit: the buffer's is said.
+            const std::string what = e.what();
+            EXPECT_TRUE(what.find("10 bytes") != std::string::npos ||
+                        what.find("4-byte buffer") != std::string::npos)
+                << what;
+            first = Status::ok;
+            break;
+        }
+        ASSERT_NE(first, Status::ok) << "a 10-byte message fitted a 4-byte buffer";
+        ASSERT_NE(first, Status::closed);
+    }
+    std::array<std::byte, 16> large{};
+    const auto r = receiver.recv(large, Deadline::after(10s));
+    ASSERT_EQ(r.status, Status::ok);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(large.data()), r.bytes), "0123456789");
+    EXPECT_EQ(child.wait(), 0);
+}
+
+TEST_P(ChannelTest, ReceiverSeesClosedAfterTheSenderLeaves) {
+    if (GetParam().connectionless) GTEST_SKIP() << "a datagram receiver has no connection to see closed";
+    auto [receiver, child] = start([](Sender& sender) {
+        for (int i = 0; i < 3; ++i) {
+            if (!sender.send(as_bytes("m" + std::to_string(i))).ok()) return 1;
+        }
+        return 0;
+    });
+    EXPECT_EQ(child.wait(), 0);
+    std::vector<std::byte> got;
+    for (int i = 0; i < 3; ++i)
+        ASSERT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::ok) << i;
+    EXPECT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::closed);
+}
+
+TEST_P(ChannelTest, SenderKilledMidStreamEndsTheWaitWithEveryMessageWhole) {
+    if (GetParam().connectionless) GTEST_SKIP() << "a datagram receiver has no connection to see closed";
+    auto [receiver, child] = start([](Sender& sender) {
+        for (int i = 0; i < 100; ++i) {
+            if (!sender.send(pattern(static_cast<std::size_t>(i) * 37, static_cast<std::uint32_t>(i))).ok())
+                return 1;
+        }
+        ::raise(SIGKILL);
+        return 2;
+    });
+    std::vector<std::byte> got;
+    int received = 0;
+    for (;; ++received) {
+        const auto r = receiver.recv(got, Deadline::after(10s));
+        ASSERT_NE(r.status, Status::timed_out)
+            << "the receiver hung after the sender died, after " << received;
+        if (r.status == Status::closed) break;
+        ASSERT_EQ(got,
+                  pattern(static_cast<std::size_t>(received) * 37, static_cast<std::uint32_t>(received)));
+    }
+    EXPECT_EQ(received, 100);
+    EXPECT_EQ(child.wait(), -SIGKILL);
+}
+
+TEST_P(ChannelTest, ReceiveTimesOutWhenNothingComes) {
+    auto [receiver, child] = start([](Sender&) {
+        ::pause();  // stays connected and silent until killed
+        return 0;
+    });
+    std::vector<std::byte> got;
+    EXPECT_EQ(receiver.recv(got, Deadline::after(50ms)).status, Status::timed_out);
+    EXPECT_EQ(receiver.try_recv(got).status, Status::would_block);
+    child.kill(SIGKILL);
+    (void)child.wait();
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ChannelTest, ::testing::ValuesIn(all_transports()),
+                         [](const auto& test_info) { return test_info.param.name; });
+
+TEST(ChannelFdTest, InheritedPipeEndCarriesFramedMessages) {
+    Pipe pipe = Pipe::create();
+    const int write_fd = pipe.writer.inherit_across_exec();
+    auto child = test::spawn([&] {
+        pipe.reader.close();
+        Sender sender = Sender::open("fd:" + std::to_string(write_fd));
+        return sender.send(as_bytes("one")).ok() && sender.send(as_bytes("two")).ok() ? 0 : 1;
+    });
+    pipe.writer.close();
+    Receiver receiver = Receiver::open("fd:" + std::to_string(pipe.reader.release().release()));
+    std::vector<std::byte> got;
+    ASSERT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::ok);
+    EXPECT_EQ(got.size(), 3u);
+    ASSERT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::ok);
+    EXPECT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::closed);
+    EXPECT_EQ(child.wait(), 0);
+}
+
+TEST(ChannelAddressTest, MalformedAddressIsAnErrorQuotingIt) {
+    try {
+        (void)Receiver::create("fifo");
+        FAIL() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("address \"fifo\""), std::string::npos);
+    }
+}
+
+}  // namespace
+}  // namespace ipckit
