@@ -2,11 +2,13 @@
 // ipckit::Sender and ipckit::Receiver exactly as a user would. A row is a pair of address
 // templates (ping and pong) made unique per row; latency uses both, throughput only ping.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/msg.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstdio>
 #include <thread>
 
@@ -66,8 +68,9 @@ int free_tcp_port() {
 }
 
 std::string ring_options(const char* wait, std::size_t size) {
-    // The ring must hold a few of the largest messages.
-    const std::size_t capacity = std::max<std::size_t>(std::size_t{256} << 10, 4 * size + 4096);
+    // The ring must hold a few of the largest messages; its capacity is a power of two.
+    const std::size_t capacity =
+        std::bit_ceil(std::max<std::size_t>(std::size_t{256} << 10, 4 * size + 4096));
     return std::string("?wait=") + wait + "&capacity=" + std::to_string(capacity);
 }
 
