@@ -791,7 +791,7 @@ std::string remove_sysvshm(const Locator& locator, const RemoveOptions& options)
     }
     if (ds.shm_nattch > 0)
         return "marked " + locator.canonical + " for removal" + sysv_details(id, std::nullopt, ds.shm_segsz) +
-               ": it goes when its " + std::to_string(ds.shm_nattch) + " attached processes detach";
+               ": it goes when its " + std::to_string(ds.shm_nattch) + " attached process(es) detach";
     return "removed " + locator.canonical + sysv_details(id, std::nullopt, ds.shm_segsz);
 }
 

@@ -316,6 +316,25 @@ TEST(ObjectsTest, SysvSegmentCreatorComesFromTheKernelAndAttachmentKeepsIt) {
     EXPECT_FALSE(segment.exists());
 }
 
+TEST(ObjectsTest, RemovingAnAttachedSegmentMarksItAndSaysSo) {
+    SysvSegment segment;
+    auto user = spawn_holding([&] {
+        segment.create();
+        if (::shmat(::shmget(segment.key, 0, 0), nullptr, 0) == reinterpret_cast<void*>(-1))
+            throw_errno("shmat", segment.address());
+    });
+    ASSERT_GE(segment.find(), 0);
+    const auto removed = remove_object(segment.address());
+    EXPECT_EQ(removed.description, "marked " + segment.address() + " for removal (id " +
+                                       std::to_string(segment.id) +
+                                       ", 8192 bytes): it goes when its 1 attached process(es) detach");
+    EXPECT_FALSE(segment.exists()) << "the key no longer reaches it";
+    shmid_ds ds{};
+    EXPECT_EQ(::shmctl(segment.id, IPC_STAT, &ds), 0) << "still there for its user";
+    kill_and_reap(user);
+    EXPECT_NE(::shmctl(segment.id, IPC_STAT, &ds), 0) << "gone with its last user";
+}
+
 TEST(ObjectsTest, SysvQueueCreatorComesFromTheRegistry) {
     SysvQueue queue;
     auto creator = spawn_holding([&] {
