@@ -94,9 +94,9 @@ inline Options parse_options(int argc, char** argv, bool with_slots) {
             usage(argv[0], with_slots, stdout);
             std::exit(0);
         }
-        std::uint64_t* target = arg == "--count"   ? &options.count
-                                : arg == "--slots" ? &options.slots
-                                                   : nullptr;
+        std::uint64_t* target = nullptr;
+        if (arg == "--count") target = &options.count;
+        if (arg == "--slots" && with_slots) target = &options.slots;
         if (target == nullptr) {
             std::fprintf(stderr, "%s: unknown argument '%s'\n", argv[0], argv[i]);
             usage(argv[0], with_slots, stderr);
