@@ -1,15 +1,97 @@
 #include "ipckit/channel.hpp"
 
+#include <cstdio>
+#include <utility>
+
 #include "channel_backend.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/objects.hpp"
+#include "ipckit/sysv_key.hpp"
 
 namespace ipckit {
+namespace detail {
+namespace {
+
+// The kind and address under which `ipckit ls` lists an object; nothing for objects that have
+// no name in the filesystem or the kernel's tables (abstract sockets, TCP, inherited pipes).
+bool registry_entry(const Address& address, ObjectKind& kind, std::string& name) {
+    const auto key_text = [&] {
+        char text[16];
+        std::snprintf(text, sizeof text, "0x%08x",
+                      static_cast<unsigned>(SysvKey::parse(address.target).value()));
+        return std::string(text);
+    };
+    switch (address.transport) {
+        case Transport::fifo:
+            kind = ObjectKind::fifo;
+            name = "fifo:" + address.target;
+            return true;
+        case Transport::posixmq:
+            kind = ObjectKind::posixmq;
+            name = "posixmq:" + address.target;
+            return true;
+        case Transport::shm:
+            kind = ObjectKind::shm;
+            name = "shm:" + address.target;
+            return true;
+        case Transport::sysvmq:
+            kind = ObjectKind::sysvmq;
+            name = "sysvmq:" + key_text();
+            return true;
+        case Transport::sysvshm:
+            kind = ObjectKind::sysvshm;
+            name = "sysvshm:" + key_text();
+            return true;
+        case Transport::unix_stream:
+        case Transport::unix_seqpacket:
+        case Transport::unix_dgram:
+            if (address.target.starts_with('@')) return false;
+            kind = ObjectKind::unix_socket;
+            name = "unix:" + address.target;
+            return true;
+        case Transport::fd:
+        case Transport::tcp:
+            return false;
+    }
+    return false;
+}
+
+}  // namespace
+
+Registration::Registration(const Address& address) {
+    ObjectKind kind{};
+    std::string name;
+    if (!registry_entry(address, kind, name)) return;
+    registry_record(kind, name);
+    if (address.keep) return;  // a kept object outlives this process: its record stays
+    address_ = std::move(name);
+    kind_ = static_cast<int>(kind);
+}
+
+Registration::Registration(Registration&& other) noexcept
+    : address_(std::exchange(other.address_, {})), kind_(other.kind_) {}
+
+Registration& Registration::operator=(Registration&& other) noexcept {
+    if (this != &other) {
+        if (!address_.empty()) registry_forget(static_cast<ObjectKind>(kind_), address_);
+        address_ = std::exchange(other.address_, {});
+        kind_ = other.kind_;
+    }
+    return *this;
+}
+
+Registration::~Registration() {
+    if (!address_.empty()) registry_forget(static_cast<ObjectKind>(kind_), address_);
+}
+
+}  // namespace detail
+
 namespace {
 
 using detail::Role;
 
-std::unique_ptr<detail::SenderBackend> make_sender(std::string_view text, Role role, Deadline deadline) {
-    const Address address = parse_address(text);
+std::unique_ptr<detail::SenderBackend> make_sender_backend(const Address& address, Role role,
+                                                           Deadline deadline) {
     switch (address.transport) {
         case Transport::fd:
         case Transport::fifo:
@@ -26,11 +108,11 @@ std::unique_ptr<detail::SenderBackend> make_sender(std::string_view text, Role r
         case Transport::sysvshm:
             return detail::make_ring_sender(address, role, deadline);
     }
-    throw_error(std::errc::invalid_argument, "address \"" + std::string(text) + "\": unsupported transport");
+    throw_error(std::errc::invalid_argument, "address \"" + address.text + "\": unsupported transport");
 }
 
-std::unique_ptr<detail::ReceiverBackend> make_receiver(std::string_view text, Role role, Deadline deadline) {
-    const Address address = parse_address(text);
+std::unique_ptr<detail::ReceiverBackend> make_receiver_backend(const Address& address, Role role,
+                                                               Deadline deadline) {
     switch (address.transport) {
         case Transport::fd:
         case Transport::fifo:
@@ -47,7 +129,21 @@ std::unique_ptr<detail::ReceiverBackend> make_receiver(std::string_view text, Ro
         case Transport::sysvshm:
             return detail::make_ring_receiver(address, role, deadline);
     }
-    throw_error(std::errc::invalid_argument, "address \"" + std::string(text) + "\": unsupported transport");
+    throw_error(std::errc::invalid_argument, "address \"" + address.text + "\": unsupported transport");
+}
+
+std::unique_ptr<detail::SenderBackend> make_sender(std::string_view text, Role role, Deadline deadline) {
+    const Address address = parse_address(text);
+    auto backend = make_sender_backend(address, role, deadline);
+    if (role == Role::create) backend->record_created(address);
+    return backend;
+}
+
+std::unique_ptr<detail::ReceiverBackend> make_receiver(std::string_view text, Role role, Deadline deadline) {
+    const Address address = parse_address(text);
+    auto backend = make_receiver_backend(address, role, deadline);
+    if (role == Role::create) backend->record_created(address);
+    return backend;
 }
 
 }  // namespace

@@ -19,22 +19,42 @@ namespace ipckit::detail {
 
 enum class Role { create, open };
 
+// Records an object a channel created in ipckit's registry, so that `ipckit ls` can name its
+// creator and `ipckit rm --stale` can tell whether that process lives, and forgets it when
+// the channel goes away (and, unless kept, removes the object). Never fails: see objects.hpp.
+class Registration {
+public:
+    Registration() = default;
+    explicit Registration(const Address& address);
+    Registration(Registration&& other) noexcept;
+    Registration& operator=(Registration&& other) noexcept;
+    ~Registration();
+
+private:
+    std::string address_;  // empty: nothing recorded
+    int kind_ = 0;
+};
+
 class SenderBackend {
 public:
     explicit SenderBackend(const Address& address) : address_(address.text) {}
     virtual ~SenderBackend() = default;
+    // Called by a backend once it has created its object.
+    void record_created(const Address& address) { registration_ = Registration(address); }
     [[nodiscard]] virtual IoResult send(std::span<const std::byte> message, Deadline deadline) = 0;
     [[nodiscard]] virtual std::size_t max_message_size() const = 0;
     [[nodiscard]] const std::string& address() const { return address_; }
 
 private:
     std::string address_;
+    Registration registration_;  // destroyed after the derived backend has removed its object
 };
 
 class ReceiverBackend {
 public:
     explicit ReceiverBackend(const Address& address) : address_(address.text) {}
     virtual ~ReceiverBackend() = default;
+    void record_created(const Address& address) { registration_ = Registration(address); }
     [[nodiscard]] virtual IoResult recv(std::span<std::byte> buffer, Deadline deadline) = 0;
     [[nodiscard]] virtual IoResult recv(std::vector<std::byte>& message, Deadline deadline) = 0;
     [[nodiscard]] virtual std::size_t max_message_size() const = 0;
@@ -47,6 +67,7 @@ public:
 
 private:
     std::string address_;
+    Registration registration_;
 };
 
 // The transports' constructors, one per family.

@@ -60,12 +60,15 @@ public:
         : SenderBackend(address),
           endpoint_(std::move(endpoint)),
           framing_(address.framing),
-          limit_(stream_limit(address)) {}
+          limit_(stream_limit(address)),
+          kind_(address.transport == Transport::fd || address.transport == Transport::fifo
+                    ? DescriptorKind::pipe
+                    : DescriptorKind::socket) {}
 
     IoResult send(std::span<const std::byte> message, Deadline deadline) override {
         const int fd = endpoint_.get(deadline);
         if (fd < 0) return {deadline.is_immediate() ? Status::would_block : Status::timed_out, 0};
-        return write_frame(fd, framing_, message, deadline, limit_, address());
+        return write_frame(fd, framing_, message, deadline, limit_, address(), kind_);
     }
     std::size_t max_message_size() const override { return limit_; }
 
@@ -73,6 +76,7 @@ private:
     StreamEndpoint endpoint_;
     Framing framing_;
     std::size_t limit_;
+    DescriptorKind kind_;  // saves an fstat(2) per message
 };
 
 class StreamReceiver final : public ReceiverBackend {

@@ -66,7 +66,7 @@ std::size_t decode_frame_header(std::span<const std::byte, kFrameHeaderSize> hea
 }
 
 IoResult write_frame(int fd, Framing framing, std::span<const std::byte> message, Deadline deadline,
-                     std::size_t limit, std::string_view address) {
+                     std::size_t limit, std::string_view address, DescriptorKind kind) {
     if (message.size() > limit) too_large(address, message.size(), limit, "a message");
     if (framing == Framing::line) {
         if (std::find(message.begin(), message.end(), std::byte{'\n'}) != message.end()) {
@@ -75,12 +75,12 @@ IoResult write_frame(int fd, Framing framing, std::span<const std::byte> message
         }
         static constexpr std::byte newline{'\n'};
         const std::array<std::span<const std::byte>, 2> parts{message, std::span(&newline, 1)};
-        const IoResult r = write_all(fd, parts, deadline, address);
+        const IoResult r = write_all(fd, parts, deadline, address, kind);
         return {r.status, r.ok() ? message.size() : 0};
     }
     const auto header = encode_frame_header(message.size());
     const std::array<std::span<const std::byte>, 2> parts{header, message};
-    const IoResult r = write_all(fd, parts, deadline, address);
+    const IoResult r = write_all(fd, parts, deadline, address, kind);
     return {r.status, r.ok() ? message.size() : 0};
 }
 

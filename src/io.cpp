@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <vector>
 
@@ -66,6 +67,10 @@ bool is_socket(int fd) {
     return ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
+// Set once by ignore_sigpipe(); read on every pipe write, so relaxed is enough: a write that
+// misses a fresh store only pays for a guard it did not need.
+std::atomic<bool> sigpipe_ignored{false};
+
 }  // namespace
 
 Status wait_readable(int fd, Deadline deadline, std::string_view object) {
@@ -110,8 +115,16 @@ IoResult read_exact(int fd, std::span<std::byte> buffer, Deadline deadline, std:
     return {Status::ok, done};
 }
 
+void ignore_sigpipe() {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    if (::sigaction(SIGPIPE, &ignore, nullptr) != 0) throw_errno("sigaction", "SIGPIPE");
+    sigpipe_ignored.store(true, std::memory_order_relaxed);
+}
+
 IoResult write_all(int fd, std::span<const std::span<const std::byte>> parts, Deadline deadline,
-                   std::string_view object) {
+                   std::string_view object, DescriptorKind kind) {
     std::vector<iovec> iov;
     iov.reserve(parts.size());
     std::size_t total = 0;
@@ -120,13 +133,15 @@ IoResult write_all(int fd, std::span<const std::span<const std::byte>> parts, De
         iov.push_back({const_cast<std::byte*>(part.data()), part.size()});
         total += part.size();
     }
-    const bool socket = is_socket(fd);
+    const bool socket = kind == DescriptorKind::socket || (kind == DescriptorKind::unknown && is_socket(fd));
     std::size_t done = 0;
     std::size_t first = 0;  // first iovec not yet fully written
     while (done < total) {
         // Once the first byte is out the record is finished whatever the deadline (see read_exact).
         const Deadline now_deadline = done > 0 ? Deadline::never() : deadline;
-        if (!now_deadline.is_never() && !now_deadline.is_immediate()) {
+        // Immediate polls too (with no wait): on a blocking descriptor the write itself would
+        // otherwise wait for room.
+        if (!now_deadline.is_never()) {
             const Status s = wait_writable(fd, now_deadline, object);
             if (s != Status::ok) return {s, done};
         }
@@ -136,6 +151,8 @@ IoResult write_all(int fd, std::span<const std::span<const std::byte>> parts, De
             msg.msg_iov = iov.data() + first;
             msg.msg_iovlen = iov.size() - first;
             n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);  // MSG_NOSIGNAL: EPIPE without SIGPIPE
+        } else if (sigpipe_ignored.load(std::memory_order_relaxed)) {
+            n = ::writev(fd, iov.data() + first, static_cast<int>(iov.size() - first));
         } else {
             SigpipeGuard guard;
             n = ::writev(fd, iov.data() + first, static_cast<int>(iov.size() - first));
@@ -166,9 +183,10 @@ IoResult write_all(int fd, std::span<const std::span<const std::byte>> parts, De
     return {Status::ok, done};
 }
 
-IoResult write_all(int fd, std::span<const std::byte> data, Deadline deadline, std::string_view object) {
+IoResult write_all(int fd, std::span<const std::byte> data, Deadline deadline, std::string_view object,
+                   DescriptorKind kind) {
     const std::array<std::span<const std::byte>, 1> parts{data};
-    return write_all(fd, parts, deadline, object);
+    return write_all(fd, parts, deadline, object, kind);
 }
 
 }  // namespace ipckit

@@ -5,8 +5,12 @@
 #include <exception>
 
 #include "commands.hpp"
+#include "ipckit/io.hpp"
 
 int main(int argc, char** argv) {
+    // A reader that goes away is reported as "closed" by every write; the signal would only
+    // kill the tool instead (and ignoring it spares the library its per-write guard).
+    ipckit::ignore_sigpipe();
     CLI::App app{"ipckit: inter-process communication from the shell, and its benchmark", "ipckit"};
     app.set_version_flag("--version", "ipckit " IPCKIT_VERSION);
     app.require_subcommand(1);

@@ -20,6 +20,7 @@
 
 #include "ipckit/address.hpp"
 #include "ipckit/deadline.hpp"
+#include "ipckit/io.hpp"
 
 namespace ipckit::detail {
 
@@ -33,7 +34,8 @@ inline constexpr std::uint32_t kFrameMagic = 0x314b5049;  // "IPK1" in little-en
 
 // Writes one message as a frame (or a line) with a single writev.
 [[nodiscard]] IoResult write_frame(int fd, Framing framing, std::span<const std::byte> message,
-                                   Deadline deadline, std::size_t limit, std::string_view address);
+                                   Deadline deadline, std::size_t limit, std::string_view address,
+                                   DescriptorKind kind = DescriptorKind::unknown);
 
 // Reads frames from one descriptor. It reads ahead into its own buffer, so one read(2)
 // usually brings a whole small message; the buffer never grows past the channel's limit.
