@@ -387,6 +387,16 @@ TEST(UnixSocketTest, PeerKilledWhileWeSendGivesClosed) {
     EXPECT_EQ(parent.recv(buffer, Deadline::after(30s)).status, Status::closed);
 }
 
+// A datagram socket has no connection to lose: sending to a closed peer is `closed`, but a
+// receiver only learns of it through its deadline (documented in docs/sockets.md).
+TEST(UnixSocketTest, ConnectedDatagramPeerGoneIsClosedForTheSender) {
+    auto [a, b] = UnixSocket::pair(SocketType::datagram);
+    { const auto dropped = std::move(b); }
+    EXPECT_EQ(a.send(as_bytes("anyone?")).status, Status::closed);
+    std::array<std::byte, 8> buffer;
+    EXPECT_EQ(a.recv(buffer, Deadline::after(20ms)).status, Status::timed_out);
+}
+
 TEST(UnixSocketTest, RecvTimesOutOrWouldBlockAsValues) {
     auto [a, b] = UnixSocket::pair(SocketType::stream);
     std::array<std::byte, 8> buffer;
