@@ -196,6 +196,12 @@ public:
         // this process has exited instead.
         try {
             (void)post(kEnd, {}, Deadline::immediate());
+            // A creating sender unlinks the queue when it goes away: first it gives a receiver
+            // that has not opened it yet a moment to take what was sent.
+            const Deadline linger = Deadline::after(kDrainLinger);
+            while (queue_.owns() && queue_.message_count() > 1 && !linger.expired()) {
+                std::this_thread::sleep_for(1ms);
+            }
         } catch (const Error&) {
         }
     }

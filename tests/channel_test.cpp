@@ -1,8 +1,6 @@
 // The channel API: the same scenarios over every transport, in real processes. The receiver
 // creates the channel in the test process; the sender opens it in a forked child.
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -15,59 +13,14 @@
 #include "ipckit/error.hpp"
 #include "ipckit/pipe.hpp"
 #include "support/process.hpp"
+#include "support/transports.hpp"
 
 namespace ipckit {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct TransportCase {
-    std::string name;
-    // Makes a fresh address (unique name) for one test.
-    std::function<std::string(const test::TempDir&)> address;
-    // Connectionless: a receiver learns nothing of its senders, so no `closed` on their exit.
-    bool connectionless = false;
-};
-
-std::uint32_t random_key() {
-    static std::mt19937 rng(std::random_device{}());
-    return 0x1c000000u | (rng() & 0x00ffffffu);
-}
-
-std::string hex(std::uint32_t key) {
-    char text[16];
-    std::snprintf(text, sizeof text, "0x%08x", key);
-    return text;
-}
-
-std::uint16_t free_tcp_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-std::vector<TransportCase> all_transports() {
-    return {
-        {"fifo", [](const test::TempDir& dir) { return "fifo:" + dir.file("channel.fifo"); }},
-        {"sysvmq", [](const test::TempDir&) { return "sysvmq:" + hex(random_key()); }},
-        {"posixmq", [](const test::TempDir&) { return "posixmq:/" + test::unique_name("ipckit-test"); }},
-        {"shm", [](const test::TempDir&) { return "shm:/" + test::unique_name("ipckit-test"); }},
-        {"sysvshm", [](const test::TempDir&) { return "sysvshm:" + hex(random_key()); }},
-        {"unix_path", [](const test::TempDir& dir) { return "unix:" + dir.file("channel.sock"); }},
-        {"unix_abstract", [](const test::TempDir&) { return "unix:@" + test::unique_name("ipckit-test"); }},
-        {"unix_seqpacket",
-         [](const test::TempDir&) { return "unix+seqpacket:@" + test::unique_name("ipckit-test"); }},
-        {"unix_dgram", [](const test::TempDir& dir) { return "unix+dgram:" + dir.file("channel.dgram"); },
-         true},
-        {"tcp", [](const test::TempDir&) { return "tcp://127.0.0.1:" + std::to_string(free_tcp_port()); }},
-    };
-}
+using test::TransportCase;
 
 class ChannelTest : public ::testing::TestWithParam<TransportCase> {
 protected:
@@ -247,7 +200,7 @@ TEST_P(ChannelTest, ReceiveTimesOutWhenNothingComes) {
     (void)child.wait();
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, ChannelTest, ::testing::ValuesIn(all_transports()),
+INSTANTIATE_TEST_SUITE_P(Transports, ChannelTest, ::testing::ValuesIn(test::all_transports()),
                          [](const auto& test_info) { return test_info.param.name; });
 
 TEST(ChannelFdTest, InheritedPipeEndCarriesFramedMessages) {

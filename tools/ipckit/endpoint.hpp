@@ -3,7 +3,9 @@
 // opens it unless it does not exist yet.
 #pragma once
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
@@ -37,12 +39,18 @@ inline Receiver reach_receiver(const std::string& address, Reach reach, Deadline
     return Receiver::open(address, deadline);
 }
 
+// With a deadline, an automatic sender first waits for a receiver to create the object (the
+// usual order in two shells, either way round); without one it creates the object at once.
 inline Sender reach_sender(const std::string& address, Reach reach, Deadline deadline) {
     if (reach == Reach::create) return Sender::create(address);
-    try {
-        return Sender::open(address, deadline);
-    } catch (const Error& e) {
-        if (reach == Reach::open || !does_not_exist(e)) throw;
+    for (;;) {
+        try {
+            return Sender::open(address, deadline);
+        } catch (const Error& e) {
+            if (reach == Reach::open || !does_not_exist(e)) throw;
+        }
+        if (deadline.is_never() || deadline.expired()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return Sender::create(address);
 }

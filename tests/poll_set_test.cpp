@@ -1,0 +1,84 @@
+// PollSet: waiting on receivers of different transports at once, in real processes.
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "ipckit/channel.hpp"
+#include "ipckit/poll_set.hpp"
+#include "support/process.hpp"
+
+namespace ipckit {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(PollSetTest, ReportsWhichReceiverHasAMessageAcrossTransports) {
+    test::TempDir dir;
+    const std::string fifo = "fifo:" + dir.file("a.fifo");
+    const std::string ring = "shm:/" + test::unique_name("ipckit-test");
+    const std::string queue = "sysvmq:0x1e" + std::to_string(::getpid() % 100000);
+    Receiver a = Receiver::create(fifo);
+    Receiver b = Receiver::create(ring);
+    Receiver c = Receiver::create(queue);
+    PollSet set;
+    set.add(a);
+    set.add(b);
+    set.add(c);
+    EXPECT_TRUE(set.wait(Deadline::after(20ms)).empty());
+
+    // One sender per transport, each sending once, in an order the receiver cannot guess.
+    auto child = test::spawn([&] {
+        Sender to_ring = Sender::open(ring, Deadline::after(10s));
+        Sender to_queue = Sender::open(queue, Deadline::after(10s));
+        Sender to_fifo = Sender::open(fifo, Deadline::after(10s));
+        if (!to_ring.send(as_bytes("ring")).ok()) return 1;
+        std::this_thread::sleep_for(50ms);
+        if (!to_queue.send(as_bytes("queue")).ok()) return 2;
+        std::this_thread::sleep_for(50ms);
+        if (!to_fifo.send(as_bytes("fifo")).ok()) return 3;
+        ::pause();
+        return 0;
+    });
+    std::vector<std::string> order;
+    std::vector<std::byte> message;
+    while (order.size() < 3) {
+        const auto ready = set.wait(Deadline::after(10s));
+        ASSERT_FALSE(ready.empty()) << "nothing became ready";
+        for (std::size_t i : ready) {
+            ASSERT_EQ(set[i].recv(message, Deadline::after(1s)).status, Status::ok) << "receiver " << i;
+            order.emplace_back(reinterpret_cast<const char*>(message.data()), message.size());
+        }
+    }
+    EXPECT_EQ(order, (std::vector<std::string>{"ring", "queue", "fifo"}));
+    child.kill(SIGKILL);
+    (void)child.wait();
+}
+
+TEST(PollSetTest, AClosedPeerCountsAsReady) {
+    test::TempDir dir;
+    const std::string address = "unix:" + dir.file("s.sock");
+    Receiver receiver = Receiver::create(address);
+    auto child = test::spawn([&] {
+        Sender sender = Sender::open(address, Deadline::after(10s));
+        return 0;  // leaves at once
+    });
+    PollSet set;
+    set.add(receiver);
+    EXPECT_EQ(child.wait(), 0);
+    std::vector<std::byte> message;
+    // The first ready report may come before the connection is taken; the wait must end
+    // with closed, never hang.
+    for (int round = 0; round < 3; ++round) {
+        const auto ready = set.wait(Deadline::after(10s));
+        ASSERT_EQ(ready.size(), 1u);
+        const auto r = receiver.recv(message, Deadline::after(1s));
+        if (r.status == Status::closed) return;
+    }
+    FAIL() << "the closed peer was never reported";
+}
+
+}  // namespace
+}  // namespace ipckit

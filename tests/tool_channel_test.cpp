@@ -1,0 +1,108 @@
+// `ipckit send` and `ipckit recv` end to end: the built tool, run as separate processes.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+
+#include "support/process.hpp"
+
+namespace ipckit {
+namespace {
+
+using namespace std::chrono_literals;
+using test::bin_path;
+using test::run;
+
+std::string tool() {
+    return bin_path("ipckit");
+}
+
+TEST(ToolChannelTest, LectureFifoExampleWorksFromTheShell) {
+    // The lecture's two terminals: `cat` on the FIFO in one, `echo Hello >` in the other;
+    // here ipckit recv is the reader and the shell's own echo the writer, through line framing.
+    test::TempDir dir;
+    const std::string address = "fifo:" + dir.file("abc_pipe") + "?framing=line";
+    auto receiver = test::spawn([&] {
+        auto r = run({tool(), "recv", address, "--count", "2", "--timeout", "20"});
+        std::fputs(r.out.c_str(), stdout);
+        return r.out == "Hello\nWorld\n" && r.exit_code == 0 ? 0 : 1;
+    });
+    // Wait for the receiver to create the FIFO, then write to it as the shell would.
+    const auto shell = run({"/bin/sh", "-c",
+                            "for i in $(seq 200); do [ -p '" + dir.file("abc_pipe") +
+                                "' ] && break; sleep 0.05; done; printf 'Hello\\nWorld\\n' > '" +
+                                dir.file("abc_pipe") + "'"});
+    EXPECT_EQ(shell.exit_code, 0) << shell.err;
+    EXPECT_EQ(receiver.wait(30s), 0);
+}
+
+TEST(ToolChannelTest, SendsStdinLinesAndRecvPrintsThemUntilTheSenderCloses) {
+    test::TempDir dir;
+    const std::string address = "unix:" + dir.file("svc.sock");
+    auto receiver = test::spawn([&] {
+        auto r = run({tool(), "recv", address, "--timeout", "20"});
+        return r.out == "one\ntwo\nthree\n" && r.exit_code == 0 ? 0 : 1;
+    });
+    const auto sender = run({tool(), "send", address, "--timeout", "20"}, "one\ntwo\nthree\n");
+    EXPECT_EQ(sender.exit_code, 0) << sender.err;
+    EXPECT_EQ(receiver.wait(30s), 0);
+}
+
+TEST(ToolChannelTest, SendsArgumentsOverEveryKindOfQueue) {
+    for (const std::string& address : {"posixmq:/" + test::unique_name("ipckit-test"),
+                                       std::string("sysvmq:0x1d") + std::to_string(::getpid() % 100000)}) {
+        auto receiver = test::spawn([&] {
+            auto r = run({tool(), "recv", address, "--count", "2", "--timeout", "20"});
+            if (r.exit_code != 0) std::fprintf(stderr, "%s", r.err.c_str());
+            return r.out == "alpha\nbeta\n" && r.exit_code == 0 ? 0 : 1;
+        });
+        const auto sender = run({tool(), "send", address, "--timeout", "20", "alpha", "beta"});
+        EXPECT_EQ(sender.exit_code, 0) << address << ": " << sender.err;
+        EXPECT_EQ(receiver.wait(30s), 0) << address;
+    }
+}
+
+TEST(ToolChannelTest, RecvTimesOutWithAOneLineReasonAndStatusOne) {
+    test::TempDir dir;
+    const auto r = run({tool(), "recv", "unix:" + dir.file("quiet.sock"), "--timeout", "0.2"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("no message within 0.2 s"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(ToolChannelTest, MalformedAddressIsOneLineOnStderr) {
+    const auto r = run({tool(), "send", "tcp://nowhere", "x"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(
+        r.err,
+        "ipckit: address \"tcp://nowhere\": expected tcp://HOST:PORT with a port from 1 to 65535: Invalid "
+        "argument\n");
+}
+
+TEST(ToolChannelTest, SendToNobodyFailsClearly) {
+    test::TempDir dir;
+    const auto r = run({tool(), "send", "--open", "unix:" + dir.file("absent.sock"), "x"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("absent.sock"), std::string::npos) << r.err;
+}
+
+TEST(ToolChannelTest, HelpAndVersion) {
+    const auto help = run({tool(), "--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    for (const char* command : {"send", "recv"})
+        EXPECT_NE(help.out.find(command), std::string::npos) << command;
+    const auto recv_help = run({tool(), "recv", "--help"});
+    EXPECT_EQ(recv_help.exit_code, 0);
+    EXPECT_NE(recv_help.out.find("--count"), std::string::npos);
+    const auto version = run({tool(), "--version"});
+    EXPECT_EQ(version.exit_code, 0);
+    EXPECT_EQ(version.out.rfind("ipckit ", 0), 0u) << version.out;
+    const auto none = run({tool()});
+    EXPECT_EQ(none.exit_code, 2);
+    EXPECT_NE(none.err.find("subcommand"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ipckit
