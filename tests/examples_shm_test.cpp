@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
-#include <regex>
+#include <cstdio>
 #include <string>
 
 #include "support/process.hpp"
@@ -17,14 +17,18 @@ struct Report {
 
 // Parses "NAME: produced P, consumed C, lost L, duplicated D, torn T[ — verdict]".
 bool parse_report(const std::string& program, const std::string& out, Report& report, std::string& verdict) {
-    const std::regex line("^" + program +
-                          ": produced ([0-9]+), consumed ([0-9]+), lost ([0-9]+), duplicated ([0-9]+), torn "
-                          "([0-9]+)(.*)$");
-    std::smatch m;
     const std::string first = out.substr(0, out.find('\n'));
-    if (!std::regex_match(first, m, line)) return false;
-    report = {std::stoull(m[1]), std::stoull(m[2]), std::stoull(m[3]), std::stoull(m[4]), std::stoull(m[5])};
-    verdict = m[6];
+    const std::string format =
+        program + ": produced %llu, consumed %llu, lost %llu, duplicated %llu, torn %llu%n";
+    unsigned long long fields[5] = {};
+    int end = -1;
+    if (std::sscanf(first.c_str(), format.c_str(), &fields[0], &fields[1], &fields[2], &fields[3], &fields[4],
+                    &end) != 5 ||
+        end < 0)
+        return false;
+    verdict = first.substr(static_cast<std::size_t>(end));
+    if (!verdict.empty() && verdict.rfind(" \u2014 ", 0) != 0) return false;
+    report = {fields[0], fields[1], fields[2], fields[3], fields[4]};
     return true;
 }
 
