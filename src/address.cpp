@@ -208,6 +208,13 @@ Address parse_address(std::string_view text) {
             break;
         case Transport::sysvmq:
         case Transport::sysvshm:
+            if (rest.starts_with("id=")) {  // an existing object by id, as ipcs and ipckit ls show it
+                const auto id = parse_int<int>(rest.substr(3));
+                if (!id || *id < 0)
+                    malformed(text, "expected id=N with N a System V identifier (ipcs -q / -m)");
+                a.sysv_id = *id;
+                break;
+            }
             if (!is_sysv_key(rest)) {
                 malformed(text,
                           "expected a System V key: decimal, 0x hex, or PATH#PROJ with PROJ 1-255 or one "

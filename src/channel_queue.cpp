@@ -62,6 +62,13 @@ Deadline slice_of(Deadline deadline) {
 // ---- System V ----------------------------------------------------------------------------
 
 SysvQueue make_sysv_queue(const Address& address, Role role) {
+    if (address.sysv_id >= 0) {
+        if (role == Role::create) {
+            throw_error(std::errc::invalid_argument,
+                        "address \"" + address.text + "\": an id names an existing queue; create one by key");
+        }
+        return SysvQueue::open_id(address.sysv_id);
+    }
     const SysvKey key = SysvKey::parse(address.target);
     if (role == Role::open) return SysvQueue::open(key);
     SysvQueue queue = SysvQueue::create(key, address.mode);

@@ -42,6 +42,11 @@ public:
 
 private:
     void create(const Address& address) {
+        if (address.sysv_id >= 0) {
+            throw_error(
+                std::errc::invalid_argument,
+                "address \"" + address.text + "\": an id names an existing segment; create one by key");
+        }
         const std::size_t capacity = address.capacity.value_or(kDefaultRingCapacity);
         const std::size_t size = Ring::region_size(capacity);
         if (address.transport == Transport::shm) {
@@ -65,8 +70,10 @@ private:
             mapping_.emplace(posix_->map(Access::read_write));
             bytes_ = mapping_->bytes();
         } else {
-            sysv_.emplace(
-                connect_retrying(deadline, [&] { return SysvShm::open(SysvKey::parse(address.target)); }));
+            sysv_.emplace(connect_retrying(deadline, [&] {
+                return address.sysv_id >= 0 ? SysvShm::open_id(address.sysv_id)
+                                            : SysvShm::open(SysvKey::parse(address.target));
+            }));
             attachment_.emplace(sysv_->attach(Access::read_write));
             bytes_ = attachment_->bytes();
         }

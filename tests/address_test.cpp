@@ -29,6 +29,8 @@ TEST(AddressTest, ParsesEveryTransport) {
     EXPECT_EQ(parse_address("sysvmq:4660").target, "4660");
     EXPECT_EQ(parse_address("sysvmq:/etc/hosts#7").target, "/etc/hosts#7");
     EXPECT_EQ(parse_address("sysvmq:/etc/hosts#A").target, "/etc/hosts#A");
+    EXPECT_EQ(parse_address("sysvmq:id=32769").sysv_id, 32769);
+    EXPECT_EQ(parse_address("sysvshm:id=0").sysv_id, 0);
     EXPECT_EQ(parse_address("posixmq:/jobs").transport, Transport::posixmq);
     EXPECT_EQ(parse_address("shm:/telemetry").target, "/telemetry");
     EXPECT_EQ(parse_address("sysvshm:0xbeef").transport, Transport::sysvshm);
@@ -83,6 +85,8 @@ TEST(AddressTest, MalformedAddressesQuoteTheAddressAndSayWhatWasExpected) {
     EXPECT_NE(error_of("sysvmq:zz").find("System V key"), std::string::npos);
     EXPECT_NE(error_of("sysvmq:/etc/hosts#0").find("PROJ 1-255"), std::string::npos);
     EXPECT_NE(error_of("sysvmq:/etc/hosts#300").find("PROJ 1-255"), std::string::npos);
+    EXPECT_NE(error_of("sysvmq:id=x").find("id=N"), std::string::npos);
+    EXPECT_NE(error_of("sysvshm:id=-4").find("id=N"), std::string::npos);
     EXPECT_NE(error_of("fd:-1").find("fd:N"), std::string::npos);
     EXPECT_NE(error_of("fd:x").find("fd:N"), std::string::npos);
     EXPECT_NE(error_of("fifo:").find("fifo:PATH"), std::string::npos);

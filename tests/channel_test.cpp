@@ -12,6 +12,8 @@
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/pipe.hpp"
+#include "ipckit/sysv_key.hpp"
+#include "ipckit/sysv_queue.hpp"
 #include "support/process.hpp"
 #include "support/transports.hpp"
 
@@ -219,6 +221,18 @@ TEST(ChannelFdTest, InheritedPipeEndCarriesFramedMessages) {
     ASSERT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::ok);
     EXPECT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::closed);
     EXPECT_EQ(child.wait(), 0);
+}
+
+TEST(ChannelSysvIdTest, APrivateQueueIsReachedByItsId) {
+    SysvQueue queue = SysvQueue::create(SysvKey::private_key());
+    const std::string address = "sysvmq:id=" + std::to_string(queue.id());
+    Receiver receiver = Receiver::open(address);
+    auto child = test::spawn([&] { return Sender::open(address).send(as_bytes("by id")).ok() ? 0 : 1; });
+    std::vector<std::byte> got;
+    ASSERT_EQ(receiver.recv(got, Deadline::after(10s)).status, Status::ok);
+    EXPECT_EQ(got.size(), 5u);
+    EXPECT_EQ(child.wait(), 0);
+    EXPECT_THROW((void)Receiver::create(address), Error);
 }
 
 TEST(ChannelAddressTest, MalformedAddressIsAnErrorQuotingIt) {

@@ -3,7 +3,7 @@
 // An address names a transport and its object, with options after `?` separated by `&`:
 //
 //     fifo:/tmp/telemetry?mode=0640&framing=line
-//     sysvmq:0x1234?type=2        sysvmq:/etc/hosts#7
+//     sysvmq:0x1234?type=2        sysvmq:/etc/hosts#7          sysvmq:id=32769
 //     posixmq:/jobs               shm:/video?capacity=8MiB&wait=spin
 //     unix:@svc   unix:/run/app.sock   unix+seqpacket:@svc   unix+dgram:/tmp/d.sock
 //     tcp://localhost:5555        tcp://[::1]:5555            fd:3
@@ -33,10 +33,10 @@ namespace ipckit {
 enum class Transport {
     fd,              // fd:N — an inherited descriptor (a pipe end)
     fifo,            // fifo:PATH
-    sysvmq,          // sysvmq:KEY | sysvmq:PATH#PROJ
+    sysvmq,          // sysvmq:KEY | sysvmq:PATH#PROJ | sysvmq:id=N
     posixmq,         // posixmq:/NAME
     shm,             // shm:/NAME — the ring in POSIX shared memory
-    sysvshm,         // sysvshm:KEY — the ring in a System V segment
+    sysvshm,         // sysvshm:KEY | sysvshm:id=N — the ring in a System V segment
     unix_stream,     // unix:PATH | unix:@NAME
     unix_seqpacket,  // unix+seqpacket:…
     unix_dgram,      // unix+dgram:…
@@ -55,6 +55,7 @@ struct Address {
     // The object: a path, a name (with its leading '/' or '@'), a System V key text, or HOST.
     std::string target;
     int fd = -1;             // fd:N
+    int sysv_id = -1;        // sysvmq:id=N, sysvshm:id=N (an existing object, opened by id)
     std::uint16_t port = 0;  // tcp
 
     // Options.
