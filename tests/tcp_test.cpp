@@ -12,6 +12,9 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -237,6 +240,7 @@ std::string find_ip() {
 class NamespacePair {
 public:
     NamespacePair() : ip_(find_ip()) {
+        remove_leftovers_of_dead_runs();
         const std::string tag = std::to_string(::getpid());
         a_ = "ipckit-" + tag + "-a";
         b_ = "ipckit-" + tag + "-b";
@@ -270,6 +274,18 @@ public:
     [[nodiscard]] const std::string& b() const { return b_; }
 
 private:
+    // A run killed by SIGKILL cannot run its destructor; the next run removes what it left.
+    void remove_leftovers_of_dead_runs() {
+        std::error_code ignored;
+        for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ignored)) {
+            const std::string name = entry.path().filename().string();
+            if (name.rfind("ipckit-", 0) != 0) continue;
+            const long pid = std::strtol(name.c_str() + 7, nullptr, 10);
+            if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+                (void)ip({"netns", "del", name});
+        }
+    }
+
     bool ip(std::vector<std::string> args) {
         args.insert(args.begin(), ip_);
         const auto r = test::run(args, {}, 30s);

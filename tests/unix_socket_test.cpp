@@ -598,6 +598,21 @@ TEST(UnixDatagramTest, StaleFileIsReplacedAndSendingToNobodyGivesClosed) {
     EXPECT_EQ(server.recv_from(small, Deadline::after(20ms)).io.status, Status::timed_out);
 }
 
+TEST(UnixDatagramTest, ConnectedDatagramSocketSendsToABoundServer) {
+    const auto address = unique_abstract();
+    auto server = UnixDatagram::bind(address);
+    auto child = test::spawn([&] {
+        auto socket = UnixSocket::connect(address, SocketType::datagram, Deadline::after(30s));
+        return socket.send(as_bytes("connected datagram"), Deadline::after(30s)).ok() ? 0 : 1;
+    });
+    std::array<std::byte, 64> buffer;
+    const auto got = server.recv_from(buffer, Deadline::after(30s));
+    ASSERT_TRUE(got.io.ok());
+    EXPECT_EQ(text_of(buffer, got.io.bytes), "connected datagram");
+    EXPECT_FALSE(got.from.has_value());  // an unnamed sender cannot be answered
+    EXPECT_EQ(child.wait(), 0);
+}
+
 TEST(UnixDatagramTest, FullReceiverQueueTimesOutAsAValue) {
     const auto address = unique_abstract();
     auto server = UnixDatagram::bind(address);  // never reads
