@@ -46,6 +46,40 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+// The sleeper handshake (see notify) needs a store-buffer barrier between publishing a cursor and
+// reading the other side's sleeper count. A release store + seq_cst fence measures ~25% faster
+// on the ping-pong than a seq_cst store (xchg) on the contended cursor line, so that is the
+// default; the thread sanitizer does not model fences, so under it the same order is built from
+// seq_cst operations, which the standard guarantees just as well.
+#if defined(__SANITIZE_THREAD__)
+#define IPCKIT_RING_FENCELESS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IPCKIT_RING_FENCELESS 1
+#endif
+#endif
+
+#ifdef IPCKIT_RING_FENCELESS
+constexpr std::memory_order kCursorLoad = std::memory_order_seq_cst;
+inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t value) noexcept {
+    cursor.store(value, std::memory_order_seq_cst);
+}
+inline void announce_sleeper(std::atomic<std::uint32_t>& sleepers) noexcept {
+    sleepers.fetch_add(1, std::memory_order_seq_cst);
+}
+#else
+// acquire: pairs with the other side's release of its cursor (see the callers for what it orders).
+constexpr std::memory_order kCursorLoad = std::memory_order_acquire;
+inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t value) noexcept {
+    cursor.store(value, std::memory_order_release);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // the cursor store before the sleepers load
+}
+inline void announce_sleeper(std::atomic<std::uint32_t>& sleepers) noexcept {
+    sleepers.fetch_add(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // the announcement before the cursor re-check
+}
+#endif
+
 std::string hex(std::uint64_t value) {
     static constexpr char digits[] = "0123456789abcdef";
     std::string s = "0x";
@@ -176,12 +210,12 @@ void mark_closed(std::atomic<std::uint32_t>& state, std::atomic<std::uint32_t>& 
 
 // Wakes the other side if it announced that it sleeps.
 inline void notify(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event) {
-    // seq_cst fence: our cursor store, then this fence, then the sleepers load; the waiter does
-    // its announcement, then a fence, then its cursor load. Two fences forbid both loads from
-    // missing the other's store (the store-buffer litmus test), so either we see the sleeper and
-    // wake it, or it sees our cursor and does not sleep. No wake-up is lost.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+    // Called after publish_cursor. We store our cursor then load the sleeper count; a waiter
+    // stores its announcement then loads our cursor. With a seq_cst fence (or seq_cst operations)
+    // between store and load on both sides, both loads cannot miss the other's store (the
+    // store-buffer litmus test): either we see the sleeper and wake it, or it sees our cursor
+    // and does not sleep. No wake-up is lost, and nobody sleeping costs no system call.
+    if (sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
         // release: a waiter that reads the new event value (acquire) before announcing itself has
         // its announcement ordered after our sleepers load, so that cannot be missed either.
         event.fetch_add(1, std::memory_order_release);
@@ -219,9 +253,7 @@ Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& 
     struct Announcement {
         std::atomic<std::uint32_t>& sleepers;
         explicit Announcement(std::atomic<std::uint32_t>& s) : sleepers(s) {
-            sleepers.fetch_add(1, std::memory_order_relaxed);
-            // Orders the announcement before the re-check of the cursor: see notify().
-            std::atomic_thread_fence(std::memory_order_seq_cst);
+            announce_sleeper(sleepers);  // ordered before the re-check of the cursor: see notify()
         }
         ~Announcement() { sleepers.fetch_sub(1, std::memory_order_relaxed); }
         Announcement(const Announcement&) = delete;
@@ -384,7 +416,7 @@ void RingProducer::close() noexcept {
 void RingProducer::refresh_tail() {
     // acquire: pairs with the consumer's release of its cursor, so it has finished reading the
     // bytes it gave back before we overwrite them.
-    const std::uint64_t tail = header_->consumer.position.load(std::memory_order_acquire);
+    const std::uint64_t tail = header_->consumer.position.load(kCursorLoad);
     if (tail < cached_tail_ || tail > head_ || tail % kRecordAlignment != 0) {
         throw_error(std::errc::protocol_error, "ring consumer cursor corrupt: it reads " + str(tail) +
                                                    ", but the consumer was at " + str(cached_tail_) +
@@ -439,8 +471,8 @@ void RingProducer::publish(std::size_t size) {
     head_ += pending_padding_ + record_size(size);
     pending_ = false;
     // release: the padding, the record header and the payload are visible before the cursor that
-    // covers them.
-    header_->producer.position.store(head_, std::memory_order_release);
+    // covers them; then the fence of the sleeper handshake (see notify()).
+    publish_cursor(header_->producer.position, head_);
     notify(header_->wait.consumer_sleepers, header_->wait.data_event);
 }
 
@@ -534,7 +566,7 @@ void RingConsumer::close() noexcept {
 
 bool RingConsumer::refresh_head() {
     // acquire: pairs with the producer's release, so the records it covers are visible.
-    const std::uint64_t head = header_->producer.position.load(std::memory_order_acquire);
+    const std::uint64_t head = header_->producer.position.load(kCursorLoad);
     // cached_head_ >= tail_ always, so the first test also keeps the producer from moving back.
     if (head < cached_head_ || head - tail_ > capacity_ || head % kRecordAlignment != 0) {
         throw_error(std::errc::protocol_error, "ring producer cursor corrupt: it reads " + str(head) +
@@ -614,8 +646,9 @@ Status RingConsumer::next_record(Deadline deadline) {
 void RingConsumer::consume() {
     tail_ += record_size(record_payload_);
     holding_ = false;
-    // release: our reads of the record are done before the producer may reuse its bytes.
-    header_->consumer.position.store(tail_, std::memory_order_release);
+    // release: our reads of the record are done before the producer may reuse its bytes; then
+    // the fence of the sleeper handshake (see notify()).
+    publish_cursor(header_->consumer.position, tail_);
     notify(header_->wait.producer_sleepers, header_->wait.space_event);
 }
 
