@@ -42,7 +42,8 @@ public:
     // The seals that make the size trustworthy, and forbid changing seals afterwards.
     static constexpr int fixed_size = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
 
-    // A new memfd of `size` bytes (zero-filled). Not sealable: F_SEAL_SEAL is set at once.
+    // A new memfd of `size` bytes (zero-filled). With `sealable = false` the kernel sets
+    // F_SEAL_SEAL at once, so no seal can ever be added.
     [[nodiscard]] static Memfd create(std::string_view name, std::size_t size, bool sealable = true);
     // Takes a descriptor received from elsewhere; it must be a memfd carrying every seal in
     // `required_seals` (0: no check), so the receiver can trust it before mapping it.
