@@ -2,8 +2,11 @@
 // Each is compiled in when CMake found it (IPCKIT_BENCH_BOOST, _ZMQ, _NNG); otherwise its rows
 // say it is absent and how to get it.
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <memory>
 #include <thread>
 
 #include "bench_harness.hpp"
@@ -260,9 +263,26 @@ private:
         if (rv != NNG_ETIMEDOUT && rv != NNG_EAGAIN) throw_nng("nng_recv", url_, rv);
         return false;
     }
+    // nng 1.5's nng_close can wait forever for a pipe whose peer vanished mid-message; give
+    // it two seconds on a helper thread, then leave the socket behind rather than hang the run.
     void close() {
-        if (open_) nng_close(socket_);
+        if (!open_) return;
         open_ = false;
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        std::thread closer([socket = socket_, done] {
+            nng_close(socket);
+            done->store(true);
+        });
+        const auto until = Clock::now() + std::chrono::seconds(2);
+        while (!done->load() && Clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        if (done->load()) {
+            closer.join();
+        } else {
+            closer.detach();
+            std::fprintf(stderr, "ipckit bench: nng_close(%s) did not return in 2 s; socket abandoned\n",
+                         url_.c_str());
+        }
     }
     std::string url_;
     nng_socket socket_ = NNG_SOCKET_INITIALIZER;

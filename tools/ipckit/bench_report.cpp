@@ -113,6 +113,11 @@ std::size_t nearest_size(const std::vector<Result>& results, Mode mode, std::siz
     return best;
 }
 
+// Small ratios keep two significant digits: 0.0031x says more than 0.00x.
+std::string format_ratio(double ratio) {
+    return ratio >= 0.1 ? fmt::format("{:.2f}x", ratio) : fmt::format("{:.2g}x", ratio);
+}
+
 double speed(const Result& r) {
     return r.mode == Mode::latency ? -static_cast<double>(r.p50) : r.bytes_per_s;
 }
@@ -216,7 +221,7 @@ void print_table(std::FILE* out, const std::vector<Result>& results) {
                 } else {
                     fmt::print(out, "{}{:>8} {:>10} {:>12.1f} {:>9}\n", head, r.count,
                                format_rate(r.msgs_per_s), r.bytes_per_s / 1e6,
-                               r.ratio ? fmt::format("{:.2f}x", *r.ratio) : "-");
+                               r.ratio ? format_ratio(*r.ratio) : "-");
                 }
             }
             if (any) fmt::print(out, "\n");
