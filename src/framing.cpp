@@ -169,7 +169,7 @@ Status FrameReader::next_length(int fd, Deadline deadline, std::size_t& length) 
 
 IoResult FrameReader::take_body(int fd, std::span<std::byte> out, std::size_t length) {
     const std::size_t here = std::min(length, buffered());
-    std::memcpy(out.data(), buffer_.data() + begin_, here);
+    if (here != 0) std::memcpy(out.data(), buffer_.data() + begin_, here);  // an empty vector has no data()
     begin_ += here;
     has_pending_ = false;
     if (framing_ == Framing::line) {
