@@ -1,0 +1,81 @@
+// Fuzz target: the address parser, which reads what a user types (ipckit send ADDRESS) and what a
+// configuration file holds. Any text must parse or give Error(invalid_argument); an address
+// that parses must keep the promises in include/ipckit/address.hpp.
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "fuzz_targets.hpp"
+#include "ipckit/address.hpp"
+#include "ipckit/error.hpp"
+
+namespace ipckit::fuzz {
+namespace {
+// Named: tests/fuzz_regression_test.cpp includes every target into one translation unit.
+namespace address_input {
+
+void check(bool ok, const char* what) {
+    if (!ok) fuzz_fail("address", what);
+}
+
+void check_parsed(const Address& a, std::string_view text) {
+    check(a.text == text, "text is not the input");
+    check(a.mode <= 0777, "mode beyond 0777");
+    check(!a.capacity || *a.capacity > 0, "capacity of zero accepted");
+    check(!a.max_message || *a.max_message > 0, "max of zero accepted");
+    check(a.type > 0, "System V type not above zero");
+    check(a.wait == "spin" || a.wait == "block" || a.wait == "adaptive", "unknown wait mode");
+    check(a.framing == Framing::length || is_stream(a.transport), "framing option on a message transport");
+    switch (a.transport) {
+        case Transport::fd:
+            check(a.fd >= 0, "negative descriptor");
+            break;
+        case Transport::tcp:
+            check(a.port != 0, "tcp port 0");
+            check(!a.target.empty(), "tcp without a host");
+            break;
+        case Transport::posixmq:
+        case Transport::shm:
+            check(a.target.size() >= 2 && a.target[0] == '/', "POSIX name without a leading '/'");
+            check(a.target.find('/', 1) == std::string::npos, "POSIX name with a second '/'");
+            break;
+        case Transport::unix_stream:
+        case Transport::unix_seqpacket:
+        case Transport::unix_dgram:
+            check(!a.target.empty() && a.target.size() <= 107, "socket path empty or over sun_path");
+            break;
+        case Transport::fifo:
+        case Transport::sysvmq:
+        case Transport::sysvshm:
+            check(!a.target.empty(), "empty target");
+            break;
+    }
+    // The parser is a pure function: the same text gives the same address.
+    const Address again = parse_address(a.text);
+    check(again.transport == a.transport && again.target == a.target && again.port == a.port &&
+              again.fd == a.fd && again.mode == a.mode,
+          "parsing the same text twice differs");
+}
+
+}  // namespace address_input
+}  // namespace
+
+int fuzz_address(const std::uint8_t* data, std::size_t size) {
+    using namespace address_input;
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    try {
+        check_parsed(parse_address(text), text);
+    } catch (const Error& e) {
+        check(e.code() == std::errc::invalid_argument, "parse_address error is not invalid_argument");
+    }
+    try {
+        const std::size_t bytes = parse_size(text);
+        // What format_size prints, parse_size reads back (docs and messages show sizes this way).
+        check(parse_size(format_size(bytes)) == bytes, "parse_size(format_size(n)) != n");
+    } catch (const Error& e) {
+        check(e.code() == std::errc::invalid_argument, "parse_size error is not invalid_argument");
+    }
+    return 0;
+}
+
+}  // namespace ipckit::fuzz

@@ -1,0 +1,351 @@
+// Fuzz target: the shared-memory ring (include/ipckit/ring.hpp) over memory a hostile or buggy
+// peer can write at any moment. Whatever the bytes of the region, attach, send, loan, recv and
+// read must give a Status or an Error, never read or write outside the region, never return a
+// record that is not inside the data area.
+//
+// Input: byte 0 picks the capacity (64 << (b & 7)) and extra bytes after the ring (b >> 3 & 3).
+// The region is formatted, then the rest of the input is a program; each operation is one byte
+// (its low nibble) and its arguments:
+//   0 patch OFF16 LEN8 BYTES    write bytes anywhere in the region (header, cursors, records)
+//   1 field SEL8 VALUE64        write a value into a header field (magic, capacity, cursors, ...)
+//   2 attach the consumer       3 attach the producer
+//   4 try_recv into a vector    5 try_recv into a buffer of SIZE8 bytes
+//   6 read, touch every byte, release
+//   7 try_send SIZE16           8 loan SIZE16, fill, commit SIZE16
+//   9 close the consumer        10 close the producer
+//   11 record OFF16 SIZE32 TAG8 write a record header (DATA, PAD or raw) into the data area
+//   12 image                    the rest of the input becomes the region from its first byte
+// Then the consumer, if attached, drains until it gets anything but a message.
+//
+// While nothing has written the region behind the ring's back, the target also checks that the
+// ring works: every message received is the next one sent, whole; the only errors are the
+// caller's own (a message too large, a buffer too small, commit without a loan).
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <new>
+#include <optional>
+#include <span>
+#include <system_error>
+#include <vector>
+
+#include "fuzz_targets.hpp"
+#include "ipckit/deadline.hpp"
+#include "ipckit/detail/ring_layout.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/ring.hpp"
+
+namespace ipckit::fuzz {
+namespace {
+// Named: tests/fuzz_regression_test.cpp includes every target into one translation unit.
+namespace ring_input {
+
+using Bytes = std::vector<std::byte>;
+namespace layout = detail::ring;
+
+void check(bool ok, const char* what) {
+    if (!ok) fuzz_fail("ring", what);
+}
+
+class Input {
+public:
+    Input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
+    [[nodiscard]] bool empty() const { return at_ == size_; }
+    // Past the end the input reads as zeros, so every program is valid.
+    std::uint64_t take(std::size_t bytes) {
+        std::uint64_t value = 0;
+        for (std::size_t i = 0; i < bytes; ++i) {
+            const std::uint64_t byte = at_ < size_ ? data_[at_++] : 0;
+            value |= byte << (8 * i);
+        }
+        return value;
+    }
+    std::span<const std::uint8_t> take_span(std::size_t bytes) {
+        const std::size_t n = std::min(bytes, size_ - at_);
+        const std::span<const std::uint8_t> s(data_ + at_, n);
+        at_ += n;
+        return s;
+    }
+
+private:
+    const std::uint8_t* data_;
+    std::size_t size_;
+    std::size_t at_ = 0;
+};
+
+// The region lives on the heap at its exact size, so one byte read or written past its end is
+// an AddressSanitizer report (a mapping would have no red zone after it).
+struct Region {
+    explicit Region(std::size_t bytes_in_region)
+        : bytes(
+              static_cast<std::byte*>(::operator new (bytes_in_region, std::align_val_t{layout::kLineSize}))),
+          size(bytes_in_region) {}
+    ~Region() { ::operator delete (bytes, std::align_val_t{layout::kLineSize}); }
+    Region(const Region&) = delete;
+    Region& operator=(const Region&) = delete;
+    [[nodiscard]] std::span<std::byte> span() const { return {bytes, size}; }
+    std::byte* bytes;
+    std::size_t size;
+};
+
+// The message number `sequence` of `size` bytes: each differs, so a stale or shifted record shows.
+Bytes make_message(std::uint32_t sequence, std::size_t size) {
+    Bytes m(size);
+    for (std::size_t i = 0; i < size; ++i)
+        m[i] = static_cast<std::byte>(sequence * 31 + i);
+    return m;
+}
+
+bool is(const Error& e, std::errc code) {
+    return e.code() == std::make_error_condition(code);
+}
+
+class Session {
+public:
+    Session(Input& in, std::size_t capacity, std::size_t extra)
+        : in_(in), region_(layout::kHeaderSize + capacity + extra), capacity_(capacity) {
+        (void)Ring::format(region_.span(), {.capacity = capacity});
+    }
+
+    void run() {
+        while (!in_.empty()) {
+            const auto op = static_cast<unsigned>(in_.take(1) & 0xf);
+            try {
+                step(op);
+            } catch (const Error& e) {
+                if (!tampered_) check(caller_error(e), "an intact ring reported corruption");
+            }
+        }
+        drain();
+    }
+
+private:
+    void step(unsigned op) {
+        switch (op) {
+            case 0:
+                patch(in_.take(2), in_.take_span(in_.take(1)));
+                break;
+            case 1:
+                field(in_.take(1), in_.take(8));
+                break;
+            case 2:
+                if (!consumer_) consumer_.emplace(RingConsumer::attach(region_.span()));
+                break;
+            case 3:
+                if (!producer_) producer_.emplace(RingProducer::attach(region_.span()));
+                break;
+            case 4:
+                recv_vector();
+                break;
+            case 5:
+                recv_fixed(in_.take(1));
+                break;
+            case 6:
+                read_release();
+                break;
+            case 7:
+                send(in_.take(2));
+                break;
+            case 8:
+                loan_commit(in_.take(2), in_.take(2));
+                break;
+            case 9:
+                consumer_.reset();
+                break;
+            case 10:
+                producer_.reset();
+                break;
+            case 11:
+                record(in_.take(2), in_.take(4), in_.take(1));
+                break;
+            case 12:
+                image();
+                break;
+            default:
+                break;
+        }
+    }
+
+    // A patch makes the ring's contents unknowable: from then on only memory safety is checked.
+    void patch(std::uint64_t offset, std::span<const std::uint8_t> bytes) {
+        offset %= region_.size;
+        const std::size_t n = std::min<std::size_t>(bytes.size(), region_.size - offset);
+        if (n != 0) std::memcpy(region_.bytes + offset, bytes.data(), n);
+        tampered_ = true;
+    }
+
+    void field(std::uint64_t selector, std::uint64_t value) {
+        // magic, version, header_size, capacity, record_alignment, line_size, producer/consumer pid,
+        // producer/consumer state, producer cursor, consumer cursor, sleepers and futex words.
+        static constexpr std::size_t kOffsets[] = {0,  8,  12,  16,  24,  28,  32,  36,
+                                                   40, 44, 128, 256, 384, 388, 392, 396};
+        static constexpr std::size_t kWidths[] = {8, 4, 4, 8, 4, 4, 4, 4, 4, 4, 8, 8, 4, 4, 4, 4};
+        const std::size_t i = selector % std::size(kOffsets);
+        std::uint8_t raw[8];
+        for (std::size_t b = 0; b < 8; ++b)
+            raw[b] = static_cast<std::uint8_t>(value >> (8 * b));
+        patch(kOffsets[i], std::span<const std::uint8_t>(raw, kWidths[i]));
+    }
+
+    void record(std::uint64_t offset, std::uint64_t size, std::uint64_t tag_choice) {
+        const std::uint32_t tag = tag_choice % 3 == 0   ? layout::kDataTag
+                                  : tag_choice % 3 == 1 ? layout::kPaddingTag
+                                                        : static_cast<std::uint32_t>(tag_choice);
+        const layout::RecordHeader header{static_cast<std::uint32_t>(size), tag};
+        std::uint8_t raw[sizeof header];
+        std::memcpy(raw, &header, sizeof header);
+        patch(layout::kHeaderSize + (offset * layout::kRecordAlignment) % capacity_, raw);
+    }
+
+    void image() {
+        const auto rest = in_.take_span(region_.size);
+        patch(0, rest);
+    }
+
+    void received(std::span<const std::byte> message) {
+        check(consumer_ && message.size() <= consumer_->max_message_size(),
+              "a message over the ring's limit");
+        if (tampered_) return;
+        check(!sent_.empty(), "a message nobody sent");
+        check(std::equal(message.begin(), message.end(), sent_.front().begin(), sent_.front().end()),
+              "a message that differs from the one sent");
+        sent_.pop_front();
+    }
+
+    void nothing_received(Status status) {
+        check(status != Status::ok, "ok without a message");
+        check(status != Status::timed_out, "timed_out from a try_ call");
+        if (!tampered_ && status == Status::would_block)
+            check(sent_.empty(), "would_block with messages queued");
+    }
+
+    void recv_vector() {
+        if (!consumer_) return;
+        Bytes message(3, std::byte{0x5a});  // stale contents must be replaced, not appended to
+        const IoResult r = consumer_->try_recv(message);
+        if (!r.ok()) return nothing_received(r.status);
+        check(r.bytes == message.size(), "try_recv reports a size it did not give");
+        received(message);
+    }
+
+    void recv_fixed(std::uint64_t size) {
+        if (!consumer_) return;
+        Bytes buffer(size);
+        try {
+            const IoResult r = consumer_->try_recv(std::span<std::byte>(buffer));
+            if (!r.ok()) return nothing_received(r.status);
+            check(r.bytes <= buffer.size(), "try_recv wrote past the buffer it was given");
+            received(std::span<const std::byte>(buffer).first(r.bytes));
+        } catch (const Error& e) {
+            if (!tampered_ && is(e, std::errc::message_size)) {
+                check(!sent_.empty() && sent_.front().size() > size,
+                      "buffer too small for a message that fits");
+            }
+            throw;
+        }
+    }
+
+    void read_release() {
+        if (!consumer_) return;
+        const RecordView view = consumer_->read(Deadline::immediate());
+        if (!view.ok()) return nothing_received(view.status);
+        const std::byte* data_area = region_.bytes + layout::kHeaderSize;
+        check(view.message.data() >= data_area &&
+                  view.message.data() + view.message.size() <= data_area + capacity_,
+              "read gave a record outside the data area");
+        unsigned sum = 0;  // every byte of the view is read: a view past the region is an ASan report
+        for (const std::byte b : view.message)
+            sum += std::to_integer<unsigned>(b);
+        (void)sum;
+        const Bytes copy(view.message.begin(), view.message.end());
+        consumer_->release();
+        received(copy);
+    }
+
+    void send(std::uint64_t size_choice) {
+        if (!producer_) return;
+        // Up to a little past the limit, so "too large" is exercised too.
+        const std::size_t size = size_choice % (producer_->max_message_size() + 16);
+        Bytes message = make_message(sequence_, size);
+        const IoResult r = producer_->try_send(message);
+        if (!r.ok()) {
+            check(r.status == Status::would_block || r.status == Status::closed,
+                  "try_send: unexpected status");
+            return;
+        }
+        check(r.bytes == size, "try_send sent another size");
+        sent(std::move(message));
+    }
+
+    void loan_commit(std::uint64_t size_choice, std::uint64_t commit_choice) {
+        if (!producer_) return;
+        const std::size_t size = size_choice % (producer_->max_message_size() + 16);
+        const Loan loan = producer_->loan(size, Deadline::immediate());
+        if (!loan.ok()) {
+            check(loan.status == Status::would_block || loan.status == Status::closed,
+                  "loan: unexpected status");
+            return;
+        }
+        check(loan.buffer.size() == size, "a loan of another size");
+        const std::byte* data_area = region_.bytes + layout::kHeaderSize;
+        check(loan.buffer.data() >= data_area && loan.buffer.data() + size <= data_area + capacity_,
+              "a loan outside the data area");
+        const Bytes message = make_message(sequence_, size);
+        std::copy(message.begin(), message.end(), loan.buffer.begin());
+        const std::size_t committed = commit_choice % (size + 2);  // sometimes more than loaned
+        producer_->commit(committed);
+        sent(Bytes(message.begin(), message.begin() + static_cast<std::ptrdiff_t>(committed)));
+    }
+
+    void sent(Bytes message) {
+        ++sequence_;
+        if (!tampered_) sent_.push_back(std::move(message));
+    }
+
+    void drain() {
+        if (!consumer_) return;
+        for (std::size_t i = 0; i <= capacity_ / layout::kRecordAlignment + 1; ++i) {
+            try {
+                Bytes message;
+                const IoResult r = consumer_->try_recv(message);
+                if (!r.ok()) return nothing_received(r.status);
+                received(message);
+            } catch (const Error& e) {
+                if (!tampered_) check(caller_error(e), "an intact ring reported corruption while draining");
+                return;
+            }
+        }
+        check(false, "more messages than an intact ring of this capacity can hold");
+    }
+
+    // Errors the caller causes, which an intact ring may report.
+    static bool caller_error(const Error& e) {
+        return is(e, std::errc::message_size) || is(e, std::errc::invalid_argument) ||
+               is(e, std::errc::device_or_resource_busy) || is(e, std::errc::bad_file_descriptor);
+    }
+
+    Input& in_;
+    Region region_;
+    std::size_t capacity_;
+    std::optional<RingConsumer> consumer_;
+    std::optional<RingProducer> producer_;
+    std::deque<Bytes> sent_;
+    std::uint32_t sequence_ = 0;
+    bool tampered_ = false;
+};
+
+}  // namespace ring_input
+}  // namespace
+
+int fuzz_ring(const std::uint8_t* data, std::size_t size) {
+    using namespace ring_input;
+    if (size == 0) return 0;
+    Input in(data, size);
+    const auto geometry = in.take(1);
+    static constexpr std::size_t kExtra[] = {0, 8, 128, 1000};
+    Session session(in, std::size_t{64} << (geometry & 7), kExtra[(geometry >> 3) & 3]);
+    session.run();
+    return 0;
+}
+
+}  // namespace ipckit::fuzz
