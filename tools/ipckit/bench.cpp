@@ -17,6 +17,7 @@
 #include "bench_harness.hpp"
 #include "bench_report.hpp"
 #include "commands.hpp"
+#include "ipckit/address.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit::cli {
@@ -55,22 +56,14 @@ std::vector<std::string> split_list(const std::string& text) {
     return items;
 }
 
-// "8", "64B", "1KiB", "64K", "1MiB", "1M" (binary units).
+// A size as every ipckit option spells it (ipckit::parse_size), within what a row can carry.
 std::size_t parse_size_item(const std::string& text) {
-    std::size_t digits = 0;
-    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
-        ++digits;
-    const std::string unit = text.substr(digits);
-    std::size_t scale = 0;
-    if (unit.empty() || unit == "B")
-        scale = 1;
-    else if (unit == "K" || unit == "KiB" || unit == "k")
-        scale = std::size_t{1} << 10;
-    else if (unit == "M" || unit == "MiB")
-        scale = std::size_t{1} << 20;
-    if (digits == 0 || scale == 0 || digits > 9)
+    std::size_t value = 0;
+    try {
+        value = ipckit::parse_size(text);
+    } catch (const ipckit::Error&) {
         throw UsageError("--size: \"" + text + "\" is not a size (expected e.g. 8, 64, 1KiB, 64KiB, 1MiB)");
-    const std::size_t value = std::stoull(text.substr(0, digits)) * scale;
+    }
     if (value == 0 || value > (std::size_t{64} << 20))
         throw UsageError("--size: \"" + text + "\" is out of range (1 B to 64 MiB)");
     return value;

@@ -417,6 +417,7 @@ ContenderList all_contenders() {
     add_baselines(list);
     add_raw_loops(list);
     add_channels(list);
+    add_loan(list);
     add_peers(list);
     return list;
 }

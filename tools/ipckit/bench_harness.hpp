@@ -155,6 +155,7 @@ using ContenderList = std::vector<std::unique_ptr<Contender>>;
 void add_baselines(ContenderList& list);
 void add_raw_loops(ContenderList& list);
 void add_channels(ContenderList& list);
+void add_loan(ContenderList& list);  // shm-loan: the ring's zero-copy path
 void add_peers(ContenderList& list);
 [[nodiscard]] ContenderList all_contenders();
 
