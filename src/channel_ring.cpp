@@ -1,6 +1,8 @@
 // Ring transports (shm:/NAME, sysvshm:KEY): the lock-free ring in POSIX or System V shared
 // memory. The creating side makes the object, sizes it for the ring and formats it; the
 // opening side maps what is there and validates it (Ring*::attach checks the header).
+#include <fcntl.h>
+
 #include <optional>
 #include <thread>
 
@@ -51,6 +53,13 @@ private:
         const std::size_t size = Ring::region_size(capacity);
         if (address.transport == Transport::shm) {
             posix_.emplace(PosixShm::create(address.target, size, address.mode));
+            // ftruncate on tmpfs reserves nothing: a /dev/shm too small for the ring would
+            // otherwise show as SIGBUS when the ring first reaches a page it cannot get.
+            // Allocating every page now turns that into ENOSPC here, before anyone attaches.
+            if (const int err = ::posix_fallocate(posix_->fd().get(), 0, static_cast<off_t>(size));
+                err != 0) {
+                throw_errno("posix_fallocate", address.target + ", " + std::to_string(size) + " bytes", err);
+            }
             if (address.keep) posix_->keep();
             mapping_.emplace(posix_->map(Access::read_write));
             bytes_ = mapping_->bytes();
