@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,11 @@ struct TransportCase {
     // Connectionless: a receiver learns nothing of its senders, so no `closed` on their exit.
     bool connectionless = false;
 };
+
+// gtest prints a parameter with this: the name, not the object's bytes.
+inline void PrintTo(const TransportCase& transport, std::ostream* out) {
+    *out << transport.name;
+}
 
 // Every transport a channel address can name except fd: (an inherited descriptor has no
 // address to create: tests make the pipe themselves).
