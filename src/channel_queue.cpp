@@ -10,6 +10,7 @@
 // msgsnd/msgrcv with the same message type (type=N, 1 by default).
 #include <mqueue.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -221,11 +222,27 @@ public:
                             " bytes (mq_msgsize less ipckit's 8-byte header; raise it with "
                             "max= when creating, up to fs.mqueue.msgsize_max)");
         }
-        return post(kData, message, deadline);
+        for (;;) {
+            const IoResult r = post(kData, message, deadline.is_immediate() ? deadline : slice_of(deadline));
+            if (r.ok()) ++sent_;
+            if (r.status != Status::timed_out || deadline.expired()) return r;
+            // The queue stays full: if the receiver that was there is gone, nobody makes room.
+            if (receiver_gone()) return {Status::closed, 0};
+        }
     }
     std::size_t max_message_size() const override { return limit_; }
 
 private:
+    // A POSIX queue records no receiver, so each PosixReceiver holds a shared flock(2) on the
+    // queue while it lives (the kernel drops it when the process dies). An exclusive try-lock
+    // that succeeds means nobody holds it: the receiver is gone, if there ever was one — which
+    // the queue shows when it holds fewer messages than this sender has put in.
+    bool receiver_gone() {
+        if (::flock(queue_.native_handle(), LOCK_EX | LOCK_NB) != 0) return false;
+        ::flock(queue_.native_handle(), LOCK_UN);
+        return sent_ > queue_.message_count();
+    }
+
     IoResult post(std::uint8_t kind, std::span<const std::byte> message, Deadline deadline) {
         const PosixHeader header{static_cast<std::uint32_t>(::getpid()), kind, {}};
         std::memcpy(scratch_.data(), &header, sizeof header);
@@ -238,6 +255,7 @@ private:
     PosixQueue queue_;
     std::size_t limit_;
     std::vector<std::byte> scratch_;
+    std::uint64_t sent_ = 0;  // data messages this sender put in the queue
 };
 
 class PosixReceiver final : public ReceiverBackend {
@@ -247,6 +265,9 @@ public:
           queue_(make_posix_queue(address, role)),
           limit_(posix_body_limit(queue_)) {
         scratch_.resize(limit_ + sizeof(PosixHeader));  // mq_receive needs room for the largest
+        // Tells senders a receiver is here (see PosixSender::receiver_gone). Blocking: a sender's
+        // exclusive probe holds the lock for a moment only.
+        ::flock(queue_.native_handle(), LOCK_SH);
     }
 
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {

@@ -156,7 +156,9 @@ IoResult write_all(int fd, std::span<const std::span<const std::byte>> parts, De
         } else {
             SigpipeGuard guard;
             n = ::writev(fd, iov.data() + first, static_cast<int>(iov.size() - first));
-            if (n < 0 && errno == EPIPE) guard.note_epipe();
+            // The kernel raises SIGPIPE also when the reader goes away part-way through a write
+            // that then returns the bytes it did write; only a full write surely raised nothing.
+            if (n < 0 ? errno == EPIPE : static_cast<std::size_t>(n) < total - done) guard.note_epipe();
         }
         if (n < 0) {
             if (errno == EINTR) continue;
