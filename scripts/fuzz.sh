@@ -23,9 +23,10 @@ if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 build=build-fuzz
+mkdir -p "$build"
 CXX=clang++ cmake -S . -B "$build" -G Ninja -DIPCKIT_FUZZ=ON -DIPCKIT_BUILD_TESTS=OFF -DIPCKIT_BUILD_TOOLS=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log" >&2; echo "fuzz: configure failed" >&2; exit 1; }
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log" >&2; echo "fuzz: configure failed" >&2; exit 1; }
 programs=()
 for target in "${targets[@]}"; do programs+=("${target}_fuzz"); done
 cmake --build "$build" --target "${programs[@]}" || { echo "fuzz: build failed" >&2; exit 1; }
