@@ -1,9 +1,9 @@
 // `ipckit bench` zero-copy row, `shm-loan`: the ring of the shm: transport driven through its
-// loan API instead of the copying send/recv. The producer loans a record inside the ring,
-// writes the message there (a sequence number in its first bytes: a producer that builds its
-// data in place has nothing else to copy) and commits it; the consumer reads the record in
-// place and releases it. So no payload byte is copied on either side, which is what the row
-// measures against the copying `shm` row (same ring, same wait strategy: block).
+// loan API instead of the copying send/recv. The producer loans a record inside the ring and
+// writes every byte of the message there (as a producer that builds its data in place would)
+// and commits it; the consumer reads every byte in place and releases it. Against the copying
+// `shm` row (same ring, same wait strategy: block) it saves the consumer's copy out of the ring
+// and the producer's separate buffer: each byte is written once and read once.
 #include <bit>
 #include <cstring>
 #include <optional>
@@ -72,9 +72,8 @@ public:
     void send(std::span<const std::byte> message) override {
         const Loan loan = producer_->loan(message.size(), deadline_);
         check(loan.status, "loan");
-        // The message is built where it will be read: here, its sequence number.
-        ++sequence_;
-        std::memcpy(loan.buffer.data(), &sequence_, std::min(sizeof sequence_, loan.buffer.size()));
+        // The message is written where it will be read.
+        std::memcpy(loan.buffer.data(), message.data(), message.size());
         producer_->commit(message.size());
     }
     void recv(std::span<std::byte> buffer) override { take(consumer_->read(deadline_), buffer); }
@@ -86,10 +85,20 @@ public:
     }
 
 private:
-    // Reads the record in place (its sequence number, so the read is real) and releases it.
+    // Reads every byte of the record in place (folded into one word, so the reads are real)
+    // and releases it.
     void take(const RecordView& view, std::span<std::byte> buffer) {
         check(view.status, "read");
-        if (!view.message.empty() && !buffer.empty()) buffer[0] = view.message[0];
+        std::uint64_t fold = 0;
+        std::size_t i = 0;
+        for (; i + sizeof fold <= view.message.size(); i += sizeof fold) {
+            std::uint64_t word;
+            std::memcpy(&word, view.message.data() + i, sizeof word);
+            fold ^= word;
+        }
+        for (; i < view.message.size(); ++i)
+            fold ^= std::to_integer<std::uint64_t>(view.message[i]);
+        if (!buffer.empty()) buffer[0] = static_cast<std::byte>(fold);
         consumer_->release();
     }
     static void check(Status status, const char* what) {
@@ -103,7 +112,6 @@ private:
     Region regions_[2];  // declared before the ring ends: outlives them
     std::optional<RingProducer> producer_;
     std::optional<RingConsumer> consumer_;
-    std::uint64_t sequence_ = 0;
 };
 
 class LoanContender final : public Contender {
