@@ -18,5 +18,9 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/ipckitConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/ipckitConfig.cmake ${PROJECT_BINARY_DIR}/ipckitConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ipckit)
 
+# The .pc file finds its prefix from where it lies (${pcfiledir}), so the tree works wherever
+# `cmake --install --prefix` put it, not only at the prefix known when configuring.
+file(RELATIVE_PATH IPCKIT_PC_TO_PREFIX "${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig" "${CMAKE_INSTALL_PREFIX}")
+string(REGEX REPLACE "/$" "" IPCKIT_PC_TO_PREFIX "${IPCKIT_PC_TO_PREFIX}")
 configure_file(cmake/ipckit.pc.in ${PROJECT_BINARY_DIR}/ipckit.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/ipckit.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
