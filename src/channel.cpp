@@ -90,46 +90,57 @@ namespace {
 
 using detail::Role;
 
-std::unique_ptr<detail::SenderBackend> make_sender_backend(const Address& address, Role role,
-                                                           Deadline deadline) {
-    switch (address.transport) {
+// Each transport family has one backend file; this table says which family a transport is.
+enum class Family { stream, packet, queue, ring };
+
+Family family_of(Transport transport) {
+    switch (transport) {
         case Transport::fd:
         case Transport::fifo:
         case Transport::unix_stream:
         case Transport::tcp:
-            return detail::make_stream_sender(address, role, deadline);
+            return Family::stream;
         case Transport::unix_seqpacket:
         case Transport::unix_dgram:
-            return detail::make_packet_sender(address, role, deadline);
+            return Family::packet;
         case Transport::sysvmq:
         case Transport::posixmq:
-            return detail::make_queue_sender(address, role, deadline);
+            return Family::queue;
         case Transport::shm:
         case Transport::sysvshm:
+            return Family::ring;
+    }
+    return Family::stream;  // unreachable: parse_address knows only the transports above
+}
+
+std::unique_ptr<detail::SenderBackend> make_sender_backend(const Address& address, Role role,
+                                                           Deadline deadline) {
+    switch (family_of(address.transport)) {
+        case Family::stream:
+            return detail::make_stream_sender(address, role, deadline);
+        case Family::packet:
+            return detail::make_packet_sender(address, role, deadline);
+        case Family::queue:
+            return detail::make_queue_sender(address, role, deadline);
+        case Family::ring:
             return detail::make_ring_sender(address, role, deadline);
     }
-    throw_error(std::errc::invalid_argument, "address \"" + address.text + "\": unsupported transport");
+    return nullptr;
 }
 
 std::unique_ptr<detail::ReceiverBackend> make_receiver_backend(const Address& address, Role role,
                                                                Deadline deadline) {
-    switch (address.transport) {
-        case Transport::fd:
-        case Transport::fifo:
-        case Transport::unix_stream:
-        case Transport::tcp:
+    switch (family_of(address.transport)) {
+        case Family::stream:
             return detail::make_stream_receiver(address, role, deadline);
-        case Transport::unix_seqpacket:
-        case Transport::unix_dgram:
+        case Family::packet:
             return detail::make_packet_receiver(address, role, deadline);
-        case Transport::sysvmq:
-        case Transport::posixmq:
+        case Family::queue:
             return detail::make_queue_receiver(address, role, deadline);
-        case Transport::shm:
-        case Transport::sysvshm:
+        case Family::ring:
             return detail::make_ring_receiver(address, role, deadline);
     }
-    throw_error(std::errc::invalid_argument, "address \"" + address.text + "\": unsupported transport");
+    return nullptr;
 }
 
 std::unique_ptr<detail::SenderBackend> make_sender(std::string_view text, Role role, Deadline deadline) {
