@@ -81,7 +81,9 @@ public:
     [[nodiscard]] IoResult recv(std::span<std::byte> buffer, Deadline deadline = Deadline::never());
     // Receives one whole message into `message`, resized to fit (its capacity is reused).
     [[nodiscard]] IoResult recv(std::vector<std::byte>& message, Deadline deadline = Deadline::never());
-    [[nodiscard]] IoResult try_recv(std::vector<std::byte>& message) { return recv(message, Deadline::immediate()); }
+    [[nodiscard]] IoResult try_recv(std::vector<std::byte>& message) {
+        return recv(message, Deadline::immediate());
+    }
 
     [[nodiscard]] std::size_t max_message_size() const;
     [[nodiscard]] const std::string& address() const;
