@@ -36,7 +36,11 @@ volatile int g_emergency_msq[kMaxEmergencyQueues] = {-1, -1, -1, -1, -1, -1, -1,
 
 void abort_row_from_handler() noexcept {
     g_aborted = 1;
-    if (g_child_pid > 0) ::kill(g_child_pid, SIGKILL);
+    // Asks the peer to stop (SIGTERM: it leaves its loop between two calls) rather than killing
+    // it: killed inside a library's critical section it would leave a lock held for ever, and
+    // Boost.Interprocess's queue mutex is not robust, so this side would wait on it for ever.
+    // PeerProcess::finish kills a peer that does not go.
+    if (g_child_pid > 0) ::kill(g_child_pid, SIGTERM);
     for (int i = 0; i < kMaxEmergencyQueues; ++i) {
         // msgrcv/msgsnd are never restarted and a queue's removal wakes them with EIDRM.
         if (g_emergency_msq[i] >= 0) ::msgctl(g_emergency_msq[i], IPC_RMID, nullptr);
@@ -473,6 +477,12 @@ int run_peer(const std::string& spec) {
     ::signal(SIGPIPE, SIG_IGN);
     // Ctrl-C reaches the whole process group; side A decides how the row ends.
     ::signal(SIGINT, SIG_IGN);
+    // Side A's request to stop: every loop's check_abort then ends the row here. No SA_RESTART,
+    // so a blocking call returns EINTR and its loop looks at the flag.
+    struct sigaction stop {};
+    stop.sa_handler = [](int) { g_aborted = 1; };
+    sigemptyset(&stop.sa_mask);
+    ::sigaction(SIGTERM, &stop, nullptr);
     const int control_fd = std::stoi(fields[3]);
     ::fcntl(control_fd, F_SETFD, FD_CLOEXEC);
     ControlMapping control{Fd(control_fd)};
