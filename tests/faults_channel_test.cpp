@@ -47,6 +47,11 @@
 namespace ipckit {
 namespace {
 
+// Records of the channels these tests create (and of the creators they kill) stay out of the
+// user's registry.
+[[maybe_unused]] const auto* const registry_environment =
+    ::testing::AddGlobalTestEnvironment(new test::PrivateRegistry);
+
 using namespace std::chrono_literals;
 
 // Far longer than any transport takes to notice a dead peer (20–50 ms): a wait this long is a

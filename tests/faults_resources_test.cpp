@@ -27,6 +27,11 @@
 namespace ipckit {
 namespace {
 
+// Records of the channels these tests create (and of the creators they kill) stay out of the
+// user's registry.
+[[maybe_unused]] const auto* const registry_environment =
+    ::testing::AddGlobalTestEnvironment(new test::PrivateRegistry);
+
 using namespace std::chrono_literals;
 
 // More than any channel's default buffer holds in messages of this size.

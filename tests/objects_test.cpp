@@ -35,25 +35,8 @@ using namespace std::chrono_literals;
 
 // The registry of this test program lives in its own private directory, so records written
 // here never mix with those of the user or of other test programs running at the same time.
-class RegistryEnvironment : public ::testing::Environment {
-public:
-    void SetUp() override {
-        std::string pattern = (std::filesystem::temp_directory_path() / "ipckit-registry-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-        dir_ = pattern;
-        ::setenv("IPCKIT_REGISTRY_DIR", dir_.c_str(), 1);
-    }
-    void TearDown() override {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir_, ignored);
-    }
-
-private:
-    std::string dir_;
-};
-
 [[maybe_unused]] const auto* const registry_environment =
-    ::testing::AddGlobalTestEnvironment(new RegistryEnvironment);
+    ::testing::AddGlobalTestEnvironment(new test::PrivateRegistry);
 
 // --- Objects made in children, and guards that remove them whatever happens -------------
 

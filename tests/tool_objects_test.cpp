@@ -31,25 +31,8 @@ namespace {
 using namespace std::chrono_literals;
 
 // The children and the tool share one private registry, passed down in the environment.
-class RegistryEnvironment : public ::testing::Environment {
-public:
-    void SetUp() override {
-        std::string pattern = (std::filesystem::temp_directory_path() / "ipckit-registry-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-        dir_ = pattern;
-        ::setenv("IPCKIT_REGISTRY_DIR", dir_.c_str(), 1);
-    }
-    void TearDown() override {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir_, ignored);
-    }
-
-private:
-    std::string dir_;
-};
-
 [[maybe_unused]] const auto* const registry_environment =
-    ::testing::AddGlobalTestEnvironment(new RegistryEnvironment);
+    ::testing::AddGlobalTestEnvironment(new test::PrivateRegistry);
 
 bool path_exists(const std::string& path) {
     struct stat st {};

@@ -184,4 +184,16 @@ TempDir::~TempDir() {
     std::filesystem::remove_all(path_, ignored);
 }
 
+void PrivateRegistry::SetUp() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "ipckit-registry-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    ::setenv("IPCKIT_REGISTRY_DIR", dir_.c_str(), 1);
+}
+
+void PrivateRegistry::TearDown() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+}
+
 }  // namespace ipckit::test

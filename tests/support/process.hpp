@@ -7,6 +7,8 @@
 
 #include <sys/types.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -70,6 +72,19 @@ public:
 
 private:
     std::filesystem::path path_;
+};
+
+// Points ipckit's registry (see objects.hpp) at a private directory for the whole test program
+// and its children, removed at the end, so records written by the tests — including those a
+// killed creator never took back — never reach the user's registry. Register once per program:
+//     const auto* const registry = ::testing::AddGlobalTestEnvironment(new test::PrivateRegistry);
+class PrivateRegistry : public ::testing::Environment {
+public:
+    void SetUp() override;
+    void TearDown() override;
+
+private:
+    std::string dir_;
 };
 
 }  // namespace ipckit::test
