@@ -1,5 +1,5 @@
 // libFuzzer program for the address target; the target itself is in address_target.cpp, shared with
-// tests/fuzz_regression_test.cpp. Built by scripts/fuzz.sh (clang, -fsanitize=fuzzer).
+// tests/faults/fuzz_regression_test.cpp. Built by scripts/fuzz.sh (clang, -fsanitize=fuzzer).
 #include "fuzz_targets.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

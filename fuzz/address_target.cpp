@@ -11,7 +11,7 @@
 
 namespace ipckit::fuzz {
 namespace {
-// Named: tests/fuzz_regression_test.cpp includes every target into one translation unit.
+// Named: tests/faults/fuzz_regression_test.cpp includes every target into one translation unit.
 namespace address_input {
 
 void check(bool ok, const char* what) {

@@ -7,7 +7,7 @@
 // broken invariant (fuzz_fail prints what and aborts).
 //
 // Two callers share them: the libFuzzer programs in fuzz/*_fuzz.cpp (built with clang and
-// -fsanitize=fuzzer by scripts/fuzz.sh), and tests/fuzz_regression_test.cpp, which replays every
+// -fsanitize=fuzzer by scripts/fuzz.sh), and tests/faults/fuzz_regression_test.cpp, which replays every
 // checked-in input (fuzz/corpus/, fuzz/regressions/) in the normal test build, so an input that
 // crashed once stays a test.
 //

@@ -37,7 +37,7 @@
 
 namespace ipckit::fuzz {
 namespace {
-// Named: tests/fuzz_regression_test.cpp includes every target into one translation unit.
+// Named: tests/faults/fuzz_regression_test.cpp includes every target into one translation unit.
 namespace ring_input {
 
 using Bytes = std::vector<std::byte>;

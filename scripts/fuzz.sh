@@ -9,7 +9,7 @@
 #   fuzz: target=T runs=N crashes=0 seconds=S
 # A crash (sanitizer report, uncaught exception, broken invariant, timeout, leak, out of memory)
 # fails the script; the input that caused it is copied to fuzz/regressions/T/, where
-# tests/fuzz_regression_test.cpp replays it in every test run once it is committed.
+# tests/faults/fuzz_regression_test.cpp replays it in every test run once it is committed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,6 @@
 // ipckit/detail/ring_layout.hpp — the bytes of a shared-memory ring, as both processes see them.
 //
-// Internal: used by src/ring.cpp, and by the tests that corrupt a ring on purpose. The layout is
+// Internal: used by src/rings/ring.cpp, and by the tests that corrupt a ring on purpose. The layout is
 // a contract between processes that may run different builds, so it is versioned (kVersion) and
 // every field is fixed-size. See docs/ring.md for the diagram.
 //

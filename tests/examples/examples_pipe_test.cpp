@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "../examples/fifo_record.hpp"
+#include "../../examples/fifo_record.hpp"
 #include "ipckit/fifo.hpp"
 #include "ipckit/io.hpp"
 #include "support/process.hpp"

@@ -7,9 +7,9 @@
 // each tests/*_test.cpp alone against the library, and the fuzz targets live in fuzz/ (their
 // libFuzzer programs are only built with clang). Including the .cpp files keeps one copy of
 // each target without a build rule of its own.
-#include "../fuzz/address_target.cpp"
-#include "../fuzz/frame_target.cpp"
-#include "../fuzz/ring_target.cpp"
+#include "../../fuzz/address_target.cpp"
+#include "../../fuzz/frame_target.cpp"
+#include "../../fuzz/ring_target.cpp"
 // The three files above make one translation unit; each keeps its helpers in a namespace of
 // its own (address_input, frame_input, ring_input).
 

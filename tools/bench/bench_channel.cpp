@@ -249,7 +249,7 @@ class NotBuilt final : public Contender {
 public:
     explicit NotBuilt(const TransportSpec& spec) : Contender(spec.name, Category::channel, spec.wait) {}
     std::optional<std::string> absent() const override {
-        return std::string("not built: the channel layer (src/channel.cpp) is not in this build");
+        return std::string("not built: the channel layer (src/channels/channel.cpp) is not in this build");
     }
     std::unique_ptr<Side> prepare(const RowPlan&, PeerLaunch&) override {
         throw std::logic_error("not built");

@@ -136,7 +136,7 @@ class LoanNotBuilt final : public Contender {
 public:
     LoanNotBuilt() : Contender("shm-loan", Category::channel, "block") {}
     std::optional<std::string> absent() const override {
-        return std::string("not built: the ring (src/ring.cpp) is not in this build");
+        return std::string("not built: the ring (src/rings/ring.cpp) is not in this build");
     }
     std::unique_ptr<Side> prepare(const RowPlan&, PeerLaunch&) override {
         throw std::logic_error("not built");
