@@ -18,11 +18,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ipckit/detail/endpoint.hpp"
+
 namespace ipckit::detail::ring {
 
-// 128, not 64: the adjacent-line prefetcher of Intel cores (and AMD's) fetches 64-byte lines in
-// aligned pairs, so two hot words 64 bytes apart still ping-pong between cores.
-inline constexpr std::size_t kLineSize = 128;
+// kLineSize (128 bytes, one prefetched pair of cache lines) comes from endpoint.hpp.
 
 inline constexpr std::uint64_t kMagic = 0x31474e49524b5049;  // "IPKRING1" read as little-endian
 inline constexpr std::uint32_t kVersion = 1;
