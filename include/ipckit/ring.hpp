@@ -20,11 +20,18 @@
 // once. Sleepers are counted in the ring, so send and recv make no system call unless the other
 // side sleeps.
 //
+// Ends (layout version 2, docs/ring-layout.md): an end whose process died, or that was closed,
+// is claimed by the next attach (pid + start time decide "died"): a new consumer resumes at the
+// last consumed record and gets every committed record exactly once (one it had read but not
+// released comes again); a new producer continues after the last committed record (a loan it
+// never committed is dropped). An end held by a live process is refused, naming its pid.
+//
 // Results: `ok`, `would_block` (try_ forms, or a zero deadline), `timed_out`, or `closed`: the
 // peer closed, or its process died (noticed within about 20 ms while waiting). Everything
 // committed before a close or death is delivered first.
 // Errors (`ipckit::Error`): a region too small or misaligned (invalid_argument); a header or
-// cursor that is not a valid ring (protocol_error); a corrupt record (bad_message); a message
+// cursor that is not a valid version-2 ring (protocol_error; a version-1 region says so); an end
+// held by a live process (device_or_resource_busy); a corrupt commit word (bad_message); a message
 // over `max_message_size()` or larger than the caller's buffer (message_size; nothing is lost,
 // the record stays queued). The other process is never trusted: every cursor and length read
 // from the region is checked before use, so a buggy or hostile peer causes an error, not a crash.
@@ -120,7 +127,8 @@ public:
 
     // Copies one whole message into the ring. `closed`: the consumer closed, or it died and the
     // ring is full (a dead consumer's successor gets what the ring holds, so sending goes on while
-    // there is room). A consumer that never attached is waited for when the ring is full.
+    // there is room). A consumer that never attached, or had closed before this producer
+    // attached, is waited for when the ring is full.
     [[nodiscard]] IoResult send(std::span<const std::byte> message, Deadline deadline = Deadline::never());
     [[nodiscard]] IoResult try_send(std::span<const std::byte> message) {
         return send(message, Deadline::immediate());
@@ -157,6 +165,7 @@ private:
     void refresh_tail();
     void publish(std::size_t size);
     [[nodiscard]] bool consumer_gone(std::chrono::steady_clock::time_point now);
+    [[nodiscard]] bool consumer_closed() const noexcept;
 
     detail::RingEndHandle header_;
     std::byte* data_ = nullptr;
@@ -174,6 +183,8 @@ private:
     std::size_t pending_size_ = 0;
     bool pending_ = false;
     detail::ring::EndpointWatch consumer_;
+    // The consumer end's epoch if it was already closed when we attached (epochs are 24-bit).
+    std::uint32_t closed_before_attach_ = 0xffffffff;
 };
 
 class RingConsumer {

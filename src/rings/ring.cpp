@@ -439,6 +439,8 @@ RingProducer RingProducer::attach(std::span<std::byte> region, WaitMode mode) {
     word_at(g.data, w.end & p.mask_).store(invalid_word(w.end), std::memory_order_relaxed);
     g.header->producer.position.store(w.end, std::memory_order_release);
     p.consumer_ = EndpointWatch(&g.header->consumer_end);
+    if (const OwnerWord owner = p.consumer_.owner(); owner.state == EndpointState::closed)
+        p.closed_before_attach_ = owner.epoch;
     return p;
 }
 
@@ -447,8 +449,19 @@ void RingProducer::close() noexcept {
     pending_ = false;
 }
 
+// A consumer that closed before this producer attached is treated as one not attached yet: a new
+// sender waits for the next receiver. One that closed while we were attached has said it reads
+// no more: `closed`.
+bool RingProducer::consumer_closed() const noexcept {
+    const OwnerWord owner = consumer_.owner();  // one acquire load, as EndpointWatch::closed()
+    return owner.state == EndpointState::closed && owner.epoch != closed_before_attach_;
+}
+
 bool RingProducer::consumer_gone(Clock::time_point now) {
-    return left(consumer_, now);
+    const OwnerWord owner = consumer_.owner();
+    if (owner.state == EndpointState::vacant) return false;
+    if (owner.state == EndpointState::closed) return owner.epoch != closed_before_attach_;
+    return consumer_.gone(now);
 }
 
 bool RingProducer::consumer_present() {
@@ -478,12 +491,12 @@ Status RingProducer::drain(Deadline deadline) {
     };
     for (;;) {
         if (drained()) return Status::ok;
-        if (consumer_.closed() || consumer_gone(Clock::now())) return drained() ? Status::ok : Status::closed;
+        if (consumer_closed() || consumer_gone(Clock::now())) return drained() ? Status::ok : Status::closed;
         if (deadline.is_immediate()) return Status::timed_out;
         const Status s = wait_until(
             mode_, deadline, header_->wait.producer_sleepers, header_->wait.space_event,
             [this](Clock::time_point now) { return consumer_gone(now); },
-            [&] { return drained() || consumer_.closed(); });
+            [&] { return drained() || consumer_closed(); });
         if (s == Status::ok) continue;
         if (s == Status::closed) return drained() ? Status::ok : Status::closed;
         return s;
@@ -510,7 +523,7 @@ Status RingProducer::reserve(std::size_t size, Deadline deadline) {
                                                  " bytes (half the " + str(capacity_) +
                                                  "-byte capacity, less 16 bytes of commit words)");
     }
-    if (consumer_.closed()) return Status::closed;
+    if (consumer_closed()) return Status::closed;
     const std::uint64_t record = record_size(size);
     const std::uint64_t offset = head_ & mask_;
     const std::uint64_t to_end = capacity_ - offset;
@@ -529,10 +542,10 @@ Status RingProducer::reserve(std::size_t size, Deadline deadline) {
                 [this](Clock::time_point now) { return consumer_gone(now); },
                 [&] {
                     refresh_tail();
-                    return has_space(need) || consumer_.closed();
+                    return has_space(need) || consumer_closed();
                 });
             if (s != Status::ok) return s;
-            if (consumer_.closed()) return Status::closed;
+            if (consumer_closed()) return Status::closed;
         }
     }
     pending_padding_ = padding;

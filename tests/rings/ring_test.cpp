@@ -819,10 +819,14 @@ TEST(RingTest, ClosedEndsAreReclaimed) {
         ASSERT_TRUE(rx.try_recv(got).ok());
         ASSERT_TRUE(rx.read(Deadline::immediate()).ok());  // message 1, not released
     }
+    // A producer that attaches after the consumer closed sends for the next consumer (as if none
+    // had attached yet); one attached when the consumer closes gets `closed` (see above).
     auto tx = RingProducer::attach(region.span());
+    ASSERT_TRUE(tx.try_send(make_message(5, 30)).ok());
+    EXPECT_FALSE(tx.consumer_present());
     auto rx = RingConsumer::attach(region.span());
-    EXPECT_EQ(rx.pending_at_attach(), 4u);
-    ASSERT_TRUE(tx.try_send(make_message(5, 30)).ok());  // the consumer end is attached again
+    EXPECT_TRUE(tx.consumer_present());
+    EXPECT_EQ(rx.pending_at_attach(), 5u);
     for (std::uint64_t seq = 1; seq < 6; ++seq) {
         ASSERT_TRUE(rx.try_recv(got).ok());
         EXPECT_TRUE(is_message(got, seq, 30)) << seq;
