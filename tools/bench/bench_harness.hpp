@@ -157,6 +157,8 @@ void add_raw_loops(ContenderList& list);
 void add_channels(ContenderList& list);
 void add_loan(ContenderList& list);  // shm-loan: the ring's zero-copy path
 void add_peers(ContenderList& list);
+// The iceoryx peer (bench_iceoryx.cpp), or null when it was not built in.
+[[nodiscard]] std::unique_ptr<Contender> make_iceoryx();
 [[nodiscard]] ContenderList all_contenders();
 
 // A finished row.

@@ -67,6 +67,11 @@ const Result* find_row(const std::vector<Result>& results, std::string_view tran
 bool is_ring(std::string_view name) {
     return name.starts_with("shm") || name.starts_with("sysvshm");
 }
+// The header-only loan row passes a frame by reference: it does not move the payload, so it is
+// left out where rows are ranked by how fast they move bytes.
+bool moves_every_byte(std::string_view name) {
+    return !name.ends_with("-header");
+}
 bool is_message_queue(std::string_view name) {
     return name == "sysvmq" || name == "posixmq" || name == "raw-sysvmq";
 }
@@ -92,7 +97,7 @@ std::vector<const Result*> contenders_for_claims(const std::vector<Result>& resu
     });
     std::vector<const Result*> rows;
     for (const auto& r : results) {
-        if (!r.ok() || r.mode != mode || r.size != size) continue;
+        if (!r.ok() || r.mode != mode || r.size != size || !moves_every_byte(r.transport)) continue;
         if (r.category == Category::peer || r.category == Category::channel ||
             (!have_channels && r.category == Category::raw))
             rows.push_back(&r);
@@ -354,7 +359,7 @@ std::vector<std::string> summarize_targets(const std::vector<Result>& results) {
         if (!r.ok() || r.category != Category::peer || !seen.insert({int(r.mode), r.size}).second) continue;
         const Result *ours = nullptr, *theirs = nullptr;
         for (const auto& q : results) {
-            if (!q.ok() || q.mode != r.mode || q.size != r.size) continue;
+            if (!q.ok() || q.mode != r.mode || q.size != r.size || !moves_every_byte(q.transport)) continue;
             const Result*& best = q.category == Category::channel ? ours : theirs;
             if (q.category != Category::channel && q.category != Category::peer) continue;
             if (best == nullptr || speed(q) > speed(*best)) best = &q;
