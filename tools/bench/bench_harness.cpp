@@ -408,7 +408,7 @@ std::size_t ring_bytes_for(std::size_t size) noexcept {
 
 std::size_t min_warmup_messages(std::size_t size) noexcept {
     if (size < (std::size_t{64} << 10)) return 0;
-    return 2 * ring_bytes_for(size) / size + 1;
+    return ring_bytes_for(size) / size + 1;
 }
 
 void fill_pattern(std::span<std::byte> buffer) noexcept {

@@ -212,7 +212,7 @@ void pin_to_cpu(int cpu);
 // fits it (the `shm` rows then use the default address), else the power of two that holds two of
 // them. The channel rows, the loan rows and the bare rings all use it.
 [[nodiscard]] std::size_t ring_bytes_for(std::size_t size) noexcept;
-// Messages a row's warm-up moves at least, whatever its time budget: two laps of a ring of
+// Messages a row's warm-up moves at least, whatever its time budget: a lap of a ring of
 // ring_bytes_for(size) once messages are large (64 KiB and up), so no page of the ring is faulted
 // in while the clock runs; 0 below that, where the time budget covers many laps.
 [[nodiscard]] std::size_t min_warmup_messages(std::size_t size) noexcept;

@@ -30,6 +30,7 @@
 #include "bench_touch.hpp"
 
 #if IPCKIT_BENCH_ICEORYX
+#include "iceoryx_hoofs/log/logmanager.hpp"
 #include "iceoryx_posh/popo/untyped_publisher.hpp"
 #include "iceoryx_posh/popo/untyped_subscriber.hpp"
 #include "iceoryx_posh/popo/wait_set.hpp"
@@ -163,6 +164,8 @@ private:
 void init_runtime(const std::string& name) {
     static bool done = false;
     if (done) return;
+    // Its info lines ("RouDi cleaned up resources of …") would land in the table's progress.
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn);
     iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
     done = true;
 }

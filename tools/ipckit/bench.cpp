@@ -137,7 +137,7 @@ int run_bench(const BenchOptions& options) {
         sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
     }
     RunOptions run;
-    run.budget = options.quick ? Budget{milliseconds(10), milliseconds(80), 200'000} : Budget{};
+    run.budget = options.quick ? Budget{milliseconds(10), milliseconds(60), 200'000} : Budget{};
     if (options.duration_ms > 0) run.budget.duration = milliseconds(options.duration_ms);
     if (options.warmup_ms >= 0) run.budget.warmup = milliseconds(options.warmup_ms);
     if (options.count > 0) run.budget.max_count = options.count;
