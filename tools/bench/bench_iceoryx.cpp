@@ -165,7 +165,8 @@ void init_runtime(const std::string& name) {
     static bool done = false;
     if (done) return;
     // Its info lines ("RouDi cleaned up resources of …") would land in the table's progress.
-    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn);
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn,
+                                                             iox::log::LogLevelOutput::kHideLogLevel);
     iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
     done = true;
 }

@@ -332,7 +332,7 @@ std::vector<std::string> summarize_targets(const std::vector<Result>& results) {
         const Result* b = find_row(results, base, Mode::throughput, size);
         if (a == nullptr || b == nullptr) return;
         const double x = messages ? a->msgs_per_s / b->msgs_per_s : a->bytes_per_s / b->bytes_per_s;
-        lines.push_back(fmt::format("{} / {} at {}{}: {:.2f}x (target >= {:.2f}x): {}", row, base,
+        lines.push_back(fmt::format("{} / {} at {}{}: {:.3f}x (target >= {:.2f}x): {}", row, base,
                                     format_bytes(size), messages ? " (msgs/s)" : "", x, target,
                                     verdict(x >= target)));
     };
