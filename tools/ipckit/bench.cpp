@@ -270,11 +270,13 @@ int run_bench(const BenchOptions& options) {
 void setup(CLI::App& app, int& exit_code) {
     auto options = std::make_shared<BenchOptions>();
     auto* cmd = app.add_subcommand("bench", "Measure every mechanism side by side: latency and throughput");
-    cmd->add_flag("--quick", options->quick, "Short rows: the whole table in under a minute");
-    cmd->add_option("--transport", options->transports,
-                    "Only these transports (comma-separated; shm selects shm-*, raw every raw loop); "
-                    "the baselines always run");
-    cmd->add_option("--size", options->sizes, "Message sizes, e.g. 8,64,1KiB,64KiB,1MiB (the default)");
+    cmd->add_flag("--quick", options->quick,
+                  "Short rows (10 ms + 60 ms): the whole table in about a minute on a quiet machine");
+    cmd->add_option(
+        "--transport", options->transports,
+        "Only these transports (comma-separated; shm selects shm?… and shm-loan…, raw every raw loop); "
+        "the baselines always run");
+    cmd->add_option("--size", options->sizes, "Message sizes, e.g. 8,64,1KiB,64KiB,1MiB,16MiB (the default)");
     cmd->add_option("--json", options->json_file, "Write the results as JSON (docs/bench.schema.json)");
     cmd->add_option("--csv", options->csv_file, "Write the results as CSV");
     cmd->add_option("--plot", options->plot_file,
