@@ -120,6 +120,8 @@ public:
         return producer_.send(message, deadline);
     }
     std::size_t max_message_size() const override { return producer_.max_message_size(); }
+    Loan loan(std::size_t size, Deadline deadline) override { return producer_.loan(size, deadline); }
+    void commit(std::size_t size) override { producer_.commit(size); }
 
 private:
     RingRegion region_;  // declared first: outlives the producer
@@ -142,6 +144,8 @@ public:
     std::size_t max_message_size() const override { return consumer_.max_message_size(); }
     // read() finds the next record without consuming it: a peek.
     bool ready() override { return consumer_.read(Deadline::immediate()).status != Status::would_block; }
+    RecordView read(Deadline deadline) override { return consumer_.read(deadline); }
+    void release() override { consumer_.release(); }
 
 private:
     RingRegion region_;
