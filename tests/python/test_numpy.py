@@ -64,3 +64,19 @@ def test_recv_into_an_array(transport):
         out = numpy.empty(100)
         assert rx.recv_into(out, timeout=10) == data.nbytes
         assert numpy.array_equal(out, data)
+
+
+def test_the_frame_publisher_example_reaches_two_subscribers():
+    import os
+    import subprocess
+    import sys
+
+    examples = os.path.join(os.environ.get("IPCKIT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")),
+                            "examples", "python")
+    r = subprocess.run([sys.executable, os.path.join(examples, "frame_publisher.py"), "--frames", "30"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = sorted(r.stdout.splitlines())
+    assert lines[0] == "frame_publisher: 30 frames to 2 subscribers"
+    assert lines[1].startswith("frame_subscriber 0: 30 frames of 480x640 uint8, 0 wrong")
+    assert lines[2].startswith("frame_subscriber 1: 30 frames of 480x640 uint8, 0 wrong")
