@@ -181,3 +181,26 @@ def test_objects_lists_what_ipckit_ls_lists():
         listed = json.loads(tool("ls", "--json").stdout)
         assert set(listed[0]) == set(mine[0]) if listed else True
         assert any(o["address"] == address for o in listed)
+
+
+def test_the_type_stubs_cover_the_module():
+    import ast
+    import os
+
+    stub = os.path.join(os.path.dirname(ipckit.__file__), "__init__.pyi")
+    tree = ast.parse(open(stub).read())
+    stubbed = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            stubbed[node.name] = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+        elif isinstance(node, ast.FunctionDef):
+            stubbed[node.name] = set()
+    for name in ipckit.__all__:
+        assert name in stubbed, f"{name} has no stub"
+        obj = getattr(ipckit, name)
+        if isinstance(obj, type) and not issubclass(obj, BaseException):
+            public = {m for m in vars(obj) if not m.startswith("_")} | (
+                {m for m in vars(obj) if m in ("__enter__", "__exit__", "__iter__", "__next__", "__len__", "__getitem__")}
+            )
+            assert public <= stubbed[name], f"{name}: no stub for {sorted(public - stubbed[name])}"
+        assert obj.__doc__, f"{name} has no docstring"
