@@ -204,3 +204,25 @@ def test_the_type_stubs_cover_the_module():
             )
             assert public <= stubbed[name], f"{name}: no stub for {sorted(public - stubbed[name])}"
         assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_an_inherited_pipe_end_fd_transport():
+    import os
+
+    r, w = os.pipe()
+    child = python_child(
+        """
+        import sys, ipckit
+        with ipckit.Sender.open("fd:" + sys.argv[1]) as tx:
+            assert tx.send(b"one") and tx.send(b"two")
+        """,
+        str(w),
+        pass_fds=(w,),
+    )
+    os.close(w)
+    with ipckit.Receiver.open(f"fd:{r}") as rx:  # the channel owns the descriptor now
+        assert rx.recv(timeout=10) == b"one"
+        assert rx.recv(timeout=10) == b"two"
+        with pytest.raises(ipckit.Closed):
+            rx.recv(timeout=10)
+    assert child.wait(timeout=60) == 0
