@@ -17,9 +17,11 @@ import pytest
 import ipckit
 
 # Records of the channels these tests create stay out of the user's registry (children too).
-_REGISTRY = tempfile.mkdtemp(prefix="ipckit-pytest-registry-")
-os.environ["IPCKIT_REGISTRY_DIR"] = _REGISTRY
-atexit.register(shutil.rmtree, _REGISTRY, ignore_errors=True)
+# Made once by the test process; the children it starts (which import this file too) inherit it.
+if "IPCKIT_PYTEST_REGISTRY" not in os.environ:
+    _REGISTRY = tempfile.mkdtemp(prefix="ipckit-pytest-registry-")
+    os.environ["IPCKIT_REGISTRY_DIR"] = os.environ["IPCKIT_PYTEST_REGISTRY"] = _REGISTRY
+    atexit.register(shutil.rmtree, _REGISTRY, ignore_errors=True)
 
 BIN_DIR = os.environ.get("IPCKIT_BIN_DIR", os.path.join(os.getcwd(), "bin"))
 IPCKIT_TOOL = os.path.join(BIN_DIR, "ipckit")
