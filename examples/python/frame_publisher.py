@@ -49,7 +49,8 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     addresses = [f"shm:{args.name}-{i}?capacity=16MiB" for i in range(args.subscribers)]
     subscribers = [
-        subprocess.Popen([sys.executable, os.path.join(here, "frame_subscriber.py"), address, str(i)])
+        subprocess.Popen([sys.executable, os.path.join(here, "frame_subscriber.py"), address, str(i)],
+                         stdout=subprocess.PIPE, text=True)  # reports printed in order below
         for i, address in enumerate(addresses)
     ]
     try:
@@ -63,7 +64,10 @@ def main():
                     del pixels  # the view must not outlive the block
         for tx in senders:
             tx.close()  # each subscriber sees Closed after the last frame
-        failed = sum(s.wait(timeout=60) != 0 for s in subscribers)
+        failed = 0
+        for s in subscribers:
+            print(s.communicate(timeout=60)[0], end="")
+            failed += s.returncode != 0
     finally:
         for s in subscribers:
             if s.poll() is None:

@@ -76,7 +76,8 @@ def test_the_frame_publisher_example_reaches_two_subscribers():
     r = subprocess.run([sys.executable, os.path.join(examples, "frame_publisher.py"), "--frames", "30"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    lines = sorted(r.stdout.splitlines())
-    assert lines[0] == "frame_publisher: 30 frames to 2 subscribers"
-    assert lines[1].startswith("frame_subscriber 0: 30 frames of 480x640 uint8, 0 wrong")
-    assert lines[2].startswith("frame_subscriber 1: 30 frames of 480x640 uint8, 0 wrong")
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3, r.stdout
+    assert lines[0].startswith("frame_subscriber 0: 30 frames of 480x640 uint8, 0 wrong"), r.stdout
+    assert lines[1].startswith("frame_subscriber 1: 30 frames of 480x640 uint8, 0 wrong"), r.stdout
+    assert lines[2] == "frame_publisher: 30 frames to 2 subscribers", r.stdout
