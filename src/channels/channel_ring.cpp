@@ -76,6 +76,10 @@ private:
         if (address.transport == Transport::shm) {
             posix_.emplace(connect_retrying(
                 deadline, [&] { return PosixShm::open(address.target, Access::read_write); }));
+            // The creator sizes the object just after shm_open: an opener that came in between
+            // sees 0 bytes (mmap would fail), so it waits for the size as for the format.
+            for (const auto grace = Deadline::after(kFormatGrace); posix_->size() == 0 && !grace.expired();)
+                std::this_thread::sleep_for(1ms);
             mapping_.emplace(posix_->map(Access::read_write));
             bytes_ = mapping_->bytes();
         } else {

@@ -1,12 +1,19 @@
 // Zero copy through the channel API: Sender::loan/commit and Receiver::read/release over the
 // ring transports, between real processes, and the one-line refusal everywhere else.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/ring.hpp"
 #include "support/process.hpp"
 #include "support/transports.hpp"
 
@@ -89,6 +96,36 @@ TEST_P(ChannelLoanTest, MisuseIsAnErrorThatNamesTheLimit) {
     ASSERT_TRUE(tx.loan(4).ok());
     EXPECT_THROW(tx.commit(5), Error);  // more than was loaned
     EXPECT_THROW(rx.release(), Error);  // no read
+}
+
+// Found by the Python tests (a Python sender opening what `ipckit recv` was creating): an
+// opener that arrives between the creator's shm_open and its ftruncate must wait, not fail.
+TEST(ChannelRingOpenTest, AnOpenerThatArrivesBeforeTheRingIsSizedWaitsForIt) {
+    const std::string name = "/" + test::unique_name("ipckit-test");
+    const int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    std::optional<Sender> opened;
+    std::string failure;
+    std::thread opener([&] {
+        try {
+            opened.emplace(Sender::open("shm:" + name, Deadline::after(10s)));
+        } catch (const Error& e) {
+            failure = e.what();
+        }
+    });
+    std::this_thread::sleep_for(50ms);  // the opener finds the object still empty
+    const std::size_t size = Ring::region_size(4096);
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
+    void* region = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_NE(region, MAP_FAILED);
+    Ring::format(std::span(static_cast<std::byte*>(region), size), RingOptions{4096});
+    opener.join();
+    EXPECT_EQ(failure, "");
+    EXPECT_TRUE(opened.has_value());
+    opened.reset();
+    ::munmap(region, size);
+    ::close(fd);
+    ::shm_unlink(name.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Rings, ChannelLoanTest, ::testing::ValuesIn(ring_transports()),
