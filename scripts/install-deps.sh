@@ -13,6 +13,8 @@ packages=(
   clang clang-format libclang-rt-14-dev        # fuzzing and sanitizer runtimes, formatting
   iproute2 procps util-linux                   # network namespaces for the TCP test; ipcs, ipcmk
   python3 python3-jsonschema                   # validates `ipckit bench --json` in the tests
+  pybind11-dev python3-dev                     # the Python module (python/)
+  python3-pytest python3-numpy                 # its tests (tests/python/), NumPy for zero copy
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -22,6 +22,9 @@
 // `closed` (the peer closed or died, or the object was removed): expected outcomes are values.
 // Errors: a malformed address, a message over `max_message_size()`, a corrupt frame or a
 // failing system call throw `ipckit::Error` that names the address and the limit or call.
+// Zero copy (ring transports only: shm:, sysvshm:): `Sender::loan` hands out record space in
+// the ring to fill in place and `commit` publishes it; `Receiver::read` shows the next message
+// in place until `release`. Other transports throw an Error saying a ring transport is needed.
 // Thread-safety: one thread at a time per Sender or Receiver; distinct channels are independent.
 #pragma once
 
@@ -34,6 +37,7 @@
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/io.hpp"
+#include "ipckit/ring.hpp"  // Loan, RecordView
 
 namespace ipckit {
 
@@ -58,6 +62,11 @@ public:
     [[nodiscard]] IoResult try_send(std::span<const std::byte> message) {
         return send(message, Deadline::immediate());
     }
+    // Zero copy: reserves up to `size` bytes of record space (`closed`, `timed_out` as for send).
+    // A second loan, or a send, before commit discards the first; so does dropping it.
+    [[nodiscard]] Loan loan(std::size_t size, Deadline deadline = Deadline::never());
+    // Publishes the first `size` bytes of the loan as one message.
+    void commit(std::size_t size);
     [[nodiscard]] std::size_t max_message_size() const;
     [[nodiscard]] const std::string& address() const;
 
@@ -84,6 +93,11 @@ public:
     [[nodiscard]] IoResult try_recv(std::vector<std::byte>& message) {
         return recv(message, Deadline::immediate());
     }
+    // Zero copy: the next message in place, not consumed; valid until `release` (or the next
+    // read or recv, which return the same message until it is released).
+    [[nodiscard]] RecordView read(Deadline deadline = Deadline::never());
+    // Consumes the message `read` returned.
+    void release();
 
     [[nodiscard]] std::size_t max_message_size() const;
     [[nodiscard]] const std::string& address() const;

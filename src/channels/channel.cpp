@@ -84,6 +84,25 @@ Registration::~Registration() {
     if (!address_.empty()) registry_forget(static_cast<ObjectKind>(kind_), address_);
 }
 
+// Zero copy needs record space in memory both sides map; only the rings have it.
+[[noreturn]] void no_zero_copy(const std::string& address, std::string_view what) {
+    throw_error(std::errc::operation_not_supported, "address \"" + address + "\": zero-copy " +
+                                                        std::string(what) +
+                                                        " need a ring transport (shm:, sysvshm:)");
+}
+Loan SenderBackend::loan(std::size_t, Deadline) {
+    no_zero_copy(address(), "loans");
+}
+void SenderBackend::commit(std::size_t) {
+    no_zero_copy(address(), "loans");
+}
+RecordView ReceiverBackend::read(Deadline) {
+    no_zero_copy(address(), "reads");
+}
+void ReceiverBackend::release() {
+    no_zero_copy(address(), "reads");
+}
+
 }  // namespace detail
 
 namespace {
@@ -173,6 +192,12 @@ Sender::~Sender() = default;
 IoResult Sender::send(std::span<const std::byte> message, Deadline deadline) {
     return backend_->send(message, deadline);
 }
+Loan Sender::loan(std::size_t size, Deadline deadline) {
+    return backend_->loan(size, deadline);
+}
+void Sender::commit(std::size_t size) {
+    backend_->commit(size);
+}
 std::size_t Sender::max_message_size() const {
     return backend_->max_message_size();
 }
@@ -196,6 +221,12 @@ IoResult Receiver::recv(std::span<std::byte> buffer, Deadline deadline) {
 }
 IoResult Receiver::recv(std::vector<std::byte>& message, Deadline deadline) {
     return backend_->recv(message, deadline);
+}
+RecordView Receiver::read(Deadline deadline) {
+    return backend_->read(deadline);
+}
+void Receiver::release() {
+    backend_->release();
 }
 std::size_t Receiver::max_message_size() const {
     return backend_->max_message_size();

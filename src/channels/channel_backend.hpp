@@ -14,6 +14,7 @@
 #include "ipckit/address.hpp"
 #include "ipckit/deadline.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/ring.hpp"
 
 namespace ipckit::detail {
 
@@ -43,6 +44,9 @@ public:
     void record_created(const Address& address) { registration_ = Registration(address); }
     [[nodiscard]] virtual IoResult send(std::span<const std::byte> message, Deadline deadline) = 0;
     [[nodiscard]] virtual std::size_t max_message_size() const = 0;
+    // Zero copy, for transports that have record space to lend (rings); others refuse.
+    [[nodiscard]] virtual Loan loan(std::size_t size, Deadline deadline);
+    virtual void commit(std::size_t size);
     [[nodiscard]] const std::string& address() const { return address_; }
 
 private:
@@ -63,6 +67,9 @@ public:
     // True when a message can be taken now without waiting, for transports that have no
     // descriptor or that buffer what they read. Must not block.
     [[nodiscard]] virtual bool ready() = 0;
+    // Zero copy, for transports that keep whole records in memory both sides map (rings).
+    [[nodiscard]] virtual RecordView read(Deadline deadline);
+    virtual void release();
     [[nodiscard]] const std::string& address() const { return address_; }
 
 private:

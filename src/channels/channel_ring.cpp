@@ -76,6 +76,10 @@ private:
         if (address.transport == Transport::shm) {
             posix_.emplace(connect_retrying(
                 deadline, [&] { return PosixShm::open(address.target, Access::read_write); }));
+            // The creator sizes the object just after shm_open: an opener that came in between
+            // sees 0 bytes (mmap would fail), so it waits for the size as for the format.
+            for (const auto grace = Deadline::after(kFormatGrace); posix_->size() == 0 && !grace.expired();)
+                std::this_thread::sleep_for(1ms);
             mapping_.emplace(posix_->map(Access::read_write));
             bytes_ = mapping_->bytes();
         } else {
@@ -120,6 +124,8 @@ public:
         return producer_.send(message, deadline);
     }
     std::size_t max_message_size() const override { return producer_.max_message_size(); }
+    Loan loan(std::size_t size, Deadline deadline) override { return producer_.loan(size, deadline); }
+    void commit(std::size_t size) override { producer_.commit(size); }
 
 private:
     RingRegion region_;  // declared first: outlives the producer
@@ -142,6 +148,8 @@ public:
     std::size_t max_message_size() const override { return consumer_.max_message_size(); }
     // read() finds the next record without consuming it: a peek.
     bool ready() override { return consumer_.read(Deadline::immediate()).status != Status::would_block; }
+    RecordView read(Deadline deadline) override { return consumer_.read(deadline); }
+    void release() override { consumer_.release(); }
 
 private:
     RingRegion region_;
