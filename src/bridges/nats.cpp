@@ -78,13 +78,17 @@ std::errc errc_of(natsStatus s) {
 
 // "ADDRESS: WHAT: NATS's reason". Never the token: `address` is the shown text.
 [[noreturn]] void throw_nats(natsStatus s, std::string_view address, std::string_view what) {
-    const char* detail = nats_GetLastError(nullptr);
+    std::string_view reason = nats_GetLastError(nullptr) != nullptr ? nats_GetLastError(nullptr) : "";
+    // libnats puts where in its sources it failed first, "(conn.c:2088): ": not for users.
+    if (reason.starts_with('(')) {
+        if (const auto end = reason.find("): "); end != std::string_view::npos) reason.remove_prefix(end + 3);
+    }
     std::string message = "nats \"";
     message += address;
     message += "\": ";
     message += what;
     message += ": ";
-    message += (detail != nullptr && *detail != '\0') ? detail : natsStatus_GetText(s);
+    message += !reason.empty() ? reason : std::string_view(natsStatus_GetText(s));
     throw_error(errc_of(s), message);
 }
 
