@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <map>
@@ -76,20 +77,29 @@ std::errc errc_of(natsStatus s) {
     }
 }
 
-// "ADDRESS: WHAT: NATS's reason". Never the token: `address` is the shown text.
-[[noreturn]] void throw_nats(natsStatus s, std::string_view address, std::string_view what) {
+// libnats's words for the last failure on this thread.
+std::string last_error(natsStatus s) {
     std::string_view reason = nats_GetLastError(nullptr) != nullptr ? nats_GetLastError(nullptr) : "";
     // libnats puts where in its sources it failed first, "(conn.c:2088): ": not for users.
     if (reason.starts_with('(')) {
         if (const auto end = reason.find("): "); end != std::string_view::npos) reason.remove_prefix(end + 3);
     }
+    return std::string(!reason.empty() ? reason : std::string_view(natsStatus_GetText(s)));
+}
+
+// "nats "ADDRESS": WHAT: NATS's reason". Never the token: `address` is the shown text.
+[[noreturn]] void throw_nats(natsStatus s, std::string_view address, std::string_view what,
+                             const std::string& reason) {
     std::string message = "nats \"";
     message += address;
     message += "\": ";
     message += what;
     message += ": ";
-    message += !reason.empty() ? reason : std::string_view(natsStatus_GetText(s));
+    message += reason;
     throw_error(errc_of(s), message);
+}
+[[noreturn]] void throw_nats(natsStatus s, std::string_view address, std::string_view what) {
+    throw_nats(s, address, what, last_error(s));
 }
 
 int64_t slice_ms(Deadline deadline) {
@@ -159,22 +169,26 @@ public:
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
     ~Connection() {
+        if (connection_ == nullptr) return;  // fail() took it down
         // What was published is sent before the connection goes (a bounded wait).
         if (natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED)
             (void)natsConnection_FlushTimeout(connection_, 5000);
+        close_and_wait();
         if (js_ != nullptr) jsCtx_Destroy(js_);
         natsConnection_Destroy(connection_);
         natsOptions_Destroy(options_);
     }
 
     [[noreturn]] void fail(natsStatus s, std::string_view what) {
+        const std::string reason = last_error(s);
+        close_and_wait();
         if (js_ != nullptr) jsCtx_Destroy(js_);
         js_ = nullptr;
         natsConnection_Destroy(connection_);
         natsOptions_Destroy(options_);
         connection_ = nullptr;
         options_ = nullptr;
-        throw_nats(s, shown_, what);
+        throw_nats(s, shown_, what, reason);
     }
 
     natsConnection* get() const { return connection_; }
@@ -193,9 +207,11 @@ public:
         report.is_nats = true;
         report.disconnects = disconnects_.load();
         report.reconnects = reconnects_.load();
-        report.gave_up = gave_up_.load();
+        // The closed callback may still be on its way while the state already says closed.
+        report.gave_up = gave_up_.load() || (!closing_.load() && closed());
         std::lock_guard lock(mutex_);
         report.last_event = last_event_;
+        if (report.gave_up && !report.last_event.starts_with("gave up")) report.last_event = gave_up_text();
     }
     void event(std::string text) {
         std::lock_guard lock(mutex_);
@@ -203,6 +219,19 @@ public:
     }
 
 private:
+    std::string gave_up_text() const {
+        return "gave up reconnecting to " + server_ + "; the channel is closed";
+    }
+
+    // libnats runs the callbacks on its own thread, after natsConnection_Close returns: this
+    // object must outlive the last of them, which is the closed callback.
+    void close_and_wait() {
+        closing_.store(true);
+        natsConnection_Close(connection_);
+        std::unique_lock lock(mutex_);
+        (void)closed_cv_.wait_for(lock, 5s, [&] { return closed_done_; });
+    }
+
     // The stream holds the subject on disk; made by whichever end comes first.
     void ensure_stream(const Address& address) {
         jsStreamInfo* info = nullptr;
@@ -254,11 +283,14 @@ private:
     static void on_closed(natsConnection* connection, void* closure) {
         auto* self = static_cast<Connection*>(closure);
         // Closed by this process (the destructor) is not giving up.
-        if (self->disconnects_.load() > self->reconnects_.load()) {
+        if (!self->closing_.load()) {
             self->gave_up_.store(true);
-            self->event("gave up reconnecting to " + self->server_ + "; the channel is closed");
+            self->event(self->gave_up_text());
         }
         (void)connection;
+        std::lock_guard lock(self->mutex_);
+        self->closed_done_ = true;
+        self->closed_cv_.notify_all();
     }
     static void on_error(natsConnection*, natsSubscription*, natsStatus s, void* closure) {
         static_cast<Connection*>(closure)->event(std::string("NATS: ") + natsStatus_GetText(s));
@@ -272,7 +304,10 @@ private:
     std::atomic<std::uint64_t> disconnects_{0};
     std::atomic<std::uint64_t> reconnects_{0};
     std::atomic<bool> gave_up_{false};
+    std::atomic<bool> closing_{false};
     mutable std::mutex mutex_;
+    std::condition_variable closed_cv_;
+    bool closed_done_ = false;
     std::string last_event_;
 };
 
