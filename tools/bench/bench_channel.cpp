@@ -21,6 +21,12 @@
 #endif
 
 namespace ipckit::bench {
+
+// The `nats` rows' server (bench_nats.cpp): "nats://127.0.0.1:PORT", started on first use and
+// stopped when the tool exits; and why those rows cannot run, when they cannot.
+std::string nats_bench_server();
+std::optional<std::string> nats_bench_absent();
+
 namespace {
 
 struct TransportSpec {
@@ -37,6 +43,7 @@ constexpr TransportSpec kTransports[] = {
     {"unix", "block"},
     {"unix+seqpacket", "block"},
     {"tcp", "block"},
+    {"nats", "block"},  // a nats-server on loopback, started for these rows (bench_nats.cpp)
     {"shm", "block"},
     {"sysvshm", "block"},
     {"shm-spin", "spin"},
@@ -87,6 +94,7 @@ std::string address_for(std::string_view transport, const RowPlan& plan, int dir
     if (transport == "unix") return "unix:@" + name;
     if (transport == "unix+seqpacket") return "unix+seqpacket:@" + name;
     if (transport == "tcp") return "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
+    if (transport == "nats") return nats_bench_server() + "/ipckit.bench." + name;
     if (transport == "shm") return "shm:/" + name + ring_options("block", plan.size);
     if (transport == "shm-spin") return "shm:/" + name + ring_options("spin", plan.size);
     if (transport == "shm-adaptive") return "shm:/" + name + ring_options("adaptive", plan.size);
@@ -202,6 +210,9 @@ class ChannelContender final : public Contender {
 public:
     explicit ChannelContender(const TransportSpec& spec)
         : Contender(spec.name, Category::channel, spec.wait) {}
+    std::optional<std::string> absent() const override {
+        return name() == "nats" ? nats_bench_absent() : std::nullopt;
+    }
 
     std::unique_ptr<Side> prepare(const RowPlan& plan, PeerLaunch& launch) override {
         std::vector<std::string> mine, theirs;
