@@ -10,7 +10,8 @@ packages=(
   libboost-dev libzmq3-dev libnng-dev          # peers measured side by side by `ipckit bench`
   gnuplot-nox                                  # `ipckit bench --plot`
   clang clang-format libclang-rt-14-dev        # fuzzing and sanitizer runtimes, formatting
-  iproute2 procps util-linux                   # network namespaces for the TCP test; ipcs, ipcmk
+  iproute2 procps util-linux                   # network namespaces for the TCP and NATS tests; ipcs, ipcmk
+  libnats-dev nats-server                      # the nats:// transport and `ipckit bridge`; its test servers
   python3 python3-jsonschema                   # validates `ipckit bench --json` in the tests
 )
 
