@@ -504,10 +504,13 @@ public:
     std::size_t max_message_size() const override { return limit_; }
     bool ready() override {
         if (!fetched_.empty()) return true;
+        if (connection_.js() != nullptr) {
+            // A pull consumer's messages come only when asked for: ask, waiting 1 ms at most.
+            return next(Deadline::immediate()).ok();
+        }
         int messages = 0;
         int bytes = 0;
-        return natsSubscription_GetPending(subscription_, &messages, &bytes) == NATS_OK && messages > 0 &&
-               connection_.js() == nullptr;
+        return natsSubscription_GetPending(subscription_, &messages, &bytes) == NATS_OK && messages > 0;
     }
 
     void fill(NatsReport& report) const {

@@ -18,6 +18,7 @@
 #include "ipckit/address.hpp"
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/poll_set.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {
@@ -69,6 +70,25 @@ TEST(NatsTest, ASubscriberGetsEveryMessageInOrder) {
     EXPECT_EQ(report.lost, 0u);
     EXPECT_EQ(report.disconnects, 0u);
     EXPECT_EQ(rx.native_handle(), -1);
+}
+
+TEST(NatsTest, APollSetWaitsOnCoreAndJetStreamReceivers) {
+    IPCKIT_REQUIRE_NATS();
+    test::NatsServer server(test::jetstream_server());
+    auto core = Receiver::open(server.url("ipckit.poll.core"));
+    auto stored = Receiver::open(server.url("ipckit.poll.stored", "stream=POLL"));
+    PollSet set;
+    set.add(core);
+    set.add(stored);
+    EXPECT_TRUE(set.wait(Deadline::after(50ms)).empty());
+    auto to_stored = Sender::open(server.url("ipckit.poll.stored", "stream=POLL"));
+    ASSERT_TRUE(to_stored.send(as_bytes("stored")).ok());
+    EXPECT_EQ(set.wait(Deadline::after(20s)), std::vector<std::size_t>{1});
+    EXPECT_EQ(received(stored), "stored");
+    auto to_core = Sender::open(server.url("ipckit.poll.core"));
+    ASSERT_TRUE(to_core.send(as_bytes("core")).ok());
+    EXPECT_EQ(set.wait(Deadline::after(20s)), std::vector<std::size_t>{0});
+    EXPECT_EQ(received(core), "core");
 }
 
 TEST(NatsTest, ReportOfAChannelThatIsNotNatsIsEmpty) {
