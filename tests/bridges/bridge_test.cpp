@@ -20,6 +20,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -211,6 +213,61 @@ TEST(BridgeToolTest, LocalProgramsTalkThroughNatsByOneBridgeEachWay) {
     EXPECT_EQ(inbound.wait(30s), 0) << slurp(dir.file("b.err"));
     EXPECT_NE(slurp(dir.file("b.err")).find("stopped: 200 messages"), std::string::npos)
         << slurp(dir.file("b.err"));
+}
+
+// JetStream through the bridges while everything goes wrong: the server is killed (SIGKILL) and
+// restarted mid-stream, and the inbound bridge is stopped (SIGTERM) and replaced. Every message
+// still arrives: what a bridge acknowledged it had delivered, and the stream kept the rest.
+TEST(BridgeToolTest, JetStreamLosesNothingThroughAServerRestartAndABridgeRestart) {
+    IPCKIT_REQUIRE_NATS();
+    test::NatsServer server(test::jetstream_server());
+    test::TempDir dir;
+    const std::string in = "unix:@" + test::unique_name("ipckit-bridge-in");
+    const std::string first_out = "unix:@" + test::unique_name("ipckit-bridge-out1");
+    const std::string second_out = "unix:@" + test::unique_name("ipckit-bridge-out2");
+    const std::string hub = server.url("cam.survive", "stream=SURVIVE");
+    auto first = Receiver::create(first_out);
+    auto outbound = start_tool({"bridge", in, hub}, dir.file("a.out"), dir.file("a.err"));
+    auto inbound = start_tool({"bridge", hub, first_out}, dir.file("b.out"), dir.file("b.err"));
+    constexpr int count = 300;
+    std::set<int> got;
+    std::vector<std::byte> message;
+    std::optional<Sender> source = Sender::open(in, Deadline::after(30s));
+    // Both bridges are up once the first message came through.
+    ASSERT_TRUE(source->send(as_bytes("1"), Deadline::after(30s)).ok());
+    ASSERT_TRUE(first.recv(message, Deadline::after(30s)).ok()) << slurp(dir.file("b.err"));
+    got.insert(std::stoi(text_of(message)));
+    for (int i = 2; i <= count; ++i) {
+        if (i == 100) {
+            server.kill(SIGKILL);
+            server.start();
+        }
+        ASSERT_TRUE(source->send(as_bytes(std::to_string(i)), Deadline::after(60s)).ok()) << i;
+        while (first.recv(message, Deadline::immediate()).ok())
+            got.insert(std::stoi(text_of(message)));
+    }
+    // The inbound bridge stops part-way through what it has to deliver.
+    inbound.kill(SIGTERM);
+    EXPECT_EQ(inbound.wait(30s), 0) << slurp(dir.file("b.err"));
+    while (first.recv(message, Deadline::after(1s)).ok())
+        got.insert(std::stoi(text_of(message)));
+    const auto after_first = got.size();
+    std::printf("the first inbound bridge delivered %zu of %d before its SIGTERM\n", after_first, count);
+    auto second = Receiver::create(second_out);
+    auto replacement = start_tool({"bridge", hub, second_out}, dir.file("c.out"), dir.file("c.err"));
+    while (static_cast<int>(got.size()) < count && second.recv(message, Deadline::after(30s)).ok())
+        got.insert(std::stoi(text_of(message)));
+    EXPECT_EQ(static_cast<int>(got.size()), count)
+        << "first bridge delivered " << after_first << "\nA: " << slurp(dir.file("a.err"))
+        << "\nB: " << slurp(dir.file("b.err")) << "\nC: " << slurp(dir.file("c.err"));
+    EXPECT_EQ(*got.begin(), 1);
+    EXPECT_EQ(*got.rbegin(), count);
+    source.reset();  // the outbound bridge's source closes: it ends, having passed on all it took
+    EXPECT_EQ(outbound.wait(30s), 0) << slurp(dir.file("a.err"));
+    EXPECT_NE(slurp(dir.file("a.err")).find("source closed: 300 messages"), std::string::npos)
+        << slurp(dir.file("a.err"));
+    replacement.kill(SIGTERM);
+    EXPECT_EQ(replacement.wait(30s), 0) << slurp(dir.file("c.err"));
 }
 
 // ---------------------------------------------------------------------------------------------
