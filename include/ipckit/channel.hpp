@@ -5,6 +5,7 @@
 //
 //     fd:R  fd:W  fifo:PATH  sysvmq:KEY  sysvmq:PATH#PROJ  posixmq:/NAME  shm:/NAME
 //     sysvshm:KEY  unix:PATH  unix:@NAME  unix+seqpacket:…  unix+dgram:…  tcp://HOST:PORT
+//     nats://HOST:PORT/SUBJECT (a subject on a NATS server; see docs/nats.md and nats.hpp)
 //
 // One side creates the kernel object (`create`), the other opens it (`open`); the creating
 // side removes it when it goes away unless the address says `keep=1`. Message boundaries are
@@ -44,6 +45,7 @@ namespace ipckit {
 namespace detail {
 class SenderBackend;
 class ReceiverBackend;
+struct BackendAccess;  // for transport-specific reports (nats.hpp)
 }  // namespace detail
 
 class Sender {
@@ -71,6 +73,7 @@ public:
     [[nodiscard]] const std::string& address() const;
 
 private:
+    friend struct detail::BackendAccess;
     explicit Sender(std::unique_ptr<detail::SenderBackend> backend);
     std::unique_ptr<detail::SenderBackend> backend_;
 };
@@ -107,6 +110,7 @@ public:
 
 private:
     friend class PollSet;
+    friend struct detail::BackendAccess;
     explicit Receiver(std::unique_ptr<detail::ReceiverBackend> backend);
     std::unique_ptr<detail::ReceiverBackend> backend_;
 };

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "../bridges/nats_channel.hpp"
 #include "channel_backend.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/objects.hpp"
@@ -51,6 +52,7 @@ bool registry_entry(const Address& address, ObjectKind& kind, std::string& name)
             return true;
         case Transport::fd:
         case Transport::tcp:
+        case Transport::nats:  // the server's object, not this machine's
             return false;
     }
     return false;
@@ -110,7 +112,7 @@ namespace {
 using detail::Role;
 
 // Each transport family has one backend file; this table says which family a transport is.
-enum class Family { stream, packet, queue, ring };
+enum class Family { stream, packet, queue, ring, nats };
 
 Family family_of(Transport transport) {
     switch (transport) {
@@ -128,6 +130,8 @@ Family family_of(Transport transport) {
         case Transport::shm:
         case Transport::sysvshm:
             return Family::ring;
+        case Transport::nats:
+            return Family::nats;
     }
     return Family::stream;  // unreachable: parse_address knows only the transports above
 }
@@ -143,6 +147,8 @@ std::unique_ptr<detail::SenderBackend> make_sender_backend(const Address& addres
             return detail::make_queue_sender(address, role, deadline);
         case Family::ring:
             return detail::make_ring_sender(address, role, deadline);
+        case Family::nats:
+            return detail::make_nats_sender(address, role, deadline);
     }
     return nullptr;
 }
@@ -158,6 +164,8 @@ std::unique_ptr<detail::ReceiverBackend> make_receiver_backend(const Address& ad
             return detail::make_queue_receiver(address, role, deadline);
         case Family::ring:
             return detail::make_ring_receiver(address, role, deadline);
+        case Family::nats:
+            return detail::make_nats_receiver(address, role, deadline);
     }
     return nullptr;
 }
