@@ -66,10 +66,14 @@ def test_python_sends_and_cpp_tool_receives(transport):
         stderr=subprocess.PIPE,
         text=True,
     )
-    with open_sender(transport.address) as tx:
-        for message in [b"alpha", bytearray(b"beta"), memoryview(b"gamma")]:
-            assert tx.send(message, timeout=10)
-        out, err = receiver.communicate(timeout=60)
+    try:
+        with open_sender(transport.address) as tx:
+            for message in [b"alpha", bytearray(b"beta"), memoryview(b"gamma")]:
+                assert tx.send(message, timeout=10)
+            out, err = receiver.communicate(timeout=60)
+    finally:
+        receiver.kill()  # a failure above must not leave the tool running
+        receiver.wait()
     assert receiver.returncode == 0, err
     assert out.splitlines() == ["alpha", "beta", "gamma"]
 
