@@ -173,18 +173,28 @@ public:
     Connection& operator=(const Connection&) = delete;
     ~Connection() {
         if (connection_ == nullptr) return;  // fail() took it down
-        // What was published is sent before the connection goes (a bounded wait).
-        if (natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED)
-            (void)natsConnection_FlushTimeout(connection_, 5000);
-        close_and_wait();
+        shutdown();
         if (js_ != nullptr) jsCtx_Destroy(js_);
         natsConnection_Destroy(connection_);
         natsOptions_Destroy(options_);
     }
 
-    [[noreturn]] void fail(natsStatus s, std::string_view what) {
+    // Sends what was published (a bounded wait), then closes: libnats's reader thread stops, so
+    // a subscription may be destroyed after this without a message arriving for it meanwhile.
+    void shutdown() {
+        if (shut_) return;
+        shut_ = true;
+        if (natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED)
+            (void)natsConnection_FlushTimeout(connection_, 5000);
+        close_and_wait();
+    }
+
+    // Takes the connection down and throws; `subscription` (if any) is destroyed once no
+    // message can arrive for it.
+    [[noreturn]] void fail(natsStatus s, std::string_view what, natsSubscription* subscription = nullptr) {
         const std::string reason = last_error(s);
         close_and_wait();
+        if (subscription != nullptr) natsSubscription_Destroy(subscription);
         if (js_ != nullptr) jsCtx_Destroy(js_);
         js_ = nullptr;
         natsConnection_Destroy(connection_);
@@ -308,6 +318,7 @@ private:
     std::atomic<std::uint64_t> reconnects_{0};
     std::atomic<bool> gave_up_{false};
     std::atomic<bool> closing_{false};
+    bool shut_ = false;
     mutable std::mutex mutex_;
     std::condition_variable closed_cv_;
     bool closed_done_ = false;
@@ -449,15 +460,13 @@ public:
                                                              address.subject.c_str(), address.group.c_str())
                          : natsConnection_SubscribeSync(&subscription_, connection_.get(),
                                                         address.subject.c_str());
-            if (s == NATS_OK) s = natsSubscription_SetPendingLimits(subscription_, 65536, 512 << 20);
             if (s != NATS_OK) connection_.fail(s, "subscribe");
+            s = natsSubscription_SetPendingLimits(subscription_, 65536, 512 << 20);
+            if (s != NATS_OK) connection_.fail(s, "subscribe (pending limits)", subscription_);
             // The server knows of the subscription once this returns: what is sent after
             // `open` returned reaches this receiver.
             s = natsConnection_FlushTimeout(connection_.get(), 5000);
-            if (s != NATS_OK) {
-                natsSubscription_Destroy(subscription_);
-                connection_.fail(s, "subscribe (flush)");
-            }
+            if (s != NATS_OK) connection_.fail(s, "subscribe (flush)", subscription_);
         }
         limit_ = connection_.max_payload();
         if (address.max_message) limit_ = std::min(limit_, *address.max_message);
@@ -466,14 +475,14 @@ public:
         if (connection_.js() != nullptr) {
             acknowledge_taken();
             // Fetched but never handed out: back to the server at once, for the next receiver.
-            for (natsMsg* msg : fetched_) {
-                (void)natsMsg_Nak(msg, nullptr);
-                natsMsg_Destroy(msg);
-            }
-        } else {
             for (natsMsg* msg : fetched_)
-                natsMsg_Destroy(msg);
+                (void)natsMsg_Nak(msg, nullptr);
         }
+        // The acknowledgements leave, and no more messages come, before the subscription goes:
+        // destroying it while libnats's reader still delivers to it is a use after free.
+        connection_.shutdown();
+        for (natsMsg* msg : fetched_)
+            natsMsg_Destroy(msg);
         natsSubscription_Destroy(subscription_);
     }
 
