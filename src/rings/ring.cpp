@@ -147,6 +147,11 @@ Classified classify(std::uint64_t word, std::uint64_t position, std::uint64_t ca
         return {WordKind::padding, length};
     }
     if (word == invalid_word(position)) return {WordKind::end_mark, 0};
+    // The record one lap back at this very position, still unconsumed when the producer filled the
+    // ring to the last byte (it writes no end mark then: see publish). Nothing committed here yet.
+    if (position >= capacity &&
+        (stamp == data_stamp(position - capacity) || stamp == padding_stamp(position - capacity)))
+        return {WordKind::end_mark, 0};
     return {WordKind::corrupt, length};
 }
 
@@ -172,7 +177,7 @@ Walk walk(const std::byte* data, std::uint64_t from, std::uint64_t tail, std::ui
         const Classified c = classify(word, w.end, capacity, max_message);
         if (c.kind != WordKind::data && c.kind != WordKind::padding) break;
         const std::uint64_t next = w.end + advance(c);
-        if (next + kCommitWordSize > tail + capacity) break;
+        if (next > tail + capacity) break;
         if (c.kind == WordKind::data) ++w.messages;
         w.end = next;
     }
@@ -435,8 +440,11 @@ RingProducer RingProducer::attach(std::span<std::byte> region, WaitMode mode) {
     }
     p.head_ = w.end;
     p.cached_tail_ = c.tail;
-    // Rewrites the end mark a consumer is polling (the same value unless the region was damaged).
-    word_at(g.data, w.end & p.mask_).store(invalid_word(w.end), std::memory_order_relaxed);
+    // Rewrites the end mark a consumer is polling (the same value unless the region was damaged),
+    // unless the ring is full to the last byte: then those bytes are the unconsumed record at the
+    // consumer's cursor, one lap back, which reads as "nothing yet" by itself.
+    if (w.end + kCommitWordSize <= c.tail + g.capacity)
+        word_at(g.data, w.end & p.mask_).store(invalid_word(w.end), std::memory_order_relaxed);
     g.header->producer.position.store(w.end, std::memory_order_release);
     p.consumer_ = EndpointWatch(&g.header->consumer_end);
     if (const OwnerWord owner = p.consumer_.owner(); owner.state == EndpointState::closed)
@@ -529,9 +537,10 @@ Status RingProducer::reserve(std::size_t size, Deadline deadline) {
     const std::uint64_t to_end = capacity_ - offset;
     // A record never wraps (loans and in-place reads need it contiguous): when it does not fit
     // before the end, a padding record fills the rest and the record starts at offset 0. The
-    // end mark after the record needs 8 bytes more.
+    // end mark after the record takes no space of its own: when the record fills the ring to the
+    // last byte, the bytes after it are the consumer's next record, one lap back (see publish).
     const std::uint64_t padding = record <= to_end ? 0 : to_end;
-    const std::uint64_t need = padding + record + kCommitWordSize;
+    const std::uint64_t need = padding + record;
     if (!has_space(need)) [[unlikely]] {
         refresh_tail();
         while (!has_space(need)) {
@@ -559,8 +568,13 @@ void RingProducer::publish(std::size_t size) {
     const std::uint64_t position = pending_position_;
     const std::uint64_t end = position + record_size(size);
     // The end mark first, so a consumer that acquires this record's word and moves on finds the
-    // mark at `end`, never bytes of an earlier lap.
-    word_at(data_, end & mask_).store(invalid_word(end), std::memory_order_relaxed);
+    // mark at `end`, never stray bytes of an earlier lap. With the ring full to the last byte
+    // (end == cached tail + capacity) there is no room for it, and no need: the bytes at `end` are
+    // the commit word of the record at the consumer's cursor, stamped for `end - capacity`, which
+    // classify() reads as "nothing yet". So freeing one record always makes room for one more of
+    // the same size, as a user expects.
+    if (end + kCommitWordSize <= cached_tail_ + capacity_) [[likely]]
+        word_at(data_, end & mask_).store(invalid_word(end), std::memory_order_relaxed);
     const std::uint64_t word = commit_word(static_cast<std::uint32_t>(size), data_stamp(position));
     if (pending_padding_ == 0) [[likely]] {
         word_at(data_, position & mask_).store(word, kLastCommit);
@@ -650,7 +664,8 @@ bool RingConsumer::has_data() const noexcept {
     const Classified c = classify(word, tail_, capacity_, max_message_);
     if (c.kind != WordKind::padding) return c.kind != WordKind::end_mark;  // corruption: recv says so
     const std::uint64_t next = tail_ + c.length;
-    return word_at(data_, next & mask_).load(kWordLoad) != invalid_word(next);
+    return classify(word_at(data_, next & mask_).load(kWordLoad), next, capacity_, max_message_).kind !=
+           WordKind::end_mark;
 }
 
 detail::RingWaitWords RingConsumer::wait_words() const noexcept {
@@ -659,7 +674,10 @@ detail::RingWaitWords RingConsumer::wait_words() const noexcept {
 }
 
 Status RingConsumer::wait_for_data(Deadline deadline) {
-    auto arrived = [this] { return word_at(data_, tail_ & mask_).load(kWordLoad) != invalid_word(tail_); };
+    auto arrived = [this] {
+        return classify(word_at(data_, tail_ & mask_).load(kWordLoad), tail_, capacity_, max_message_).kind !=
+               WordKind::end_mark;
+    };
     // Everything committed before a close or a death is delivered before `closed`.
     if (producer_gone(Clock::now())) return arrived() ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;

@@ -183,23 +183,34 @@ TEST(RingTest, FullRingWouldBlockThenAcceptsOnceDrained) {
         Ring::format(region.span(), {.capacity = 1024});
         auto tx = RingProducer::attach(region.span(), mode);
         auto rx = RingConsumer::attach(region.span(), mode);
-        // A 64-byte record; each needs 8 bytes more for the end mark after it, so 15 fit.
+        // A 64-byte record (an 8-byte commit word and 56 bytes): 16 fill the ring to the last
+        // byte, since the end mark after a record needs no room of its own when the ring is full.
         const auto message = make_message(1, 56);
         int sent = 0;
         while (tx.try_send(message).ok())
             ++sent;
-        EXPECT_EQ(sent, 15);
-        EXPECT_EQ(tx.try_send(message).status, Status::would_block);
-        ASSERT_TRUE(tx.try_send(make_message(2, 40)).ok());  // 48 + 8 of the 64 bytes left
+        EXPECT_EQ(sent, 16);
+        EXPECT_EQ(tx.try_send(make_message(2, 0)).status, Status::would_block);  // not even an empty one
         EXPECT_EQ(tx.send(message, Deadline::after(20ms)).status, Status::timed_out);
         EXPECT_EQ(tx.loan(8, Deadline::immediate()).status, Status::would_block);
         std::vector<std::byte> got;
-        // The next record pads the last 16 bytes: it needs 16 + 64 + 8, two records drained.
-        ASSERT_TRUE(rx.try_recv(got).ok());
-        EXPECT_EQ(tx.try_send(message).status, Status::would_block);
+        // Freeing one record makes room for exactly one more of the same size.
         ASSERT_TRUE(rx.try_recv(got).ok());
         EXPECT_TRUE(tx.try_send(message).ok());
         EXPECT_EQ(tx.try_send(message).status, Status::would_block);
+        // Two freed: one 64-byte record and one of 48 bytes fit, then 16 bytes are left.
+        ASSERT_TRUE(rx.try_recv(got).ok());
+        ASSERT_TRUE(rx.try_recv(got).ok());
+        EXPECT_TRUE(tx.try_send(message).ok());
+        EXPECT_TRUE(tx.try_send(make_message(3, 40)).ok());
+        EXPECT_EQ(tx.try_send(message).status, Status::would_block);
+        ASSERT_TRUE(rx.try_recv(got).ok());
+        EXPECT_TRUE(tx.try_send(message).ok());
+        // Everything arrives whole and in order after the ring was full at every step.
+        std::size_t drained = 0;
+        while (rx.try_recv(got).ok())
+            ++drained;
+        EXPECT_EQ(drained, 16u);
     }
 }
 
