@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "ipckit/address.hpp"
 #include "ipckit/deadline.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/objects.hpp"
 
 namespace ipckit::detail {
 
@@ -31,8 +33,7 @@ public:
     ~Registration();
 
 private:
-    std::string address_;  // empty: nothing recorded
-    int kind_ = 0;
+    std::optional<RegistryEntry> entry_;  // nothing recorded, or kept
 };
 
 class SenderBackend {
