@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -20,6 +21,10 @@
 namespace ipckit::detail {
 
 enum class Role { create, open };
+
+// The one error for a message larger than the caller's buffer, whatever the transport:
+// std::errc::message_size naming both sizes; the message stays queued for a larger buffer.
+[[noreturn]] void throw_buffer_too_small(std::string_view address, std::size_t message, std::size_t buffer);
 
 // Records an object a channel created in ipckit's registry, so that `ipckit ls` can name its
 // creator and `ipckit rm --stale` can tell whether that process lives, and forgets it when

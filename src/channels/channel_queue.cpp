@@ -278,12 +278,7 @@ public:
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
         const Status s = take(deadline);
         if (s != Status::ok) return {s, 0};
-        if (held_size_ > buffer.size()) {
-            throw_error(std::errc::no_buffer_space,
-                        address() + ": the next message is " + std::to_string(held_size_) +
-                            " bytes and the buffer holds " + std::to_string(buffer.size()) +
-                            "; it stays queued for a larger buffer");
-        }
+        if (held_size_ > buffer.size()) throw_buffer_too_small(address(), held_size_, buffer.size());
         std::memcpy(buffer.data(), scratch_.data() + sizeof(PosixHeader), held_size_);
         held_ = false;
         return {Status::ok, held_size_};
