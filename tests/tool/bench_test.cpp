@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -13,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "ipckit/process.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {
@@ -66,7 +68,20 @@ std::map<std::string, std::vector<long>> sysv_objects() {
 }
 
 bool alive(long pid) {
-    return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+    return pid > 0 && ProcessRef{static_cast<pid_t>(pid)}.alive();
+}
+
+// Waits (bounded) until the bench run `pid` is inside a row with a System V queue in use: one
+// that was not there before, which that process has sent on or received from.
+bool wait_for_queue_traffic(const std::map<std::string, std::vector<long>>& before, long pid) {
+    for (int i = 0; i < 6000; ++i) {
+        for (const auto& [name, pids] : sysv_objects())
+            if (name.starts_with("msg ") && before.count(name) == 0 &&
+                std::find(pids.begin(), pids.end(), pid) != pids.end())
+                return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
 }
 
 // Objects that appeared during the run and whose processes are all gone: leaked. Another
@@ -244,9 +259,11 @@ TEST(BenchTest, CtrlCStopsTheRunKillsThePeerAndRemovesEverything) {
         return 127;
     });
     const pid_t pid = child.pid();
-    // raw-spin and raw-memcpy take 1.5 s each; then a row with a System V queue and its peer.
-    std::this_thread::sleep_for(3800ms);
+    // The interrupt waits for a row with a System V queue and its peer, seen at work in the
+    // kernel's table (not guessed from how long the rows before it take).
+    const bool in_queue_row = wait_for_queue_traffic(before, pid);
     child.kill(SIGINT);
+    EXPECT_TRUE(in_queue_row) << "the bench never reached its System V queue row";
     const int status = child.wait(30s);
     EXPECT_EQ(status, 130);
     EXPECT_EQ(named_leftovers(pid), std::vector<std::string>{});
