@@ -85,25 +85,35 @@ TEST(FdTest, FcntlOnAClosedDescriptorNamesIt) {
     (void)bogus.release();
 }
 
+// SIGPIPE's default action kills; the child restores it (the test harness may ignore it) so a
+// raised signal would show as death by SIGPIPE instead of exit code 0.
 TEST(IoTest, WriteToAPipeWithNoReaderIsClosedNotSigpipe) {
-    RawPipe p;
-    p.read_end.reset();
-    const auto r = write_all(p.write_end.get(), as_bytes("hello"), Deadline::never(), "test pipe");
-    EXPECT_EQ(r.status, Status::closed);
-    // SIGPIPE was neither delivered (we are alive) nor left pending.
-    sigset_t pending;
-    sigpending(&pending);
-    EXPECT_EQ(sigismember(&pending, SIGPIPE), 0);
+    auto child = test::spawn([] {
+        ::signal(SIGPIPE, SIG_DFL);
+        RawPipe p;
+        p.read_end.reset();
+        const auto r = write_all(p.write_end.get(), as_bytes("hello"), Deadline::never(), "test pipe");
+        if (r.status != Status::closed) return 1;
+        // SIGPIPE was neither delivered (we are alive) nor left pending.
+        sigset_t pending;
+        sigpending(&pending);
+        return sigismember(&pending, SIGPIPE) == 0 ? 0 : 2;
+    });
+    EXPECT_EQ(child.wait(), 0) << "-13 would mean the process died of SIGPIPE";
 }
 
 TEST(IoTest, WriteToAClosedSocketIsClosedNotSigpipe) {
-    int sv[2];
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    Fd a(sv[0]);
-    Fd b(sv[1]);
-    b.reset();
-    const auto r = write_all(a.get(), as_bytes("hello"), Deadline::never(), "socketpair");
-    EXPECT_EQ(r.status, Status::closed);
+    auto child = test::spawn([] {
+        ::signal(SIGPIPE, SIG_DFL);
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return 1;
+        Fd a(sv[0]);
+        Fd b(sv[1]);
+        b.reset();
+        const auto r = write_all(a.get(), as_bytes("hello"), Deadline::never(), "socketpair");
+        return r.status == Status::closed ? 0 : 2;
+    });
+    EXPECT_EQ(child.wait(), 0) << "-13 would mean the process died of SIGPIPE";
 }
 
 TEST(IoTest, ReadExactReassemblesShortWritesFromAnotherProcess) {

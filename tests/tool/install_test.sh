@@ -7,7 +7,7 @@ set -euo pipefail
 bin_dir=$1
 build_dir=$(dirname "$bin_dir")
 if grep -q '^IPCKIT_SANITIZE:STRING=.\+' "$build_dir/CMakeCache.txt"; then
-  echo "install_test: skipped in a sanitizer build (its library needs the sanitizer runtime to link)"
+  echo "[  SKIPPED ] install_test: a sanitizer build (its library needs the sanitizer runtime to link)"
   exit 77
 fi
 
