@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "channel_backend.hpp"
+#include "ipckit/detail/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/posix_queue.hpp"
 #include "ipckit/process.hpp"
@@ -89,10 +90,9 @@ public:
         if (!queue_.owns()) return;
         const Deadline linger = Deadline::after(kDrainLinger);
         try {
-            while (!linger.expired()) {
+            for (auto backoff = Backoff::for_peer();;) {
                 const auto st = queue_.stat();
-                if (st.messages == 0 || receiver_.gone(st.last_receiver)) break;
-                std::this_thread::sleep_for(1ms);
+                if (st.messages == 0 || receiver_.gone(st.last_receiver) || !backoff.pause(linger)) break;
             }
         } catch (const Error&) {
             // Already removed: nothing to wait for.
@@ -212,9 +212,8 @@ public:
             // A creating sender unlinks the queue when it goes away: first it gives a receiver
             // that has not opened it yet a moment to take what was sent.
             const Deadline linger = Deadline::after(kDrainLinger);
-            while (queue_.owns() && queue_.message_count() > 1 && !linger.expired()) {
-                std::this_thread::sleep_for(1ms);
-            }
+            for (auto backoff = Backoff::for_peer(); queue_.owns() && queue_.message_count() > 1;)
+                if (!backoff.pause(linger)) break;
         } catch (const Error&) {
         }
     }

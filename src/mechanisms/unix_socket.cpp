@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "ipckit/detail/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "socket_io.hpp"
 
@@ -590,7 +591,7 @@ IoResult UnixDatagram::send_to(std::span<const std::byte> data, const UnixAddres
     // poll(2) cannot see a receiver's full queue from an unconnected socket (it would report
     // writable at once and spin), so with a deadline the wait for room is a bounded back-off.
     const int flags = deadline.is_never() ? MSG_NOSIGNAL : MSG_NOSIGNAL | MSG_DONTWAIT;
-    auto pause = std::chrono::microseconds(50);
+    auto backoff = detail::Backoff::for_message();
     for (;;) {
         const ssize_t n = ::sendto(fd_.get(), data.data(), data.size(), flags,
                                    reinterpret_cast<const sockaddr*>(&sa), length);
@@ -604,10 +605,7 @@ IoResult UnixDatagram::send_to(std::span<const std::byte> data, const UnixAddres
                             " bytes is over what this socket can carry (see SO_SNDBUF)");
         if (err != EAGAIN && err != EWOULDBLOCK) throw_errno("sendto", object, err);
         if (deadline.is_immediate()) return {Status::would_block, 0};
-        if (deadline.expired()) return {Status::timed_out, 0};
-        std::this_thread::sleep_for(
-            std::min<std::chrono::nanoseconds>(pause, deadline.is_never() ? pause : deadline.remaining()));
-        pause = std::min(pause * 2, std::chrono::microseconds(10'000));
+        if (!backoff.pause(deadline)) return {Status::timed_out, 0};
     }
 }
 
