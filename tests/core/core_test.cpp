@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
@@ -137,6 +139,30 @@ TEST(IoTest, ReadExactReassemblesShortWritesFromAnotherProcess) {
     const auto end = read_exact(p.read_end.get(), buf, Deadline::after(10s), "pipe");
     EXPECT_EQ(end.status, Status::closed);
     EXPECT_EQ(end.bytes, 0u);
+}
+
+TEST(IoTest, GatherWriteSendsEveryPartInOrderFewOrMany) {
+    // Up to 8 parts go from the stack, more from the heap: both paths, empty parts skipped.
+    for (const std::size_t count : {3u, 8u, 9u, 40u}) {
+        RawPipe p;
+        std::vector<std::string> texts;
+        std::vector<std::span<const std::byte>> parts;
+        std::string expected;
+        for (std::size_t i = 0; i < count; ++i)
+            texts.push_back(i % 4 == 3 ? std::string() : std::to_string(i) + ",");
+        for (const auto& text : texts) {
+            parts.push_back(as_bytes(text));
+            expected += text;
+        }
+        const auto w = write_all(p.write_end.get(), parts, Deadline::after(10s), "test pipe");
+        ASSERT_EQ(w.status, Status::ok) << count;
+        ASSERT_EQ(w.bytes, expected.size()) << count;
+        std::string got(expected.size(), '\0');
+        ASSERT_TRUE(read_exact(p.read_end.get(), std::as_writable_bytes(std::span(got)), Deadline::after(10s),
+                               "test pipe")
+                        .ok());
+        EXPECT_EQ(got, expected) << count;
+    }
 }
 
 TEST(IoTest, EndOfFileMidRecordReportsTheBytesRead) {
