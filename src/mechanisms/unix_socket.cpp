@@ -158,6 +158,10 @@ std::mutex umask_mutex;
 
 }  // namespace
 
+void detail::SocketFile::remove() noexcept {
+    if (!path_.empty()) remove_if_ours(path_, dev_, ino_);
+}
+
 std::string_view to_string(SocketType type) noexcept {
     switch (type) {
         case SocketType::stream:
@@ -472,28 +476,6 @@ UnixListener UnixListener::bind(const UnixAddress& address, SocketType type, uns
     return listener;
 }
 
-UnixListener& UnixListener::operator=(UnixListener&& other) noexcept {
-    if (this != &other) {
-        remove_file();
-        fd_ = std::move(other.fd_);
-        address_ = std::move(other.address_);
-        type_ = other.type_;
-        dev_ = other.dev_;
-        ino_ = other.ino_;
-        keep_ = other.keep_;
-    }
-    return *this;
-}
-
-UnixListener::~UnixListener() {
-    remove_file();
-}
-
-void UnixListener::remove_file() noexcept {
-    // A moved-from listener has no descriptor and owns no file.
-    if (fd_ && !keep_ && !address_.is_abstract()) remove_if_ours(address_.name(), dev_, ino_);
-}
-
 std::optional<UnixSocket> UnixListener::accept(Deadline deadline) {
     const std::string object = describe(address_, type_);
     for (;;) {
@@ -554,26 +536,6 @@ UnixDatagram UnixDatagram::autobind() {
     if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof(sa_family_t)) != 0)
         throw_errno("bind", "unix+dgram (autobind)");
     return UnixDatagram(std::move(fd), std::nullopt, 0, 0);
-}
-
-UnixDatagram& UnixDatagram::operator=(UnixDatagram&& other) noexcept {
-    if (this != &other) {
-        remove_file();
-        fd_ = std::move(other.fd_);
-        address_ = std::move(other.address_);
-        dev_ = other.dev_;
-        ino_ = other.ino_;
-        keep_ = other.keep_;
-    }
-    return *this;
-}
-
-UnixDatagram::~UnixDatagram() {
-    remove_file();
-}
-
-void UnixDatagram::remove_file() noexcept {
-    if (fd_ && !keep_ && address_ && !address_->is_abstract()) remove_if_ours(address_->name(), dev_, ino_);
 }
 
 std::optional<UnixAddress> UnixDatagram::local_address() const {
