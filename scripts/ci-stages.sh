@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The sanitizer and fuzzing stages of CI, run by .ci/run after the README's test command.
 #
-#   bash scripts/ci-stages.sh                 # asan, tsan, fuzz (each fuzz target 20 s)
+#   bash scripts/ci-stages.sh                 # skipped, asan, tsan, fuzz (each fuzz target 20 s)
 #   bash scripts/ci-stages.sh asan tsan       # only the stages named
 #   IPCKIT_FUZZ_SECONDS=60 bash scripts/ci-stages.sh fuzz
 #
+# skipped: lists every test of the last run in build/ (the README's test command) that was
+#   skipped, with the reason it printed; it never fails (a skip is not a pass, nor a failure).
 # asan: the whole test suite built with -fsanitize=address,undefined (preset `asan`, build-asan/).
 # tsan: the tests labelled `concurrency` built with -fsanitize=thread (preset `tsan`, build-tsan/).
 # fuzz: each libFuzzer target for a bounded time (scripts/fuzz.sh, build-fuzz/).
@@ -22,18 +24,52 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 # The fuzz stage reads ASAN_OPTIONS too; libFuzzer sets what it needs on top.
 
 fuzz_seconds="${IPCKIT_FUZZ_SECONDS:-20}"
+
+# Every skipped test in ctest's log of a build directory, one line each: NAME: REASON. A skipped
+# test printed "[  SKIPPED ]" and did not fail (the log calls a skip by exit status 77
+# "passed"). A gtest skip prints its reason between "…: Skipped" and "[  SKIPPED ] NAME"; a
+# script prints "[  SKIPPED ] REASON".
+list_skipped() {
+  local log="$1/Testing/Temporary/LastTest.log"
+  if [ ! -f "$log" ]; then
+    echo "ci-stages: no test log at $log (run the README's test command first)" >&2
+    return 1
+  fi
+  awk '
+    /^[0-9]+\/[0-9]+ Test: / { name = $0; sub(/^[0-9]+\/[0-9]+ Test: /, "", name); sub(/  #.*/, "", name);
+                                reason = ""; in_reason = 0; skipped = 0; in_output = 0; next }
+    /^Output:$/ { in_output = 1; next }
+    /^<end of output>$/ { in_output = 0; next }
+    in_output && /^\[  SKIPPED \] / {
+      # A script says its reason on this line; gtest repeats the test name here.
+      if (reason == "" && !in_reason) { reason = $0; sub(/^\[  SKIPPED \] /, "", reason) }
+      in_reason = 0; skipped = 1; next
+    }
+    in_output && in_reason { reason = reason (reason == "" ? "" : " ") $0; next }
+    in_output && /: Skipped$/ { in_reason = 1; next }
+    in_output { next }
+    /^Test Failed/ { name = ""; next }
+    /^Test Passed|Skip regular expression found/ && skipped && name != "" {
+      print "  " name ": " (reason == "" ? "(no reason given)" : reason)
+      count++
+      name = ""
+    }
+    END { printf "ci-stages: %d test(s) skipped\n", count }
+  ' "$log"
+}
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(asan tsan fuzz)
+[ ${#stages[@]} -eq 0 ] && stages=(skipped asan tsan fuzz)
 
 failed=0
 summary=()
 for stage in "${stages[@]}"; do
   case "$stage" in
+    skipped) command=(list_skipped build) ;;
     asan) command=(cmake --workflow --preset asan) ;;
     tsan) command=(cmake --workflow --preset tsan) ;;
     fuzz) command=(bash scripts/fuzz.sh "$fuzz_seconds") ;;
     *)
-      echo "ci-stages: unknown stage \"$stage\" (known: asan, tsan, fuzz)" >&2
+      echo "ci-stages: unknown stage \"$stage\" (known: skipped, asan, tsan, fuzz)" >&2
       exit 2
       ;;
   esac

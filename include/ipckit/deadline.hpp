@@ -1,40 +1,23 @@
-// ipckit/deadline.hpp — expected outcomes and time limits shared by every blocking call.
+// ipckit/deadline.hpp — the time limit of every blocking call.
 //
-// `Status` is what a blocking or non-blocking operation returns when it did not fail:
-// it either completed (`ok`) or ended for an expected reason. `Deadline` is a point on the
-// monotonic clock, so a change of the wall clock never shortens or lengthens a wait.
+// `Deadline` is a point on the monotonic clock, so a change of the wall clock never shortens
+// or lengthens a wait. It includes ipckit/status.hpp (`Status`, `IoResult`), the outcomes a
+// call with a deadline returns.
 //
 // Example:
 //     auto deadline = ipckit::Deadline::after(std::chrono::milliseconds(500));
 //     auto result = reader.read_some(buffer, deadline);
 //     if (result.status == ipckit::Status::timed_out) { ... }
 //
-// Thread-safety: both are plain values.
+// Thread-safety: a plain value.
 #pragma once
 
 #include <chrono>
-#include <cstddef>
 #include <ctime>
-#include <string_view>
+
+#include "ipckit/status.hpp"
 
 namespace ipckit {
-
-enum class Status {
-    ok,           // the operation completed
-    would_block,  // non-blocking: nothing could be done now
-    timed_out,    // the deadline passed first
-    closed,       // the peer closed or died, or the object was removed: nothing more will come
-};
-
-[[nodiscard]] std::string_view to_string(Status status) noexcept;
-
-// A status with the number of bytes (or messages) moved.
-struct IoResult {
-    Status status = Status::ok;
-    std::size_t bytes = 0;
-
-    [[nodiscard]] bool ok() const noexcept { return status == Status::ok; }
-};
 
 class Deadline {
 public:

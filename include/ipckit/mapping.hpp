@@ -32,6 +32,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "ipckit/fd.hpp"
 
@@ -53,6 +54,43 @@ struct MapOptions {
     off_t offset = 0;  // into the object; a multiple of the page size
 };
 
+namespace detail {
+
+// Owns one range from mmap(2): munmaps it (which also drops an mlock) when destroyed or
+// replaced; a moved-from range is empty. With it, Mapping's moves need no code of their own.
+struct MappedRange {
+    std::byte* data = nullptr;
+    std::size_t size = 0;         // what the caller asked for
+    std::size_t mapped_size = 0;  // what munmap needs (a whole number of huge pages)
+    bool locked = false;
+
+    MappedRange() noexcept = default;
+    MappedRange(void* address, std::size_t requested, std::size_t mapped) noexcept
+        : data(static_cast<std::byte*>(address)), size(requested), mapped_size(mapped) {}
+    MappedRange(MappedRange&& other) noexcept
+        : data(std::exchange(other.data, nullptr)),
+          size(std::exchange(other.size, 0)),
+          mapped_size(std::exchange(other.mapped_size, 0)),
+          locked(std::exchange(other.locked, false)) {}
+    MappedRange& operator=(MappedRange&& other) noexcept {
+        if (this != &other) {
+            reset();
+            data = std::exchange(other.data, nullptr);
+            size = std::exchange(other.size, 0);
+            mapped_size = std::exchange(other.mapped_size, 0);
+            locked = std::exchange(other.locked, false);
+        }
+        return *this;
+    }
+    MappedRange(const MappedRange&) = delete;
+    MappedRange& operator=(const MappedRange&) = delete;
+    ~MappedRange() { reset(); }
+
+    void reset() noexcept;
+};
+
+}  // namespace detail
+
 class Mapping {
 public:
     // Maps `size` bytes of the object behind `fd`. `object` names it in errors.
@@ -62,19 +100,19 @@ public:
     [[nodiscard]] static Mapping anonymous_shared(std::size_t size, MapOptions options = {});
 
     Mapping() noexcept = default;
-    Mapping(Mapping&& other) noexcept;
-    Mapping& operator=(Mapping&& other) noexcept;
+    Mapping(Mapping&& other) noexcept = default;
+    Mapping& operator=(Mapping&& other) noexcept = default;
     Mapping(const Mapping&) = delete;
     Mapping& operator=(const Mapping&) = delete;
-    ~Mapping();
+    ~Mapping() = default;
 
-    [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {data_, size_}; }
-    [[nodiscard]] std::byte* data() const noexcept { return data_; }
-    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {range_.data, range_.size}; }
+    [[nodiscard]] std::byte* data() const noexcept { return range_.data; }
+    [[nodiscard]] std::size_t size() const noexcept { return range_.size; }
     [[nodiscard]] bool writable() const noexcept { return access_ == Access::read_write; }
-    [[nodiscard]] bool locked() const noexcept { return locked_; }
+    [[nodiscard]] bool locked() const noexcept { return range_.locked; }
     [[nodiscard]] const std::string& object() const noexcept { return object_; }
-    explicit operator bool() const noexcept { return data_ != nullptr; }
+    explicit operator bool() const noexcept { return range_.data != nullptr; }
 
     // mlock: keeps every page in RAM (and faults it in). Refusal names RLIMIT_MEMLOCK and
     // its current value, since that limit is nearly always the reason.
@@ -82,13 +120,8 @@ public:
     void unlock();
 
 private:
-    void reset() noexcept;
-
-    std::byte* data_ = nullptr;
-    std::size_t size_ = 0;         // what the caller asked for
-    std::size_t mapped_size_ = 0;  // what munmap needs (a whole number of huge pages)
+    detail::MappedRange range_;
     Access access_ = Access::read_only;
-    bool locked_ = false;
     std::string object_;
 };
 

@@ -167,6 +167,45 @@ private:
     std::string description_;
 };
 
+namespace detail {
+
+// Owns the file a bound socket made: unlinks it when destroyed or replaced, but only while the
+// path still names that socket (same device and inode), so a file that replaced it survives.
+// A moved-from or kept one owns nothing. With it, the sockets' moves need no code of their own.
+class SocketFile {
+public:
+    SocketFile() noexcept = default;
+    // An empty `path` (an abstract or unnamed socket) owns nothing.
+    SocketFile(std::string path, dev_t dev, ino_t ino) noexcept
+        : path_(std::move(path)), dev_(dev), ino_(ino) {}
+    SocketFile(SocketFile&& other) noexcept
+        : path_(std::exchange(other.path_, {})), dev_(other.dev_), ino_(other.ino_) {}
+    SocketFile& operator=(SocketFile&& other) noexcept {
+        if (this != &other) {
+            remove();
+            path_ = std::exchange(other.path_, {});
+            dev_ = other.dev_;
+            ino_ = other.ino_;
+        }
+        return *this;
+    }
+    SocketFile(const SocketFile&) = delete;
+    SocketFile& operator=(const SocketFile&) = delete;
+    ~SocketFile() { remove(); }
+
+    // Leaves the file behind.
+    void keep() noexcept { path_.clear(); }
+
+private:
+    void remove() noexcept;
+
+    std::string path_;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
+};
+
+}  // namespace detail
+
 class UnixListener {
 public:
     // Binds and listens (stream or seqpacket; datagram servers use `UnixDatagram::bind`).
@@ -177,13 +216,13 @@ public:
                                            int backlog = 128);
 
     UnixListener(UnixListener&&) noexcept = default;
-    UnixListener& operator=(UnixListener&&) noexcept;
-    ~UnixListener();
+    UnixListener& operator=(UnixListener&&) noexcept = default;
+    ~UnixListener() = default;
 
     // The next client, or nullopt when the deadline passes first (or would block).
     [[nodiscard]] std::optional<UnixSocket> accept(Deadline deadline = Deadline::never());
     // Leave the socket file in place when this listener goes away.
-    void keep() noexcept { keep_ = true; }
+    void keep() noexcept { file_.keep(); }
     [[nodiscard]] const UnixAddress& address() const noexcept { return address_; }
     [[nodiscard]] SocketType type() const noexcept { return type_; }
     // Always non-blocking (accept waits with poll), ready for epoll.
@@ -191,14 +230,14 @@ public:
 
 private:
     UnixListener(Fd fd, UnixAddress address, SocketType type, dev_t dev, ino_t ino)
-        : fd_(std::move(fd)), address_(std::move(address)), type_(type), dev_(dev), ino_(ino) {}
-    void remove_file() noexcept;
+        : fd_(std::move(fd)),
+          address_(std::move(address)),
+          type_(type),
+          file_(address_.is_abstract() ? std::string() : address_.name(), dev, ino) {}
     Fd fd_;
     UnixAddress address_;
     SocketType type_;
-    dev_t dev_ = 0;  // identity of our socket file, so we never unlink a file that replaced it
-    ino_t ino_ = 0;
-    bool keep_ = false;
+    detail::SocketFile file_;  // after fd_: unlinked before the descriptor closes
 };
 
 // A datagram socket that talks to any number of peers by address.
@@ -213,8 +252,8 @@ public:
     [[nodiscard]] static UnixDatagram autobind();
 
     UnixDatagram(UnixDatagram&&) noexcept = default;
-    UnixDatagram& operator=(UnixDatagram&&) noexcept;
-    ~UnixDatagram();
+    UnixDatagram& operator=(UnixDatagram&&) noexcept = default;
+    ~UnixDatagram() = default;
 
     // One datagram to `to`. `closed` when nobody is bound there any more (ECONNREFUSED).
     [[nodiscard]] IoResult send_to(std::span<const std::byte> data, const UnixAddress& to,
@@ -227,19 +266,18 @@ public:
     [[nodiscard]] Received recv_from(std::span<std::byte> buffer, Deadline deadline = Deadline::never());
 
     [[nodiscard]] std::optional<UnixAddress> local_address() const;
-    void keep() noexcept { keep_ = true; }
+    void keep() noexcept { file_.keep(); }
     void set_nonblocking(bool on) const { fd_.set_nonblocking(on); }
     [[nodiscard]] const Fd& fd() const noexcept { return fd_; }
 
 private:
     UnixDatagram(Fd fd, std::optional<UnixAddress> address, dev_t dev, ino_t ino)
-        : fd_(std::move(fd)), address_(std::move(address)), dev_(dev), ino_(ino) {}
-    void remove_file() noexcept;
+        : fd_(std::move(fd)),
+          address_(std::move(address)),
+          file_(address_ && !address_->is_abstract() ? address_->name() : std::string(), dev, ino) {}
     Fd fd_;
     std::optional<UnixAddress> address_;  // the path we own, if any
-    dev_t dev_ = 0;
-    ino_t ino_ = 0;
-    bool keep_ = false;
+    detail::SocketFile file_;
 };
 
 }  // namespace ipckit

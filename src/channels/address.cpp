@@ -7,6 +7,7 @@
 #include <limits>
 #include <utility>
 
+#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit {
@@ -57,12 +58,6 @@ bool is_sysv_key(std::string_view text) {
     if (text.starts_with("0x") || text.starts_with("0X"))
         return parse_int<std::uint32_t>(text.substr(2), 16).has_value();
     return parse_int<std::int32_t>(text).has_value() || parse_int<std::uint32_t>(text).has_value();
-}
-
-// POSIX IPC names: "/name", one slash, not just "/", at most NAME_MAX.
-bool is_posix_name(std::string_view text) {
-    return text.size() >= 2 && text.size() <= 255 && text[0] == '/' &&
-           text.find('/', 1) == std::string_view::npos;
 }
 
 void parse_unix_target(const Address& a, std::string_view target) {
@@ -353,9 +348,12 @@ Address parse_address(std::string_view given) {
             break;
         case Transport::posixmq:
         case Transport::shm:
-            if (!is_posix_name(rest)) {
+            // The one rule for POSIX names, so a name PosixQueue or PosixShm takes is taken here.
+            if (const auto object =
+                    a.transport == Transport::shm ? detail::PosixObject::shm : detail::PosixObject::queue;
+                const auto problem = detail::posix_name_problem(rest, object)) {
                 malformed(text,
-                          "expected a POSIX name: a leading '/', then 1-254 characters with no other '/'");
+                          "expected a POSIX name, " + detail::posix_name_rule(object) + ": " + *problem);
             }
             break;
         case Transport::unix_stream:

@@ -1,89 +1,33 @@
 #include "ipckit/channel.hpp"
 
-#include <cstdio>
 #include <utility>
 
 #include "../bridges/nats_channel.hpp"
 #include "channel_backend.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/objects.hpp"
-#include "ipckit/sysv_key.hpp"
 
 namespace ipckit {
 namespace detail {
-namespace {
-
-// The kind and address under which `ipckit ls` lists an object; nothing for objects that have
-// no name in the filesystem or the kernel's tables (abstract sockets, TCP, inherited pipes).
-bool registry_entry(const Address& address, ObjectKind& kind, std::string& name) {
-    const auto key_text = [&] {
-        char text[16];
-        std::snprintf(text, sizeof text, "0x%08x",
-                      static_cast<unsigned>(SysvKey::parse(address.target).value()));
-        return std::string(text);
-    };
-    switch (address.transport) {
-        case Transport::fifo:
-            kind = ObjectKind::fifo;
-            name = "fifo:" + address.target;
-            return true;
-        case Transport::posixmq:
-            kind = ObjectKind::posixmq;
-            name = "posixmq:" + address.target;
-            return true;
-        case Transport::shm:
-            kind = ObjectKind::shm;
-            name = "shm:" + address.target;
-            return true;
-        case Transport::sysvmq:
-            kind = ObjectKind::sysvmq;
-            name = "sysvmq:" + key_text();
-            return true;
-        case Transport::sysvshm:
-            kind = ObjectKind::sysvshm;
-            name = "sysvshm:" + key_text();
-            return true;
-        case Transport::unix_stream:
-        case Transport::unix_seqpacket:
-        case Transport::unix_dgram:
-            if (address.target.starts_with('@')) return false;
-            kind = ObjectKind::unix_socket;
-            name = "unix:" + address.target;
-            return true;
-        case Transport::fd:
-        case Transport::tcp:
-        case Transport::nats:  // the server's object, not this machine's
-            return false;
-    }
-    return false;
-}
-
-}  // namespace
 
 Registration::Registration(const Address& address) {
-    ObjectKind kind{};
-    std::string name;
-    if (!registry_entry(address, kind, name)) return;
-    registry_record(kind, name);
+    auto entry = registry_record(address);
     if (address.keep) return;  // a kept object outlives this process: its record stays
-    address_ = std::move(name);
-    kind_ = static_cast<int>(kind);
+    entry_ = std::move(entry);
 }
 
-Registration::Registration(Registration&& other) noexcept
-    : address_(std::exchange(other.address_, {})), kind_(other.kind_) {}
+Registration::Registration(Registration&& other) noexcept : entry_(std::exchange(other.entry_, {})) {}
 
 Registration& Registration::operator=(Registration&& other) noexcept {
     if (this != &other) {
-        if (!address_.empty()) registry_forget(static_cast<ObjectKind>(kind_), address_);
-        address_ = std::exchange(other.address_, {});
-        kind_ = other.kind_;
+        if (entry_) registry_forget(*entry_);
+        entry_ = std::exchange(other.entry_, {});
     }
     return *this;
 }
 
 Registration::~Registration() {
-    if (!address_.empty()) registry_forget(static_cast<ObjectKind>(kind_), address_);
+    if (entry_) registry_forget(*entry_);
 }
 
 // Zero copy needs record space in memory both sides map; only the rings have it.

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -15,10 +17,15 @@
 #include "ipckit/deadline.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/ring.hpp"
+#include "ipckit/objects.hpp"
 
 namespace ipckit::detail {
 
 enum class Role { create, open };
+
+// The one error for a message larger than the caller's buffer, whatever the transport:
+// std::errc::message_size naming both sizes; the message stays queued for a larger buffer.
+[[noreturn]] void throw_buffer_too_small(std::string_view address, std::size_t message, std::size_t buffer);
 
 // Records an object a channel created in ipckit's registry, so that `ipckit ls` can name its
 // creator and `ipckit rm --stale` can tell whether that process lives, and forgets it when
@@ -32,8 +39,7 @@ public:
     ~Registration();
 
 private:
-    std::string address_;  // empty: nothing recorded
-    int kind_ = 0;
+    std::optional<RegistryEntry> entry_;  // nothing recorded, or kept
 };
 
 class SenderBackend {

@@ -101,12 +101,7 @@ public:
         std::size_t size = 0;
         const Status s = receive(deadline, size);
         if (s != Status::ok) return {s, 0};
-        if (size > buffer.size()) {
-            throw_error(std::errc::no_buffer_space,
-                        address() + ": the next message is " + std::to_string(size) +
-                            " bytes and the buffer holds " + std::to_string(buffer.size()) +
-                            "; it stays queued for a larger buffer");
-        }
+        if (size > buffer.size()) throw_buffer_too_small(address(), size, buffer.size());
         std::memcpy(buffer.data(), scratch_.data(), size);
         held_ = false;
         return {Status::ok, size};

@@ -9,18 +9,18 @@
 // System V messages carry no header, so a sysvmq: channel talks to any program that uses
 // msgsnd/msgrcv with the same message type (type=N, 1 by default).
 #include <mqueue.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <thread>
 
 #include "channel_backend.hpp"
+#include "ipckit/detail/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/posix_queue.hpp"
+#include "ipckit/process.hpp"
 #include "ipckit/sysv_key.hpp"
 #include "ipckit/sysv_queue.hpp"
 
@@ -38,22 +38,26 @@ constexpr auto kDrainLinger = 2s;
 // How long a System V receiver polls, yielding, before it falls back to sleeping.
 constexpr auto kSpinBeforeSleep = 50us;
 
-// A process is gone when it no longer exists or is a zombie: dead, only not yet reaped by its
-// parent (which may be the very process that is waiting here).
-bool process_gone(pid_t pid) {
-    if (pid <= 0) return false;
-    if (::kill(pid, 0) != 0) return errno == ESRCH;
-    char path[32];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-    std::FILE* stat = std::fopen(path, "re");
-    if (stat == nullptr) return errno == ENOENT;
-    // The state follows the command name in parentheses, which may itself hold ") ".
-    char line[512] = {};
-    const bool read = std::fgets(line, sizeof line, stat) != nullptr;
-    std::fclose(stat);
-    const char* end = read ? std::strrchr(line, ')') : nullptr;
-    return end != nullptr && end[1] == ' ' && (end[2] == 'Z' || end[2] == 'X');
-}
+// The queues name their peer by PID alone (msg_lspid, msg_lrpid, the POSIX header). A watch
+// taken when a PID is first seen pins that process (a pidfd), so a later process that reuses
+// the PID is not mistaken for it; a zombie counts as gone (ipckit/process.hpp).
+class PeerWatch {
+public:
+    // False while there is no peer yet (PID 0).
+    bool gone(pid_t pid) {
+        if (pid <= 0) return false;
+        if (pid != pid_) {
+            pid_ = pid;
+            const auto process = ProcessRef::of(pid);
+            watch_ = process ? ProcessWatch(*process) : ProcessWatch();
+        }
+        return watch_.gone();
+    }
+
+private:
+    pid_t pid_ = 0;
+    ProcessWatch watch_;  // default: gone
+};
 
 Deadline slice_of(Deadline deadline) {
     const Deadline slice = Deadline::after(kLivenessSlice);
@@ -86,10 +90,9 @@ public:
         if (!queue_.owns()) return;
         const Deadline linger = Deadline::after(kDrainLinger);
         try {
-            while (!linger.expired()) {
+            for (auto backoff = Backoff::for_peer();;) {
                 const auto st = queue_.stat();
-                if (st.messages == 0 || process_gone(st.last_receiver)) break;
-                std::this_thread::sleep_for(1ms);
+                if (st.messages == 0 || receiver_.gone(st.last_receiver) || !backoff.pause(linger)) break;
             }
         } catch (const Error&) {
             // Already removed: nothing to wait for.
@@ -102,7 +105,7 @@ public:
                 queue_.send(type_, message, deadline.is_immediate() ? deadline : slice_of(deadline));
             if (r.status != Status::timed_out || deadline.expired()) return r;
             // The queue stays full: if its last reader is gone, nobody will make room.
-            if (process_gone(queue_.stat().last_receiver)) return {Status::closed, 0};
+            if (receiver_.gone(queue_.stat().last_receiver)) return {Status::closed, 0};
         }
     }
     std::size_t max_message_size() const override { return SysvQueue::max_message_size(); }
@@ -110,6 +113,7 @@ public:
 private:
     SysvQueue queue_;
     long type_;
+    PeerWatch receiver_;
 };
 
 class SysvReceiver final : public ReceiverBackend {
@@ -148,19 +152,20 @@ public:
     std::size_t max_message_size() const override { return scratch_.size(); }
     bool ready() override {
         const auto st = queue_.stat();
-        return st.messages > 0 || process_gone(st.last_sender);
+        return st.messages > 0 || sender_.gone(st.last_sender);
     }
 
 private:
     // Nothing queued and the last sender has exited: nothing more will come.
     bool peer_gone() const {
         const auto st = queue_.stat();
-        return st.messages == 0 && process_gone(st.last_sender);
+        return st.messages == 0 && sender_.gone(st.last_sender);
     }
 
     SysvQueue queue_;
     long type_;
     std::vector<std::byte> scratch_;
+    mutable PeerWatch sender_;
 };
 
 // ---- POSIX -------------------------------------------------------------------------------
@@ -207,9 +212,8 @@ public:
             // A creating sender unlinks the queue when it goes away: first it gives a receiver
             // that has not opened it yet a moment to take what was sent.
             const Deadline linger = Deadline::after(kDrainLinger);
-            while (queue_.owns() && queue_.message_count() > 1 && !linger.expired()) {
-                std::this_thread::sleep_for(1ms);
-            }
+            for (auto backoff = Backoff::for_peer(); queue_.owns() && queue_.message_count() > 1;)
+                if (!backoff.pause(linger)) break;
         } catch (const Error&) {
         }
     }
@@ -273,12 +277,7 @@ public:
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
         const Status s = take(deadline);
         if (s != Status::ok) return {s, 0};
-        if (held_size_ > buffer.size()) {
-            throw_error(std::errc::no_buffer_space,
-                        address() + ": the next message is " + std::to_string(held_size_) +
-                            " bytes and the buffer holds " + std::to_string(buffer.size()) +
-                            "; it stays queued for a larger buffer");
-        }
+        if (held_size_ > buffer.size()) throw_buffer_too_small(address(), held_size_, buffer.size());
         std::memcpy(buffer.data(), scratch_.data() + sizeof(PosixHeader), held_size_);
         held_ = false;
         return {Status::ok, held_size_};
@@ -320,7 +319,7 @@ private:
                 return Status::ok;
             }
             if (r.status != Status::timed_out && r.status != Status::would_block) return r.status;
-            if (process_gone(sender_) && queue_empty()) return Status::closed;
+            if (sender_watch_.gone(sender_) && queue_empty()) return Status::closed;
             if (r.status == Status::would_block || deadline.expired()) return r.status;
         }
     }
@@ -334,6 +333,7 @@ private:
     std::size_t limit_;
     std::vector<std::byte> scratch_;
     pid_t sender_ = 0;  // from the last message's header
+    PeerWatch sender_watch_;
     bool held_ = false;
     std::size_t held_size_ = 0;
     bool ended_ = false;

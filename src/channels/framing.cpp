@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "channel_backend.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/io.hpp"
 
@@ -32,14 +33,14 @@ std::uint32_t get_u32(const std::byte* in) {
                     " bytes (max=" + format_size(limit) + ")");
 }
 
-[[noreturn]] void too_small(std::string_view address, std::size_t length, std::size_t buffer) {
-    throw_error(std::errc::no_buffer_space, std::string(address) + ": the next message is " +
-                                                std::to_string(length) + " bytes and the buffer holds " +
-                                                std::to_string(buffer) +
-                                                "; it stays queued for a larger buffer");
-}
-
 }  // namespace
+
+void throw_buffer_too_small(std::string_view address, std::size_t message, std::size_t buffer) {
+    throw_error(std::errc::message_size, std::string(address) + ": the next message is " +
+                                             std::to_string(message) + " bytes and the buffer holds " +
+                                             std::to_string(buffer) +
+                                             "; it stays queued for a larger buffer");
+}
 
 std::array<std::byte, kFrameHeaderSize> encode_frame_header(std::size_t length) {
     std::array<std::byte, kFrameHeaderSize> header{};
@@ -190,7 +191,7 @@ IoResult FrameReader::read(int fd, std::span<std::byte> out, Deadline deadline) 
     std::size_t length = 0;
     const Status s = next_length(fd, deadline, length);
     if (s != Status::ok) return {s, 0};
-    if (length > out.size()) too_small(address_, length, out.size());
+    if (length > out.size()) throw_buffer_too_small(address_, length, out.size());
     return take_body(fd, out, length);
 }
 

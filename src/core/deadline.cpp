@@ -5,20 +5,6 @@
 
 namespace ipckit {
 
-std::string_view to_string(Status status) noexcept {
-    switch (status) {
-        case Status::ok:
-            return "ok";
-        case Status::would_block:
-            return "would block";
-        case Status::timed_out:
-            return "timed out";
-        case Status::closed:
-            return "closed";
-    }
-    return "unknown";
-}
-
 Deadline Deadline::after(Clock::duration timeout) noexcept {
     const auto now = Clock::now();
     if (timeout <= Clock::duration::zero()) return Deadline(now);

@@ -125,14 +125,24 @@ void ignore_sigpipe() {
 
 IoResult write_all(int fd, std::span<const std::span<const std::byte>> parts, Deadline deadline,
                    std::string_view object, DescriptorKind kind) {
-    std::vector<iovec> iov;
-    iov.reserve(parts.size());
+    // A framed message is two or three parts: they fit on the stack, so a message costs no
+    // allocation; only a caller with many parts pays for a vector.
+    constexpr std::size_t kInlineParts = 8;
+    std::array<iovec, kInlineParts> inline_iov{};
+    std::vector<iovec> heap_iov;
+    std::span<iovec> iov = inline_iov;
+    if (parts.size() > kInlineParts) {
+        heap_iov.resize(parts.size());
+        iov = heap_iov;
+    }
+    std::size_t count = 0;
     std::size_t total = 0;
     for (auto part : parts) {
         if (part.empty()) continue;
-        iov.push_back({const_cast<std::byte*>(part.data()), part.size()});
+        iov[count++] = {const_cast<std::byte*>(part.data()), part.size()};
         total += part.size();
     }
+    iov = iov.first(count);
     const bool socket = kind == DescriptorKind::socket || (kind == DescriptorKind::unknown && is_socket(fd));
     std::size_t done = 0;
     std::size_t first = 0;  // first iovec not yet fully written

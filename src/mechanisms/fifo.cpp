@@ -9,6 +9,8 @@
 #include <thread>
 #include <utility>
 
+#include "ipckit/detail/backoff.hpp"
+#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/io.hpp"
 
@@ -86,29 +88,11 @@ Fd open_or_throw(const std::string& path, int flags) {
     return fd;
 }
 
-// Sleeps a little longer each time (from 1 ms to 20 ms) but never past the deadline: used
-// where the kernel gives no way to wait for the other side (a name to appear, a reader).
-class Backoff {
-public:
-    void pause(Deadline deadline) {
-        std::this_thread::sleep_for(std::min<Deadline::Clock::duration>(step_, deadline.remaining()));
-        step_ = std::min<Deadline::Clock::duration>(step_ * 2, 20ms);
-    }
-
-private:
-    Deadline::Clock::duration step_ = 1ms;
-};
-
 }  // namespace
 
 Fifo Fifo::create(std::string path, mode_t mode) {
     if (path.empty()) throw_error(std::errc::invalid_argument, "mkfifo(): empty path");
-    if ((mode & ~mode_t{0777}) != 0) {
-        char text[16];
-        std::snprintf(text, sizeof text, "%#o", static_cast<unsigned>(mode));
-        throw_error(std::errc::invalid_argument,
-                    "mkfifo(" + path + "): mode " + text + " has bits beyond the permissions 0777");
-    }
+    detail::check_mode(mode, "mkfifo", path);
     // mkfifo never follows a symbolic link and fails on any existing name: it is exclusive.
     if (::mkfifo(path.c_str(), mode) != 0) throw_errno("mkfifo", path);
     struct stat st {};
@@ -138,7 +122,8 @@ PipeWriter Fifo::open_write(const std::string& path, OpenMode mode) {
 }
 
 std::optional<PipeReader> Fifo::open_read(const std::string& path, Deadline deadline) {
-    Backoff backoff;
+    // The kernel offers nothing to wait on for a name to appear or a reader to come.
+    auto backoff = detail::Backoff::for_peer();
     for (;;) {
         int err = 0;
         // Non-blocking: an open for reading then never waits, and the wait below can end.
@@ -151,12 +136,13 @@ std::optional<PipeReader> Fifo::open_read(const std::string& path, Deadline dead
             return PipeReader(std::move(fd), end_name(path));
         }
         if (deadline.expired()) throw_open_failure(path, err);  // still no such FIFO: an error
-        backoff.pause(deadline);
+        (void)backoff.pause(deadline);
     }
 }
 
 std::optional<PipeWriter> Fifo::open_write(const std::string& path, Deadline deadline) {
-    Backoff backoff;
+    // The kernel offers nothing to wait on for a name to appear or a reader to come.
+    auto backoff = detail::Backoff::for_peer();
     for (;;) {
         int err = 0;
         Fd fd = open_fifo(path, O_WRONLY | O_NONBLOCK, err);
@@ -173,7 +159,7 @@ std::optional<PipeWriter> Fifo::open_write(const std::string& path, Deadline dea
             throw_open_failure(path, err);
         }
         // No reader yet (ENXIO) or no FIFO yet (ENOENT): the kernel offers nothing to wait on.
-        backoff.pause(deadline);
+        (void)backoff.pause(deadline);
     }
 }
 

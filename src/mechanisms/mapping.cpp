@@ -112,9 +112,7 @@ Mapping Mapping::map(const Fd& fd, std::size_t size, Access access, MapOptions o
         }
         throw_errno("mmap", name + ", " + size_text(size), err);
     }
-    mapping.data_ = static_cast<std::byte*>(address);
-    mapping.size_ = size;
-    mapping.mapped_size_ = size;
+    mapping.range_ = detail::MappedRange(address, size, size);
     mapping.access_ = access;
     mapping.object_ = std::move(name);
     if (options.huge_pages == HugePages::transparent) {
@@ -145,9 +143,7 @@ Mapping Mapping::anonymous_shared(std::size_t size, MapOptions options) {
             throw_hugetlb_refused("anonymous", size, true, err);
         throw_errno("mmap", "anonymous, " + size_text(size), err);
     }
-    mapping.data_ = static_cast<std::byte*>(address);
-    mapping.size_ = size;
-    mapping.mapped_size_ = mapped;
+    mapping.range_ = detail::MappedRange(address, size, mapped);
     mapping.access_ = Access::read_write;
     if (options.huge_pages == HugePages::transparent) {
         check_shmem_thp(mapping.object_, size);
@@ -158,42 +154,17 @@ Mapping Mapping::anonymous_shared(std::size_t size, MapOptions options) {
     return mapping;
 }
 
-Mapping::Mapping(Mapping&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)),
-      mapped_size_(std::exchange(other.mapped_size_, 0)),
-      access_(other.access_),
-      locked_(std::exchange(other.locked_, false)),
-      object_(std::move(other.object_)) {}
-
-Mapping& Mapping::operator=(Mapping&& other) noexcept {
-    if (this != &other) {
-        reset();
-        data_ = std::exchange(other.data_, nullptr);
-        size_ = std::exchange(other.size_, 0);
-        mapped_size_ = std::exchange(other.mapped_size_, 0);
-        access_ = other.access_;
-        locked_ = std::exchange(other.locked_, false);
-        object_ = std::move(other.object_);
-    }
-    return *this;
-}
-
-Mapping::~Mapping() {
-    reset();
-}
-
-void Mapping::reset() noexcept {
+void detail::MappedRange::reset() noexcept {
     // munmap also drops any mlock on the range.
-    if (data_ != nullptr) ::munmap(data_, mapped_size_);
-    data_ = nullptr;
-    size_ = mapped_size_ = 0;
-    locked_ = false;
+    if (data != nullptr) ::munmap(data, mapped_size);
+    data = nullptr;
+    size = mapped_size = 0;
+    locked = false;
 }
 
 void Mapping::lock() {
-    if (locked_ || data_ == nullptr) return;
-    if (::mlock(data_, mapped_size_) != 0) {
+    if (range_.locked || range_.data == nullptr) return;
+    if (::mlock(range_.data, range_.mapped_size) != 0) {
         const int err = errno;
         if (err == ENOMEM || err == EPERM || err == EAGAIN) {
             rlimit limit{};
@@ -202,19 +173,19 @@ void Mapping::lock() {
                 limit.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(limit.rlim_cur) + " bytes";
             throw Error(
                 std::error_code(err, std::system_category()),
-                "mlock(" + object_ + ", " + size_text(mapped_size_) + "): refused by RLIMIT_MEMLOCK (" +
+                "mlock(" + object_ + ", " + size_text(range_.mapped_size) + "): refused by RLIMIT_MEMLOCK (" +
                     current +
                     " may be locked by this process; raise it with `ulimit -l` or grant CAP_IPC_LOCK)");
         }
         throw_errno("mlock", object_, err);
     }
-    locked_ = true;
+    range_.locked = true;
 }
 
 void Mapping::unlock() {
-    if (!locked_) return;
-    if (::munlock(data_, mapped_size_) != 0) throw_errno("munlock", object_);
-    locked_ = false;
+    if (!range_.locked) return;
+    if (::munlock(range_.data, range_.mapped_size) != 0) throw_errno("munlock", object_);
+    range_.locked = false;
 }
 
 }  // namespace ipckit

@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/io.hpp"
 #include "kernel_limit.hpp"
@@ -28,15 +29,6 @@ constexpr long kHardMsgsizeMax = 16L * 1024 * 1024;
 // A time already past: mq_timed* then fails at once with ETIMEDOUT instead of sleeping, which
 // is O_NONBLOCK for this one call without touching the shared open file description.
 constexpr timespec kAlreadyPast{0, 0};
-
-[[noreturn]] void bad_name(std::string_view name, std::string_view why) {
-    std::string message = "bad POSIX queue name \"";
-    message += name;
-    message += "\": ";
-    message += why;
-    message += "; expected \"/NAME\": one leading '/' then 1-255 characters without '/'";
-    throw_error(std::errc::invalid_argument, message);
-}
 
 std::string text(long value) {
     return std::to_string(value);
@@ -102,13 +94,7 @@ bool privileged_for_limits() {
 // ---- names and limits ----
 
 void PosixQueue::check_name(std::string_view name) {
-    if (name.empty()) bad_name(name, "it is empty");
-    if (name.front() != '/') bad_name(name, "it must start with '/'");
-    if (name.size() == 1) bad_name(name, "there is nothing after the '/'");
-    if (name.find('/', 1) != std::string_view::npos) bad_name(name, "only the first character may be '/'");
-    if (name.find('\0') != std::string_view::npos) bad_name(name, "it contains a NUL character");
-    if (name == "/." || name == "/..") bad_name(name, "\".\" and \"..\" are not queue names");
-    if (name.size() - 1 > NAME_MAX) bad_name(name, "it is longer than NAME_MAX (255) after the '/'");
+    detail::check_posix_name(name, detail::PosixObject::queue);
 }
 
 PosixQueueLimits PosixQueue::limits() {
@@ -171,12 +157,7 @@ PosixQueue PosixQueue::create(std::string_view name, Attributes attributes, mode
         throw_error(std::errc::invalid_argument,
                     "mq_open(" + path + "): max_messages " + text(attributes.max_messages) +
                         " and max_message_size " + text(attributes.max_message_size) + " must be positive");
-    if ((mode & ~mode_t{0777}) != 0) {
-        char octal[16];
-        std::snprintf(octal, sizeof octal, "%o", static_cast<unsigned>(mode));
-        throw_error(std::errc::invalid_argument,
-                    "mq_open(" + path + "): mode " + octal + " has bits beyond the permission bits 0777");
-    }
+    detail::check_mode(mode, "mq_open", path);
     mq_attr attr{};
     mq_attr* attr_arg = nullptr;
     if (attributes.max_messages != 0 || attributes.max_message_size != 0) {

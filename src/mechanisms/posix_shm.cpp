@@ -9,20 +9,13 @@
 #include <cerrno>
 #include <utility>
 
+#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit {
 
 void PosixShm::check_name(std::string_view name) {
-    const bool valid = name.size() >= 2 && name.size() <= NAME_MAX && name.front() == '/' &&
-                       name.find('/', 1) == std::string_view::npos &&
-                       name.find('\0') == std::string_view::npos;
-    if (!valid) {
-        throw_error(
-            std::errc::invalid_argument,
-            "shm_open(\"" + std::string(name) + "\"): a POSIX shared memory name is '/' followed by 1 to " +
-                std::to_string(NAME_MAX - 1) + " characters, none of them '/', e.g. \"/ipckit-demo\"");
-    }
+    detail::check_posix_name(name, detail::PosixObject::shm);
 }
 
 PosixShm::PosixShm(std::string name, Fd fd, Access access, bool owner)

@@ -13,6 +13,8 @@
 #include <thread>
 #include <utility>
 
+#include "ipckit/detail/backoff.hpp"
+#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/error.hpp"
 #include "kernel_limit.hpp"
 
@@ -55,37 +57,11 @@ private:
     std::byte* data_ = inline_;
 };
 
-// The sleeps of a timed wait: short at first so a message that comes soon is taken soon,
-// growing so a long wait costs little CPU, and never past the deadline.
-class Backoff {
-public:
-    // Sleeps; false when the deadline has passed and there is no point trying again.
-    bool pause(const Deadline& deadline) {
-        if (deadline.expired()) return false;
-        std::this_thread::sleep_for(std::min<Deadline::Clock::duration>(pause_, deadline.remaining()));
-        pause_ = std::min<std::chrono::microseconds>(pause_ * 2, kLongest);
-        return true;
-    }
-    static constexpr std::chrono::microseconds kLongest = 2ms;
-
-private:
-    std::chrono::microseconds pause_ = 20us;
-};
-
 void check_type(long type, const std::string& name) {
     if (type < 1)
         throw_error(std::errc::invalid_argument, "msgsnd(" + name + "): message type " +
                                                      std::to_string(type) +
                                                      " is not allowed; System V message types start at 1");
-}
-
-void check_mode(mode_t mode, std::string_view call, const std::string& name) {
-    if ((mode & ~mode_t{0777}) != 0) {
-        char text[16];
-        std::snprintf(text, sizeof text, "%o", static_cast<unsigned>(mode));
-        throw_error(std::errc::invalid_argument, std::string(call) + "(" + name + "): mode " + text +
-                                                     " has bits beyond the permission bits 0777");
-    }
 }
 
 std::string queue_name(const SysvKey& key, int id) {
@@ -170,7 +146,7 @@ SysvQueue::~SysvQueue() {
 }
 
 SysvQueue SysvQueue::create(const SysvKey& key, mode_t mode) {
-    check_mode(mode, "msgget", key.to_string());
+    detail::check_mode(mode, "msgget", key.to_string());
     const int id = ::msgget(key.value(), IPC_CREAT | IPC_EXCL | static_cast<int>(mode));
     if (id < 0) {
         const int err = errno;
@@ -244,7 +220,7 @@ SysvQueueStatus SysvQueue::stat() const {
 }
 
 void SysvQueue::set_mode(mode_t mode) const {
-    check_mode(mode, "msgctl IPC_SET", name_);
+    detail::check_mode(mode, "msgctl IPC_SET", name_);
     msqid_ds ds{};
     if (::msgctl(id_, IPC_STAT, &ds) != 0) throw_errno("msgctl IPC_STAT", name_);
     ds.msg_perm.mode = static_cast<unsigned short>((ds.msg_perm.mode & ~0777u) | mode);
@@ -334,7 +310,7 @@ IoResult SysvQueue::send(long type, std::span<const std::byte> body, Deadline de
         if (auto done = attempt(0)) return *done;
         throw_errno("msgsnd", name_, EAGAIN);  // a blocking msgsnd does not return EAGAIN
     }
-    for (Backoff backoff; backoff.pause(deadline);) {
+    for (auto backoff = detail::Backoff::for_message(); backoff.pause(deadline);) {
         if (auto done = attempt(IPC_NOWAIT)) return *done;
     }
     return {Status::timed_out, 0};
@@ -379,7 +355,7 @@ SysvReceiveResult SysvQueue::receive(TypeSelector selector, std::span<std::byte>
     }
     if (auto done = attempt(IPC_NOWAIT)) return *done;
     if (deadline.is_immediate()) return {Status::would_block, 0, 0};
-    for (Backoff backoff; backoff.pause(deadline);) {
+    for (auto backoff = detail::Backoff::for_message(); backoff.pause(deadline);) {
         if (auto done = attempt(IPC_NOWAIT)) return *done;
     }
     return {Status::timed_out, 0, 0};

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "ipckit/detail/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "socket_io.hpp"
 
@@ -156,6 +157,10 @@ void remove_if_ours(const std::string& path, dev_t dev, ino_t ino) noexcept {
 std::mutex umask_mutex;
 
 }  // namespace
+
+void detail::SocketFile::remove() noexcept {
+    if (!path_.empty()) remove_if_ours(path_, dev_, ino_);
+}
 
 std::string_view to_string(SocketType type) noexcept {
     switch (type) {
@@ -471,28 +476,6 @@ UnixListener UnixListener::bind(const UnixAddress& address, SocketType type, uns
     return listener;
 }
 
-UnixListener& UnixListener::operator=(UnixListener&& other) noexcept {
-    if (this != &other) {
-        remove_file();
-        fd_ = std::move(other.fd_);
-        address_ = std::move(other.address_);
-        type_ = other.type_;
-        dev_ = other.dev_;
-        ino_ = other.ino_;
-        keep_ = other.keep_;
-    }
-    return *this;
-}
-
-UnixListener::~UnixListener() {
-    remove_file();
-}
-
-void UnixListener::remove_file() noexcept {
-    // A moved-from listener has no descriptor and owns no file.
-    if (fd_ && !keep_ && !address_.is_abstract()) remove_if_ours(address_.name(), dev_, ino_);
-}
-
 std::optional<UnixSocket> UnixListener::accept(Deadline deadline) {
     const std::string object = describe(address_, type_);
     for (;;) {
@@ -555,26 +538,6 @@ UnixDatagram UnixDatagram::autobind() {
     return UnixDatagram(std::move(fd), std::nullopt, 0, 0);
 }
 
-UnixDatagram& UnixDatagram::operator=(UnixDatagram&& other) noexcept {
-    if (this != &other) {
-        remove_file();
-        fd_ = std::move(other.fd_);
-        address_ = std::move(other.address_);
-        dev_ = other.dev_;
-        ino_ = other.ino_;
-        keep_ = other.keep_;
-    }
-    return *this;
-}
-
-UnixDatagram::~UnixDatagram() {
-    remove_file();
-}
-
-void UnixDatagram::remove_file() noexcept {
-    if (fd_ && !keep_ && address_ && !address_->is_abstract()) remove_if_ours(address_->name(), dev_, ino_);
-}
-
 std::optional<UnixAddress> UnixDatagram::local_address() const {
     sockaddr_un sa{};
     socklen_t length = sizeof sa;
@@ -590,7 +553,7 @@ IoResult UnixDatagram::send_to(std::span<const std::byte> data, const UnixAddres
     // poll(2) cannot see a receiver's full queue from an unconnected socket (it would report
     // writable at once and spin), so with a deadline the wait for room is a bounded back-off.
     const int flags = deadline.is_never() ? MSG_NOSIGNAL : MSG_NOSIGNAL | MSG_DONTWAIT;
-    auto pause = std::chrono::microseconds(50);
+    auto backoff = detail::Backoff::for_message();
     for (;;) {
         const ssize_t n = ::sendto(fd_.get(), data.data(), data.size(), flags,
                                    reinterpret_cast<const sockaddr*>(&sa), length);
@@ -604,10 +567,7 @@ IoResult UnixDatagram::send_to(std::span<const std::byte> data, const UnixAddres
                             " bytes is over what this socket can carry (see SO_SNDBUF)");
         if (err != EAGAIN && err != EWOULDBLOCK) throw_errno("sendto", object, err);
         if (deadline.is_immediate()) return {Status::would_block, 0};
-        if (deadline.expired()) return {Status::timed_out, 0};
-        std::this_thread::sleep_for(
-            std::min<std::chrono::nanoseconds>(pause, deadline.is_never() ? pause : deadline.remaining()));
-        pause = std::min(pause * 2, std::chrono::microseconds(10'000));
+        if (!backoff.pause(deadline)) return {Status::timed_out, 0};
     }
 }
 

@@ -22,6 +22,7 @@
 #include <random>
 #include <thread>
 
+#include "ipckit/address.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"
@@ -562,6 +563,35 @@ TEST(RegistryTest, AnObjectMadeAgainAtTheSameAddressIsNotTheOldCreatorsAnyMore) 
     EXPECT_FALSE(find_listed("fifo:" + path)) << "the old record was taken for the new FIFO";
     EXPECT_TRUE(sweep("fifo:" + path).empty());
     EXPECT_TRUE(path_exists(path));
+}
+
+TEST(RegistryTest, AParsedAddressIsRecordedUnderItsCanonicalNameWithoutParsingAgain) {
+    test::TempDir dir;
+    const std::string path = dir.file("pipe");
+    ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+    // As a channel holds it: a transport, options and all (options never reach the record).
+    const auto entry = registry_record(parse_address("fifo:" + path + "?mode=0600&framing=line"));
+    ASSERT_TRUE(entry);
+    EXPECT_EQ(entry->kind, ObjectKind::fifo);
+    EXPECT_EQ(entry->address, "fifo:" + path);
+    const auto listed = find_listed(entry->address);
+    ASSERT_TRUE(listed);
+    EXPECT_EQ(listed->creator_source, CreatorSource::registry);
+    EXPECT_EQ(listed->creator_pid, ::getpid());
+    EXPECT_TRUE(listed->creator_alive);
+    registry_forget(*entry);
+    EXPECT_FALSE(find_listed(entry->address)) << "a FIFO is listed only through its record";
+
+    // A socket file is recorded as unix: whichever socket type made it.
+    const auto socket = registry_record(parse_address("unix+seqpacket:" + dir.file("sock")));
+    ASSERT_TRUE(socket);
+    EXPECT_EQ(socket->kind, ObjectKind::unix_socket);
+    EXPECT_EQ(socket->address, "unix:" + dir.file("sock"));
+    registry_forget(*socket);
+
+    // What leaves no object behind is not recorded at all.
+    for (const char* nothing : {"tcp://localhost:5555", "fd:3", "unix:@ipckit-objtest", "sysvmq:0"})
+        EXPECT_FALSE(registry_record(parse_address(nothing))) << nothing;
 }
 
 TEST(RegistryTest, AnUnsafeDirectoryIsNotUsedAndNothingFails) {

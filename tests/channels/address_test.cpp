@@ -6,6 +6,8 @@
 
 #include "ipckit/address.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/posix_queue.hpp"
+#include "ipckit/posix_shm.hpp"
 
 namespace ipckit {
 namespace {
@@ -93,6 +95,28 @@ TEST(AddressTest, MalformedAddressesQuoteTheAddressAndSayWhatWasExpected) {
     EXPECT_NE(error_of("unix:").find("socket path"), std::string::npos);
     EXPECT_NE(error_of("unix:/" + std::string(200, 'a')).find("the limit (sun_path) is 107"),
               std::string::npos);
+}
+
+// One rule for POSIX names: what PosixQueue and PosixShm take, the parser takes, and what they
+// refuse, it refuses (each kind at its own length limit).
+TEST(AddressTest, PosixNamesFollowTheMechanismsRule) {
+    const std::string longest_queue = "/" + std::string(255, 'q');
+    EXPECT_NO_THROW(PosixQueue::check_name(longest_queue));
+    EXPECT_EQ(parse_address("posixmq:" + longest_queue).target, longest_queue);
+    const std::string longest_shm = "/" + std::string(254, 's');
+    EXPECT_NO_THROW(PosixShm::check_name(longest_shm));
+    EXPECT_EQ(parse_address("shm:" + longest_shm).target, longest_shm);
+
+    EXPECT_THROW(PosixQueue::check_name(longest_queue + "q"), Error);
+    EXPECT_NE(error_of("posixmq:" + longest_queue + "q").find("longer than 255"), std::string::npos);
+    EXPECT_THROW(PosixShm::check_name(longest_shm + "s"), Error);
+    EXPECT_NE(error_of("shm:" + longest_shm + "s").find("longer than 254"), std::string::npos);
+    for (const char* name : {"/.", "/..", "/"}) {
+        EXPECT_THROW(PosixQueue::check_name(name), Error) << name;
+        EXPECT_THROW(PosixShm::check_name(name), Error) << name;
+        (void)error_of(std::string("posixmq:") + name);
+        (void)error_of(std::string("shm:") + name);
+    }
 }
 
 TEST(AddressTest, BadOptionsNameTheOptionAndTheExpectedValue) {

@@ -1,12 +1,17 @@
 // PollSet: waiting on receivers of different transports at once, in real processes.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
-#include <thread>
+#include <array>
+#include <utility>
+#include <vector>
 
 #include "ipckit/channel.hpp"
+#include "ipckit/fd.hpp"
+#include "ipckit/io.hpp"
 #include "ipckit/poll_set.hpp"
 #include "support/process.hpp"
 
@@ -34,30 +39,39 @@ TEST(PollSetTest, ReportsWhichReceiverHasAMessageAcrossTransports) {
     set.add(c);
     EXPECT_TRUE(set.wait(Deadline::after(20ms)).empty());
 
-    // One sender per transport, each sending once, in an order the receiver cannot guess.
+    // One sender per transport, each sending once, in an order the receiver cannot guess. The
+    // child sends the next message only when told to, after the last one was received: the
+    // order is set by events, never by how long a sleep lasts on a busy machine.
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    Fd go_read(fds[0]), go_write(fds[1]);
     auto child = test::spawn([&] {
+        go_write.reset();
         Sender to_ring = Sender::open(ring, Deadline::after(10s));
         Sender to_queue = Sender::open(queue, Deadline::after(10s));
         Sender to_fifo = Sender::open(fifo, Deadline::after(10s));
-        if (!to_ring.send(as_bytes("ring")).ok()) return 1;
-        std::this_thread::sleep_for(50ms);
-        if (!to_queue.send(as_bytes("queue")).ok()) return 2;
-        std::this_thread::sleep_for(50ms);
-        if (!to_fifo.send(as_bytes("fifo")).ok()) return 3;
+        int code = 1;
+        for (Sender* sender : {&to_ring, &to_queue, &to_fifo}) {
+            std::array<std::byte, 1> go{};
+            if (read_exact(go_read.get(), go, Deadline::after(30s), "go pipe").status != Status::ok)
+                return 10;
+            const std::string text = sender == &to_ring ? "ring" : sender == &to_queue ? "queue" : "fifo";
+            if (!sender->send(as_bytes(text)).ok()) return code;
+            ++code;
+        }
         ::pause();
         return 0;
     });
-    std::vector<std::string> order;
+    go_read.reset();
     std::vector<std::byte> message;
-    while (order.size() < 3) {
+    const std::vector<std::pair<std::size_t, std::string>> expected{{1, "ring"}, {2, "queue"}, {0, "fifo"}};
+    for (const auto& [index, text] : expected) {
+        ASSERT_TRUE(write_all(go_write.get(), as_bytes("g"), Deadline::after(10s), "go pipe").ok());
         const auto ready = set.wait(Deadline::after(10s));
-        ASSERT_FALSE(ready.empty()) << "nothing became ready";
-        for (std::size_t i : ready) {
-            ASSERT_EQ(set[i].recv(message, Deadline::after(1s)).status, Status::ok) << "receiver " << i;
-            order.emplace_back(reinterpret_cast<const char*>(message.data()), message.size());
-        }
+        ASSERT_EQ(ready, std::vector<std::size_t>{index}) << "waiting for " << text;
+        ASSERT_EQ(set[index].recv(message, Deadline::after(1s)).status, Status::ok) << text;
+        EXPECT_EQ(std::string(reinterpret_cast<const char*>(message.data()), message.size()), text);
     }
-    EXPECT_EQ(order, (std::vector<std::string>{"ring", "queue", "fifo"}));
     child.kill(SIGKILL);
     (void)child.wait();
 }

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
@@ -85,25 +87,35 @@ TEST(FdTest, FcntlOnAClosedDescriptorNamesIt) {
     (void)bogus.release();
 }
 
+// SIGPIPE's default action kills; the child restores it (the test harness may ignore it) so a
+// raised signal would show as death by SIGPIPE instead of exit code 0.
 TEST(IoTest, WriteToAPipeWithNoReaderIsClosedNotSigpipe) {
-    RawPipe p;
-    p.read_end.reset();
-    const auto r = write_all(p.write_end.get(), as_bytes("hello"), Deadline::never(), "test pipe");
-    EXPECT_EQ(r.status, Status::closed);
-    // SIGPIPE was neither delivered (we are alive) nor left pending.
-    sigset_t pending;
-    sigpending(&pending);
-    EXPECT_EQ(sigismember(&pending, SIGPIPE), 0);
+    auto child = test::spawn([] {
+        ::signal(SIGPIPE, SIG_DFL);
+        RawPipe p;
+        p.read_end.reset();
+        const auto r = write_all(p.write_end.get(), as_bytes("hello"), Deadline::never(), "test pipe");
+        if (r.status != Status::closed) return 1;
+        // SIGPIPE was neither delivered (we are alive) nor left pending.
+        sigset_t pending;
+        sigpending(&pending);
+        return sigismember(&pending, SIGPIPE) == 0 ? 0 : 2;
+    });
+    EXPECT_EQ(child.wait(), 0) << "-13 would mean the process died of SIGPIPE";
 }
 
 TEST(IoTest, WriteToAClosedSocketIsClosedNotSigpipe) {
-    int sv[2];
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    Fd a(sv[0]);
-    Fd b(sv[1]);
-    b.reset();
-    const auto r = write_all(a.get(), as_bytes("hello"), Deadline::never(), "socketpair");
-    EXPECT_EQ(r.status, Status::closed);
+    auto child = test::spawn([] {
+        ::signal(SIGPIPE, SIG_DFL);
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return 1;
+        Fd a(sv[0]);
+        Fd b(sv[1]);
+        b.reset();
+        const auto r = write_all(a.get(), as_bytes("hello"), Deadline::never(), "socketpair");
+        return r.status == Status::closed ? 0 : 2;
+    });
+    EXPECT_EQ(child.wait(), 0) << "-13 would mean the process died of SIGPIPE";
 }
 
 TEST(IoTest, ReadExactReassemblesShortWritesFromAnotherProcess) {
@@ -127,6 +139,30 @@ TEST(IoTest, ReadExactReassemblesShortWritesFromAnotherProcess) {
     const auto end = read_exact(p.read_end.get(), buf, Deadline::after(10s), "pipe");
     EXPECT_EQ(end.status, Status::closed);
     EXPECT_EQ(end.bytes, 0u);
+}
+
+TEST(IoTest, GatherWriteSendsEveryPartInOrderFewOrMany) {
+    // Up to 8 parts go from the stack, more from the heap: both paths, empty parts skipped.
+    for (const std::size_t count : {3u, 8u, 9u, 40u}) {
+        RawPipe p;
+        std::vector<std::string> texts;
+        std::vector<std::span<const std::byte>> parts;
+        std::string expected;
+        for (std::size_t i = 0; i < count; ++i)
+            texts.push_back(i % 4 == 3 ? std::string() : std::to_string(i) + ",");
+        for (const auto& text : texts) {
+            parts.push_back(as_bytes(text));
+            expected += text;
+        }
+        const auto w = write_all(p.write_end.get(), parts, Deadline::after(10s), "test pipe");
+        ASSERT_EQ(w.status, Status::ok) << count;
+        ASSERT_EQ(w.bytes, expected.size()) << count;
+        std::string got(expected.size(), '\0');
+        ASSERT_TRUE(read_exact(p.read_end.get(), std::as_writable_bytes(std::span(got)), Deadline::after(10s),
+                               "test pipe")
+                        .ok());
+        EXPECT_EQ(got, expected) << count;
+    }
 }
 
 TEST(IoTest, EndOfFileMidRecordReportsTheBytesRead) {

@@ -17,6 +17,7 @@
 
 #include "ipckit/error.hpp"
 #include "ipckit/io.hpp"
+#include "ipckit/process.hpp"
 #include "ipckit/sysv_queue.hpp"
 #include "support/process.hpp"
 
@@ -58,11 +59,8 @@ Received receive(const SysvQueue& queue, TypeSelector selector, Deadline deadlin
 // is really waiting. Bounded; the outcome of the tests does not depend on it, only what they cover.
 void wait_until_sleeping(pid_t pid) {
     for (int i = 0; i < 2000; ++i) {
-        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-        std::string line;
-        std::getline(stat, line);
-        const auto paren = line.rfind(')');
-        if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S') return;
+        const auto stat = read_process_stat(pid);
+        if (stat && stat->state == 'S') return;
         std::this_thread::sleep_for(1ms);
     }
 }
@@ -159,7 +157,7 @@ TEST(SysvQueueTest, TimedReceiveIsWokenBySenderInAnotherProcess) {
         const auto r = receive(queue, TypeSelector::any(), Deadline::after(30s));
         return r.status == Status::ok && r.body == "late" ? 0 : 1;
     });
-    std::this_thread::sleep_for(20ms);  // let the receiver reach its back-off sleeps
+    wait_until_sleeping(receiver.pid());  // the receiver is in its back-off sleeps
     ASSERT_TRUE(queue.send(7, as_bytes("late")).ok());
     EXPECT_EQ(receiver.wait(), 0);
 }
@@ -212,7 +210,7 @@ TEST(SysvQueueTest, RemovalEndsATimedReceiveWithClosed) {
     auto receiver = test::spawn([&] {
         return receive(queue, TypeSelector::any(), Deadline::after(30s)).status == Status::closed ? 0 : 1;
     });
-    std::this_thread::sleep_for(10ms);
+    wait_until_sleeping(receiver.pid());
     queue.remove();
     EXPECT_EQ(receiver.wait(), 0);
 }

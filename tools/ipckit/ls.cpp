@@ -6,6 +6,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/objects.hpp"
 
 namespace {
@@ -49,10 +50,6 @@ std::string json_number_or_null(bool known, Number value) {
     return known ? fmt::format("{}", value) : "null";
 }
 
-std::string mode_text(mode_t mode) {
-    return fmt::format("{:04o}", static_cast<unsigned>(mode));
-}
-
 void print_json(const std::vector<ipckit::IpcObject>& objects) {
     std::string out = "[";
     for (std::size_t i = 0; i < objects.size(); ++i) {
@@ -65,8 +62,8 @@ void print_json(const std::vector<ipckit::IpcObject>& objects) {
             "\"creator_alive\": {}, \"in_use\": {}, \"last_sender_pid\": {}, \"last_receiver_pid\": {}, "
             "\"stale\": {}}}",
             json_string(ipckit::to_string(o.kind)), json_string(o.address), json_string(o.owner),
-            json_number_or_null(o.owner_uid != static_cast<uid_t>(-1), o.owner_uid), mode_text(o.mode),
-            json_number_or_null(o.size.has_value(), o.size.value_or(0)),
+            json_number_or_null(o.owner_uid != static_cast<uid_t>(-1), o.owner_uid),
+            ipckit::detail::mode_text(o.mode), json_number_or_null(o.size.has_value(), o.size.value_or(0)),
             json_number_or_null(o.messages.has_value(), o.messages.value_or(0)),
             json_number_or_null(o.sysv_id >= 0, o.sysv_id),
             json_number_or_null(o.creator_source != ipckit::CreatorSource::unknown, o.creator_pid),
@@ -95,7 +92,7 @@ void print_table(const std::vector<ipckit::IpcObject>& objects) {
     const auto yes_no = [](bool b) { return b ? "yes" : "no"; };
     for (const auto& o : objects) {
         const bool known_creator = o.creator_source != ipckit::CreatorSource::unknown;
-        row(ipckit::to_string(o.kind), o.address, o.owner, mode_text(o.mode),
+        row(ipckit::to_string(o.kind), o.address, o.owner, ipckit::detail::mode_text(o.mode),
             o.size ? std::to_string(*o.size) : "-", o.messages ? std::to_string(*o.messages) : "-",
             known_creator ? std::to_string(o.creator_pid) : "-",
             known_creator ? yes_no(o.creator_alive) : "-", yes_no(o.in_use), yes_no(o.stale));

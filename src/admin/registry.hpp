@@ -1,0 +1,35 @@
+// Internal: ipckit's registry — one small record file per object it created, in a private
+// per-user directory (the public side is in ipckit/objects.hpp).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ipckit/objects.hpp"
+#include "locator.hpp"
+
+namespace ipckit::admin {
+
+struct Record {
+    ObjectKind kind = ObjectKind::shm;
+    std::string address;  // canonical
+    pid_t pid = 0;
+    std::uint64_t start_ticks = 0;
+    std::int64_t created = 0;
+    Identity identity;
+    std::string file;  // record file name inside the directory
+    ino_t file_ino = 0;
+};
+
+// The directory in use, or empty if none is usable.
+[[nodiscard]] std::string find_registry_directory();
+// Every well-formed record in `dir`.
+[[nodiscard]] std::vector<Record> read_records(const std::string& dir);
+// Removes a record only if it is still the file that was read: the object may have been
+// created again meanwhile, and its fresh record must survive.
+void prune_record(const std::string& dir, const Record& record);
+
+}  // namespace ipckit::admin
