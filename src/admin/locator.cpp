@@ -47,6 +47,7 @@ std::optional<Locator> locate(const Address& address) {
     switch (address.transport) {
         case Transport::fd:
         case Transport::tcp:
+        case Transport::nats:  // the server's object, not this machine's
             return std::nullopt;
         case Transport::sysvmq:
         case Transport::sysvshm:
