@@ -72,7 +72,8 @@ struct TopicOptions {
 class Topic {
 public:
     // Bytes of region a topic of `capacity` and `subscribers` slots needs (header included).
-    [[nodiscard]] static std::size_t region_size(std::size_t capacity, std::uint32_t subscribers = 16) noexcept;
+    [[nodiscard]] static std::size_t region_size(std::size_t capacity,
+                                                 std::uint32_t subscribers = 16) noexcept;
     // Initialises `region` as an empty topic with nobody attached; returns its capacity. The
     // region must be 128-byte aligned (any mapping is); nobody may be attached meanwhile.
     static std::size_t format(std::span<std::byte> region, TopicOptions options = {});
@@ -84,7 +85,8 @@ class TopicPublisher {
 public:
     // Validates the topic in `region` and claims its publisher end (a dead publisher's end is
     // taken over: the new one resumes after the last record it committed).
-    [[nodiscard]] static TopicPublisher attach(std::span<std::byte> region, WaitMode mode = WaitMode::adaptive);
+    [[nodiscard]] static TopicPublisher attach(std::span<std::byte> region,
+                                               WaitMode mode = WaitMode::adaptive);
 
     TopicPublisher(TopicPublisher&& other) noexcept;
     TopicPublisher& operator=(TopicPublisher&& other) noexcept;
@@ -156,7 +158,8 @@ public:
     // Validates the topic in `region` and claims a free slot (vacant, closed, or held by a
     // process that died). It starts at the publisher's committed position, or up to `history`
     // messages earlier.
-    [[nodiscard]] static TopicSubscriber attach(std::span<std::byte> region, WaitMode mode = WaitMode::adaptive);
+    [[nodiscard]] static TopicSubscriber attach(std::span<std::byte> region,
+                                                WaitMode mode = WaitMode::adaptive);
 
     TopicSubscriber(TopicSubscriber&& other) noexcept;
     TopicSubscriber& operator=(TopicSubscriber&& other) noexcept;
@@ -168,7 +171,9 @@ public:
     // queued. Safe under both overflow rules.
     [[nodiscard]] IoResult recv(std::span<std::byte> buffer, Deadline deadline = Deadline::never());
     [[nodiscard]] IoResult recv(std::vector<std::byte>& message, Deadline deadline = Deadline::never());
-    [[nodiscard]] IoResult try_recv(std::vector<std::byte>& message) { return recv(message, Deadline::immediate()); }
+    [[nodiscard]] IoResult try_recv(std::vector<std::byte>& message) {
+        return recv(message, Deadline::immediate());
+    }
 
     // Zero copy, `overflow=block` only: the next message in place, valid until `release`.
     [[nodiscard]] RecordView read(Deadline deadline = Deadline::never());

@@ -73,7 +73,8 @@ std::size_t max_message(std::uint64_t capacity) {
 
 void check_alignment(std::span<std::byte> region) {
     if (reinterpret_cast<std::uintptr_t>(region.data()) % kLineSize != 0) {
-        throw_error(std::errc::invalid_argument, "topic region is not aligned to " + str(kLineSize) + " bytes");
+        throw_error(std::errc::invalid_argument,
+                    "topic region is not aligned to " + str(kLineSize) + " bytes");
     }
 }
 
@@ -135,8 +136,8 @@ Geometry validate(std::span<std::byte> region) {
     const std::uint32_t size = control.header_size;
     const std::size_t expected_size = header_size(static_cast<std::uint32_t>(slots));
     if (size != expected_size) {
-        corrupt_header("header size " + str(size) + ", expected " + str(expected_size) + " for " + str(slots) +
-                       " slots");
+        corrupt_header("header size " + str(size) + ", expected " + str(expected_size) + " for " +
+                       str(slots) + " slots");
     }
     const std::uint64_t capacity = control.capacity;
     if (!valid_capacity(capacity)) {
@@ -236,6 +237,31 @@ Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& 
     }
 }
 
+// Writes the publisher line's pair under its sequence lock (single writer: the publisher).
+void store_committed(PublisherLine& line, std::uint64_t committed, std::uint64_t next_sequence) noexcept {
+    const std::uint64_t v = line.version.load(std::memory_order_relaxed);
+    line.version.store(v | 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);  // odd before the new values
+    line.next_sequence.store(next_sequence, std::memory_order_relaxed);
+    line.committed.store(committed, std::memory_order_relaxed);
+    line.version.store((v | 1) + 1, std::memory_order_release);  // the values before even
+}
+
+// Reads the pair; false if it kept changing (or a publisher died half-way through writing it).
+bool load_committed(const PublisherLine& line, std::uint64_t& committed,
+                    std::uint64_t& next_sequence) noexcept {
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+        const std::uint64_t v1 = line.version.load(std::memory_order_acquire);
+        committed = line.committed.load(std::memory_order_relaxed);
+        next_sequence = line.next_sequence.load(std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_acquire);  // the values before the re-read
+        if (v1 % 2 == 0 && line.version.load(std::memory_order_relaxed) == v1) return true;
+        ::sched_yield();
+    }
+    committed = line.committed.load(std::memory_order_acquire);
+    return false;
+}
+
 }  // namespace
 
 // ---- Topic ----
@@ -260,9 +286,9 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
     }
     const std::size_t size = header_size(options.subscribers);
     if (region.size() < size + kMinCapacity) {
-        throw_error(std::errc::invalid_argument,
-                    "topic region of " + str(region.size()) + " bytes is too small: " +
-                        str(options.subscribers) + " slots need " + str(size + kMinCapacity));
+        throw_error(std::errc::invalid_argument, "topic region of " + str(region.size()) +
+                                                     " bytes is too small: " + str(options.subscribers) +
+                                                     " slots need " + str(size + kMinCapacity));
     }
     const std::uint64_t room = region.size() - size;
     std::uint64_t capacity = options.capacity;
@@ -279,7 +305,8 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
     }
     std::memset(region.data(), 0, size);
     auto* header = ::new (region.data()) TopicHeader{};
-    for (std::uint32_t i = 0; i < options.subscribers; ++i) ::new (&slots(header)[i]) Slot{};
+    for (std::uint32_t i = 0; i < options.subscribers; ++i)
+        ::new (&slots(header)[i]) Slot{};
     // The first record's position must not hold a word that passes for a commit word.
     word_at(region.data() + size, 0).store(invalid_word(0), std::memory_order_relaxed);
     ControlLine& control = header->control;
@@ -291,8 +318,8 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
     control.capacity = capacity;
     control.kind_words[kSlotsWord] = options.subscribers;
     control.kind_words[kHistoryWord] = options.history;
-    control.kind_words[kOverflowWord] =
-        static_cast<std::uint64_t>(options.overflow == Overflow::drop ? OverflowWord::drop : OverflowWord::block);
+    control.kind_words[kOverflowWord] = static_cast<std::uint64_t>(
+        options.overflow == Overflow::drop ? OverflowWord::drop : OverflowWord::block);
     // release: an attacher that acquires the magic sees every field above.
     control.magic.store(kMagic, std::memory_order_release);
     return static_cast<std::size_t>(capacity);
@@ -338,12 +365,16 @@ TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode
         if (next + kCommitWordSize - p.oldest_ > p.capacity_) break;
         p.head_ = next;
     }
-    g.header->publisher.next_sequence.store(p.sequence_, std::memory_order_relaxed);
-    g.header->publisher.committed.store(p.head_, std::memory_order_release);
+    // A publisher that died inside store_committed left the version odd: even it again.
+    g.header->publisher.version.store(
+        g.header->publisher.version.load(std::memory_order_relaxed) & ~std::uint64_t{1},
+        std::memory_order_relaxed);
+    store_committed(g.header->publisher, p.head_, p.sequence_);
     p.seen_joiners_ = g.header->oldest.joiners.load(std::memory_order_acquire);
     p.cached_floor_ = 0;  // unknown: scan before the first overwrite
     p.watches_ = std::make_unique<EndpointWatch[]>(g.slots);
-    for (std::uint32_t i = 0; i < g.slots; ++i) p.watches_[i] = EndpointWatch(&p.slots_[i].end);
+    for (std::uint32_t i = 0; i < g.slots; ++i)
+        p.watches_[i] = EndpointWatch(&p.slots_[i].end);
     return p;
 }
 
@@ -438,7 +469,8 @@ void TopicPublisher::advance_oldest(std::uint64_t floor) {
         } else {
             corrupt_record(position, capacity_, "the commit word of a published record was overwritten");
         }
-        if (position > head_) corrupt_record(position, capacity_, "a record runs past the committed position");
+        if (position > head_)
+            corrupt_record(position, capacity_, "a record runs past the committed position");
     }
     oldest_ = position;
     header_->oldest.position.store(position, std::memory_order_relaxed);
@@ -452,9 +484,9 @@ void TopicPublisher::advance_oldest(std::uint64_t floor) {
 Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
     if (header_ == nullptr) throw_error(std::errc::bad_file_descriptor, "topic publisher is closed");
     if (size > max_message_) {
-        throw_error(std::errc::message_size, "topic message of " + str(size) + " bytes is over the limit of " +
-                                                 str(max_message_) + " for a topic of " + str(capacity_) +
-                                                 " bytes");
+        throw_error(std::errc::message_size, "topic message of " + str(size) +
+                                                 " bytes is over the limit of " + str(max_message_) +
+                                                 " for a topic of " + str(capacity_) + " bytes");
     }
     const std::uint64_t record = record_size(size, kRecordHeader);
     const std::uint64_t offset = head_ & mask_;
@@ -484,7 +516,8 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
         // so a subscriber that follows the padding finds "nothing yet" there, never older bytes.
         word_at(data_, 0).store(invalid_word(head_ + padding), std::memory_order_relaxed);
         word_at(data_, offset)
-            .store(commit_word(static_cast<std::uint32_t>(padding), padding_stamp(head_)), std::memory_order_release);
+            .store(commit_word(static_cast<std::uint32_t>(padding), padding_stamp(head_)),
+                   std::memory_order_release);
         head_ += padding;
     }
     pending_position_ = head_;
@@ -498,19 +531,20 @@ void TopicPublisher::publish(std::size_t size) {
     const std::uint64_t offset = position & mask_;
     const std::uint64_t next = position + record_size(size, kRecordHeader);
     word_at(data_, offset + 8).store(sequence_, std::memory_order_relaxed);
-    if (history_ != 0) header_->history.position[sequence_ % history_].store(position, std::memory_order_relaxed);
+    if (history_ != 0)
+        header_->history.position[sequence_ % history_].store(position, std::memory_order_relaxed);
     // The next header is invalidated before this one is committed: a subscriber that acquires
     // this commit word and moves on reads "nothing yet" there, not a word from an earlier lap.
     word_at(data_, next & mask_).store(invalid_word(next), std::memory_order_relaxed);
     // release: the payload, sequence number, history entry and invalidation happen-before a
     // subscriber that acquires the commit word.
     word_at(data_, offset)
-        .store(commit_word(static_cast<std::uint32_t>(size), data_stamp(position)), std::memory_order_release);
+        .store(commit_word(static_cast<std::uint32_t>(size), data_stamp(position)),
+               std::memory_order_release);
     head_ = next;
     ++sequence_;
     pending_ = false;
-    header_->publisher.next_sequence.store(sequence_, std::memory_order_relaxed);
-    header_->publisher.committed.store(head_, std::memory_order_release);
+    store_committed(header_->publisher, head_, sequence_);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // the commit before the sleepers load
     wake_sleepers(header_->wait.subscriber_sleepers, header_->wait.data_event);
 }
@@ -534,8 +568,8 @@ Loan TopicPublisher::loan(std::size_t size, Deadline deadline) {
 void TopicPublisher::commit(std::size_t size) {
     if (!pending_) throw_error(std::errc::invalid_argument, "topic commit without a loan");
     if (size > pending_size_) {
-        throw_error(std::errc::invalid_argument, "topic commit of " + str(size) + " bytes exceeds the loan of " +
-                                                     str(pending_size_));
+        throw_error(std::errc::invalid_argument,
+                    "topic commit of " + str(size) + " bytes exceeds the loan of " + str(pending_size_));
     }
     publish(size);
 }
@@ -549,8 +583,8 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
     detail::ring::Claim claim;
     for (;; ++index) {
         if (index == g.slots) {
-            throw_error(std::errc::device_or_resource_busy, "topic: all " + str(g.slots) +
-                                                                " subscriber slots are held by live subscribers");
+            throw_error(std::errc::device_or_resource_busy,
+                        "topic: all " + str(g.slots) + " subscriber slots are held by live subscribers");
         }
         try {
             claim = claim_endpoint(all[index].end, "topic subscriber slot " + str(index));
@@ -574,14 +608,17 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
     s.publisher_ = EndpointWatch(&g.header->publisher_end);
     TopicHeader& h = *g.header;
     for (int attempt = 0;; ++attempt) {
-        // acquire: the history entries and records below `committed` are the published ones.
-        const std::uint64_t committed = h.publisher.committed.load(std::memory_order_acquire);
-        const std::uint64_t next = h.publisher.next_sequence.load(std::memory_order_relaxed);
+        // acquire (inside): the history entries and records below `committed` are the published
+        // ones. The pair says which sequence number the record at `committed` will carry, so a
+        // subscriber lapped before its first receive still counts what it missed.
+        std::uint64_t committed = 0;
+        std::uint64_t next = 0;
+        s.known_ = load_committed(h.publisher, committed, next);
+        s.expected_ = next;
         const std::uint64_t oldest = h.oldest.position.load(std::memory_order_acquire);
         std::uint64_t start = committed;
-        s.known_ = false;
-        for (std::uint64_t k = next - std::min<std::uint64_t>(g.history, next); k < next && attempt < kJoinAttempts;
-             ++k) {
+        for (std::uint64_t k = next - std::min<std::uint64_t>(g.history, next);
+             k < next && attempt < kJoinAttempts; ++k) {
             // A candidate counts only if its commit word and sequence number say it is record k.
             const std::uint64_t p = h.history.position[k % g.history].load(std::memory_order_relaxed);
             if (p < oldest || p >= committed || p % kRecordAlignment != 0) continue;
@@ -609,6 +646,7 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
         if (attempt >= kJoinAttempts) {
             // The publisher laps faster than we settle: start at the oldest intact record.
             s.cursor_ = now_oldest;
+            s.known_ = false;
             s.slot_->cursor.position.store(now_oldest, std::memory_order_release);
             break;
         }
@@ -695,8 +733,8 @@ Status TopicSubscriber::probe() {
         }
         if (stamp == padding_stamp(cursor_) || stamp == data_stamp(cursor_)) {
             corrupt_record(cursor_, capacity_,
-                           "length " + str(length) + " is not valid here (largest message " + str(max_message_) +
-                               ", bytes to the end " + str(capacity_ - offset) + ")");
+                           "length " + str(length) + " is not valid here (largest message " +
+                               str(max_message_) + ", bytes to the end " + str(capacity_ - offset) + ")");
         }
         return Status::would_block;
     }
@@ -713,8 +751,8 @@ Status TopicSubscriber::next_record(Deadline deadline) {
     };
     if (publisher_gone(Clock::now())) return probe() == Status::ok ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
-    s = wait_until(mode_, deadline, header_->wait.subscriber_sleepers, header_->wait.data_event, publisher_gone,
-                   [&] { return probe() == Status::ok; });
+    s = wait_until(mode_, deadline, header_->wait.subscriber_sleepers, header_->wait.data_event,
+                   publisher_gone, [&] { return probe() == Status::ok; });
     if (s == Status::closed && probe() == Status::ok) return Status::ok;  // drain what it committed
     return s;
 }
@@ -743,7 +781,8 @@ IoResult TopicSubscriber::recv(std::span<std::byte> buffer, Deadline deadline) {
         if (s != Status::ok) return {s, 0};
         if (record_length_ > buffer.size()) {
             throw_error(std::errc::message_size, "topic message of " + str(record_length_) +
-                                                     " bytes does not fit the buffer of " + str(buffer.size()));
+                                                     " bytes does not fit the buffer of " +
+                                                     str(buffer.size()));
         }
         std::memcpy(buffer.data(), data_ + (cursor_ & mask_) + kRecordHeader, record_length_);
         if (drop_) {
@@ -756,8 +795,9 @@ IoResult TopicSubscriber::recv(std::span<std::byte> buffer, Deadline deadline) {
                 continue;
             }
         } else if (known_ && record_sequence_ < expected_) {
-            corrupt_record(cursor_, capacity_,
-                           "sequence " + str(record_sequence_) + " goes back (expected " + str(expected_) + ")");
+            corrupt_record(
+                cursor_, capacity_,
+                "sequence " + str(record_sequence_) + " goes back (expected " + str(expected_) + ")");
         }
         const std::size_t length = record_length_;
         consume();

@@ -44,7 +44,10 @@ inline constexpr std::size_t kHistoryWord = 1;
 inline constexpr std::size_t kOverflowWord = 2;
 
 // Written by the publisher after each commit; read by joiners and by a publisher that takes over.
+// A joiner needs the two values as one pair (the position and the sequence number of the record
+// that goes there), so they are written under a sequence lock: `version` odd while they change.
 struct alignas(kLineSize) PublisherLine {
+    std::atomic<std::uint64_t> version;
     std::atomic<std::uint64_t> committed;      // bytes committed (a record boundary)
     std::atomic<std::uint64_t> next_sequence;  // the sequence number of the next record
 };
