@@ -5,14 +5,17 @@
 //     fifo:/tmp/telemetry?mode=0640&framing=line
 //     sysvmq:0x1234?type=2        sysvmq:/etc/hosts#7          sysvmq:id=32769
 //     posixmq:/jobs               shm:/video?capacity=8MiB&wait=spin
+//     topic:/ticks?subscribers=4&overflow=drop&history=8
 //     unix:@svc   unix:/run/app.sock   unix+seqpacket:@svc   unix+dgram:/tmp/d.sock
 //     tcp://localhost:5555        tcp://[::1]:5555            fd:3
 //
 // Options: mode=0600 (octal permissions for created objects; 0600 by default), capacity=SIZE
 // (ring and queue capacity), max=SIZE (largest message), wait=spin|block|adaptive (rings),
 // type=N (System V message type, > 0), framing=length|line (stream transports), keep=1 (the
-// creator leaves the object behind when it goes away). SIZE is a number with an optional
-// unit: B, KiB, MiB, GiB (or K, M, G, also binary).
+// creator leaves the object behind when it goes away); for topics only: subscribers=N (slots,
+// 1-1024, 16 by default), overflow=block|drop, history=N (0-64 messages a late subscriber gets
+// first); the creator's options decide, an opener takes what the region says. SIZE is a number with an
+// optional unit: B, KiB, MiB, GiB (or K, M, G, also binary).
 //
 // Errors: a malformed address throws `ipckit::Error` (std::errc::invalid_argument) whose
 // message quotes the address and says what was expected, e.g.
@@ -41,6 +44,7 @@ enum class Transport {
     unix_seqpacket,  // unix+seqpacket:…
     unix_dgram,      // unix+dgram:…
     tcp,             // tcp://HOST:PORT
+    topic,           // topic:/NAME | topic:@NAME — one publisher, many subscribers, in shared memory
 };
 
 enum class Framing { length, line };
@@ -66,6 +70,10 @@ struct Address {
     long type = 1;                  // System V message type
     Framing framing = Framing::length;
     bool keep = false;
+    // Topics only.
+    std::uint32_t subscribers = 16;
+    bool drop = false;  // overflow=drop (default block)
+    std::uint32_t history = 0;
 };
 
 [[nodiscard]] Address parse_address(std::string_view text);

@@ -12,7 +12,7 @@
 namespace ipckit {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Transport>, 10> kSchemes{{
+constexpr std::array<std::pair<std::string_view, Transport>, 11> kSchemes{{
     {"fd", Transport::fd},
     {"fifo", Transport::fifo},
     {"sysvmq", Transport::sysvmq},
@@ -23,6 +23,7 @@ constexpr std::array<std::pair<std::string_view, Transport>, 10> kSchemes{{
     {"unix+seqpacket", Transport::unix_seqpacket},
     {"unix+dgram", Transport::unix_dgram},
     {"tcp", Transport::tcp},
+    {"topic", Transport::topic},
 }};
 
 [[noreturn]] void malformed(std::string_view address, std::string_view expected) {
@@ -144,9 +145,24 @@ void parse_option(Address& a, std::string_view option) {
     } else if (name == "keep") {
         if (value != "0" && value != "1") bad("0 or 1");
         a.keep = value == "1";
+    } else if (name == "subscribers" || name == "history" || name == "overflow") {
+        if (a.transport != Transport::topic) bad("no " + std::string(name) + " option: only topic: has it");
+        if (name == "overflow") {
+            if (value != "block" && value != "drop") bad("block or drop");
+            a.drop = value == "drop";
+        } else if (name == "subscribers") {
+            const auto n = parse_int<std::uint32_t>(value);
+            if (!n || *n < 1 || *n > 1024) bad("a number of subscriber slots from 1 to 1024");
+            a.subscribers = *n;
+        } else {
+            const auto n = parse_int<std::uint32_t>(value);
+            if (!n || *n > 64) bad("a number of messages from 0 to 64");
+            a.history = *n;
+        }
     } else {
         malformed(a.text, "unknown option \"" + std::string(name) +
-                              "\" (known: mode, capacity, max, wait, type, framing, keep)");
+                              "\" (known: mode, capacity, max, wait, type, framing, keep; topics: "
+                              "subscribers, overflow, history)");
     }
 }
 
@@ -171,7 +187,7 @@ Address parse_address(std::string_view text) {
     if (colon == std::string_view::npos || colon == 0) {
         malformed(text,
                   "expected SCHEME:TARGET, where SCHEME is one of fd, fifo, sysvmq, posixmq, shm, sysvshm, "
-                  "unix, unix+seqpacket, unix+dgram, tcp");
+                  "unix, unix+seqpacket, unix+dgram, tcp, topic");
     }
     const auto scheme = text.substr(0, colon);
     auto rest = text.substr(colon + 1);
@@ -185,7 +201,7 @@ Address parse_address(std::string_view text) {
     if (!known) {
         malformed(text, "unknown scheme \"" + std::string(scheme) +
                             "\"; expected fd, fifo, sysvmq, posixmq, shm, sysvshm, unix, unix+seqpacket, "
-                            "unix+dgram or tcp");
+                            "unix+dgram, tcp or topic");
     }
 
     // Options come after the last '?', so a path may not contain '?': a documented limit.
@@ -235,6 +251,14 @@ Address parse_address(std::string_view text) {
             break;
         case Transport::tcp:
             parse_tcp_target(a, rest);
+            break;
+        case Transport::topic:
+            // topic:@NAME: a sealed memfd passed over an abstract socket, as shm:@NAME.
+            if (rest.starts_with('@') ? rest.size() < 2 || rest.size() > 100 : !is_posix_name(rest)) {
+                malformed(text,
+                          "expected topic:/NAME (a POSIX name: a leading '/', then 1-254 characters with no "
+                          "other '/') or topic:@NAME");
+            }
             break;
     }
 

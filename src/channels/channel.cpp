@@ -34,6 +34,11 @@ bool registry_entry(const Address& address, ObjectKind& kind, std::string& name)
             kind = ObjectKind::shm;
             name = "shm:" + address.target;
             return true;
+        case Transport::topic:
+            if (address.target.starts_with('@')) return false;
+            kind = ObjectKind::shm;
+            name = "shm:" + address.target;  // the POSIX object under the topic, as rm removes it
+            return true;
         case Transport::sysvmq:
             kind = ObjectKind::sysvmq;
             name = "sysvmq:" + key_text();
@@ -91,7 +96,7 @@ namespace {
 using detail::Role;
 
 // Each transport family has one backend file; this table says which family a transport is.
-enum class Family { stream, packet, queue, ring };
+enum class Family { stream, packet, queue, ring, topic };
 
 Family family_of(Transport transport) {
     switch (transport) {
@@ -109,6 +114,8 @@ Family family_of(Transport transport) {
         case Transport::shm:
         case Transport::sysvshm:
             return Family::ring;
+        case Transport::topic:
+            return Family::topic;
     }
     return Family::stream;  // unreachable: parse_address knows only the transports above
 }
@@ -124,6 +131,8 @@ std::unique_ptr<detail::SenderBackend> make_sender_backend(const Address& addres
             return detail::make_queue_sender(address, role, deadline);
         case Family::ring:
             return detail::make_ring_sender(address, role, deadline);
+        case Family::topic:
+            return detail::make_topic_sender(address, role, deadline);
     }
     return nullptr;
 }
@@ -139,6 +148,8 @@ std::unique_ptr<detail::ReceiverBackend> make_receiver_backend(const Address& ad
             return detail::make_queue_receiver(address, role, deadline);
         case Family::ring:
             return detail::make_ring_receiver(address, role, deadline);
+        case Family::topic:
+            return detail::make_topic_receiver(address, role, deadline);
     }
     return nullptr;
 }
@@ -205,6 +216,10 @@ const std::string& Receiver::address() const {
 }
 int Receiver::native_handle() const {
     return backend_->native_handle();
+}
+
+std::uint64_t Receiver::missed() const {
+    return backend_->missed();
 }
 
 }  // namespace ipckit

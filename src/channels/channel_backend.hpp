@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -63,6 +64,8 @@ public:
     // True when a message can be taken now without waiting, for transports that have no
     // descriptor or that buffer what they read. Must not block.
     [[nodiscard]] virtual bool ready() = 0;
+    // Messages lost (topic overflow=drop) just before the one the last recv delivered.
+    [[nodiscard]] virtual std::uint64_t missed() const { return 0; }
     [[nodiscard]] const std::string& address() const { return address_; }
 
 private:
@@ -79,6 +82,8 @@ std::unique_ptr<SenderBackend> make_queue_sender(const Address& address, Role ro
 std::unique_ptr<ReceiverBackend> make_queue_receiver(const Address& address, Role role, Deadline deadline);
 std::unique_ptr<SenderBackend> make_ring_sender(const Address& address, Role role, Deadline deadline);
 std::unique_ptr<ReceiverBackend> make_ring_receiver(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<SenderBackend> make_topic_sender(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<ReceiverBackend> make_topic_receiver(const Address& address, Role role, Deadline deadline);
 
 // The opening side of a socket: a finite deadline also covers a server that is not
 // listening yet (connection refused, no such socket), so peers may start in either order.
