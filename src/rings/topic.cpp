@@ -237,6 +237,16 @@ Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& 
     }
 }
 
+// A position read from the region after attach (oldest, committed) becomes a cursor: one that is
+// not 8-aligned would put commit words at misaligned addresses.
+std::uint64_t checked_position(std::uint64_t position, const char* what) {
+    if (position % kRecordAlignment != 0) {
+        throw_error(std::errc::protocol_error, std::string("topic ") + what + " position " + str(position) +
+                                                   " is not 8-aligned (the region is corrupt)");
+    }
+    return position;
+}
+
 // Writes the publisher line's pair under its sequence lock (single writer: the publisher).
 void store_committed(PublisherLine& line, std::uint64_t committed, std::uint64_t next_sequence) noexcept {
     const std::uint64_t v = line.version.load(std::memory_order_relaxed);
@@ -616,7 +626,7 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
         s.known_ = load_committed(h.publisher, committed, next);
         s.expected_ = next;
         const std::uint64_t oldest = h.oldest.position.load(std::memory_order_acquire);
-        std::uint64_t start = committed;
+        std::uint64_t start = checked_position(committed, "committed");
         for (std::uint64_t k = next - std::min<std::uint64_t>(g.history, next);
              k < next && attempt < kJoinAttempts; ++k) {
             // A candidate counts only if its commit word and sequence number say it is record k.
@@ -638,7 +648,8 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
         // and rescans (finding our cursor), or we see the oldest it moved to and start again.
         h.oldest.joiners.fetch_add(1, std::memory_order_seq_cst);
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        const std::uint64_t now_oldest = h.oldest.position.load(std::memory_order_relaxed);
+        const std::uint64_t now_oldest =
+            checked_position(h.oldest.position.load(std::memory_order_relaxed), "oldest");
         if (now_oldest <= start) {
             s.cursor_ = start;
             break;
@@ -728,7 +739,7 @@ Status TopicSubscriber::probe() {
         if (drop_ && lapped()) {
             // Lapped: resume at the oldest intact record; the gap in sequence numbers is counted
             // when the next record is delivered.
-            cursor_ = header_->oldest.position.load(std::memory_order_acquire);
+            cursor_ = checked_position(header_->oldest.position.load(std::memory_order_acquire), "oldest");
             continue;
         }
         if (stamp == padding_stamp(cursor_) || stamp == data_stamp(cursor_)) {
@@ -791,7 +802,7 @@ IoResult TopicSubscriber::recv(std::span<std::byte> buffer, Deadline deadline) {
             // means the copy may be torn. Throw it away and resume at the oldest intact record.
             std::atomic_thread_fence(std::memory_order_acquire);
             if (header_->oldest.position.load(std::memory_order_relaxed) > cursor_) {
-                cursor_ = header_->oldest.position.load(std::memory_order_acquire);
+                cursor_ = checked_position(header_->oldest.position.load(std::memory_order_acquire), "oldest");
                 continue;
             }
         } else if (known_ && record_sequence_ < expected_) {
@@ -816,7 +827,7 @@ IoResult TopicSubscriber::recv(std::vector<std::byte>& message, Deadline deadlin
         if (drop_) {
             std::atomic_thread_fence(std::memory_order_acquire);  // as in recv(span) above
             if (header_->oldest.position.load(std::memory_order_relaxed) > cursor_) {
-                cursor_ = header_->oldest.position.load(std::memory_order_acquire);
+                cursor_ = checked_position(header_->oldest.position.load(std::memory_order_acquire), "oldest");
                 continue;
             }
         }
