@@ -47,7 +47,8 @@
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/detail/endpoint.hpp"  // EndpointWatch, held by value
-#include "ipckit/ring.hpp"             // WaitMode, Loan, RecordView
+#include "ipckit/fd.hpp"
+#include "ipckit/ring.hpp"  // WaitMode, Loan, RecordView
 
 namespace ipckit {
 
@@ -125,6 +126,7 @@ private:
     void advance_oldest(std::uint64_t floor);
     void publish(std::size_t size);
     void release_ownership() noexcept;
+    void ring_doorbells() noexcept;
 
     detail::topic::TopicHeader* header_ = nullptr;
     detail::topic::Slot* slots_ = nullptr;
@@ -151,6 +153,7 @@ private:
     bool pending_ = false;
     // One liveness watch per slot, consulted only for a slot that holds the publisher back.
     std::unique_ptr<detail::ring::EndpointWatch[]> watches_;
+    Fd bell_sender_;  // an unbound datagram socket, made at the first doorbell rung
 };
 
 class TopicSubscriber {
@@ -181,6 +184,18 @@ public:
 
     // A message can be taken now (never blocks).
     [[nodiscard]] bool ready();
+
+    // Waiting without polling, in a wait set or the caller's own epoll/libuv/asio loop: the
+    // doorbell is a Unix datagram socket (abstract name in this subscriber's slot) that polls
+    // readable when the publisher commits (or closes) while the doorbell is armed. `arm` returns
+    // false when a message is ready already (then do not sleep); while armed the subscriber counts
+    // as a sleeper, so every publish costs the publisher one sendto per armed slot. `disarm`
+    // drains the socket. The publisher's death is seen through `publisher_fd()` (a pidfd, -1 if
+    // none or not attached yet).
+    [[nodiscard]] int doorbell_fd();
+    [[nodiscard]] bool arm();
+    void disarm() noexcept;
+    [[nodiscard]] int publisher_fd();
 
     // Messages lost to overflow=drop just before the one the last receive delivered.
     [[nodiscard]] std::uint64_t missed() const noexcept { return missed_; }
@@ -225,6 +240,8 @@ private:
     std::uint64_t record_sequence_ = 0;
     std::uint32_t record_length_ = 0;
     bool holding_ = false;
+    bool armed_ = false;
+    Fd doorbell_;
     detail::ring::EndpointWatch publisher_;
 };
 

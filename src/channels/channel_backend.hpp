@@ -64,6 +64,15 @@ public:
     // True when a message can be taken now without waiting, for transports that have no
     // descriptor or that buffer what they read. Must not block.
     [[nodiscard]] virtual bool ready() = 0;
+    // Wait-set support for a receiver that has no standing descriptor but can be woken (a topic's
+    // doorbell): arm() adds the descriptors to poll and says whether a message (or the peer's
+    // end) is there already; disarm() undoes it after the wait. Others: unsupported.
+    enum class Arm { unsupported, ready, armed };
+    [[nodiscard]] virtual Arm arm(std::vector<int>& fds) {
+        (void)fds;
+        return Arm::unsupported;
+    }
+    virtual void disarm() noexcept {}
     // Messages lost (topic overflow=drop) just before the one the last recv delivered.
     [[nodiscard]] virtual std::uint64_t missed() const { return 0; }
     [[nodiscard]] const std::string& address() const { return address_; }

@@ -112,6 +112,13 @@ public:
     }
     std::size_t max_message_size() const override { return subscriber_.max_message_size(); }
     bool ready() override { return subscriber_.ready(); }
+    Arm arm(std::vector<int>& fds) override {
+        if (!subscriber_.arm()) return Arm::ready;
+        fds.push_back(subscriber_.doorbell_fd());
+        if (const int pidfd = subscriber_.publisher_fd(); pidfd >= 0) fds.push_back(pidfd);  // its death
+        return Arm::armed;
+    }
+    void disarm() noexcept override { subscriber_.disarm(); }
     std::uint64_t missed() const override { return subscriber_.missed(); }
 
 private:

@@ -3,12 +3,16 @@
 #include "ipckit/topic.hpp"
 
 #include <sched.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <climits>
 #include <cstring>
 #include <new>
+#include <random>
 #include <string>
 #include <utility>
 
@@ -39,6 +43,9 @@ constexpr auto kSleepSlice = EndpointWatch::kCheckInterval;
 // A joiner whose start is overtaken by the publisher (it wrote faster than the joiner could
 // settle) tries again this often before it starts at the oldest intact record.
 constexpr int kJoinAttempts = 64;
+// Doorbell names start with this, and a publisher rings only names that do: a hostile slot can
+// make it send one byte to another ipckit doorbell, not to any abstract socket on the machine.
+constexpr std::string_view kBellPrefix = "ipckit-bell-";
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -385,6 +392,9 @@ TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode
     p.watches_ = std::make_unique<EndpointWatch[]>(g.slots);
     for (std::uint32_t i = 0; i < g.slots; ++i)
         p.watches_[i] = EndpointWatch(&p.slots_[i].end);
+    // Subscribers asleep on a doorbell learn of the new publisher now, so that they watch its pidfd.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (g.header->wait.subscriber_sleepers.load(std::memory_order_relaxed) != 0) p.ring_doorbells();
     return p;
 }
 
@@ -416,6 +426,7 @@ TopicPublisher& TopicPublisher::operator=(TopicPublisher&& other) noexcept {
         pending_size_ = other.pending_size_;
         pending_ = std::exchange(other.pending_, false);
         watches_ = std::move(other.watches_);
+        bell_sender_ = std::move(other.bell_sender_);
     }
     return *this;
 }
@@ -432,6 +443,7 @@ void TopicPublisher::release_ownership() noexcept {
     if (header_ == nullptr) return;
     release_endpoint(header_->publisher_end, epoch_);
     wake_all(header_->wait.data_event);  // sleeping subscribers see `closed` now, not in 20 ms
+    ring_doorbells();
     header_ = nullptr;
     pending_ = false;
 }
@@ -556,7 +568,36 @@ void TopicPublisher::publish(std::size_t size) {
     pending_ = false;
     store_committed(header_->publisher, head_, sequence_);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // the commit before the sleepers load
-    wake_sleepers(header_->wait.subscriber_sleepers, header_->wait.data_event);
+    if (header_->wait.subscriber_sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+        header_->wait.data_event.fetch_add(1, std::memory_order_release);
+        (void)detail::futex_wake(header_->wait.data_event, INT_MAX);
+        ring_doorbells();  // an armed doorbell counts as a sleeper, so it is only looked for here
+    }
+}
+
+void TopicPublisher::ring_doorbells() noexcept {
+    for (std::uint32_t i = 0; i < slot_count_; ++i) {
+        SlotLine& line = slots_[i].cursor;
+        // acquire: pairs with arm()'s release, so the name is the one written before arming.
+        if (line.doorbell_armed.load(std::memory_order_acquire) == 0) continue;
+        const std::uint32_t length = line.doorbell_length;
+        if (length <= kBellPrefix.size() || length > kDoorbellNameSize) continue;
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::memcpy(address.sun_path + 1, line.doorbell_name, length);
+        if (std::string_view(address.sun_path + 1, kBellPrefix.size()) != kBellPrefix) continue;
+        if (!bell_sender_) {
+            const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            if (fd < 0) return;  // the futex wake above still reaches blocking waiters
+            bell_sender_.reset(fd);
+        }
+        const char ring = 1;
+        // Non-blocking, errors ignored: a full socket already has a ring pending, and a refused
+        // one belongs to a subscriber that died armed.
+        (void)::sendto(bell_sender_.get(), &ring, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
+                       reinterpret_cast<const sockaddr*>(&address),
+                       static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + length));
+    }
 }
 
 IoResult TopicPublisher::send(std::span<const std::byte> message, Deadline deadline) {
@@ -643,6 +684,7 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
         s.slot_->cursor.position.store(start, std::memory_order_relaxed);
         s.slot_->cursor.sequence.store(s.expected_, std::memory_order_relaxed);
         s.slot_->cursor.missed.store(0, std::memory_order_relaxed);
+        s.slot_->cursor.doorbell_armed.store(0, std::memory_order_relaxed);  // a dead holder's
         // The store-buffer handshake with the publisher's advance_oldest: our cursor, then the
         // bump (a seq_cst read-modify-write), then `oldest`. Either the publisher sees the bump
         // and rescans (finding our cursor), or we see the oldest it moved to and start again.
@@ -693,6 +735,8 @@ TopicSubscriber& TopicSubscriber::operator=(TopicSubscriber&& other) noexcept {
         record_sequence_ = other.record_sequence_;
         record_length_ = other.record_length_;
         holding_ = std::exchange(other.holding_, false);
+        armed_ = std::exchange(other.armed_, false);
+        doorbell_ = std::move(other.doorbell_);
         publisher_ = std::move(other.publisher_);
     }
     return *this;
@@ -708,6 +752,8 @@ void TopicSubscriber::close() noexcept {
 
 void TopicSubscriber::release_ownership() noexcept {
     if (header_ == nullptr) return;
+    disarm();
+    slot_->cursor.doorbell_length = 0;
     release_endpoint(slot_->end, epoch_);
     wake_all(header_->wait.space_event);  // a publisher waiting for us may go on
     header_ = nullptr;
@@ -802,7 +848,8 @@ IoResult TopicSubscriber::recv(std::span<std::byte> buffer, Deadline deadline) {
             // means the copy may be torn. Throw it away and resume at the oldest intact record.
             std::atomic_thread_fence(std::memory_order_acquire);
             if (header_->oldest.position.load(std::memory_order_relaxed) > cursor_) {
-                cursor_ = checked_position(header_->oldest.position.load(std::memory_order_acquire), "oldest");
+                cursor_ =
+                    checked_position(header_->oldest.position.load(std::memory_order_acquire), "oldest");
                 continue;
             }
         } else if (known_ && record_sequence_ < expected_) {
@@ -827,7 +874,8 @@ IoResult TopicSubscriber::recv(std::vector<std::byte>& message, Deadline deadlin
         if (drop_) {
             std::atomic_thread_fence(std::memory_order_acquire);  // as in recv(span) above
             if (header_->oldest.position.load(std::memory_order_relaxed) > cursor_) {
-                cursor_ = checked_position(header_->oldest.position.load(std::memory_order_acquire), "oldest");
+                cursor_ =
+                    checked_position(header_->oldest.position.load(std::memory_order_acquire), "oldest");
                 continue;
             }
         }
@@ -856,6 +904,60 @@ void TopicSubscriber::release() {
 
 bool TopicSubscriber::ready() {
     return header_ != nullptr && probe() == Status::ok;
+}
+
+int TopicSubscriber::doorbell_fd() {
+    if (header_ == nullptr) throw_error(std::errc::bad_file_descriptor, "topic subscriber is closed");
+    if (doorbell_) return doorbell_.get();
+    Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) throw_errno("socket", "topic doorbell");
+    std::random_device random;
+    const std::string name = std::string(kBellPrefix) + std::to_string(::getpid()) + "-" + str(slot_index_) +
+                             "-" + std::to_string(random());
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path + 1, name.data(), name.size());
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address),
+               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) != 0) {
+        throw_errno("bind", "topic doorbell @" + name);
+    }
+    std::memcpy(slot_->cursor.doorbell_name, name.data(), name.size());
+    slot_->cursor.doorbell_length = static_cast<std::uint32_t>(name.size());
+    doorbell_ = std::move(fd);
+    return doorbell_.get();
+}
+
+bool TopicSubscriber::arm() {
+    (void)doorbell_fd();
+    if (!armed_) {
+        // release: the name written in doorbell_fd() happens-before a publisher that sees armed.
+        slot_->cursor.doorbell_armed.store(1, std::memory_order_release);
+        header_->wait.subscriber_sleepers.fetch_add(1, std::memory_order_relaxed);
+        armed_ = true;
+    }
+    // The store-buffer handshake, as for a futex sleeper: our announcement, then the re-check;
+    // the publisher's commit, then its sleepers load. One of the two sees the other.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (probe() == Status::ok) return false;
+    const OwnerWord publisher = publisher_.owner();
+    if (publisher.state != EndpointState::vacant && publisher_.gone(Clock::now())) return false;  // closed
+    return true;
+}
+
+void TopicSubscriber::disarm() noexcept {
+    if (!armed_ || header_ == nullptr) return;
+    header_->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
+    slot_->cursor.doorbell_armed.store(0, std::memory_order_relaxed);
+    armed_ = false;
+    char rings[64];
+    while (::recv(doorbell_.get(), rings, sizeof rings, MSG_DONTWAIT) > 0) {
+    }
+}
+
+int TopicSubscriber::publisher_fd() {
+    if (header_ == nullptr) return -1;
+    (void)publisher_.gone(Clock::now());  // makes the watch (and its pidfd) for the current holder
+    return publisher_.fd();
 }
 
 }  // namespace ipckit

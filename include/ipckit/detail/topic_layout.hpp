@@ -11,7 +11,7 @@
 //   offset 384    OldestLine         oldest intact record's position; joiner count
 //   offset 512    TopicWaitLine      sleepers and futex words of both sides
 //   offset 640    history index      64 positions, the last H records' by sequence % H
-//   offset 1152   DoorbellLine       reserved for the wait set's doorbell (zero today)
+//   offset 1152   DoorbellLine       reserved (zero): topics keep a doorbell per slot instead
 //   offset 1280   S slots, 256 bytes each: EndpointLine, then SlotLine
 //   header_size   data               `capacity` bytes of records, a power of two
 //
@@ -75,18 +75,26 @@ struct HistoryIndex {
 };
 static_assert(sizeof(HistoryIndex) == 4 * kLineSize);
 
-// Reserved for a wait set's doorbell (docs/ring-layout.md, "Doorbell"); zero today.
+// Reserved (zero): a topic has one doorbell per subscriber slot (SlotLine), not one per region.
 struct alignas(kLineSize) DoorbellLine {
     std::atomic<std::uint32_t> armed;
     std::uint32_t name_length;
     char name[104];
 };
 
+inline constexpr std::size_t kDoorbellNameSize = 64;
+
 // One subscriber's cursor line: written by that subscriber after every record it consumes.
+// The doorbell: a subscriber that waits in a PollSet (or an event loop of its own) binds a Unix
+// datagram socket to an abstract name, writes the name here and sets `doorbell_armed`; a
+// publisher that finds sleepers counted after a commit sends one datagram to every armed slot.
 struct alignas(kLineSize) SlotLine {
     std::atomic<std::uint64_t> position;  // bytes consumed
     std::atomic<std::uint64_t> sequence;  // sequence number of the next record it expects
     std::atomic<std::uint64_t> missed;    // records lost to overflow=drop since it joined
+    std::atomic<std::uint32_t> doorbell_armed;
+    std::uint32_t doorbell_length;  // bytes of doorbell_name (no leading NUL), <= 64
+    char doorbell_name[kDoorbellNameSize];
 };
 
 struct Slot {
