@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "channel_backend.hpp"
+#include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/mapping.hpp"
 #include "ipckit/posix_shm.hpp"
@@ -56,15 +57,39 @@ public:
             mapping_.emplace(posix_->map(Access::read_write));
             Topic::format(mapping_->bytes(), TopicOptions{capacity, address.subscribers, address.history,
                                                           address.drop ? Overflow::drop : Overflow::block});
+            created_ = true;
         } else {
             posix_.emplace(connect_retrying(
                 deadline, [&] { return PosixShm::open(address.target, Access::read_write); }));
+            // The creator's shm_open makes the name visible before its ftruncate gives it a size:
+            // an object of 0 bytes is one being created, so look again for a moment.
+            const auto grace = Deadline::after(kFormatGrace);
+            while (posix_->size() == 0 && !grace.expired())
+                std::this_thread::sleep_for(1ms);
             mapping_.emplace(posix_->map(Access::read_write));
         }
     }
     [[nodiscard]] std::span<std::byte> bytes() const { return mapping_->bytes(); }
+    [[nodiscard]] bool created() const { return created_; }
+
+    // A receiver that created the topic claims its slot a moment after the format made the
+    // region visible: a publisher that opened it in that moment would publish to nobody. So an
+    // opening publisher waits (up to the format grace) until some slot has been claimed.
+    void wait_for_a_subscriber() const {
+        auto* header = reinterpret_cast<topic::TopicHeader*>(mapping_->bytes().data());
+        const auto slots = static_cast<std::uint32_t>(header->control.kind_words[topic::kSlotsWord]);
+        const auto grace = Deadline::after(kFormatGrace);
+        while (!grace.expired()) {
+            for (std::uint32_t i = 0; i < slots; ++i) {
+                const auto owner = ring::OwnerWord::unpack(topic::slots(header)[i].end.owner.load());
+                if (owner.state != ring::EndpointState::vacant) return;
+            }
+            std::this_thread::sleep_for(1ms);
+        }
+    }
 
 private:
+    bool created_ = false;
     std::optional<PosixShm> posix_;
     std::optional<Mapping> mapping_;
 };
@@ -87,7 +112,10 @@ public:
     TopicSender(const Address& address, Role role, Deadline deadline)
         : SenderBackend(address),
           region_(address, role, deadline),
-          publisher_(attach_side<TopicPublisher>(region_, address, role)) {}
+          publisher_(attach_side<TopicPublisher>(region_, address, role)) {
+        // attach validated the header (slot count in range) before this reads it.
+        if (!region_.created()) region_.wait_for_a_subscriber();
+    }
     IoResult send(std::span<const std::byte> message, Deadline deadline) override {
         return publisher_.send(message, deadline);
     }
