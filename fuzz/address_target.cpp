@@ -61,6 +61,12 @@ void check_parsed(const Address& a, std::string_view text) {
             check(!a.subject.empty() && a.subject.find(' ') == std::string::npos,
                   "nats subject empty or spaced");
             break;
+        case Transport::topic:
+            check(a.target.size() >= 2 && (a.target[0] == '/' || a.target[0] == '@'),
+                  "topic name without a leading '/' or '@'");
+            check(a.subscribers >= 1 && a.subscribers <= 1024, "topic subscribers out of range");
+            check(a.history <= 64, "topic history over 64");
+            break;
     }
     // The parser is a pure function: the same text gives the same address.
     const Address again = parse_address(a.text);

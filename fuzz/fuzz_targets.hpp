@@ -35,6 +35,9 @@ int fuzz_frame(const std::uint8_t* data, std::size_t size);
 // The input is a program of operations on one ring: patches of arbitrary bytes anywhere in the
 // region (header, cursors, records), attach, send, loan, recv, read, close.
 int fuzz_ring(const std::uint8_t* data, std::size_t size);
+// The same for a topic: patches of the header, publisher line, slots and records; attach up to
+// four subscribers and the publisher; send, loan, recv, read, close.
+int fuzz_topic(const std::uint8_t* data, std::size_t size);
 
 // A broken invariant: ipckit accepted hostile input and gave a wrong answer.
 [[noreturn]] inline void fuzz_fail(const char* target, const char* what) {

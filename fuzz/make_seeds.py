@@ -153,6 +153,47 @@ RINGS = {
     "image_overshoot": bytes([1, 12]) + ring_image(128, [b"alpha"], head_extra=8) + bytes([CONSUMER, RECV]),
 }
 
+# Topic programs (see fuzz/topic_target.cpp). Byte 0: capacity 64 << (b & 7), slots
+# 1 + (b >> 3 & 3), drop (b >> 5 & 1), history (b >> 6) * 4.
+T_SUB, T_PUB, T_RECV, T_READ, T_SEND, T_LOAN, T_CLOSE_S, T_CLOSE_P = 2, 3, 4, 5, 6, 7, 8, 9
+
+
+def t_send(size: int) -> bytes:
+    return bytes([T_SEND]) + struct.pack("<H", size)
+
+
+def t_recv(sub: int) -> bytes:
+    return bytes([T_RECV, sub])
+
+
+BLOCK_1K_2 = 4 | 8           # 1 KiB, two slots, block
+DROP_256_1 = 2 | 0x20        # 256 B, one slot, drop
+HISTORY_1K_4 = 4 | 24 | 0x40  # 1 KiB, four slots, history 4
+
+TOPICS = {
+    # two subscribers each receive everything, around the end of the area
+    "block_two": bytes([BLOCK_1K_2, T_SUB, T_SUB, T_PUB]) + (t_send(100) + t_recv(0) + t_recv(1)) * 12,
+    # a slow subscriber under drop: lapped, counted, never torn
+    "drop_lapped": bytes([DROP_256_1, T_SUB, T_PUB]) + t_send(40) * 20 + t_recv(0) * 4,
+    # a late subscriber with history, then one more message
+    "history": bytes([HISTORY_1K_4, T_PUB]) + t_send(10) * 6 + bytes([T_SUB]) + t_send(10) + t_recv(0) * 6,
+    # zero copy: loan/commit (sometimes more than loaned), read in place, and read under drop
+    "loan_read": bytes([BLOCK_1K_2, T_SUB, T_PUB, T_LOAN]) + struct.pack("<HH", 30, 20) + bytes([T_READ, 0]),
+    "read_drop": bytes([DROP_256_1, T_SUB, T_PUB]) + t_send(8) + bytes([T_READ, 0]),
+    # the publisher leaves and comes back (continuing the sequence); slots run out
+    "republish": bytes([BLOCK_1K_2, T_SUB, T_PUB]) + t_send(5) + bytes([T_CLOSE_P, T_PUB]) + t_send(5) + t_recv(0) * 3,
+    "slots_full": bytes([BLOCK_1K_2, T_SUB, T_SUB, T_SUB, T_CLOSE_S, 0, T_SUB]),
+    # hostile writes: header fields, the publisher line, a slot, a record's commit word
+    "bad_slots": bytes([BLOCK_1K_2]) + field(5, 5000) + bytes([T_SUB, T_PUB]),
+    "bad_overflow": bytes([BLOCK_1K_2]) + field(7, 9) + bytes([T_SUB]),
+    "committed_ahead": bytes([BLOCK_1K_2, T_PUB]) + field(10, 1 << 20) + bytes([T_SUB]),
+    "seqlock_odd": bytes([BLOCK_1K_2, T_PUB]) + t_send(4) + field(9, 3) + bytes([T_SUB]) + t_send(4) + t_recv(0),
+    "slot_state": bytes([BLOCK_1K_2]) + field(14, 9 << 32) + bytes([T_SUB, T_SUB]),
+    "slot_cursor": bytes([BLOCK_1K_2, T_SUB, T_PUB]) + field(15, 1 << 40) + t_send(200) * 8,
+    "record_huge": bytes([BLOCK_1K_2, T_SUB, T_PUB]) + t_send(5)
+    + bytes([0]) + struct.pack("<HB", 1280 + 2 * 256, 8) + struct.pack("<Q", 0x7FFFFFFF) + t_recv(0),
+}
+
 
 def write(target: str, seeds: dict) -> None:
     folder = root / target
@@ -164,4 +205,5 @@ def write(target: str, seeds: dict) -> None:
 write("address", ADDRESSES)
 write("frame", FRAMES)
 write("ring", RINGS)
-print(f"make_seeds: {len(ADDRESSES)} address, {len(FRAMES)} frame, {len(RINGS)} ring seeds in {root}")
+write("topic", TOPICS)
+print(f"make_seeds: {len(ADDRESSES)} address, {len(FRAMES)} frame, {len(RINGS)} ring, {len(TOPICS)} topic seeds in {root}")

@@ -5,6 +5,7 @@
 //     fifo:/tmp/telemetry?mode=0640&framing=line
 //     sysvmq:0x1234?type=2        sysvmq:/etc/hosts#7          sysvmq:id=32769
 //     posixmq:/jobs               shm:/video?capacity=8MiB&wait=spin
+//     topic:/ticks?subscribers=4&overflow=drop&history=8
 //     unix:@svc   unix:/run/app.sock   unix+seqpacket:@svc   unix+dgram:/tmp/d.sock
 //     tcp://localhost:5555        tcp://[::1]:5555            fd:3
 //     nats://localhost:4222/cam.front?group=workers     nats://hub:4222/orders?stream=ORDERS
@@ -18,6 +19,10 @@
 // creds=FILE (a .creds file), token=SECRET (never shown: the address text keeps `token=***`),
 // stream=NAME (JetStream: stored, acknowledged delivery), durable=NAME (the JetStream consumer;
 // default "ipckit"), reconnect=N (attempts after the server goes away; default 60).
+// creator leaves the object behind when it goes away); for topics only: subscribers=N (slots,
+// 1-1024, 16 by default), overflow=block|drop, history=N (0-64 messages a late subscriber gets
+// first); the creator's options decide, an opener takes what the region says. SIZE is a number with an
+// optional unit: B, KiB, MiB, GiB (or K, M, G, also binary).
 //
 // Errors: a malformed address throws `ipckit::Error` (std::errc::invalid_argument) whose
 // message quotes the address and says what was expected, e.g.
@@ -47,6 +52,7 @@ enum class Transport {
     unix_dgram,      // unix+dgram:…
     tcp,             // tcp://HOST:PORT
     nats,            // nats://HOST:PORT/SUBJECT — a subject on a NATS server (src/bridges/nats.cpp)
+    topic,           // topic:/NAME | topic:@NAME — one publisher, many subscribers, in shared memory
 };
 
 enum class Framing { length, line };
@@ -80,6 +86,10 @@ struct Address {
     std::string stream;   // JetStream stream; empty: core NATS
     std::string durable;  // JetStream durable consumer name
     int reconnect = 60;   // reconnection attempts before the channel is closed
+    // Topics only.
+    std::uint32_t subscribers = 16;
+    bool drop = false;  // overflow=drop (default block)
+    std::uint32_t history = 0;
 };
 
 [[nodiscard]] Address parse_address(std::string_view text);

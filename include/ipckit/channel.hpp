@@ -30,6 +30,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -107,6 +108,9 @@ public:
     // A descriptor that polls readable when a message may be ready, or -1 when the transport
     // has none (System V queues, rings); PollSet uses it.
     [[nodiscard]] int native_handle() const;
+    // Messages lost just before the one the last recv delivered: nonzero only for a topic with
+    // overflow=drop whose subscriber was lapped (every other transport loses nothing).
+    [[nodiscard]] std::uint64_t missed() const;
 
 private:
     friend class PollSet;

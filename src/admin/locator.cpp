@@ -61,9 +61,13 @@ std::optional<Locator> locate(const Address& address) {
             }
             locator.canonical = sysv_address(locator.kind, locator.key, locator.id);
             return locator;
+        case Transport::topic:
+            // The POSIX object under topic:/NAME, as `ipckit rm` removes it; topic:@NAME has none.
+            if (address.target.starts_with('@')) return std::nullopt;
+            [[fallthrough]];
         case Transport::posixmq:
         case Transport::shm:
-            locator.kind = address.transport == Transport::shm ? ObjectKind::shm : ObjectKind::posixmq;
+            locator.kind = address.transport == Transport::posixmq ? ObjectKind::posixmq : ObjectKind::shm;
             locator.path = address.target;
             locator.canonical = std::string(to_string(locator.kind)) + ":" + locator.path;
             return locator;

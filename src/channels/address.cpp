@@ -13,7 +13,7 @@
 namespace ipckit {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Transport>, 11> kSchemes{{
+constexpr std::array<std::pair<std::string_view, Transport>, 12> kSchemes{{
     {"fd", Transport::fd},
     {"fifo", Transport::fifo},
     {"sysvmq", Transport::sysvmq},
@@ -25,6 +25,7 @@ constexpr std::array<std::pair<std::string_view, Transport>, 11> kSchemes{{
     {"unix+dgram", Transport::unix_dgram},
     {"tcp", Transport::tcp},
     {"nats", Transport::nats},
+    {"topic", Transport::topic},
 }};
 
 [[noreturn]] void malformed(std::string_view address, std::string_view expected) {
@@ -267,9 +268,24 @@ void parse_option(Address& a, std::string_view option) {
     } else if (name == "keep") {
         if (value != "0" && value != "1") bad("0 or 1");
         a.keep = value == "1";
+    } else if (name == "subscribers" || name == "history" || name == "overflow") {
+        if (a.transport != Transport::topic) bad("no " + std::string(name) + " option: only topic: has it");
+        if (name == "overflow") {
+            if (value != "block" && value != "drop") bad("block or drop");
+            a.drop = value == "drop";
+        } else if (name == "subscribers") {
+            const auto n = parse_int<std::uint32_t>(value);
+            if (!n || *n < 1 || *n > 1024) bad("a number of subscriber slots from 1 to 1024");
+            a.subscribers = *n;
+        } else {
+            const auto n = parse_int<std::uint32_t>(value);
+            if (!n || *n > 64) bad("a number of messages from 0 to 64");
+            a.history = *n;
+        }
     } else {
         malformed(a.text, "unknown option \"" + std::string(name) +
-                              "\" (known: mode, capacity, max, wait, type, framing, keep)");
+                              "\" (known: mode, capacity, max, wait, type, framing, keep; topics: "
+                              "subscribers, overflow, history)");
     }
 }
 
@@ -295,7 +311,7 @@ Address parse_address(std::string_view given) {
     if (colon == std::string_view::npos || colon == 0) {
         malformed(text,
                   "expected SCHEME:TARGET, where SCHEME is one of fd, fifo, sysvmq, posixmq, shm, sysvshm, "
-                  "unix, unix+seqpacket, unix+dgram, tcp, nats");
+                  "unix, unix+seqpacket, unix+dgram, tcp, nats, topic");
     }
     const auto scheme = text.substr(0, colon);
     auto rest = text.substr(colon + 1);
@@ -309,7 +325,7 @@ Address parse_address(std::string_view given) {
     if (!known) {
         malformed(text, "unknown scheme \"" + std::string(scheme) +
                             "\"; expected fd, fifo, sysvmq, posixmq, shm, sysvshm, unix, unix+seqpacket, "
-                            "unix+dgram, tcp or nats");
+                            "unix+dgram, tcp, nats or topic");
     }
 
     // Options come after the last '?', so a path may not contain '?': a documented limit.
@@ -366,6 +382,16 @@ Address parse_address(std::string_view given) {
             break;
         case Transport::nats:
             parse_nats_target(a, rest);
+            break;
+        case Transport::topic:
+            // topic:@NAME: a sealed memfd passed over an abstract socket, as shm:@NAME.
+            if (rest.starts_with('@')) {
+                if (rest.size() < 2 || rest.size() > 100)
+                    malformed(text, "expected topic:@NAME with a NAME of 1-99 characters");
+            } else if (const auto problem = detail::posix_name_problem(rest, detail::PosixObject::shm)) {
+                malformed(text, "expected topic:@NAME or a POSIX name, " +
+                                    detail::posix_name_rule(detail::PosixObject::shm) + ": " + *problem);
+            }
             break;
     }
 

@@ -56,7 +56,7 @@ namespace {
 using detail::Role;
 
 // Each transport family has one backend file; this table says which family a transport is.
-enum class Family { stream, packet, queue, ring, nats };
+enum class Family { stream, packet, queue, ring, nats, topic };
 
 Family family_of(Transport transport) {
     switch (transport) {
@@ -76,6 +76,8 @@ Family family_of(Transport transport) {
             return Family::ring;
         case Transport::nats:
             return Family::nats;
+        case Transport::topic:
+            return Family::topic;
     }
     return Family::stream;  // unreachable: parse_address knows only the transports above
 }
@@ -93,6 +95,8 @@ std::unique_ptr<detail::SenderBackend> make_sender_backend(const Address& addres
             return detail::make_ring_sender(address, role, deadline);
         case Family::nats:
             return detail::make_nats_sender(address, role, deadline);
+        case Family::topic:
+            return detail::make_topic_sender(address, role, deadline);
     }
     return nullptr;
 }
@@ -110,6 +114,8 @@ std::unique_ptr<detail::ReceiverBackend> make_receiver_backend(const Address& ad
             return detail::make_ring_receiver(address, role, deadline);
         case Family::nats:
             return detail::make_nats_receiver(address, role, deadline);
+        case Family::topic:
+            return detail::make_topic_receiver(address, role, deadline);
     }
     return nullptr;
 }
@@ -188,6 +194,10 @@ const std::string& Receiver::address() const {
 }
 int Receiver::native_handle() const {
     return backend_->native_handle();
+}
+
+std::uint64_t Receiver::missed() const {
+    return backend_->missed();
 }
 
 }  // namespace ipckit

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -76,6 +77,17 @@ public:
     // Zero copy, for transports that keep whole records in memory both sides map (rings).
     [[nodiscard]] virtual RecordView read(Deadline deadline);
     virtual void release();
+    // Wait-set support for a receiver that has no standing descriptor but can be woken (a topic's
+    // doorbell): arm() adds the descriptors to poll and says whether a message (or the peer's
+    // end) is there already; disarm() undoes it after the wait. Others: unsupported.
+    enum class Arm { unsupported, ready, armed };
+    [[nodiscard]] virtual Arm arm(std::vector<int>& fds) {
+        (void)fds;
+        return Arm::unsupported;
+    }
+    virtual void disarm() noexcept {}
+    // Messages lost (topic overflow=drop) just before the one the last recv delivered.
+    [[nodiscard]] virtual std::uint64_t missed() const { return 0; }
     [[nodiscard]] const std::string& address() const { return address_; }
 
 private:
@@ -92,6 +104,8 @@ std::unique_ptr<SenderBackend> make_queue_sender(const Address& address, Role ro
 std::unique_ptr<ReceiverBackend> make_queue_receiver(const Address& address, Role role, Deadline deadline);
 std::unique_ptr<SenderBackend> make_ring_sender(const Address& address, Role role, Deadline deadline);
 std::unique_ptr<ReceiverBackend> make_ring_receiver(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<SenderBackend> make_topic_sender(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<ReceiverBackend> make_topic_receiver(const Address& address, Role role, Deadline deadline);
 
 // The opening side of a socket: a finite deadline also covers a server that is not
 // listening yet (connection refused, no such socket), so peers may start in either order.

@@ -20,10 +20,24 @@ std::vector<std::size_t> PollSet::wait(Deadline deadline) {
     std::vector<std::size_t> ready;
     std::vector<pollfd> fds;
     std::vector<std::size_t> owners;  // fds[i] belongs to receivers_[owners[i]]
+    std::vector<bool> doorbell;       // fds[i] is a doorbell or a peer's pidfd: re-check, do not trust
+    std::vector<int> armed_fds;
+    std::vector<detail::ReceiverBackend*> armed;
+    // Doorbells are disarmed however the wait ends (a disarmed one costs the publisher nothing).
+    struct Disarm {
+        std::vector<detail::ReceiverBackend*>& armed;
+        ~Disarm() {
+            for (auto* b : armed)
+                b->disarm();
+            armed.clear();
+        }
+    };
     auto pause = std::chrono::nanoseconds(50us);
     for (;;) {
         fds.clear();
         owners.clear();
+        doorbell.clear();
+        const Disarm disarm{armed};
         bool without_fd = false;
         for (std::size_t i = 0; i < receivers_.size(); ++i) {
             auto& backend = *receivers_[i]->backend_;
@@ -31,10 +45,26 @@ std::vector<std::size_t> PollSet::wait(Deadline deadline) {
                 ready.push_back(i);
                 continue;
             }
+            armed_fds.clear();
+            const auto arm = backend.arm(armed_fds);
+            if (arm != detail::ReceiverBackend::Arm::unsupported) armed.push_back(&backend);
+            if (arm == detail::ReceiverBackend::Arm::ready) {
+                ready.push_back(i);
+                continue;
+            }
+            if (arm == detail::ReceiverBackend::Arm::armed) {
+                for (const int fd : armed_fds) {
+                    fds.push_back({fd, POLLIN, 0});
+                    owners.push_back(i);
+                    doorbell.push_back(true);
+                }
+                continue;
+            }
             const int fd = backend.native_handle();
             if (fd >= 0) {
                 fds.push_back({fd, POLLIN, 0});
                 owners.push_back(i);
+                doorbell.push_back(false);
             } else {
                 without_fd = true;
             }
@@ -56,8 +86,9 @@ std::vector<std::size_t> PollSet::wait(Deadline deadline) {
         }
         const int n = ::ppoll(fds.data(), fds.size(), timeout, nullptr);
         if (n < 0 && errno != EINTR) throw_errno("ppoll", "poll set");
+        // A doorbell (or a pidfd) says "look again", not "ready": the loop's ready() decides.
         for (std::size_t k = 0; n > 0 && k < fds.size(); ++k) {
-            if (fds[k].revents != 0) ready.push_back(owners[k]);
+            if (fds[k].revents != 0 && !doorbell[k]) ready.push_back(owners[k]);
         }
         if (!ready.empty()) return ready;
     }

@@ -74,7 +74,7 @@ TEST(AddressTest, MalformedAddressesQuoteTheAddressAndSayWhatWasExpected) {
     EXPECT_EQ(error_of("nonsense"),
               "address \"nonsense\": expected SCHEME:TARGET, where SCHEME is one of fd, fifo, sysvmq, "
               "posixmq, shm, "
-              "sysvshm, unix, unix+seqpacket, unix+dgram, tcp, nats: Invalid argument");
+              "sysvshm, unix, unix+seqpacket, unix+dgram, tcp, nats, topic: Invalid argument");
     EXPECT_NE(error_of("pipe:/x").find("unknown scheme \"pipe\""), std::string::npos);
     EXPECT_NE(error_of("tcp://host").find("expected tcp://HOST:PORT"), std::string::npos);
     EXPECT_NE(error_of("tcp://host:0").find("port from 1 to 65535"), std::string::npos);
@@ -132,6 +132,26 @@ TEST(AddressTest, BadOptionsNameTheOptionAndTheExpectedValue) {
     EXPECT_NE(error_of("fifo:/x?colour=red").find("unknown option \"colour\""), std::string::npos);
     EXPECT_NE(error_of("fifo:/x?mode").find("NAME=VALUE"), std::string::npos);
     EXPECT_NE(error_of("fifo:/x?mode=0600&&keep=1").find("empty option"), std::string::npos);
+}
+
+TEST(AddressTest, ParsesTopicsAndTheirOptions) {
+    const Address a = parse_address("topic:/ticks?subscribers=64&overflow=drop&history=8&wait=block");
+    EXPECT_EQ(a.transport, Transport::topic);
+    EXPECT_EQ(a.target, "/ticks");
+    EXPECT_EQ(a.subscribers, 64u);
+    EXPECT_TRUE(a.drop);
+    EXPECT_EQ(a.history, 8u);
+    const Address b = parse_address("topic:@ticks");
+    EXPECT_EQ(b.target, "@ticks");
+    EXPECT_EQ(b.subscribers, 16u);
+    EXPECT_FALSE(b.drop);
+    EXPECT_EQ(b.history, 0u);
+    EXPECT_NE(error_of("topic:/x?subscribers=0").find("from 1 to 1024"), std::string::npos);
+    EXPECT_NE(error_of("topic:/x?subscribers=2000").find("from 1 to 1024"), std::string::npos);
+    EXPECT_NE(error_of("topic:/x?history=65").find("from 0 to 64"), std::string::npos);
+    EXPECT_NE(error_of("topic:/x?overflow=spill").find("block or drop"), std::string::npos);
+    EXPECT_NE(error_of("shm:/x?history=4").find("only topic: has it"), std::string::npos);
+    EXPECT_NE(error_of("topic:ticks").find("expected topic:/NAME"), std::string::npos);
 }
 
 TEST(SizeTest, ParsesAndFormatsUnits) {

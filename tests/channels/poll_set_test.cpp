@@ -12,7 +12,10 @@
 #include "ipckit/channel.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"
+#include "ipckit/detail/topic_layout.hpp"
+#include "ipckit/mapping.hpp"
 #include "ipckit/poll_set.hpp"
+#include "ipckit/posix_shm.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {
@@ -24,6 +27,68 @@ namespace {
     ::testing::AddGlobalTestEnvironment(new test::PrivateRegistry);
 
 using namespace std::chrono_literals;
+
+// Waits (bounded) until some slot of the topic `name` has its doorbell armed: the subscriber is
+// inside PollSet::wait, asleep on its doorbell.
+bool doorbell_armed(const std::string& name) {
+    for (int attempt = 0; attempt < 5000; ++attempt) {
+        auto shm = PosixShm::open(name, Access::read_write);
+        auto map = shm.map(Access::read_write);
+        auto* header = reinterpret_cast<detail::topic::TopicHeader*>(map.bytes().data());
+        for (std::uint32_t i = 0; i < 16; ++i) {
+            if (detail::topic::slots(header)[i].cursor.doorbell_armed.load() != 0) return true;
+        }
+        std::this_thread::sleep_for(2ms);
+    }
+    return false;
+}
+
+TEST(PollSetTest, ATopicReceiverIsWokenByItsDoorbell) {
+    const std::string name = "/" + test::unique_name("ipckit-test");
+    Receiver topic = Receiver::create("topic:" + name);
+    Receiver other = Receiver::create("topic:/" + test::unique_name("ipckit-test"));
+    PollSet set;
+    set.add(other);
+    set.add(topic);
+    auto child = test::spawn([&] {
+        Sender publisher = Sender::open("topic:" + name, Deadline::after(10s));
+        if (!doorbell_armed(name)) return 1;  // publish only once the receiver sleeps on it
+        if (!publisher.send(as_bytes("rung")).ok()) return 2;
+        ::pause();
+        return 0;
+    });
+    const auto ready = set.wait(Deadline::after(30s));
+    ASSERT_EQ(ready, (std::vector<std::size_t>{1}));
+    std::vector<std::byte> message;
+    ASSERT_TRUE(topic.recv(message, Deadline::immediate()).ok());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(message.data()), message.size()), "rung");
+    child.kill(SIGKILL);
+    EXPECT_EQ(child.wait(), -SIGKILL);
+}
+
+TEST(PollSetTest, ATopicPublishersDeathIsAnEventInTheSet) {
+    const std::string name = "/" + test::unique_name("ipckit-test");
+    Receiver topic = Receiver::create("topic:" + name);
+    PollSet set;
+    set.add(topic);
+    auto child = test::spawn([&] {
+        Sender publisher = Sender::open("topic:" + name, Deadline::after(10s));
+        if (!doorbell_armed(name)) return 1;
+        ::raise(SIGKILL);  // dies holding the publisher end, ringing nothing
+        return 0;
+    });
+    // The first wait may return because the publisher attached; the set is woken by its pidfd.
+    std::vector<std::byte> message;
+    IoResult r{};
+    for (int i = 0; i < 100; ++i) {
+        const auto ready = set.wait(Deadline::after(30s));
+        ASSERT_EQ(ready, (std::vector<std::size_t>{0}));
+        r = topic.recv(message, Deadline::immediate());
+        if (r.status == Status::closed) break;
+    }
+    EXPECT_EQ(r.status, Status::closed);
+    EXPECT_EQ(child.wait(), -SIGKILL);
+}
 
 TEST(PollSetTest, ReportsWhichReceiverHasAMessageAcrossTransports) {
     test::TempDir dir;

@@ -21,6 +21,7 @@
 // IPCKIT_FAULT_KILLS=N changes the number of sender kills per transport (receiver kills are a
 // third of it); IPCKIT_FAULT_SEED=S replays a run (each failure prints its seed).
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -143,6 +144,7 @@ private:
 struct Endpoints {
     std::string address;  // empty: fd: over a fresh pipe per round
     bool connectionless = false;
+    bool broadcast = false;  // a topic: the publisher outlives its subscribers, never `closed`
     // Another address of the same transport: receiver-killed rounds use one each, so that
     // what a crashed survivor leaves behind cannot spoil the next round.
     std::function<std::string()> fresh;
@@ -276,7 +278,8 @@ int survive_receiver_kill(const Endpoints& where, const std::string& address, Pr
         });
         pipe.reader.close();  // else writing never fails
         sender.emplace(Sender::open("fd:" + std::to_string(pipe.writer.release().release())));
-    } else if (where.connectionless) {
+    } else if (where.connectionless || where.broadcast) {
+        // A topic's subscriber sees only what follows its join: it must be there first.
         receiver = test::spawn([&] {
             Receiver r = Receiver::create(address);
             return run_receiver(r, progress, stop_after);
@@ -294,7 +297,20 @@ int survive_receiver_kill(const Endpoints& where, const std::string& address, Pr
     std::mt19937_64 sizes(seed);
     const std::size_t limit = sender->max_message_size();
     int outcome = kSawClosed;
+    // A topic's publisher is never told its subscriber died: what it must do is go on, never
+    // stalled by the dead one beyond one liveness check. It sends this many more after the death.
+    constexpr std::uint64_t kAfterDeath = 200;
+    std::uint64_t death_seen_at = ~std::uint64_t{0};
     for (std::uint64_t sequence = 0; sequence < kStreamLength; ++sequence) {
+        if (where.broadcast && death_seen_at == ~std::uint64_t{0}) {
+            siginfo_t info{};
+            // WNOWAIT: look without reaping, so the wait below still sees how it ended.
+            if (::waitid(P_PID, static_cast<id_t>(receiver.pid()), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                info.si_pid != 0) {
+                death_seen_at = sequence;
+            }
+        }
+        if (sequence == death_seen_at + kAfterDeath) break;  // kSawClosed: it went on
         IoResult r{};
         try {
             r = sender->send(test::numbered_message(sequence, random_payload(sizes, limit)),
@@ -331,6 +347,14 @@ void receiver_killed_round(const Endpoints& where, Progress& progress, std::mt19
     ++tally.kills;
     const int status = survivor.wait(60s);
     if (!killer.reached()) tally.note("the receiver never took " + std::to_string(stop_after) + " messages");
+    if (where.broadcast) {
+        // The killed subscriber created the topic, so nobody removed its shared memory: as ipckit rm.
+        const auto name = address.substr(address.find(':') + 1, address.find('?') - address.find(':') - 1);
+        try {
+            (void)remove_object("shm:" + name);
+        } catch (const Error&) {
+        }
+    }
     switch (status) {
         case kSawClosed:
             break;
@@ -437,7 +461,8 @@ TEST_P(FaultsChannelTest, PeerKilledAtRandomPointsLeavesAWholeOrderedStreamAndNo
     const auto fresh = [&] {
         return transport.address(*round_dirs.emplace_back(std::make_unique<test::TempDir>()));
     };
-    run_faults(transport.name, Endpoints{transport.address(dir), transport.connectionless, fresh});
+    run_faults(transport.name,
+               Endpoints{transport.address(dir), transport.connectionless, transport.broadcast, fresh});
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, FaultsChannelTest, ::testing::ValuesIn(test::all_transports()),

@@ -47,6 +47,10 @@ std::vector<TransportCase> all_transports() {
         {"unix_seqpacket", [](const TempDir&) { return "unix+seqpacket:@" + unique_name("ipckit-test"); }},
         {"unix_dgram", [](const TempDir& dir) { return "unix+dgram:" + dir.file("channel.dgram"); }, true},
         {"tcp", [](const TempDir&) { return "tcp://127.0.0.1:" + std::to_string(free_tcp_port()); }},
+        // history=64: the channel scenarios may send before the receiver attaches, which a topic
+        // (a subscriber sees what follows its join) keeps only in its history.
+        {"topic", [](const TempDir&) { return "topic:/" + unique_name("ipckit-test") + "?history=64"; },
+         false, true},
     };
 }
 

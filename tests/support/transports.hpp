@@ -21,6 +21,9 @@ struct TransportCase {
     std::function<std::string(const TempDir& dir)> address;
     // Connectionless: a receiver learns nothing of its senders, so no `closed` on their exit.
     bool connectionless = false;
+    // Publish/subscribe: a sender is never `closed` by its receivers leaving or dying (it goes
+    // on publishing to whoever is subscribed, possibly nobody).
+    bool broadcast = false;
 };
 
 // gtest prints a parameter with this: the name, not the object's bytes.

@@ -4,8 +4,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "ipckit/detail/topic_layout.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/mapping.hpp"
+#include "ipckit/posix_shm.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {
@@ -53,6 +60,48 @@ TEST(ToolChannelTest, SendsStdinLinesAndRecvPrintsThemUntilTheSenderCloses) {
     const auto sender = run({tool(), "send", address, "--timeout", "20"}, "one\ntwo\nthree\n");
     EXPECT_EQ(sender.exit_code, 0) << sender.err;
     EXPECT_EQ(receiver.wait(30s), 0);
+}
+
+// The README's three-shell example: three `ipckit recv topic:/x`, then `seq … | ipckit send
+// topic:/x`; each receiver prints every line, whole and in order.
+TEST(ToolChannelTest, ThreeTopicReceiversEachGetEveryLine) {
+    const std::string name = "/" + test::unique_name("ipckit-test");
+    const std::string address = "topic:" + name;
+    std::string lines;
+    for (int i = 1; i <= 20000; ++i)
+        lines += std::to_string(i) + "\n";
+    std::vector<test::Child> receivers;
+    for (int i = 0; i < 3; ++i) {
+        receivers.push_back(test::spawn([&] {
+            auto r = run({tool(), "recv", address, "--timeout", "30"});
+            if (r.exit_code != 0) std::fprintf(stderr, "recv: %s\n", r.err.c_str());
+            return r.out == lines && r.exit_code == 0 ? 0 : 1;
+        }));
+    }
+    // A subscriber sees what follows its join: send once all three hold a slot.
+    std::uint32_t attached = 0;
+    for (int attempt = 0; attempt < 3000 && attached < 3; ++attempt) {
+        std::this_thread::sleep_for(10ms);
+        try {
+            auto shm = PosixShm::open(name, Access::read_only);
+            auto map = shm.map(Access::read_only);
+            auto* header = reinterpret_cast<const detail::topic::TopicHeader*>(map.bytes().data());
+            if (map.bytes().size() < detail::topic::header_size(16)) continue;
+            const auto* slots = detail::topic::slots(const_cast<detail::topic::TopicHeader*>(header));
+            attached = 0;
+            for (int i = 0; i < 16; ++i) {
+                const auto owner = detail::ring::OwnerWord::unpack(slots[i].end.owner.load());
+                if (owner.state == detail::ring::EndpointState::attached) ++attached;
+            }
+        } catch (const Error&) {
+            // not created yet
+        }
+    }
+    ASSERT_EQ(attached, 3u);
+    const auto sender = run({tool(), "send", address, "--timeout", "20"}, lines);
+    EXPECT_EQ(sender.exit_code, 0) << sender.err;
+    for (auto& r : receivers)
+        EXPECT_EQ(r.wait(60s), 0);
 }
 
 TEST(ToolChannelTest, SendsArgumentsOverEveryKindOfQueue) {

@@ -28,6 +28,11 @@ int run_recv(const RecvOptions& options) {
                          options.address.c_str(), options.timeout, received);
             return 1;
         }
+        if (const std::uint64_t missed = receiver.missed(); missed != 0) {
+            // A topic with overflow=drop lapped this subscriber: say what it lost, where it lost it.
+            std::fprintf(stderr, "ipckit recv: %s: missed %llu messages (overflow=drop)\n",
+                         options.address.c_str(), static_cast<unsigned long long>(missed));
+        }
         std::fwrite(message.data(), 1, message.size(), stdout);
         std::fputc('\n', stdout);
         std::fflush(stdout);  // a message is shown when it arrives, also through a pipe

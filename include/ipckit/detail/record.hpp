@@ -1,0 +1,91 @@
+// ipckit/detail/record.hpp — what every kind of shared-memory region (layout version 2) has in
+// common: the 128-byte control line at offset 0 and the 8-byte commit word that starts every
+// record (docs/ring-layout.md, "The control line" and "Records").
+//
+// Internal: used by src/rings/ (the topic today; the ring and the lanes at the merge of the
+// version-2 ring, which carries the same definitions in ring_layout.hpp until they are folded
+// together here), and by tests and fuzz targets that corrupt a region on purpose.
+//
+// A separate namespace (detail::region) so that this header and the version-1 ring layout can
+// be included in one translation unit until the ring moves to version 2.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "ipckit/detail/endpoint.hpp"
+
+namespace ipckit::detail::region {
+
+using ring::kLineSize;  // 128: one prefetched pair of cache lines (endpoint.hpp)
+
+inline constexpr std::uint64_t kMagic = 0x31474e49524b5049;  // "IPKRING1" read as little-endian
+inline constexpr std::uint32_t kVersion = 2;
+
+enum class Kind : std::uint32_t {
+    ring = 1,   // one producer, one consumer
+    lanes = 2,  // N kind-1 rings in one region, one receiver (senders=N)
+    topic = 3,  // one publisher, many subscribers
+};
+
+// Records start on 8-byte boundaries: the commit word is 64-bit and a loaned payload is aligned
+// for any scalar type.
+inline constexpr std::uint32_t kRecordAlignment = 8;
+inline constexpr std::uint64_t kMinCapacity = 64;
+// Record lengths are 32-bit, and a padding record spans at most capacity - 8 bytes.
+inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 32;
+
+// The first line of every region, whatever its kind.
+struct alignas(kLineSize) ControlLine {
+    // Written last by format (release): an attacher that sees it sees the rest.
+    std::atomic<std::uint64_t> magic;
+    std::uint32_t version;
+    Kind kind;
+    std::uint32_t header_size;  // offset of the data area (kind 1, 3) or of lane 0 (kind 2)
+    std::uint32_t line_size;
+    std::uint32_t record_alignment;
+    std::uint32_t reserved0;
+    std::uint64_t capacity;  // bytes of data area (per lane, for kind 2), a power of two
+    // Kind-specific: lanes (count, stride) and topics (subscriber slots, history, overflow).
+    std::uint64_t kind_words[4];
+};
+static_assert(sizeof(ControlLine) == kLineSize);
+
+// ---- Records: the commit word ----
+
+// Every record starts with a 64-bit commit word, stored last (release) and polled by readers:
+// bits 0-31 the payload length (padding: bytes to the end of the area), bits 32-63 a stamp that
+// ties it to its position, so a word left from an earlier lap or stray payload bytes are never
+// taken for a committed record.
+inline constexpr std::size_t kCommitWordSize = 8;
+
+[[nodiscard]] constexpr std::uint32_t data_stamp(std::uint64_t position) noexcept {
+    return static_cast<std::uint32_t>((position >> 3) << 1);
+}
+[[nodiscard]] constexpr std::uint32_t padding_stamp(std::uint64_t position) noexcept {
+    return static_cast<std::uint32_t>(((position >> 3) << 1) | 1);
+}
+[[nodiscard]] constexpr std::uint64_t commit_word(std::uint32_t length, std::uint32_t stamp) noexcept {
+    return std::uint64_t{length} | (std::uint64_t{stamp} << 32);
+}
+// What the producer stores at the position after a record before committing the record: a
+// length no record has and a stamp no record at that position has.
+[[nodiscard]] constexpr std::uint64_t invalid_word(std::uint64_t position) noexcept {
+    return commit_word(0xffffffffu, ~data_stamp(position));
+}
+[[nodiscard]] constexpr std::uint32_t word_length(std::uint64_t word) noexcept {
+    return static_cast<std::uint32_t>(word);
+}
+[[nodiscard]] constexpr std::uint32_t word_stamp(std::uint64_t word) noexcept {
+    return static_cast<std::uint32_t>(word >> 32);
+}
+
+// Bytes a record of `payload` bytes occupies, its header (the commit word, plus the sequence
+// number for a topic) and alignment included.
+[[nodiscard]] constexpr std::uint64_t record_size(std::uint64_t payload,
+                                                  std::uint64_t header = kCommitWordSize) noexcept {
+    return (header + payload + kRecordAlignment - 1) & ~std::uint64_t{kRecordAlignment - 1};
+}
+
+}  // namespace ipckit::detail::region

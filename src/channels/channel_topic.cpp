@@ -1,0 +1,167 @@
+// Topic transport (topic:/NAME): one publisher (a Sender), up to `subscribers` Receivers, each
+// receiving every message, over the shared-memory topic (ipckit/topic.hpp) in POSIX shared
+// memory. Who creates: whichever side comes first, publisher or subscriber, by the usual
+// create/open roles (the tool's automatic mode: a receiver creates unless the object exists, a
+// sender opens and otherwise creates). The creator sizes and formats the region with its address's
+// options (capacity, subscribers, overflow, history) and removes the name when it goes away,
+// unless keep=1; openers take the region as it is. A subscriber that arrives before any
+// publisher waits for one; a publisher with no subscribers publishes into the history only.
+#include <fcntl.h>
+
+#include <optional>
+#include <thread>
+
+#include "channel_backend.hpp"
+#include "ipckit/detail/topic_layout.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/mapping.hpp"
+#include "ipckit/posix_shm.hpp"
+#include "ipckit/topic.hpp"
+
+namespace ipckit::detail {
+namespace {
+
+using namespace std::chrono_literals;
+
+// As the ring's default: 1 MiB messages without asking.
+constexpr std::size_t kDefaultTopicCapacity = 4u << 20;
+// An opener may arrive between the creator's shm_open and its format: it retries this long.
+constexpr auto kFormatGrace = 1s;
+
+WaitMode wait_mode(const Address& address) {
+    if (address.wait == "spin") return WaitMode::spin;
+    if (address.wait == "block") return WaitMode::block;
+    return WaitMode::adaptive;
+}
+
+class TopicRegion {
+public:
+    TopicRegion(const Address& address, Role role, Deadline deadline) {
+        if (address.target.starts_with('@')) {
+            // Needs the sealed-memfd-over-abstract-socket region that shm:@NAME is getting.
+            throw_error(std::errc::function_not_supported,
+                        "address \"" + address.text +
+                            "\": topic:@NAME is not available yet in this build; use topic:/NAME");
+        }
+        if (role == Role::create) {
+            const std::size_t capacity = address.capacity.value_or(kDefaultTopicCapacity);
+            const std::size_t size = Topic::region_size(capacity, address.subscribers);
+            posix_.emplace(PosixShm::create(address.target, size, address.mode));
+            // As for the ring: allocate every page now, so a full /dev/shm is ENOSPC here and
+            // never SIGBUS later.
+            if (const int err = ::posix_fallocate(posix_->fd().get(), 0, static_cast<off_t>(size));
+                err != 0) {
+                throw_errno("posix_fallocate", address.target + ", " + std::to_string(size) + " bytes", err);
+            }
+            if (address.keep) posix_->keep();
+            mapping_.emplace(posix_->map(Access::read_write));
+            Topic::format(mapping_->bytes(), TopicOptions{capacity, address.subscribers, address.history,
+                                                          address.drop ? Overflow::drop : Overflow::block});
+            created_ = true;
+        } else {
+            posix_.emplace(connect_retrying(
+                deadline, [&] { return PosixShm::open(address.target, Access::read_write); }));
+            // The creator's shm_open makes the name visible before its ftruncate gives it a size:
+            // an object of 0 bytes is one being created, so look again for a moment.
+            const auto grace = Deadline::after(kFormatGrace);
+            while (posix_->size() == 0 && !grace.expired())
+                std::this_thread::sleep_for(1ms);
+            mapping_.emplace(posix_->map(Access::read_write));
+        }
+    }
+    [[nodiscard]] std::span<std::byte> bytes() const { return mapping_->bytes(); }
+    [[nodiscard]] bool created() const { return created_; }
+
+    // A receiver that created the topic claims its slot a moment after the format made the
+    // region visible: a publisher that opened it in that moment would publish to nobody. So an
+    // opening publisher waits (up to the format grace) until some slot has been claimed.
+    void wait_for_a_subscriber() const {
+        auto* header = reinterpret_cast<topic::TopicHeader*>(mapping_->bytes().data());
+        const auto slots = static_cast<std::uint32_t>(header->control.kind_words[topic::kSlotsWord]);
+        const auto grace = Deadline::after(kFormatGrace);
+        while (!grace.expired()) {
+            for (std::uint32_t i = 0; i < slots; ++i) {
+                const auto owner = ring::OwnerWord::unpack(topic::slots(header)[i].end.owner.load());
+                if (owner.state != ring::EndpointState::vacant) return;
+            }
+            std::this_thread::sleep_for(1ms);
+        }
+    }
+
+private:
+    bool created_ = false;
+    std::optional<PosixShm> posix_;
+    std::optional<Mapping> mapping_;
+};
+
+template <class Side>
+Side attach_side(const TopicRegion& region, const Address& address, Role role) {
+    const auto grace = Deadline::after(kFormatGrace);
+    for (;;) {
+        try {
+            return Side::attach(region.bytes(), wait_mode(address));
+        } catch (const Error& e) {
+            if (role == Role::create || e.code() != std::errc::protocol_error || grace.expired()) throw;
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+}
+
+class TopicSender final : public SenderBackend {
+public:
+    TopicSender(const Address& address, Role role, Deadline deadline)
+        : SenderBackend(address),
+          region_(address, role, deadline),
+          publisher_(attach_side<TopicPublisher>(region_, address, role)) {
+        // attach validated the header (slot count in range) before this reads it.
+        if (!region_.created()) region_.wait_for_a_subscriber();
+    }
+    IoResult send(std::span<const std::byte> message, Deadline deadline) override {
+        return publisher_.send(message, deadline);
+    }
+    std::size_t max_message_size() const override { return publisher_.max_message_size(); }
+
+private:
+    TopicRegion region_;  // declared first: outlives the publisher
+    TopicPublisher publisher_;
+};
+
+class TopicReceiver final : public ReceiverBackend {
+public:
+    TopicReceiver(const Address& address, Role role, Deadline deadline)
+        : ReceiverBackend(address),
+          region_(address, role, deadline),
+          subscriber_(attach_side<TopicSubscriber>(region_, address, role)) {}
+    IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
+        return subscriber_.recv(buffer, deadline);
+    }
+    IoResult recv(std::vector<std::byte>& message, Deadline deadline) override {
+        return subscriber_.recv(message, deadline);
+    }
+    std::size_t max_message_size() const override { return subscriber_.max_message_size(); }
+    bool ready() override { return subscriber_.ready(); }
+    Arm arm(std::vector<int>& fds) override {
+        if (!subscriber_.arm()) return Arm::ready;
+        fds.push_back(subscriber_.doorbell_fd());
+        if (const int pidfd = subscriber_.publisher_fd(); pidfd >= 0) fds.push_back(pidfd);  // its death
+        return Arm::armed;
+    }
+    void disarm() noexcept override { subscriber_.disarm(); }
+    std::uint64_t missed() const override { return subscriber_.missed(); }
+
+private:
+    TopicRegion region_;
+    TopicSubscriber subscriber_;
+};
+
+}  // namespace
+
+std::unique_ptr<SenderBackend> make_topic_sender(const Address& address, Role role, Deadline deadline) {
+    return std::make_unique<TopicSender>(address, role, deadline);
+}
+
+std::unique_ptr<ReceiverBackend> make_topic_receiver(const Address& address, Role role, Deadline deadline) {
+    return std::make_unique<TopicReceiver>(address, role, deadline);
+}
+
+}  // namespace ipckit::detail
