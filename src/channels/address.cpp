@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "ipckit/error.hpp"
+#include "ipckit/unix_socket.hpp"
 
 namespace ipckit {
 namespace {
@@ -221,8 +222,19 @@ Address parse_address(std::string_view text) {
                           "character");
             }
             break;
-        case Transport::posixmq:
         case Transport::shm:
+            // shm:@NAME: a sealed memfd served on the abstract socket @NAME (no file anywhere).
+            if (rest.starts_with('@')) {
+                if (rest.size() < 2 || rest.size() - 1 > UnixAddress::max_length ||
+                    rest.find('\0') != std::string_view::npos) {
+                    malformed(text, "expected shm:@NAME with NAME 1-" +
+                                        std::to_string(UnixAddress::max_length) +
+                                        " bytes (an abstract socket name)");
+                }
+                break;
+            }
+            [[fallthrough]];
+        case Transport::posixmq:
             if (!is_posix_name(rest)) {
                 malformed(text,
                           "expected a POSIX name: a leading '/', then 1-254 characters with no other '/'");

@@ -31,6 +31,7 @@ bool registry_entry(const Address& address, ObjectKind& kind, std::string& name)
             name = "posixmq:" + address.target;
             return true;
         case Transport::shm:
+            if (address.target.starts_with('@')) return false;  // shm:@NAME: nothing that can be left behind
             kind = ObjectKind::shm;
             name = "shm:" + address.target;
             return true;
@@ -179,6 +180,12 @@ std::size_t Sender::max_message_size() const {
 const std::string& Sender::address() const {
     return backend_->address();
 }
+SenderClose Sender::close() {
+    if (!backend_) return {};
+    const SenderClose report = backend_->finish();
+    backend_.reset();
+    return report;
+}
 
 Receiver Receiver::create(std::string_view address) {
     return Receiver(make_receiver(address, Role::create, Deadline::never()));
@@ -205,6 +212,9 @@ const std::string& Receiver::address() const {
 }
 int Receiver::native_handle() const {
     return backend_->native_handle();
+}
+std::size_t Receiver::waiting_at_open() const {
+    return backend_->waiting_at_open();
 }
 
 }  // namespace ipckit

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ipckit/address.hpp"
+#include "ipckit/channel.hpp"
 #include "ipckit/deadline.hpp"
 #include "ipckit/error.hpp"
 
@@ -30,6 +31,10 @@ public:
     Registration& operator=(Registration&& other) noexcept;
     ~Registration();
 
+    // The object outlives this process after all (a queue kept for its messages): its
+    // record stays, so `ipckit ls` shows it.
+    void keep() noexcept { address_.clear(); }
+
 private:
     std::string address_;  // empty: nothing recorded
     int kind_ = 0;
@@ -44,6 +49,12 @@ public:
     [[nodiscard]] virtual IoResult send(std::span<const std::byte> message, Deadline deadline) = 0;
     [[nodiscard]] virtual std::size_t max_message_size() const = 0;
     [[nodiscard]] const std::string& address() const { return address_; }
+    // Ends the channel as the destructor would (lingering where the family does) and says
+    // what became of what was sent. Called at most once; the destructor calls it otherwise.
+    [[nodiscard]] virtual SenderClose finish() { return {}; }
+
+protected:
+    void keep_registration() noexcept { registration_.keep(); }
 
 private:
     std::string address_;
@@ -63,6 +74,11 @@ public:
     // True when a message can be taken now without waiting, for transports that have no
     // descriptor or that buffer what they read. Must not block.
     [[nodiscard]] virtual bool ready() = 0;
+    // True when the peer's death shows only through ready() (no descriptor event comes):
+    // PollSet then wakes in slices to ask again.
+    [[nodiscard]] virtual bool watches_peer_by_polling() const { return false; }
+    // Messages already waiting when this receiver opened the object (see Receiver).
+    [[nodiscard]] virtual std::size_t waiting_at_open() const { return 0; }
     [[nodiscard]] const std::string& address() const { return address_; }
 
 private:
