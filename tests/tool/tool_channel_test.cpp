@@ -140,8 +140,8 @@ TEST(ToolChannelTest, ASystemVReceiverWhoseQueueIsRemovedFailsWithAReason) {
     auto receiver = test::spawn([&] {
         auto r = run({tool(), "recv", "--create", address, "--count", "1"});
         std::fputs(r.err.c_str(), stderr);
-        const bool said = r.err.find("removed") != std::string::npos &&
-                          std::count(r.err.begin(), r.err.end(), '\n') == 1;
+        const bool said =
+            r.err.find("removed") != std::string::npos && std::count(r.err.begin(), r.err.end(), '\n') == 1;
         return r.exit_code != 0 && said ? 0 : 1;
     });
     // Waits until the receiver has created the queue, then removes it as ipcrm would.
@@ -160,7 +160,9 @@ TEST(ToolChannelTest, AFifoThatEndsInsideAFrameHeaderIsAnError) {
     auto receiver = test::spawn([&] {
         auto r = run({tool(), "recv", "fifo:" + path, "--timeout", "20"});
         std::fputs(r.err.c_str(), stderr);
-        return r.exit_code != 0 && r.err.find("inside a frame header (4 of 8 bytes)") != std::string::npos ? 0 : 1;
+        return r.exit_code != 0 && r.err.find("inside a frame header (4 of 8 bytes)") != std::string::npos
+                   ? 0
+                   : 1;
     });
     const auto shell = run({"/bin/sh", "-c",
                             "for i in $(seq 200); do [ -p '" + path + "' ] && break; sleep 0.05; done; " +
@@ -174,7 +176,8 @@ TEST(ToolChannelTest, ARingSenderWithNobodyToReceiveFailsSayingNothingWasDeliver
          {"shm:/" + test::unique_name("ipckit-nobody"), "shm:@" + test::unique_name("ipckit-nobody")}) {
         const auto sender = run({tool(), "send", address, "--timeout", "0.3", "hello"});
         EXPECT_NE(sender.exit_code, 0) << address << ": " << sender.err;
-        EXPECT_NE(sender.err.find("nothing was delivered"), std::string::npos) << address << ": " << sender.err;
+        EXPECT_NE(sender.err.find("nothing was delivered"), std::string::npos)
+            << address << ": " << sender.err;
     }
 }
 
