@@ -3,9 +3,12 @@
 // channel_packet.cpp, channel_queue.cpp, channel_ring.cpp); channel.cpp picks one by address.
 #pragma once
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -15,6 +18,7 @@
 #include "ipckit/channel.hpp"
 #include "ipckit/deadline.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/unix_socket.hpp"
 
 namespace ipckit::detail {
 
@@ -111,6 +115,28 @@ auto connect_retrying(Deadline deadline, Connector connector) {
             if (!absent || deadline.is_never() || deadline.remaining() <= pause) throw;
         }
         std::this_thread::sleep_for(pause);
+    }
+}
+
+// An abstract Unix socket has no permissions: anyone may connect to one, or bind a name before
+// its rightful owner. Both ends therefore check the other's uid (SO_PEERCRED), and only the
+// same user passes. A filesystem socket is guarded by its file's mode instead.
+inline bool same_user(const UnixSocket& peer) {
+    return peer.peer_credentials().uid == ::geteuid();
+}
+inline void check_abstract_server(const UnixAddress& where, const UnixSocket& socket,
+                                  const Address& address) {
+    if (!where.is_abstract() || same_user(socket)) return;
+    throw_error(std::errc::permission_denied,
+                address.text + ": the socket @" + where.name() + " belongs to uid " +
+                    std::to_string(socket.peer_credentials().uid) + ", not to this process's uid " +
+                    std::to_string(::geteuid()) + "; refused");
+}
+// Accepts the next client of the same user; another user's connection is dropped unanswered.
+inline std::optional<UnixSocket> accept_same_user(UnixListener& listener, Deadline deadline) {
+    for (;;) {
+        auto peer = listener.accept(deadline);
+        if (!peer || !listener.address().is_abstract() || same_user(*peer)) return peer;
     }
 }
 
