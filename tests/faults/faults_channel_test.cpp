@@ -34,7 +34,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -97,7 +99,11 @@ struct Tally {
     int recreate_failures = 0;
     int reuse_tries = 0;  // kills after which the address was reached again by a fresh pair
     int reused = 0;       // ... and carried a message
-    int crashes = 0;      // the surviving process died (e.g. of SIGPIPE) or misbehaved
+    // Holders killed: from the SIGKILL of the receiver to the first message the fresh pair
+    // took (printed, never asserted: a measurement, see docs/reliability.md).
+    std::optional<std::chrono::steady_clock::time_point> killed_at;
+    std::vector<double> takeover_ms;
+    int crashes = 0;  // the surviving process died (e.g. of SIGPIPE) or misbehaved
     std::vector<std::string> notes;
 
     void note(std::string text) {
@@ -405,6 +411,7 @@ void holders_killed_round(const std::string& address, Progress& progress, std::m
         if (!killer.reached())
             tally.note("holders killed: the receiver never took " + std::to_string(stop_after));
     }
+    tally.killed_at = std::chrono::steady_clock::now();  // the receiver died just now
     sender.kill(SIGKILL);
     ++tally.kills;
     if (receiver.wait(30s) != -SIGKILL) tally.note("holders killed: the receiver ended before it was killed");
@@ -449,6 +456,12 @@ bool reused(const std::string& address, Tally& tally) {
                            std::to_string(static_cast<int>(r.status)));
                 break;
             }
+            if (tally.killed_at) {
+                const std::chrono::duration<double, std::milli> took =
+                    std::chrono::steady_clock::now() - *tally.killed_at;
+                tally.takeover_ms.push_back(took.count());
+                tally.killed_at.reset();
+            }
             carried = test::whole_message_sequence(message) == kReuseMark;
         }
         child.kill(SIGKILL);
@@ -456,6 +469,7 @@ bool reused(const std::string& address, Tally& tally) {
     } catch (const Error& e) {
         tally.note("reused " + address + ": " + e.what());
     }
+    tally.killed_at.reset();
     if (!created) {
         // Opened what a dead creator left: nobody alive owns it now. The test's cleanup.
         try {
@@ -537,6 +551,12 @@ void run_faults(const std::string& name, const Endpoints& where) {
         name.c_str(), tally.kills, static_cast<unsigned long long>(tally.messages),
         static_cast<unsigned long long>(tally.lost_after_commit), static_cast<unsigned long long>(tally.torn),
         static_cast<unsigned long long>(tally.duplicated), tally.hangs, tally.reused, tally.reuse_tries);
+    if (!tally.takeover_ms.empty()) {
+        auto& ms = tally.takeover_ms;
+        std::sort(ms.begin(), ms.end());
+        std::printf("faults: transport=%s holders_killed=%zu kill_to_first_message_ms median=%.1f max=%.1f\n",
+                    name.c_str(), ms.size(), ms[ms.size() / 2], ms.back());
+    }
     if (where.connectionless || tally.errors != 0 || tally.crashes != 0) {
         std::printf("faults: transport=%s deadline_ends=%d errors=%d crashes=%d\n", name.c_str(),
                     tally.deadline_ends, tally.errors, tally.crashes);
