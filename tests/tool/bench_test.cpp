@@ -24,9 +24,10 @@ const std::string kSchema = std::string(IPCKIT_SOURCE_DIR) + "/docs/bench.schema
 
 // Every contender a default run lists, as a row with figures or an error row.
 const std::set<std::string> kDefaultTransports = {
-    "raw-spin", "raw-memcpy", "raw-pipe",     "raw-fifo", "raw-sysvmq",     "raw-unix", "fd",
-    "fifo",     "sysvmq",     "posixmq",      "unix",     "unix+seqpacket", "tcp",      "shm",
-    "sysvshm",  "shm-spin",   "shm-adaptive", "shm-loan", "boost-mq",       "zmq",      "nng"};
+    "raw-spin", "raw-memcpy", "raw-pipe", "raw-fifo",  "raw-sysvmq", "raw-unix",
+    "fd",       "fifo",       "sysvmq",   "posixmq",   "unix",       "unix+seqpacket",
+    "tcp",      "shm",        "sysvshm",  "shm-memfd", "shm-spin",   "shm-adaptive",
+    "shm-loan", "boost-mq",   "zmq",      "nng"};
 
 // The smallest real run: every row starts its peer and measures a few round trips.
 std::vector<std::string> tiny_bench(std::vector<std::string> extra) {

@@ -30,17 +30,12 @@ struct TransportSpec {
 
 // In the order of the table: the lecture's mechanisms, then the rings with each wait strategy.
 constexpr TransportSpec kTransports[] = {
-    {"fd", "block"},
-    {"fifo", "block"},
-    {"sysvmq", "block"},
-    {"posixmq", "block"},
-    {"unix", "block"},
-    {"unix+seqpacket", "block"},
-    {"tcp", "block"},
-    {"shm", "block"},
-    {"sysvshm", "block"},
-    {"shm-spin", "spin"},
-    {"shm-adaptive", "adaptive"},
+    {"fd", "block"},      {"fifo", "block"},
+    {"sysvmq", "block"},  {"posixmq", "block"},
+    {"unix", "block"},    {"unix+seqpacket", "block"},
+    {"tcp", "block"},     {"shm", "block"},
+    {"sysvshm", "block"}, {"shm-memfd", "block"},  // shm:@NAME: the ring in a sealed memfd
+    {"shm-spin", "spin"}, {"shm-adaptive", "adaptive"},
 };
 
 #if IPCKIT_BENCH_CHANNEL
@@ -88,6 +83,7 @@ std::string address_for(std::string_view transport, const RowPlan& plan, int dir
     if (transport == "unix+seqpacket") return "unix+seqpacket:@" + name;
     if (transport == "tcp") return "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
     if (transport == "shm") return "shm:/" + name + ring_options("block", plan.size);
+    if (transport == "shm-memfd") return "shm:@" + name + ring_options("block", plan.size);
     if (transport == "shm-spin") return "shm:/" + name + ring_options("spin", plan.size);
     if (transport == "shm-adaptive") return "shm:/" + name + ring_options("adaptive", plan.size);
     if (transport == "sysvshm") return std::string("sysvshm:") + key + ring_options("block", plan.size);
