@@ -3,7 +3,7 @@
 // A channel carries whole messages one way, from a Sender to a Receiver, over the mechanism
 // its address names (see docs/channels.md for the table):
 //
-//     fd:R  fd:W  fifo:PATH  sysvmq:KEY  sysvmq:PATH#PROJ  posixmq:/NAME  shm:/NAME
+//     fd:R  fd:W  fifo:PATH  sysvmq:KEY  sysvmq:PATH#PROJ  posixmq:/NAME  shm:/NAME  shm:@NAME
 //     sysvshm:KEY  unix:PATH  unix:@NAME  unix+seqpacket:…  unix+dgram:…  tcp://HOST:PORT
 //
 // One side creates the kernel object (`create`), the other opens it (`open`); the creating
