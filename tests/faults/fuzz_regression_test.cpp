@@ -10,8 +10,9 @@
 #include "../../fuzz/address_target.cpp"
 #include "../../fuzz/frame_target.cpp"
 #include "../../fuzz/ring_target.cpp"
-// The three files above make one translation unit; each keeps its helpers in a namespace of
-// its own (address_input, frame_input, ring_input).
+#include "../../fuzz/shrink_target.cpp"
+// The four files above make one translation unit; each keeps its helpers in a namespace of
+// its own (address_input, frame_input, ring_input, shrink_input).
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -75,6 +76,10 @@ TEST(FuzzRegressionTest, EveryStreamDecodesLikeTheReferenceOrGivesAnError) {
 
 TEST(FuzzRegressionTest, EveryRingProgramStaysInsideTheRegion) {
     replay("ring", fuzz_ring, 10);
+}
+
+TEST(FuzzRegressionTest, EveryShrinkingRingProgramEndsInAnErrorNeverSigbus) {
+    replay("shrink", fuzz_shrink, 5);
 }
 
 // The targets themselves must be able to fail: a broken invariant ends the process.
