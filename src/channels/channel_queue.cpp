@@ -36,6 +36,9 @@ constexpr auto kLivenessSlice = 50ms;
 // receiver to drain the queue. Whatever is still queued then (or at once, when no receiver is
 // there) is data: the queue stays for a later receiver instead of being removed with it.
 constexpr auto kDrainLinger = 2s;
+// System V shows a receiver only once it has taken a message: one that is polling the queue
+// takes the first within its back-off (2 ms), so this long without a taker means none is there.
+constexpr auto kFirstTakerGrace = 100ms;
 // How long a System V receiver polls, yielding, before it falls back to sleeping.
 constexpr auto kSpinBeforeSleep = 50us;
 
@@ -98,12 +101,16 @@ public:
         std::size_t left = 0;
         try {
             const Deadline linger = Deadline::after(kDrainLinger);
+            const Deadline first_taker = Deadline::after(kFirstTakerGrace);
             for (;;) {
                 const auto st = queue_.stat();
                 left = st.messages;
-                // System V names only the last receiver: until one has taken something, one
-                // may be about to, so the linger covers that too.
-                if (left == 0 || process_gone(st.last_receiver) || linger.expired()) break;
+                // System V names only the last receiver. A live one drains within its polling
+                // back-off; when none has ever received, one that is polling right now still
+                // gets a moment, and nobody is waited for longer than that.
+                const bool no_receiver =
+                    st.last_receiver == 0 ? first_taker.expired() : process_gone(st.last_receiver);
+                if (left == 0 || no_receiver || linger.expired()) break;
                 std::this_thread::sleep_for(1ms);
             }
         } catch (const Error&) {
