@@ -7,7 +7,10 @@
 //                          (M = 0 spin, 2 adaptive); counters p50_ns/p99_ns are per round trip
 //   BM_Memcpy/N            one core copying N bytes between the same two buffers (raw-memcpy)
 //   BM_RingStream/N        two processes, a producer sending N-byte messages to a consumer
-//   BM_RingStreamLoan/N    the same with loan/commit and read/release (producer writes in place)
+//   BM_RingStreamLoan/N    the same with loan/commit and read/release: the producer writes every
+//                          byte in place and the consumer reads every byte in place, through the
+//                          touch routine `ipckit bench`'s loan rows and raw-loan-ring use
+//                          (tools/bench/bench_touch.hpp)
 //
 // Run: build-ring/bin/ring_bench (Release build); the ratios of interest are
 // RingPingPong/0 p50 ÷ RawPingPong p50 (target ≤ 1.5), RingPingPong/2 p50 ÷ RawPingPong p50 (≤ 2),
@@ -32,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_touch.hpp"
 #include "ipckit/ring.hpp"
 
 namespace {
@@ -257,7 +261,7 @@ void stream(benchmark::State& state, bool zero_copy) {
             if (zero_copy) {
                 const ipckit::RecordView view = rx.read(ipckit::Deadline::after(10s));
                 if (!view.ok()) return 0;
-                benchmark::DoNotOptimize(view.message.data());
+                benchmark::DoNotOptimize(ipckit::bench::touch_read(view.message));
                 rx.release();
             } else if (!rx.recv(std::span(m), ipckit::Deadline::after(10s)).ok()) {
                 return 0;
@@ -266,6 +270,7 @@ void stream(benchmark::State& state, bool zero_copy) {
     });
     auto tx = ipckit::RingProducer::attach(region.span(), ipckit::WaitMode::adaptive);
     std::vector<std::byte> source(size, std::byte{3});
+    std::uint64_t sequence = 0;
     for (auto _ : state) {
         if (zero_copy) {
             // The producer writes the message where the consumer will read it: one copy in all.
@@ -274,7 +279,7 @@ void stream(benchmark::State& state, bool zero_copy) {
                 state.SkipWithError("loan failed");
                 break;
             }
-            std::memcpy(loan.buffer.data(), source.data(), size);
+            ipckit::bench::touch_write(loan.buffer, sequence++);
             tx.commit(size);
         } else if (!tx.send(source).ok()) {
             state.SkipWithError("send failed");
@@ -292,8 +297,8 @@ void BM_RingStream(benchmark::State& state) {
 void BM_RingStreamLoan(benchmark::State& state) {
     stream(state, true);
 }
-BENCHMARK(BM_RingStream)->Arg(64)->Arg(1 << 20)->UseRealTime();
-BENCHMARK(BM_RingStreamLoan)->Arg(64)->Arg(1 << 20)->UseRealTime();
+BENCHMARK(BM_RingStream)->Arg(64)->Arg(1 << 20)->Arg(16 << 20)->UseRealTime();
+BENCHMARK(BM_RingStreamLoan)->Arg(64)->Arg(1 << 20)->Arg(16 << 20)->UseRealTime();
 
 }  // namespace
 

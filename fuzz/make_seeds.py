@@ -103,17 +103,23 @@ def record(offset: int, size: int, tag: int) -> bytes:
     return bytes([11]) + struct.pack("<HIB", offset, size, tag)
 
 
+def data_stamp(position: int) -> int:
+    return ((position >> 3) << 1) & 0xFFFFFFFF
+
+
 def ring_image(capacity: int, records: list[bytes], head_extra: int = 0) -> bytes:
-    """A formatted ring holding `records`, as the bytes of its region."""
-    header = bytearray(512)
-    struct.pack_into("<QIIQII", header, 0, 0x31474E49524B5049, 1, 512, capacity, 8, 128)
+    """A formatted ring (layout version 2, kind 1) holding `records`, as the bytes of its region."""
+    header = bytearray(1024)
+    # magic, version, kind, header_size, line_size, record_alignment, reserved, capacity
+    struct.pack_into("<QIIIIIIQ", header, 0, 0x31474E49524B5049, 2, 1, 1024, 128, 8, 0, capacity)
     data = bytearray(capacity)
     at = 0
     for body in records:
-        struct.pack_into("<II", data, at, len(body), 0x41544144)
+        struct.pack_into("<II", data, at, len(body), data_stamp(at))  # commit word: length, stamp
         data[at + 8 : at + 8 + len(body)] = body
         at += (8 + len(body) + 7) & ~7
-    struct.pack_into("<Q", header, 128, at + head_extra)  # producer cursor
+    struct.pack_into("<II", data, at, 0xFFFFFFFF, ~data_stamp(at) & 0xFFFFFFFF)  # the end mark
+    struct.pack_into("<Q", header, 384, at + head_extra)  # producer cursor
     return bytes(header + data)
 
 
@@ -134,8 +140,14 @@ RINGS = {
     "record_size_huge": bytes([1]) + bytes([PRODUCER, CONSUMER]) + send(5) + record(0, 0xFFFFFFF0, 0) + bytes([RECV, READ]),
     "record_padding_wrong": bytes([1]) + bytes([PRODUCER, CONSUMER]) + send(5) + record(0, 8, 1) + bytes([RECV]),
     "record_bad_tag": bytes([1]) + bytes([PRODUCER, CONSUMER]) + send(5) + record(0, 5, 2) + bytes([READ]),
-    "state_unknown": bytes([1]) + field(9, 7) + bytes([CONSUMER]),
-    "pid_foreign": bytes([1]) + field(8, 1) + field(6, 1) + bytes([CONSUMER, RECV]),
+    "state_unknown": bytes([1]) + field(8, (7 << 32) | 1234) + bytes([CONSUMER]),
+    # the consumer end held by pid 1 (alive: refused), the producer's by a pid that is not running
+    "pid_foreign": bytes([1]) + field(8, 1 | (2 << 32) | (1 << 40)) + field(7, 0x7FFFFFF0 | (2 << 32)) + bytes([CONSUMER, PRODUCER, RECV]),
+    # reclaiming closed ends: a new consumer resumes where the old one stopped, a new producer continues
+    "reattach": bytes([2]) + bytes([PRODUCER, CONSUMER]) + send(7) + send(9) + bytes([RECV, CLOSE_C, CONSUMER, RECV, CLOSE_P, PRODUCER]) + send(3) + bytes([RECV]),
+    "commit_word_garbage": bytes([1]) + bytes([PRODUCER, CONSUMER]) + send(5) + record(0, 5, 2) + bytes([RECV]),
+    "commit_word_old_lap": bytes([1]) + bytes([PRODUCER, CONSUMER]) + send(5) + bytes([RECV]) + record(2, 5, 4) + bytes([RECV]),
+    "version_one": bytes([1]) + field(1, 1) + bytes([CONSUMER, PRODUCER]),
     # the whole region from the input: a ring with three records, and one whose cursor overshoots
     "image": bytes([1, 12]) + ring_image(128, [b"alpha", b"", b"gamma-gamma"]) + bytes([CONSUMER, READ, RECV]),
     "image_overshoot": bytes([1, 12]) + ring_image(128, [b"alpha"], head_extra=8) + bytes([CONSUMER, RECV]),

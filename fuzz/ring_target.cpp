@@ -7,13 +7,16 @@
 // The region is formatted, then the rest of the input is a program; each operation is one byte
 // (its low nibble) and its arguments:
 //   0 patch OFF16 LEN8 BYTES    write bytes anywhere in the region (header, cursors, records)
-//   1 field SEL8 VALUE64        write a value into a header field (magic, capacity, cursors, ...)
+//   1 field SEL8 VALUE64        write a value into a header field (magic, capacity, owner words,
+//                               cursors, ...)
 //   2 attach the consumer       3 attach the producer
 //   4 try_recv into a vector    5 try_recv into a buffer of SIZE8 bytes
 //   6 read, touch every byte, release
 //   7 try_send SIZE16           8 loan SIZE16, fill, commit SIZE16
 //   9 close the consumer        10 close the producer
-//   11 record OFF16 SIZE32 TAG8 write a record header (DATA, PAD or raw) into the data area
+//   11 record OFF16 SIZE32 TAG8 write a commit word into the data area: at 8-byte slot OFF16, with
+//                               length SIZE32 and the stamp of a data record (TAG8 % 3 == 0) or a
+//                               padding (1) for the position on lap (TAG8 >> 2) & 3, or a raw stamp (2)
 //   12 image                    the rest of the input becomes the region from its first byte
 // Then the consumer, if attached, drains until it gets anything but a message.
 //
@@ -175,11 +178,12 @@ private:
     }
 
     void field(std::uint64_t selector, std::uint64_t value) {
-        // magic, version, header_size, capacity, record_alignment, line_size, producer/consumer pid,
-        // producer/consumer state, producer cursor, consumer cursor, sleepers and futex words.
-        static constexpr std::size_t kOffsets[] = {0,  8,  12,  16,  24,  28,  32,  36,
-                                                   40, 44, 128, 256, 384, 388, 392, 396};
-        static constexpr std::size_t kWidths[] = {8, 4, 4, 8, 4, 4, 4, 4, 4, 4, 8, 8, 4, 4, 4, 4};
+        // Layout version 2, kind 1 (include/ipckit/detail/ring_layout.hpp): magic, version, kind,
+        // capacity, header_size, record_alignment, line_size, producer and consumer owner words,
+        // producer start time, producer cursor, consumer cursor, sleepers and futex words.
+        static constexpr std::size_t kOffsets[] = {0,   8,   12,  32,  16,  24,  20,  128,
+                                                   256, 136, 384, 512, 640, 644, 648, 652};
+        static constexpr std::size_t kWidths[] = {8, 4, 4, 8, 4, 4, 4, 8, 8, 8, 8, 8, 4, 4, 4, 4};
         const std::size_t i = selector % std::size(kOffsets);
         std::uint8_t raw[8];
         for (std::size_t b = 0; b < 8; ++b)
@@ -187,14 +191,17 @@ private:
         patch(kOffsets[i], std::span<const std::uint8_t>(raw, kWidths[i]));
     }
 
-    void record(std::uint64_t offset, std::uint64_t size, std::uint64_t tag_choice) {
-        const std::uint32_t tag = tag_choice % 3 == 0   ? layout::kDataTag
-                                  : tag_choice % 3 == 1 ? layout::kPaddingTag
-                                                        : static_cast<std::uint32_t>(tag_choice);
-        const layout::RecordHeader header{static_cast<std::uint32_t>(size), tag};
-        std::uint8_t raw[sizeof header];
-        std::memcpy(raw, &header, sizeof header);
-        patch(layout::kHeaderSize + (offset * layout::kRecordAlignment) % capacity_, raw);
+    void record(std::uint64_t slot, std::uint64_t length, std::uint64_t tag_choice) {
+        const std::uint64_t offset = (slot * layout::kRecordAlignment) % capacity_;
+        const std::uint64_t position = ((tag_choice >> 2) & 3) * capacity_ + offset;
+        const std::uint32_t stamp = tag_choice % 3 == 0 ? layout::data_stamp(position)
+                                    : tag_choice % 3 == 1
+                                        ? layout::padding_stamp(position)
+                                        : static_cast<std::uint32_t>(tag_choice * 0x01010101u);
+        const std::uint64_t word = layout::commit_word(static_cast<std::uint32_t>(length), stamp);
+        std::uint8_t raw[sizeof word];
+        std::memcpy(raw, &word, sizeof word);
+        patch(layout::kHeaderSize + offset, raw);
     }
 
     void image() {

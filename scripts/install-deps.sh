@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and micro-benchmarks
   libcli11-dev libfmt-dev                      # the ipckit tool's command line and output
   libboost-dev libzmq3-dev libnng-dev          # peers measured side by side by `ipckit bench`
+  iceoryx libiceoryx-posh-dev libiceoryx-hoofs-dev  # the iceoryx peer (the bench starts iox-roudi)
   gnuplot-nox                                  # `ipckit bench --plot`
   clang clang-format libclang-rt-14-dev        # fuzzing and sanitizer runtimes, formatting
   iproute2 procps util-linux                   # network namespaces for the TCP test; ipcs, ipcmk

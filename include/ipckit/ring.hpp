@@ -20,11 +20,18 @@
 // once. Sleepers are counted in the ring, so send and recv make no system call unless the other
 // side sleeps.
 //
+// Ends (layout version 2, docs/ring-layout.md): an end whose process died, or that was closed,
+// is claimed by the next attach (pid + start time decide "died"): a new consumer resumes at the
+// last consumed record and gets every committed record exactly once (one it had read but not
+// released comes again); a new producer continues after the last committed record (a loan it
+// never committed is dropped). An end held by a live process is refused, naming its pid.
+//
 // Results: `ok`, `would_block` (try_ forms, or a zero deadline), `timed_out`, or `closed`: the
 // peer closed, or its process died (noticed within about 20 ms while waiting). Everything
 // committed before a close or death is delivered first.
 // Errors (`ipckit::Error`): a region too small or misaligned (invalid_argument); a header or
-// cursor that is not a valid ring (protocol_error); a corrupt record (bad_message); a message
+// cursor that is not a valid version-2 ring (protocol_error; a version-1 region says so); an end
+// held by a live process (device_or_resource_busy); a corrupt commit word (bad_message); a message
 // over `max_message_size()` or larger than the caller's buffer (message_size; nothing is lost,
 // the record stays queued). The other process is never trusted: every cursor and length read
 // from the region is checked before use, so a buggy or hostile peer causes an error, not a crash.
@@ -36,11 +43,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "ipckit/deadline.hpp"
-#include "ipckit/fd.hpp"
+#include "ipckit/detail/endpoint.hpp"
 #include "ipckit/io.hpp"
 
 namespace ipckit {
@@ -73,26 +81,21 @@ public:
 };
 
 namespace detail {
-// Knows whether the peer process is still there: its state word, then a pidfd (which, unlike
-// kill(pid, 0), also sees a dead child that nobody has reaped yet).
-class RingPeer {
-public:
-    RingPeer() = default;
-    RingPeer(const std::atomic<std::uint32_t>* state, const std::atomic<std::int32_t>* pid) noexcept
-        : state_(state), pid_(pid) {}
-    // Closed cleanly, or its process is gone (looked up at most every `kCheckInterval`).
-    [[nodiscard]] bool gone(std::chrono::steady_clock::time_point now);
-    // Closed cleanly: one load, cheap enough for every send.
-    [[nodiscard]] bool closed() const noexcept;
-    static constexpr std::chrono::milliseconds kCheckInterval{20};
+// Closes one end when its handle goes (a move leaves nothing behind to close): the deleter of
+// RingProducer's and RingConsumer's header pointer, so their moves can be `= default`.
+struct RingEndCloser {
+    std::uint32_t epoch = 0;  // this holder's claim (release_endpoint leaves a successor's alone)
+    bool producer = false;
+    void operator()(detail::ring::RingHeader* header) const noexcept;
+};
+using RingEndHandle = std::unique_ptr<detail::ring::RingHeader, RingEndCloser>;
 
-private:
-    const std::atomic<std::uint32_t>* state_ = nullptr;
-    const std::atomic<std::int32_t>* pid_ = nullptr;
-    Fd pidfd_;
-    std::int32_t watched_pid_ = 0;
-    std::chrono::steady_clock::time_point next_check_{};
-    bool dead_ = false;
+// The wait line words of one ring, for a receiver that sleeps on many rings at once (the lanes
+// of `senders=N`, with futex_waitv): count yourself in `consumer_sleepers` (then a seq_cst
+// fence), re-check `RingConsumer::has_data()`, then sleep on `data_event`.
+struct RingWaitWords {
+    std::atomic<std::uint32_t>* consumer_sleepers = nullptr;
+    std::atomic<std::uint32_t>* data_event = nullptr;
 };
 }  // namespace detail
 
@@ -112,16 +115,20 @@ struct RecordView {
 
 class RingProducer {
 public:
-    // Validates the ring in `region` and claims its producer side (one producer per ring).
+    // Validates the ring in `region` and claims its producer end (one producer per ring). An end
+    // whose holder closed or died is taken over: the new producer continues after the last
+    // committed record (a loan the dead one never committed is dropped). A live holder: Error
+    // device_or_resource_busy naming its pid.
     [[nodiscard]] static RingProducer attach(std::span<std::byte> region, WaitMode mode = WaitMode::adaptive);
 
-    RingProducer(RingProducer&& other) noexcept;
-    RingProducer& operator=(RingProducer&& other) noexcept;
-    RingProducer(const RingProducer&) = delete;
-    RingProducer& operator=(const RingProducer&) = delete;
-    ~RingProducer();  // closes
+    RingProducer(RingProducer&&) noexcept = default;
+    RingProducer& operator=(RingProducer&&) noexcept = default;  // closes what it replaces
+    ~RingProducer() = default;                                   // closes
 
-    // Copies one whole message into the ring. `closed`: the consumer closed or died.
+    // Copies one whole message into the ring. `closed`: the consumer closed, or it died and the
+    // ring is full (a dead consumer's successor gets what the ring holds, so sending goes on while
+    // there is room). A consumer that never attached, or had closed before this producer
+    // attached, is waited for when the ring is full.
     [[nodiscard]] IoResult send(std::span<const std::byte> message, Deadline deadline = Deadline::never());
     [[nodiscard]] IoResult try_send(std::span<const std::byte> message) {
         return send(message, Deadline::immediate());
@@ -133,8 +140,18 @@ public:
     // Publishes the first `size` bytes of the loan (size <= the loaned size) as one message.
     void commit(std::size_t size);
 
-    // Marks the producer side closed: the consumer drains what was sent, then sees `closed`.
+    // Marks the producer end closed: the consumer drains what was sent, then sees `closed`. The
+    // end can then be claimed by a new producer.
     void close() noexcept;
+
+    // For the channel layer's delivery rules:
+    // A consumer is attached and its process alive (it may be slow; it may close at any time).
+    [[nodiscard]] bool consumer_present();
+    // Waits until a consumer is present: ok, or timed_out.
+    [[nodiscard]] Status wait_for_consumer(Deadline deadline);
+    // Waits until every committed record was consumed: ok; `closed` when the consumer closed or
+    // died first (a consumer that never attached is waited for); timed_out.
+    [[nodiscard]] Status drain(Deadline deadline);
 
     [[nodiscard]] std::size_t max_message_size() const noexcept { return max_message_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
@@ -147,9 +164,10 @@ private:
     }
     void refresh_tail();
     void publish(std::size_t size);
-    void release_ownership() noexcept;
+    [[nodiscard]] bool consumer_gone(std::chrono::steady_clock::time_point now);
+    [[nodiscard]] bool consumer_closed() const noexcept;
 
-    detail::ring::RingHeader* header_ = nullptr;
+    detail::RingEndHandle header_;
     std::byte* data_ = nullptr;
     std::uint64_t capacity_ = 0;
     std::uint64_t mask_ = 0;
@@ -159,24 +177,27 @@ private:
     // reloaded from shared memory only when the ring looks full.
     std::uint64_t head_ = 0;
     std::uint64_t cached_tail_ = 0;
-    // The reservation between reserve() and publish(): padding before it and its offset and size.
+    // The reservation between reserve() and publish(): padding before it and its position and size.
     std::uint64_t pending_padding_ = 0;
-    std::uint64_t pending_offset_ = 0;
+    std::uint64_t pending_position_ = 0;
     std::size_t pending_size_ = 0;
     bool pending_ = false;
-    detail::RingPeer consumer_;
+    detail::ring::EndpointWatch consumer_;
+    // The consumer end's epoch if it was already closed when we attached (epochs are 24-bit).
+    std::uint32_t closed_before_attach_ = 0xffffffff;
 };
 
 class RingConsumer {
 public:
-    // Validates the ring in `region` and claims its consumer side (one consumer per ring).
+    // Validates the ring in `region` and claims its consumer end (one consumer per ring). An end
+    // whose holder closed or died is taken over: the new consumer resumes at the last consumed
+    // record (a record read in place but not released is delivered again). A live holder: Error
+    // device_or_resource_busy naming its pid.
     [[nodiscard]] static RingConsumer attach(std::span<std::byte> region, WaitMode mode = WaitMode::adaptive);
 
-    RingConsumer(RingConsumer&& other) noexcept;
-    RingConsumer& operator=(RingConsumer&& other) noexcept;
-    RingConsumer(const RingConsumer&) = delete;
-    RingConsumer& operator=(const RingConsumer&) = delete;
-    ~RingConsumer();  // closes
+    RingConsumer(RingConsumer&&) noexcept = default;
+    RingConsumer& operator=(RingConsumer&&) noexcept = default;  // closes what it replaces
+    ~RingConsumer() = default;                                   // closes
 
     // Copies the next message into `buffer`; `bytes` is its size. A message larger than the
     // buffer throws an Error naming both sizes and stays queued.
@@ -197,35 +218,47 @@ public:
     // Consumes the message `read` returned.
     void release();
 
-    // Marks the consumer side closed: a producer then gets `closed` instead of filling the ring.
+    // Marks the consumer end closed: a producer then gets `closed` instead of filling the ring.
+    // The end can then be claimed by a new consumer, which resumes where this one stopped.
     void close() noexcept;
+
+    // What attach found: the previous consumer had died without closing (this one took its end
+    // over), and how many messages were waiting (committed, not consumed) at that moment.
+    [[nodiscard]] bool took_over() const noexcept { return took_over_; }
+    [[nodiscard]] std::size_t pending_at_attach() const noexcept { return pending_at_attach_; }
 
     [[nodiscard]] std::size_t max_message_size() const noexcept { return max_message_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+
+    // ---- detail: for receivers that wait on many rings at once (src/rings lanes) ----
+    // A message (or a held read) is there now: one load of the commit word at the cursor (two
+    // after a padding record); consumes nothing, never waits, never throws.
+    [[nodiscard]] bool has_data() const noexcept;
+    // The futex words a consumer sleeps on (see detail::RingWaitWords).
+    [[nodiscard]] detail::RingWaitWords wait_words() const noexcept;
 
 private:
     RingConsumer() = default;
     // Finds the next data record (skipping padding); on ok fills record_offset_/record_payload_.
     [[nodiscard]] Status next_record(Deadline deadline);
     [[nodiscard]] Status wait_for_data(Deadline deadline);
-    bool refresh_head();
+    [[nodiscard]] bool producer_gone(std::chrono::steady_clock::time_point now);
     void consume();
-    void release_ownership() noexcept;
 
-    detail::ring::RingHeader* header_ = nullptr;
+    detail::RingEndHandle header_;
     const std::byte* data_ = nullptr;
     std::uint64_t capacity_ = 0;
     std::uint64_t mask_ = 0;
     std::size_t max_message_ = 0;
     WaitMode mode_ = WaitMode::adaptive;
-    // Local, authoritative copies: the consumer cursor is ours; the producer cursor is cached and
-    // reloaded from shared memory only when the ring looks empty.
+    // The consumer cursor: ours, stored to shared memory after each record.
     std::uint64_t tail_ = 0;
-    std::uint64_t cached_head_ = 0;
     std::uint64_t record_offset_ = 0;
     std::uint32_t record_payload_ = 0;
     bool holding_ = false;  // a record returned by read() awaits release()
-    detail::RingPeer producer_;
+    bool took_over_ = false;
+    std::size_t pending_at_attach_ = 0;
+    detail::ring::EndpointWatch producer_;
 };
 
 }  // namespace ipckit

@@ -1,10 +1,8 @@
-// The shared-memory ring: layout in ipckit/detail/ring_layout.hpp, design in docs/ring.md.
+// The shared-memory ring, layout version 2: bytes in ipckit/detail/ring_layout.hpp, the contract
+// in docs/ring-layout.md (kind 1), the design and its measurements in docs/ring.md.
 #include "ipckit/ring.hpp"
 
-#include <poll.h>
 #include <sched.h>
-#include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,9 +44,9 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-// The sleeper handshake (see notify) needs a store-buffer barrier between publishing a cursor and
-// reading the other side's sleeper count. A release store + seq_cst fence measures ~25% faster
-// on the ping-pong than a seq_cst store (xchg) on the contended cursor line, so that is the
+// The sleeper handshake (see notify) needs a store-buffer barrier between publishing (a commit
+// word, or the consumer cursor) and reading the other side's sleeper count. A release store + seq_cst fence
+// measures ~25% faster on the ping-pong than a seq_cst store (xchg) on the contended line, so that is the
 // default; the thread sanitizer does not model fences, so under it the same order is built from
 // seq_cst operations, which the standard guarantees just as well.
 #if defined(__SANITIZE_THREAD__)
@@ -60,7 +58,10 @@ inline void cpu_relax() noexcept {
 #endif
 
 #ifdef IPCKIT_RING_FENCELESS
+constexpr std::memory_order kWordLoad = std::memory_order_seq_cst;
 constexpr std::memory_order kCursorLoad = std::memory_order_seq_cst;
+constexpr std::memory_order kLastCommit = std::memory_order_seq_cst;
+inline void handshake_fence() noexcept {}
 inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t value) noexcept {
     cursor.store(value, std::memory_order_seq_cst);
 }
@@ -68,17 +69,33 @@ inline void announce_sleeper(std::atomic<std::uint32_t>& sleepers) noexcept {
     sleepers.fetch_add(1, std::memory_order_seq_cst);
 }
 #else
-// acquire: pairs with the other side's release of its cursor (see the callers for what it orders).
+// acquire: pairs with the producer's release of a commit word (the record's bytes are visible).
+constexpr std::memory_order kWordLoad = std::memory_order_acquire;
+// acquire: pairs with the consumer's release of its cursor.
 constexpr std::memory_order kCursorLoad = std::memory_order_acquire;
+// release: the record's bytes and the end mark after it are visible before its commit word.
+constexpr std::memory_order kLastCommit = std::memory_order_release;
+// The store-buffer barrier of the sleeper handshake: the last commit word (or cursor) before
+// the other side's sleepers load (see notify()).
+inline void handshake_fence() noexcept {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+}
 inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t value) noexcept {
     cursor.store(value, std::memory_order_release);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // the cursor store before the sleepers load
+    handshake_fence();
 }
 inline void announce_sleeper(std::atomic<std::uint32_t>& sleepers) noexcept {
     sleepers.fetch_add(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // the announcement before the cursor re-check
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // the announcement before the re-check
 }
 #endif
+
+// A commit word inside the data area. The area is plain shared bytes (payload on one lap, a
+// commit word on another), so each access names the word atomically where it happens.
+inline std::atomic_ref<std::uint64_t> word_at(const std::byte* data, std::uint64_t offset) noexcept {
+    return std::atomic_ref<std::uint64_t>(
+        *reinterpret_cast<std::uint64_t*>(const_cast<std::byte*>(data) + offset));  // 8-aligned
+}
 
 std::string hex(std::uint64_t value) {
     static constexpr char digits[] = "0123456789abcdef";
@@ -107,12 +124,65 @@ std::string str(std::uint64_t value) {
                 "ring record at offset " + str(offset) + " (cursor " + str(cursor) + "): " + what);
 }
 
+// What a commit word at `position` says, checked against the ring's limits (never trusted).
+enum class WordKind { data, padding, end_mark, corrupt };
+
+struct Classified {
+    WordKind kind;
+    std::uint32_t length;
+};
+
+Classified classify(std::uint64_t word, std::uint64_t position, std::uint64_t capacity,
+                    std::uint64_t max_message) noexcept {
+    const std::uint32_t stamp = word_stamp(word);
+    const std::uint32_t length = word_length(word);
+    const std::uint64_t offset = position & (capacity - 1);
+    if (stamp == data_stamp(position)) {
+        if (length > max_message || record_size(length) > capacity - offset)
+            return {WordKind::corrupt, length};
+        return {WordKind::data, length};
+    }
+    if (stamp == padding_stamp(position)) {
+        if (offset == 0 || length != capacity - offset) return {WordKind::corrupt, length};
+        return {WordKind::padding, length};
+    }
+    if (word == invalid_word(position)) return {WordKind::end_mark, 0};
+    return {WordKind::corrupt, length};
+}
+
+// Bytes from `position` to the next record: the record's, or the padding's.
+std::uint64_t advance(const Classified& c) noexcept {
+    return c.kind == WordKind::data ? record_size(c.length) : c.length;
+}
+
+struct Walk {
+    std::uint64_t end;     // the first position that holds no committed record
+    std::size_t messages;  // data records passed
+};
+
+// Follows committed records from `from` while their commit words are valid, and no further than
+// the space accounting of a producer that respected `tail` allows. Each word is read only after
+// the one before it was acquired, so it is that record's commit word or the end mark
+// (docs/ring-layout.md, "Invalidate the next header before committing this one").
+Walk walk(const std::byte* data, std::uint64_t from, std::uint64_t tail, std::uint64_t capacity,
+          std::uint64_t max_message) noexcept {
+    Walk w{from, 0};
+    for (std::uint64_t steps = 0; steps <= capacity / kRecordAlignment; ++steps) {
+        const std::uint64_t word = word_at(data, w.end & (capacity - 1)).load(std::memory_order_acquire);
+        const Classified c = classify(word, w.end, capacity, max_message);
+        if (c.kind != WordKind::data && c.kind != WordKind::padding) break;
+        const std::uint64_t next = w.end + advance(c);
+        if (next + kCommitWordSize > tail + capacity) break;
+        if (c.kind == WordKind::data) ++w.messages;
+        w.end = next;
+    }
+    return w;
+}
+
 struct Geometry {
     RingHeader* header;
     std::byte* data;
     std::uint64_t capacity;
-    std::uint64_t head;
-    std::uint64_t tail;
 };
 
 void check_region(std::span<std::byte> region) {
@@ -147,7 +217,15 @@ Geometry validate(std::span<std::byte> region) {
     }
     const std::uint32_t version = control.version;
     if (version != kVersion) {
-        corrupt_header("version " + str(version) + ", this ipckit reads version " + str(kVersion));
+        corrupt_header("version " + str(version) + ", this ipckit reads version " + str(kVersion) +
+                       (version == 1 ? " (a region of an older ipckit: format it again)" : ""));
+    }
+    const auto kind = static_cast<std::uint32_t>(control.kind);
+    if (kind != static_cast<std::uint32_t>(Kind::ring)) {
+        corrupt_header("kind " + str(kind) + " is not a 1:1 ring (kind 1)" +
+                       (kind == 2   ? ": it is a lanes region (senders=N)"
+                        : kind == 3 ? ": it is a topic"
+                                    : ""));
     }
     const std::uint32_t header_size = control.header_size;
     const std::uint32_t alignment = control.record_alignment;
@@ -166,55 +244,49 @@ Geometry validate(std::span<std::byte> region) {
         corrupt_header("capacity " + str(capacity) + " needs a region of " + str(kHeaderSize + capacity) +
                        " bytes, but the region has " + str(region.size()));
     }
-    const std::uint64_t head = header->producer.position.load(std::memory_order_acquire);
-    const std::uint64_t tail = header->consumer.position.load(std::memory_order_acquire);
-    if (tail > head || head - tail > capacity || head % kRecordAlignment != 0 ||
-        tail % kRecordAlignment != 0) {
+    return {header, region.data() + kHeaderSize, capacity};
+}
+
+struct Cursors {
+    std::uint64_t head;  // the producer cursor as stored (it may trail the last commit: see attach)
+    std::uint64_t tail;
+};
+
+// The cursors, read once and checked. The consumer cursor may lead the stored producer cursor by
+// one publication: a producer that died between its last commit word and its cursor store.
+Cursors read_cursors(const RingHeader& header, std::uint64_t capacity) {
+    // acquire: pairs with the consumer's release, so the records it consumed are done with.
+    const std::uint64_t tail = header.consumer.position.load(std::memory_order_acquire);
+    const std::uint64_t head = header.producer.position.load(std::memory_order_acquire);
+    constexpr std::uint64_t kLimit = std::uint64_t{1} << 62;  // no sum below can overflow
+    const bool sane = head < kLimit && tail < kLimit && head % kRecordAlignment == 0 &&
+                      tail % kRecordAlignment == 0 && (head >= tail ? head - tail : tail - head) <= capacity;
+    if (!sane) {
         throw_error(std::errc::protocol_error, "ring cursors corrupt: consumer at " + str(tail) +
                                                    ", producer at " + str(head) + ", capacity " +
                                                    str(capacity));
     }
-    return {header, region.data() + kHeaderSize, capacity, head, tail};
+    return {head, tail};
 }
 
-void claim(std::atomic<std::uint32_t>& state, std::atomic<std::int32_t>& pid, const char* side) {
-    std::uint32_t expected = kVacant;
-    // acq_rel: one winner among racing attachers, and the winner sees the state it replaced.
-    if (!state.compare_exchange_strong(expected, kAttached, std::memory_order_acq_rel)) {
-        if (expected == kAttached) {
-            throw_error(std::errc::device_or_resource_busy,
-                        std::string("ring already has a ") + side + " (pid " +
-                            str(static_cast<std::uint32_t>(pid.load())) +
-                            "): a ring has one producer and one consumer");
-        }
-        if (expected == kClosed) {
-            throw_error(std::errc::device_or_resource_busy,
-                        std::string("ring's ") + side + " has closed: format the region again to reuse it");
-        }
-        corrupt_header(std::string(side) + " state " + str(expected) + " is not a known state");
-    }
-    pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_release);
-}
-
-// Marks a side closed and wakes the other side if it sleeps. Rare: the system call is fine.
-void mark_closed(std::atomic<std::uint32_t>& state, std::atomic<std::uint32_t>& event) noexcept {
-    // release: everything this side published happens-before a peer that sees `closed`.
-    state.store(kClosed, std::memory_order_release);
+// Bumps a futex word and wakes everyone on it. Rare (attach, close): the system call is fine.
+void wake_all(std::atomic<std::uint32_t>& event) noexcept {
     event.fetch_add(1, std::memory_order_release);
     try {
         (void)detail::futex_wake(event, INT_MAX);
     } catch (...) {
-        // A waiter also notices `closed` at its next ~20 ms slice.
+        // A waiter also looks again at its next ~20 ms slice.
     }
 }
 
 // Wakes the other side if it announced that it sleeps.
 inline void notify(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event) {
-    // Called after publish_cursor. We store our cursor then load the sleeper count; a waiter
-    // stores its announcement then loads our cursor. With a seq_cst fence (or seq_cst operations)
-    // between store and load on both sides, both loads cannot miss the other's store (the
-    // store-buffer litmus test): either we see the sleeper and wake it, or it sees our cursor
-    // and does not sleep. No wake-up is lost, and nobody sleeping costs no system call.
+    // Called after the handshake fence. We store a commit word (or our cursor) then load the
+    // sleeper count; a waiter stores its announcement then loads that word. With a seq_cst fence
+    // (or seq_cst operations) between store and load on both sides, both loads cannot miss the
+    // other's store (the store-buffer litmus test): either we see the sleeper and wake it, or it
+    // sees our store and does not sleep. No wake-up is lost, and nobody sleeping costs no system
+    // call.
     if (sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
         // release: a waiter that reads the new event value (acquire) before announcing itself has
         // its announcement ordered after our sleepers load, so that cannot be missed either.
@@ -223,11 +295,12 @@ inline void notify(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32
     }
 }
 
-// Waits until `ready()` (which re-reads the other side's cursor) is true. Returns ok when it is,
-// closed when the peer is gone (the caller drains what it published first), or timed_out.
-template <typename Ready>
+// Waits until `ready()` (which re-reads what the other side publishes) is true. Returns ok when
+// it is, closed when `gone(now)` says the peer left (the caller drains what it published first),
+// or timed_out.
+template <typename Ready, typename Gone>
 Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& sleepers,
-                  std::atomic<std::uint32_t>& event, detail::RingPeer& peer, Ready&& ready) {
+                  std::atomic<std::uint32_t>& event, Gone&& gone, Ready&& ready) {
     if (mode != WaitMode::block) {
         const auto start = Clock::now();
         auto next_yield = start + kSpinYieldEvery;
@@ -237,7 +310,7 @@ Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& 
             if (spins % kSpinsPerClockRead == 0) {
                 const auto now = Clock::now();
                 if (now >= deadline.when()) return Status::timed_out;
-                if (peer.gone(now)) return Status::closed;
+                if (gone(now)) return Status::closed;
                 if (mode == WaitMode::adaptive && now - start >= kAdaptiveSpin) break;
                 if (now >= next_yield) {
                     ::sched_yield();
@@ -253,7 +326,7 @@ Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& 
     struct Announcement {
         std::atomic<std::uint32_t>& sleepers;
         explicit Announcement(std::atomic<std::uint32_t>& s) : sleepers(s) {
-            announce_sleeper(sleepers);  // ordered before the re-check of the cursor: see notify()
+            announce_sleeper(sleepers);  // ordered before the re-check: see notify()
         }
         ~Announcement() { sleepers.fetch_sub(1, std::memory_order_relaxed); }
         Announcement(const Announcement&) = delete;
@@ -267,14 +340,20 @@ Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& 
             const Announcement announced(sleepers);
             if (ready()) return Status::ok;
             // Sleep in slices so a peer that died without waking us is noticed in bounded time.
-            const auto slice = std::min(deadline.when(), Clock::now() + detail::RingPeer::kCheckInterval);
+            const auto slice = std::min(deadline.when(), Clock::now() + EndpointWatch::kCheckInterval);
             (void)detail::futex_wait(event, key, Deadline::at(slice));
         }
         if (ready()) return Status::ok;
         const auto now = Clock::now();
-        if (peer.gone(now)) return Status::closed;
+        if (gone(now)) return Status::closed;
         if (now >= deadline.when()) return Status::timed_out;
     }
+}
+
+// Gone for a waiter: closed, or held by a dead process. An end nobody has claimed yet is not
+// gone: its first holder is still to come.
+bool left(EndpointWatch& watch, Clock::time_point now) {
+    return watch.gone(now) && watch.owner().state != EndpointState::vacant;
 }
 
 }  // namespace
@@ -286,7 +365,9 @@ std::size_t Ring::region_size(std::size_t capacity) noexcept {
 }
 
 std::size_t Ring::max_message_size(std::size_t capacity) noexcept {
-    return capacity / 2 - sizeof(RecordHeader);
+    // record_size(capacity / 2 - 16) = capacity / 2 - 8: with the 8-byte end mark after it and
+    // padding shorter than the record, one always fits in an empty ring.
+    return capacity / 2 - 2 * kCommitWordSize;
 }
 
 std::size_t Ring::format(std::span<std::byte> region, RingOptions options) {
@@ -305,112 +386,121 @@ std::size_t Ring::format(std::span<std::byte> region, RingOptions options) {
                                                      str(region.size()));
     }
     auto* header = ::new (region.data()) RingHeader{};
+    std::byte* data = region.data() + kHeaderSize;
+    // The end mark at position 0: whatever bytes were there must not read as a record.
+    word_at(data, 0).store(invalid_word(0), std::memory_order_relaxed);
     ControlLine& control = header->control;
     control.version = kVersion;
+    control.kind = Kind::ring;
     control.header_size = static_cast<std::uint32_t>(kHeaderSize);
-    control.capacity = capacity;
-    control.record_alignment = kRecordAlignment;
     control.line_size = static_cast<std::uint32_t>(kLineSize);
+    control.record_alignment = kRecordAlignment;
+    control.capacity = capacity;
     // release: an attacher that acquires the magic sees every field above.
     control.magic.store(kMagic, std::memory_order_release);
     return static_cast<std::size_t>(capacity);
 }
 
-// ---- RingPeer ----
-
-bool detail::RingPeer::closed() const noexcept {
-    // acquire: pairs with mark_closed's release, so the peer's last cursor is visible after this.
-    return state_ != nullptr && state_->load(std::memory_order_acquire) == kClosed;
-}
-
-bool detail::RingPeer::gone(std::chrono::steady_clock::time_point now) {
-    if (dead_) return true;
-    const std::uint32_t state = state_->load(std::memory_order_acquire);
-    if (state == kClosed) return true;
-    if (state != kAttached || now < next_check_) return false;
-    next_check_ = now + kCheckInterval;
-    const std::int32_t pid = pid_->load(std::memory_order_acquire);
-    if (pid <= 0) return false;  // attached, PID not stored yet (or nonsense: never signal a group)
-    if (!pidfd_ || pid != watched_pid_) {
-        // A pidfd names one process for good: a PID reused after the peer's death cannot fool it.
-        const long fd = ::syscall(SYS_pidfd_open, pid, 0);
-        if (fd < 0) {
-            if (errno == ESRCH) return dead_ = true;
-            // No pidfd (old kernel, seccomp): kill(pid, 0) is the best left.
-            if (::kill(pid, 0) != 0 && errno == ESRCH) return dead_ = true;
-            return false;
-        }
-        pidfd_.reset(static_cast<int>(fd));
-        watched_pid_ = pid;
+void detail::RingEndCloser::operator()(RingHeader* header) const noexcept {
+    if (producer) {
+        release_endpoint(header->producer_end, epoch);
+        wake_all(header->wait.data_event);
+    } else {
+        release_endpoint(header->consumer_end, epoch);
+        wake_all(header->wait.space_event);
     }
-    // A pidfd polls readable once the process has exited, reaped or not.
-    pollfd p{pidfd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, 0) > 0) dead_ = true;
-    return dead_;
 }
 
 // ---- RingProducer ----
 
 RingProducer RingProducer::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
-    claim(g.header->control.producer_state, g.header->control.producer_pid, "producer");
+    const Claim claim = claim_endpoint(g.header->producer_end, "ring producer");
     RingProducer p;
-    p.header_ = g.header;
+    p.header_ =
+        detail::RingEndHandle(g.header, detail::RingEndCloser{claim.epoch, true});  // closes on a throw
     p.data_ = g.data;
     p.capacity_ = g.capacity;
     p.mask_ = g.capacity - 1;
     p.max_message_ = Ring::max_message_size(g.capacity);
     p.mode_ = mode;
-    p.head_ = g.head;
-    p.cached_tail_ = g.tail;
-    p.consumer_ = detail::RingPeer(&g.header->control.consumer_state, &g.header->control.consumer_pid);
+    // Read after the claim: the previous holder (closed or dead) no longer moves them.
+    const Cursors c = read_cursors(*g.header, g.capacity);
+    // A producer that died between a commit word and its cursor store left committed records
+    // beyond the cursor: continue after the last of them. An uncommitted loan has no commit word.
+    const Walk w = walk(g.data, c.head, c.tail, g.capacity, p.max_message_);
+    if (w.end < c.tail) {
+        throw_error(std::errc::protocol_error, "ring cursors corrupt: consumer at " + str(c.tail) +
+                                                   ", but the records committed end at " + str(w.end));
+    }
+    p.head_ = w.end;
+    p.cached_tail_ = c.tail;
+    // Rewrites the end mark a consumer is polling (the same value unless the region was damaged).
+    word_at(g.data, w.end & p.mask_).store(invalid_word(w.end), std::memory_order_relaxed);
+    g.header->producer.position.store(w.end, std::memory_order_release);
+    p.consumer_ = EndpointWatch(&g.header->consumer_end);
+    if (const OwnerWord owner = p.consumer_.owner(); owner.state == EndpointState::closed)
+        p.closed_before_attach_ = owner.epoch;
     return p;
 }
 
-RingProducer::RingProducer(RingProducer&& other) noexcept
-    : header_(std::exchange(other.header_, nullptr)),
-      data_(other.data_),
-      capacity_(other.capacity_),
-      mask_(other.mask_),
-      max_message_(other.max_message_),
-      mode_(other.mode_),
-      head_(other.head_),
-      cached_tail_(other.cached_tail_),
-      pending_padding_(other.pending_padding_),
-      pending_offset_(other.pending_offset_),
-      pending_size_(other.pending_size_),
-      pending_(std::exchange(other.pending_, false)),
-      consumer_(std::move(other.consumer_)) {}
-
-RingProducer& RingProducer::operator=(RingProducer&& other) noexcept {
-    if (this != &other) {
-        close();
-        header_ = std::exchange(other.header_, nullptr);
-        data_ = other.data_;
-        capacity_ = other.capacity_;
-        mask_ = other.mask_;
-        max_message_ = other.max_message_;
-        mode_ = other.mode_;
-        head_ = other.head_;
-        cached_tail_ = other.cached_tail_;
-        pending_padding_ = other.pending_padding_;
-        pending_offset_ = other.pending_offset_;
-        pending_size_ = other.pending_size_;
-        pending_ = std::exchange(other.pending_, false);
-        consumer_ = std::move(other.consumer_);
-    }
-    return *this;
-}
-
-RingProducer::~RingProducer() {
-    close();
-}
-
 void RingProducer::close() noexcept {
-    if (header_ == nullptr) return;
-    mark_closed(header_->control.producer_state, header_->wait.data_event);
-    header_ = nullptr;
+    header_.reset();
     pending_ = false;
+}
+
+// A consumer that closed before this producer attached is treated as one not attached yet: a new
+// sender waits for the next receiver. One that closed while we were attached has said it reads
+// no more: `closed`.
+bool RingProducer::consumer_closed() const noexcept {
+    const OwnerWord owner = consumer_.owner();  // one acquire load, as EndpointWatch::closed()
+    return owner.state == EndpointState::closed && owner.epoch != closed_before_attach_;
+}
+
+bool RingProducer::consumer_gone(Clock::time_point now) {
+    const OwnerWord owner = consumer_.owner();
+    if (owner.state == EndpointState::vacant) return false;
+    if (owner.state == EndpointState::closed) return owner.epoch != closed_before_attach_;
+    return consumer_.gone(now);
+}
+
+bool RingProducer::consumer_present() {
+    if (!header_) return false;
+    return consumer_.owner().state == EndpointState::attached && !consumer_.gone(Clock::now());
+}
+
+Status RingProducer::wait_for_consumer(Deadline deadline) {
+    if (!header_) throw_error(std::errc::bad_file_descriptor, "ring producer is closed");
+    // A consumer's attach bumps space_event and wakes us; the slices bound a missed wake-up.
+    for (;;) {
+        const std::uint32_t key = header_->wait.space_event.load(std::memory_order_acquire);
+        if (consumer_present()) return Status::ok;
+        const auto now = Clock::now();
+        if (now >= deadline.when()) return Status::timed_out;
+        (void)detail::futex_wait(
+            header_->wait.space_event, key,
+            Deadline::at(std::min(deadline.when(), now + EndpointWatch::kCheckInterval)));
+    }
+}
+
+Status RingProducer::drain(Deadline deadline) {
+    if (!header_) throw_error(std::errc::bad_file_descriptor, "ring producer is closed");
+    auto drained = [this] {
+        refresh_tail();
+        return cached_tail_ == head_;
+    };
+    for (;;) {
+        if (drained()) return Status::ok;
+        if (consumer_closed() || consumer_gone(Clock::now())) return drained() ? Status::ok : Status::closed;
+        if (deadline.is_immediate()) return Status::timed_out;
+        const Status s = wait_until(
+            mode_, deadline, header_->wait.producer_sleepers, header_->wait.space_event,
+            [this](Clock::time_point now) { return consumer_gone(now); },
+            [&] { return drained() || consumer_closed(); });
+        if (s == Status::ok) continue;
+        if (s == Status::closed) return drained() ? Status::ok : Status::closed;
+        return s;
+    }
 }
 
 void RingProducer::refresh_tail() {
@@ -426,75 +516,93 @@ void RingProducer::refresh_tail() {
 }
 
 Status RingProducer::reserve(std::size_t size, Deadline deadline) {
-    if (header_ == nullptr) throw_error(std::errc::bad_file_descriptor, "ring producer is closed");
+    if (!header_) throw_error(std::errc::bad_file_descriptor, "ring producer is closed");
     if (size > max_message_) {
         throw_error(std::errc::message_size, "ring message of " + str(size) +
                                                  " bytes exceeds the ring's limit of " + str(max_message_) +
                                                  " bytes (half the " + str(capacity_) +
-                                                 "-byte capacity, less an 8-byte record header)");
+                                                 "-byte capacity, less 16 bytes of commit words)");
     }
-    if (consumer_.closed()) return Status::closed;
+    if (consumer_closed()) return Status::closed;
     const std::uint64_t record = record_size(size);
     const std::uint64_t offset = head_ & mask_;
     const std::uint64_t to_end = capacity_ - offset;
     // A record never wraps (loans and in-place reads need it contiguous): when it does not fit
-    // before the end, a padding record fills the rest and the record starts at offset 0.
+    // before the end, a padding record fills the rest and the record starts at offset 0. The
+    // end mark after the record needs 8 bytes more.
     const std::uint64_t padding = record <= to_end ? 0 : to_end;
-    const std::uint64_t need = padding + record;
-    if (!has_space(need)) {
+    const std::uint64_t need = padding + record + kCommitWordSize;
+    if (!has_space(need)) [[unlikely]] {
         refresh_tail();
         while (!has_space(need)) {
-            if (consumer_.gone(Clock::now())) return Status::closed;
+            if (consumer_gone(Clock::now())) return Status::closed;
             if (deadline.is_immediate()) return Status::would_block;
-            const Status s = wait_until(mode_, deadline, header_->wait.producer_sleepers,
-                                        header_->wait.space_event, consumer_, [&] {
-                                            refresh_tail();
-                                            return has_space(need) || consumer_.closed();
-                                        });
+            const Status s = wait_until(
+                mode_, deadline, header_->wait.producer_sleepers, header_->wait.space_event,
+                [this](Clock::time_point now) { return consumer_gone(now); },
+                [&] {
+                    refresh_tail();
+                    return has_space(need) || consumer_closed();
+                });
             if (s != Status::ok) return s;
+            if (consumer_closed()) return Status::closed;
         }
     }
-    if (padding != 0) {
-        const RecordHeader pad{static_cast<std::uint32_t>(padding), kPaddingTag};
-        std::memcpy(data_ + offset, &pad, sizeof pad);
-    }
     pending_padding_ = padding;
-    pending_offset_ = (offset + padding) & mask_;
+    pending_position_ = head_ + padding;
     pending_size_ = size;
     pending_ = true;
     return Status::ok;
 }
 
 void RingProducer::publish(std::size_t size) {
-    const RecordHeader record{static_cast<std::uint32_t>(size), kDataTag};
-    std::memcpy(data_ + pending_offset_, &record, sizeof record);
-    head_ += pending_padding_ + record_size(size);
+    const std::uint64_t position = pending_position_;
+    const std::uint64_t end = position + record_size(size);
+    // The end mark first, so a consumer that acquires this record's word and moves on finds the
+    // mark at `end`, never bytes of an earlier lap.
+    word_at(data_, end & mask_).store(invalid_word(end), std::memory_order_relaxed);
+    const std::uint64_t word = commit_word(static_cast<std::uint32_t>(size), data_stamp(position));
+    if (pending_padding_ == 0) [[likely]] {
+        word_at(data_, position & mask_).store(word, kLastCommit);
+    } else {
+        // The record at offset 0, then the padding that leads to it: a consumer that passes the
+        // padding finds the record committed.
+        word_at(data_, 0).store(word, std::memory_order_release);
+        word_at(data_, head_ & mask_)
+            .store(commit_word(static_cast<std::uint32_t>(pending_padding_), padding_stamp(head_)),
+                   kLastCommit);
+    }
+    head_ = end;
     pending_ = false;
-    // release: the padding, the record header and the payload are visible before the cursor that
-    // covers them; then the fence of the sleeper handshake (see notify()).
-    publish_cursor(header_->producer.position, head_);
+    // Read only by an attacher (a takeover walks from it) and `ipckit ls`: relaxed, off the hot path.
+    header_->producer.position.store(head_, std::memory_order_relaxed);
+    handshake_fence();
     notify(header_->wait.consumer_sleepers, header_->wait.data_event);
 }
 
 IoResult RingProducer::send(std::span<const std::byte> message, Deadline deadline) {
     const Status s = reserve(message.size(), deadline);
-    if (s != Status::ok) return {s, 0};
+    if (s != Status::ok) [[unlikely]]
+        return {s, 0};
     if (!message.empty())
-        std::memcpy(data_ + pending_offset_ + sizeof(RecordHeader), message.data(), message.size());
+        std::memcpy(data_ + (pending_position_ & mask_) + kCommitWordSize, message.data(), message.size());
     publish(message.size());
     return {Status::ok, message.size()};
 }
 
 Loan RingProducer::loan(std::size_t size, Deadline deadline) {
     const Status s = reserve(size, deadline);
-    if (s != Status::ok) return {s, {}};
-    return {Status::ok, std::span<std::byte>(data_ + pending_offset_ + sizeof(RecordHeader), size)};
+    if (s != Status::ok) [[unlikely]]
+        return {s, {}};
+    return {Status::ok, std::span<std::byte>(data_ + (pending_position_ & mask_) + kCommitWordSize, size)};
 }
 
 void RingProducer::commit(std::size_t size) {
-    if (header_ == nullptr) throw_error(std::errc::bad_file_descriptor, "ring producer is closed");
-    if (!pending_) throw_error(std::errc::invalid_argument, "RingProducer::commit without a loan");
-    if (size > pending_size_) {
+    if (!pending_) [[unlikely]] {
+        if (!header_) throw_error(std::errc::bad_file_descriptor, "ring producer is closed");
+        throw_error(std::errc::invalid_argument, "RingProducer::commit without a loan");
+    }
+    if (size > pending_size_) [[unlikely]] {
         throw_error(std::errc::invalid_argument, "RingProducer::commit of " + str(size) +
                                                      " bytes exceeds the loan of " + str(pending_size_) +
                                                      " bytes");
@@ -506,140 +614,104 @@ void RingProducer::commit(std::size_t size) {
 
 RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
-    claim(g.header->control.consumer_state, g.header->control.consumer_pid, "consumer");
+    const Claim claim = claim_endpoint(g.header->consumer_end, "ring consumer");
     RingConsumer c;
-    c.header_ = g.header;
+    c.header_ =
+        detail::RingEndHandle(g.header, detail::RingEndCloser{claim.epoch, false});  // closes on a throw
     c.data_ = g.data;
     c.capacity_ = g.capacity;
     c.mask_ = g.capacity - 1;
     c.max_message_ = Ring::max_message_size(g.capacity);
     c.mode_ = mode;
-    c.tail_ = g.tail;
-    c.cached_head_ = g.head;
-    c.producer_ = detail::RingPeer(&g.header->control.producer_state, &g.header->control.producer_pid);
+    // Read after the claim: the previous consumer (closed or dead) no longer moves it. It was
+    // stored after every record, so we start exactly after the last one consumed.
+    const Cursors cursors = read_cursors(*g.header, g.capacity);
+    c.tail_ = cursors.tail;
+    c.took_over_ = claim.took_over;
+    c.pending_at_attach_ = walk(g.data, cursors.tail, cursors.tail, g.capacity, c.max_message_).messages;
+    c.producer_ = EndpointWatch(&g.header->producer_end);
+    wake_all(g.header->wait.space_event);  // a producer in wait_for_consumer
     return c;
 }
 
-RingConsumer::RingConsumer(RingConsumer&& other) noexcept
-    : header_(std::exchange(other.header_, nullptr)),
-      data_(other.data_),
-      capacity_(other.capacity_),
-      mask_(other.mask_),
-      max_message_(other.max_message_),
-      mode_(other.mode_),
-      tail_(other.tail_),
-      cached_head_(other.cached_head_),
-      record_offset_(other.record_offset_),
-      record_payload_(other.record_payload_),
-      holding_(std::exchange(other.holding_, false)),
-      producer_(std::move(other.producer_)) {}
-
-RingConsumer& RingConsumer::operator=(RingConsumer&& other) noexcept {
-    if (this != &other) {
-        close();
-        header_ = std::exchange(other.header_, nullptr);
-        data_ = other.data_;
-        capacity_ = other.capacity_;
-        mask_ = other.mask_;
-        max_message_ = other.max_message_;
-        mode_ = other.mode_;
-        tail_ = other.tail_;
-        cached_head_ = other.cached_head_;
-        record_offset_ = other.record_offset_;
-        record_payload_ = other.record_payload_;
-        holding_ = std::exchange(other.holding_, false);
-        producer_ = std::move(other.producer_);
-    }
-    return *this;
-}
-
-RingConsumer::~RingConsumer() {
-    close();
-}
-
 void RingConsumer::close() noexcept {
-    if (header_ == nullptr) return;
-    mark_closed(header_->control.consumer_state, header_->wait.space_event);
-    header_ = nullptr;
+    header_.reset();
     holding_ = false;
 }
 
-bool RingConsumer::refresh_head() {
-    // acquire: pairs with the producer's release, so the records it covers are visible.
-    const std::uint64_t head = header_->producer.position.load(kCursorLoad);
-    // cached_head_ >= tail_ always, so the first test also keeps the producer from moving back.
-    if (head < cached_head_ || head - tail_ > capacity_ || head % kRecordAlignment != 0) {
-        throw_error(std::errc::protocol_error, "ring producer cursor corrupt: it reads " + str(head) +
-                                                   ", but the producer was at " + str(cached_head_) +
-                                                   ", the consumer is at " + str(tail_) +
-                                                   " and the capacity is " + str(capacity_));
-    }
-    cached_head_ = head;
-    return head != tail_;
+bool RingConsumer::producer_gone(Clock::time_point now) {
+    return left(producer_, now);
+}
+
+bool RingConsumer::has_data() const noexcept {
+    if (!header_) return false;
+    if (holding_) return true;
+    const std::uint64_t word = word_at(data_, tail_ & mask_).load(kWordLoad);
+    const Classified c = classify(word, tail_, capacity_, max_message_);
+    if (c.kind != WordKind::padding) return c.kind != WordKind::end_mark;  // corruption: recv says so
+    const std::uint64_t next = tail_ + c.length;
+    return word_at(data_, next & mask_).load(kWordLoad) != invalid_word(next);
+}
+
+detail::RingWaitWords RingConsumer::wait_words() const noexcept {
+    if (!header_) return {};
+    return {&header_->wait.consumer_sleepers, &header_->wait.data_event};
 }
 
 Status RingConsumer::wait_for_data(Deadline deadline) {
-    // Everything published before a close or a death is delivered before `closed`.
-    if (producer_.gone(Clock::now())) return refresh_head() ? Status::ok : Status::closed;
+    auto arrived = [this] { return word_at(data_, tail_ & mask_).load(kWordLoad) != invalid_word(tail_); };
+    // Everything committed before a close or a death is delivered before `closed`.
+    if (producer_gone(Clock::now())) return arrived() ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
-    const Status s = wait_until(mode_, deadline, header_->wait.consumer_sleepers, header_->wait.data_event,
-                                producer_, [this] {
-                                    // Pull the next record's first two lines while polling the cursor: when
-                                    // the cursor moves, the record is already on its way instead of being
-                                    // fetched only after (one cache-line transfer instead of two in a row).
-                                    // A prefetch is a hint, not a read: it cannot fault or race.
-                                    __builtin_prefetch(data_ + (tail_ & mask_), 0, 3);
-                                    __builtin_prefetch(data_ + ((tail_ + 64) & mask_), 0, 3);
-                                    return refresh_head() || producer_.closed();
-                                });
-    if (s == Status::closed) return refresh_head() ? Status::ok : Status::closed;
+    const Status s = wait_until(
+        mode_, deadline, header_->wait.consumer_sleepers, header_->wait.data_event,
+        [this](Clock::time_point now) { return producer_gone(now); },
+        [&] { return arrived() || producer_.closed(); });
+    if (s == Status::closed) return arrived() ? Status::ok : Status::closed;
+    if (s == Status::ok && !arrived()) return producer_gone(Clock::now()) ? Status::closed : Status::ok;
     return s;
 }
 
 Status RingConsumer::next_record(Deadline deadline) {
-    if (header_ == nullptr) throw_error(std::errc::bad_file_descriptor, "ring consumer is closed");
+    if (!header_) [[unlikely]]
+        throw_error(std::errc::bad_file_descriptor, "ring consumer is closed");
     for (;;) {
-        if (cached_head_ == tail_ && !refresh_head()) {
-            const Status s = wait_for_data(deadline);
-            if (s != Status::ok) return s;
-            continue;
-        }
         const std::uint64_t offset = tail_ & mask_;
-        const std::uint64_t published = cached_head_ - tail_;
-        // One read of the record header into a local; only the local is checked and used.
-        RecordHeader record;
-        std::memcpy(&record, data_ + offset, sizeof record);
-        if (record.tag == kPaddingTag) {
-            if (record.size != capacity_ - offset) {
-                corrupt_record(tail_, offset,
-                               "padding of " + str(record.size) + " bytes, but the end of the ring is " +
-                                   str(capacity_ - offset) + " bytes away");
+        // One read of the commit word into a local; only the local is checked and used.
+        const std::uint64_t word = word_at(data_, offset).load(kWordLoad);
+        const Classified c = classify(word, tail_, capacity_, max_message_);
+        switch (c.kind) {
+            case WordKind::data:
+                record_offset_ = offset;
+                record_payload_ = c.length;
+                return Status::ok;
+            case WordKind::padding:
+                tail_ += c.length;
+                continue;
+            case WordKind::end_mark: {
+                const Status s = wait_for_data(deadline);
+                if (s != Status::ok) return s;
+                continue;
             }
-            if (record.size > published) {
-                corrupt_record(tail_, offset,
-                               "padding of " + str(record.size) + " bytes runs past the " + str(published) +
-                                   " bytes the producer published");
-            }
-            tail_ += record.size;
-            continue;
+            case WordKind::corrupt:
+                break;
         }
-        if (record.tag != kDataTag) corrupt_record(tail_, offset, "unknown tag " + hex(record.tag));
-        if (record.size > max_message_) {
+        const std::uint32_t stamp = word_stamp(word);
+        if (stamp == data_stamp(tail_)) {
+            corrupt_record(
+                tail_, offset,
+                c.length > max_message_
+                    ? "size " + str(c.length) + " exceeds the ring's limit of " + str(max_message_)
+                    : "record of " + str(record_size(c.length)) + " bytes crosses the end of the ring");
+        }
+        if (stamp == padding_stamp(tail_)) {
             corrupt_record(tail_, offset,
-                           "size " + str(record.size) + " exceeds the ring's limit of " + str(max_message_));
+                           "padding of " + str(c.length) + " bytes, but the end of the ring is " +
+                               str(capacity_ - offset) + " bytes away");
         }
-        const std::uint64_t bytes = record_size(record.size);
-        if (bytes > published) {
-            corrupt_record(tail_, offset,
-                           "record of " + str(bytes) + " bytes runs past the " + str(published) +
-                               " bytes the producer published");
-        }
-        if (bytes > capacity_ - offset) {
-            corrupt_record(tail_, offset, "record of " + str(bytes) + " bytes crosses the end of the ring");
-        }
-        record_offset_ = offset;
-        record_payload_ = record.size;
-        return Status::ok;
+        corrupt_record(tail_, offset,
+                       "commit word " + hex(word) + " is neither a record stamped for this position (" +
+                           hex(data_stamp(tail_)) + ") nor the end mark");
     }
 }
 
@@ -654,39 +726,44 @@ void RingConsumer::consume() {
 
 IoResult RingConsumer::recv(std::span<std::byte> buffer, Deadline deadline) {
     const Status s = next_record(deadline);
-    if (s != Status::ok) return {s, 0};
+    if (s != Status::ok) [[unlikely]]
+        return {s, 0};
     const std::size_t size = record_payload_;
     if (size > buffer.size()) {
         throw_error(std::errc::message_size, "ring message of " + str(size) +
                                                  " bytes does not fit in a buffer of " + str(buffer.size()) +
                                                  " bytes; it stays queued");
     }
-    if (size != 0) std::memcpy(buffer.data(), data_ + record_offset_ + sizeof(RecordHeader), size);
+    if (size != 0) std::memcpy(buffer.data(), data_ + record_offset_ + kCommitWordSize, size);
     consume();
     return {Status::ok, size};
 }
 
 IoResult RingConsumer::recv(std::vector<std::byte>& message, Deadline deadline) {
     const Status s = next_record(deadline);
-    if (s != Status::ok) return {s, 0};
+    if (s != Status::ok) [[unlikely]]
+        return {s, 0};
     const std::size_t size = record_payload_;
     message.resize(size);
-    if (size != 0) std::memcpy(message.data(), data_ + record_offset_ + sizeof(RecordHeader), size);
+    if (size != 0) std::memcpy(message.data(), data_ + record_offset_ + kCommitWordSize, size);
     consume();
     return {Status::ok, size};
 }
 
 RecordView RingConsumer::read(Deadline deadline) {
     const Status s = next_record(deadline);
-    if (s != Status::ok) return {s, {}};
+    if (s != Status::ok) [[unlikely]]
+        return {s, {}};
     holding_ = true;
     return {Status::ok,
-            std::span<const std::byte>(data_ + record_offset_ + sizeof(RecordHeader), record_payload_)};
+            std::span<const std::byte>(data_ + record_offset_ + kCommitWordSize, record_payload_)};
 }
 
 void RingConsumer::release() {
-    if (header_ == nullptr) throw_error(std::errc::bad_file_descriptor, "ring consumer is closed");
-    if (!holding_) throw_error(std::errc::invalid_argument, "RingConsumer::release without a read");
+    if (!holding_) [[unlikely]] {
+        if (!header_) throw_error(std::errc::bad_file_descriptor, "ring consumer is closed");
+        throw_error(std::errc::invalid_argument, "RingConsumer::release without a read");
+    }
     consume();
 }
 

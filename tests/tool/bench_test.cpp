@@ -23,11 +23,36 @@ using namespace std::chrono_literals;
 const std::string kSchema = std::string(IPCKIT_SOURCE_DIR) + "/docs/bench.schema.json";
 
 // Every contender a default run lists, as a row with figures or an error row.
-const std::set<std::string> kDefaultTransports = {
-    "raw-spin", "raw-memcpy", "raw-pipe", "raw-fifo",  "raw-sysvmq", "raw-unix",
-    "fd",       "fifo",       "sysvmq",   "posixmq",   "unix",       "unix+seqpacket",
-    "tcp",      "shm",        "sysvshm",  "shm-memfd", "shm-spin",   "shm-adaptive",
-    "shm-loan", "boost-mq",   "zmq",      "nng"};
+const std::set<std::string> kDefaultTransports = {"raw-spin",
+                                                  "raw-memcpy",
+                                                  "raw-copy-ring",
+                                                  "raw-loan-ring",
+                                                  "raw-pipe",
+                                                  "raw-fifo",
+                                                  "raw-sysvmq",
+                                                  "raw-unix",
+                                                  "fd",
+                                                  "fifo",
+                                                  "sysvmq",
+                                                  "posixmq",
+                                                  "unix",
+                                                  "unix+seqpacket",
+                                                  "tcp",
+                                                  "shm",
+                                                  "shm?wait=block",
+                                                  "shm?wait=spin",
+                                                  "sysvshm",
+                                                  "sysvshm?wait=block",
+                                                  "sysvshm?wait=spin",
+                                                  "shm:@",
+                                                  "shm-loan",
+                                                  "shm-loan?wait=block",
+                                                  "shm-loan?wait=spin",
+                                                  "shm-loan-header",
+                                                  "iceoryx",
+                                                  "boost-mq",
+                                                  "zmq",
+                                                  "nng"};
 
 // The smallest real run: every row starts its peer and measures a few round trips.
 std::vector<std::string> tiny_bench(std::vector<std::string> extra) {
@@ -86,9 +111,25 @@ std::vector<std::string> leaked_since(const std::map<std::string, std::vector<lo
     return leaked;
 }
 
-// Names under /dev/shm and /tmp that a bench process with this PID made.
-std::vector<std::string> named_leftovers(long pid) {
+// Processes named iox-roudi: the bench starts one for its iceoryx rows and must stop it.
+std::vector<std::string> roudi_processes() {
     std::vector<std::string> found;
+    std::error_code ignored;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ignored)) {
+        std::ifstream comm(entry.path() / "comm");
+        std::string name;
+        if (std::getline(comm, name) && name == "iox-roudi") found.push_back(entry.path().string());
+    }
+    return found;
+}
+
+// Names under /dev/shm and /tmp that a bench process with this PID made, and what its RouDi
+// leaves when it is not stopped and cleaned up (its shared memory and lock files).
+std::vector<std::string> named_leftovers(long pid) {
+    std::vector<std::string> found = roudi_processes();
+    for (const char* file :
+         {"/dev/shm/iceoryx_mgmt", "/tmp/iox-unique-roudi.lock", "/tmp/roudi.lock", "/tmp/roudi"})
+        if (std::filesystem::exists(file)) found.emplace_back(file);
     const std::string stem = "ipckit-bench-" + std::to_string(pid) + "-";
     for (const char* dir : {"/dev/shm", "/tmp", "/dev/mqueue"}) {
         std::error_code ignored;
@@ -144,6 +185,7 @@ TEST(BenchTest, TinyRunCoversEveryTransportWithSchemaValidJsonCsvAndTable) {
     std::set<std::string> transports;
     long pid = 0;
     bool sysvmq_says_why = false, spin_measured = false, memcpy_measured = false;
+    std::vector<std::string> iceoryx_rows;
     std::istringstream lines(check.out);
     for (std::string line; std::getline(lines, line);) {
         std::istringstream fields(line);
@@ -157,17 +199,22 @@ TEST(BenchTest, TinyRunCoversEveryTransportWithSchemaValidJsonCsvAndTable) {
             sysvmq_says_why = state == "error" && line.find("kernel.msgmax") != std::string::npos;
         if (transport == "raw-spin" && state == "ok") spin_measured = true;
         if (transport == "raw-memcpy" && state == "ok") memcpy_measured = true;
+        if (transport == "iceoryx") iceoryx_rows.push_back(line);
     }
     EXPECT_EQ(transports, kDefaultTransports) << check.out;
     EXPECT_TRUE(sysvmq_says_why) << "a 64 KiB System V message must be an error row naming kernel.msgmax\n"
                                  << check.out;
     EXPECT_TRUE(spin_measured && memcpy_measured) << check.out;
+    // iceoryx: measured when built in (the bench starts RouDi), else every row says absent.
+    ASSERT_FALSE(iceoryx_rows.empty());
+    for (const auto& row : iceoryx_rows)
+        EXPECT_TRUE(row.find(" ok") != std::string::npos || row.find("absent") != std::string::npos) << row;
     EXPECT_NE(
         check.out.find("csv_header transport,category,wait,mode,size,count,p50_ns,p99_ns,p999_ns,max_ns,"
-                       "msgs_per_s,bytes_per_s,ratio,error"),
+                       "msgs_per_s,bytes_per_s,ratio,ratio_to,error"),
         std::string::npos)
         << check.out;
-    EXPECT_NE(check.out.find("csv_widths [14]"), std::string::npos) << check.out;
+    EXPECT_NE(check.out.find("csv_widths [15]"), std::string::npos) << check.out;
     std::string csv_rows, json_rows;
     const auto at = check.out.find("csv_rows ");
     ASSERT_NE(at, std::string::npos);
@@ -193,7 +240,8 @@ TEST(BenchTest, TransportFilterRunsThoseAndTheBaselines) {
     std::getline(rows, line);
     while (std::getline(rows, line))
         transports.insert(line.substr(0, line.find(',')));
-    EXPECT_EQ(transports, (std::set<std::string>{"raw-spin", "raw-memcpy", "raw-pipe", "zmq"}));
+    EXPECT_EQ(transports, (std::set<std::string>{"raw-spin", "raw-memcpy", "raw-copy-ring", "raw-loan-ring",
+                                                 "raw-pipe", "zmq"}));
 }
 
 TEST(BenchTest, PlotDrawsAnSvgThroughGnuplot) {
@@ -235,23 +283,31 @@ TEST(BenchTest, BadInputIsAClearUsageErrorBeforeAnythingRuns) {
 
 TEST(BenchTest, CtrlCStopsTheRunKillsThePeerAndRemovesEverything) {
     const auto before = sysv_objects();
-    // Long rows, so the interrupt lands in the middle of one with a live peer and live objects.
-    auto child = test::spawn([] {
-        std::freopen("/dev/null", "w", stdout);
-        std::freopen("/dev/null", "w", stderr);
-        const std::string program = test::bin_path("ipckit");
-        ::execl(program.c_str(), "ipckit", "bench", "--transport", "raw-sysvmq,boost-mq", "--size", "64",
-                "--warmup", "0", "--duration", "1500", static_cast<char*>(nullptr));
-        return 127;
-    });
-    const pid_t pid = child.pid();
-    // raw-spin and raw-memcpy take 1.5 s each; then a row with a System V queue and its peer.
-    std::this_thread::sleep_for(3800ms);
-    child.kill(SIGINT);
-    const int status = child.wait(30s);
-    EXPECT_EQ(status, 130);
-    EXPECT_EQ(named_leftovers(pid), std::vector<std::string>{});
-    EXPECT_EQ(leaked_since(before), std::vector<std::string>{});
+    test::TempDir dir;
+    const auto progress = dir.file("progress.txt");
+    // Long rows, so the interrupt lands in the middle of one with a live peer and live objects:
+    // a System V queue's, then iceoryx's (with the RouDi the bench started for it).
+    for (const std::string transport : {"raw-sysvmq", "iceoryx"}) {
+        auto child = test::spawn([&] {
+            std::freopen("/dev/null", "w", stdout);
+            std::freopen(progress.c_str(), "w", stderr);
+            const std::string program = test::bin_path("ipckit");
+            ::execl(program.c_str(), "ipckit", "bench", "--transport", transport.c_str(), "--size", "64",
+                    "--warmup", "0", "--duration", "1500", static_cast<char*>(nullptr));
+            return 127;
+        });
+        const pid_t pid = child.pid();
+        // The baselines run first; once the last has reported, the transport's latency row runs.
+        for (int i = 0;
+             i < 600 && read_file(progress).find("] raw-loan-ring throughput") == std::string::npos; ++i)
+            std::this_thread::sleep_for(50ms);
+        std::this_thread::sleep_for(700ms);
+        child.kill(SIGINT);
+        const int status = child.wait(30s);
+        EXPECT_EQ(status, 130) << transport << "\n" << read_file(progress);
+        EXPECT_EQ(named_leftovers(pid), std::vector<std::string>{}) << transport;
+        EXPECT_EQ(leaked_since(before), std::vector<std::string>{}) << transport;
+    }
 }
 
 }  // namespace

@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <bit>
 #include <cstdio>
 #include <thread>
 
@@ -23,19 +22,35 @@
 namespace ipckit::bench {
 namespace {
 
+// A row of the table: its name is what a user would type (the address without the object's
+// name), `address` the template the row fills in for each direction:
+//   {name} a name unique to the row and direction, {dir} the run's private directory,
+//   {key} a System V key, {fd} the descriptor of an inherited pipe end, {port} a free TCP port,
+//   {capacity} "capacity=N&" when the row's messages need a ring larger than the default.
+// A transport added to the library is one more line here.
 struct TransportSpec {
     const char* name;
-    const char* wait;
+    const char* address;
+    const char* wait;  // what the wait column says: the address's wait, or the default
 };
 
-// In the order of the table: the lecture's mechanisms, then the rings with each wait strategy.
+// In the order of the table: the lecture's mechanisms, then the rings, each by its default
+// address first and then with each wait strategy.
 constexpr TransportSpec kTransports[] = {
-    {"fd", "block"},      {"fifo", "block"},
-    {"sysvmq", "block"},  {"posixmq", "block"},
-    {"unix", "block"},    {"unix+seqpacket", "block"},
-    {"tcp", "block"},     {"shm", "block"},
-    {"sysvshm", "block"}, {"shm-memfd", "block"},  // shm:@NAME: the ring in a sealed memfd
-    {"shm-spin", "spin"}, {"shm-adaptive", "adaptive"},
+    {"fd", "fd:{fd}", "block"},
+    {"fifo", "fifo:{dir}/{name}", "block"},
+    {"sysvmq", "sysvmq:{key}", "block"},
+    {"posixmq", "posixmq:/{name}", "block"},
+    {"unix", "unix:@{name}", "block"},
+    {"unix+seqpacket", "unix+seqpacket:@{name}", "block"},
+    {"tcp", "tcp://127.0.0.1:{port}", "block"},
+    {"shm", "shm:/{name}?{capacity}", "adaptive"},
+    {"shm?wait=block", "shm:/{name}?{capacity}wait=block", "block"},
+    {"shm?wait=spin", "shm:/{name}?{capacity}wait=spin", "spin"},
+    {"sysvshm", "sysvshm:{key}?{capacity}", "adaptive"},
+    {"sysvshm?wait=block", "sysvshm:{key}?{capacity}wait=block", "block"},
+    {"sysvshm?wait=spin", "sysvshm:{key}?{capacity}wait=spin", "spin"},
+    {"shm:@", "shm:@{name}?{capacity}", "adaptive"},  // the ring in a sealed memfd
 };
 
 #if IPCKIT_BENCH_CHANNEL
@@ -62,32 +77,28 @@ int free_tcp_port() {
     return ntohs(address.sin_port);
 }
 
-std::string ring_options(const char* wait, std::size_t size) {
-    // The ring must hold a few of the largest messages; its capacity is a power of two.
-    const std::size_t capacity =
-        std::bit_ceil(std::max<std::size_t>(std::size_t{256} << 10, 4 * size + 4096));
-    return std::string("?wait=") + wait + "&capacity=" + std::to_string(capacity);
+void replace_all(std::string& text, std::string_view field, const std::string& value) {
+    for (auto at = text.find(field); at != std::string::npos; at = text.find(field, at + value.size()))
+        text.replace(at, field.size(), value);
 }
 
 // Address of one direction (0: ping, A→B; 1: pong, B→A) for this row.
-std::string address_for(std::string_view transport, const RowPlan& plan, int direction, int fd = -1) {
-    const std::string leg = direction == 0 ? "-ping" : "-pong";
-    const std::string name = plan.stem + leg;
+std::string address_for(const TransportSpec& spec, const RowPlan& plan, int direction, int fd = -1) {
+    std::string address = spec.address;
     char key[32];
     std::snprintf(key, sizeof key, "0x%x", sysv_key(plan, direction));
-    if (transport == "fd") return "fd:" + std::to_string(fd);
-    if (transport == "fifo") return "fifo:" + plan.dir + "/" + name;
-    if (transport == "sysvmq") return std::string("sysvmq:") + key;
-    if (transport == "posixmq") return "posixmq:/" + name;
-    if (transport == "unix") return "unix:@" + name;
-    if (transport == "unix+seqpacket") return "unix+seqpacket:@" + name;
-    if (transport == "tcp") return "tcp://127.0.0.1:" + std::to_string(free_tcp_port());
-    if (transport == "shm") return "shm:/" + name + ring_options("block", plan.size);
-    if (transport == "shm-memfd") return "shm:@" + name + ring_options("block", plan.size);
-    if (transport == "shm-spin") return "shm:/" + name + ring_options("spin", plan.size);
-    if (transport == "shm-adaptive") return "shm:/" + name + ring_options("adaptive", plan.size);
-    if (transport == "sysvshm") return std::string("sysvshm:") + key + ring_options("block", plan.size);
-    throw std::logic_error("no address template for " + std::string(transport));
+    const std::size_t ring = ring_bytes_for(plan.size);
+    replace_all(address, "{name}", plan.stem + (direction == 0 ? "-ping" : "-pong"));
+    replace_all(address, "{dir}", plan.dir);
+    replace_all(address, "{key}", key);
+    replace_all(address, "{fd}", std::to_string(fd));
+    if (address.find("{port}") != std::string::npos)
+        replace_all(address, "{port}", std::to_string(free_tcp_port()));
+    replace_all(address, "{capacity}",
+                ring == (std::size_t{4} << 20) ? std::string() : "capacity=" + std::to_string(ring) + "&");
+    // A template whose options all fell away leaves a bare '?' or a trailing '&'.
+    if (address.ends_with('?') || address.ends_with('&')) address.pop_back();
+    return address;
 }
 
 bool worth_retrying(const Error& e) {
@@ -197,7 +208,7 @@ private:
 class ChannelContender final : public Contender {
 public:
     explicit ChannelContender(const TransportSpec& spec)
-        : Contender(spec.name, Category::channel, spec.wait) {}
+        : Contender(spec.name, Category::channel, spec.wait), spec_(spec) {}
 
     std::unique_ptr<Side> prepare(const RowPlan& plan, PeerLaunch& launch) override {
         std::vector<std::string> mine, theirs;
@@ -212,13 +223,13 @@ public:
                 const bool a_writes = direction == 0 && plan.mode == Mode::latency;
                 Fd& a_end = a_writes ? write_end : read_end;
                 Fd& b_end = a_writes ? read_end : write_end;
-                mine.push_back(address_for(name(), plan, direction, a_end.get()));
-                theirs.push_back(address_for(name(), plan, direction, b_end.get()));
+                mine.push_back(address_for(spec_, plan, direction, a_end.get()));
+                theirs.push_back(address_for(spec_, plan, direction, b_end.get()));
                 launch.inherit_fds.push_back(b_end.get());
                 fd_keep_.push_back(std::move(a_end));
                 peer_ends.push_back(std::move(b_end));
             } else {
-                mine.push_back(address_for(name(), plan, direction));
+                mine.push_back(address_for(spec_, plan, direction));
                 theirs.push_back(mine.back());
             }
         }
@@ -236,6 +247,7 @@ public:
     }
 
 private:
+    TransportSpec spec_;
     std::vector<Fd> fd_keep_;
 };
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -223,10 +224,11 @@ Measurement latency_a(Side& side, const RowPlan& plan) {
     const auto in = message_buffer(side.recv_buffer(plan.size), in_storage, plan.size);
     fill_pattern(out);
     const auto warm_end = Clock::now() + plan.budget.warmup;
+    std::size_t warmed = 0;
     do {
         side.send(out);
         side.recv(in);
-    } while (Clock::now() < warm_end);
+    } while (Clock::now() < warm_end || ++warmed < min_warmup_messages(plan.size));
     Measurement m;
     m.rtt_ns.reserve(std::min<std::size_t>(plan.budget.max_count, 1'000'000));
     const std::int64_t end = now_ns() + std::chrono::nanoseconds(plan.budget.duration).count();
@@ -247,7 +249,7 @@ Measurement throughput_a(Side& side, const RowPlan& plan, Control& control) {
     const auto in = message_buffer(side.recv_buffer(plan.size), in_storage, plan.size);
     side.recv(in);  // the sender has started
     const auto warm_end = Clock::now() + plan.budget.warmup;
-    while (Clock::now() < warm_end)
+    for (std::size_t warmed = 1; Clock::now() < warm_end || warmed < min_warmup_messages(plan.size); ++warmed)
         side.recv(in);
     Measurement m;
     const auto start = Clock::now();
@@ -395,6 +397,18 @@ std::int64_t now_ns() noexcept {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000LL + ts.tv_nsec;
+}
+
+std::size_t ring_bytes_for(std::size_t size) noexcept {
+    constexpr std::size_t kDefault = std::size_t{4} << 20;
+    // A record may take half the ring, less its 8-byte header.
+    if (size + 64 <= kDefault / 2) return kDefault;
+    return std::bit_ceil(2 * size + 4096);
+}
+
+std::size_t min_warmup_messages(std::size_t size) noexcept {
+    if (size < (std::size_t{64} << 10)) return 0;
+    return ring_bytes_for(size) / size + 1;
 }
 
 void fill_pattern(std::span<std::byte> buffer) noexcept {

@@ -157,6 +157,8 @@ void add_raw_loops(ContenderList& list);
 void add_channels(ContenderList& list);
 void add_loan(ContenderList& list);  // shm-loan: the ring's zero-copy path
 void add_peers(ContenderList& list);
+// The iceoryx peer (bench_iceoryx.cpp), or null when it was not built in.
+[[nodiscard]] std::unique_ptr<Contender> make_iceoryx();
 [[nodiscard]] ContenderList all_contenders();
 
 // A finished row.
@@ -170,7 +172,8 @@ struct Result {
     std::uint64_t p50 = 0, p99 = 0, p999 = 0, max = 0;  // latency, ns
     double msgs_per_s = 0, bytes_per_s = 0;             // throughput
     std::optional<double> ratio;
-    std::string error;  // empty when the row ran
+    std::string ratio_to;  // the baseline the ratio divides by
+    std::string error;     // empty when the row ran
     [[nodiscard]] bool ok() const { return error.empty(); }
 };
 
@@ -205,6 +208,14 @@ void pin_to_cpu(int cpu);
 
 // Helpers for contenders.
 [[nodiscard]] std::int64_t now_ns() noexcept;
+// Bytes of ring for messages of `size`: the channel's default capacity, 4 MiB, while a message
+// fits it (the `shm` rows then use the default address), else the power of two that holds two of
+// them. The channel rows, the loan rows and the bare rings all use it.
+[[nodiscard]] std::size_t ring_bytes_for(std::size_t size) noexcept;
+// Messages a row's warm-up moves at least, whatever its time budget: a lap of a ring of
+// ring_bytes_for(size) once messages are large (64 KiB and up), so no page of the ring is faulted
+// in while the clock runs; 0 below that, where the time budget covers many laps.
+[[nodiscard]] std::size_t min_warmup_messages(std::size_t size) noexcept;
 // Fills a message buffer with a pattern (so no page is left untouched or shared-zero).
 void fill_pattern(std::span<std::byte> buffer) noexcept;
 

@@ -1,14 +1,22 @@
-// `ipckit bench` zero-copy row, `shm-loan`: the ring of the shm: transport driven through its
-// loan API instead of the copying send/recv. The producer loans a record inside the ring and
-// writes every byte of the message there (as a producer that builds its data in place would)
-// and commits it; the consumer reads every byte in place and releases it. Against the copying
-// `shm` row (same ring, same wait strategy: block) it saves the consumer's copy out of the ring
-// and the producer's separate buffer: each byte is written once and read once.
+// `ipckit bench` zero-copy rows: the ring of the shm: transport driven through its loan API
+// instead of the copying send/recv, in a ring of the same size as the `shm` row's.
+//   shm-loan, shm-loan?wait=block, shm-loan?wait=spin: the producer loans a record inside the
+//     ring and writes every byte of the message there (as a producer that builds its data in
+//     place would) and commits it; the consumer reads every byte in place and releases it.
+//     Against the copying `shm` rows it saves the copy into the ring and the copy out of it:
+//     each byte is written once and read once, through the same routine (bench_touch.hpp) the
+//     bare raw-loan-ring uses, so the ratio to that ceiling is the ring's own cost.
+//   shm-loan-header: "pass a frame by reference". The frame is already in the record (a camera
+//     or a decoder wrote it there); the producer writes only its header, the consumer reads only
+//     the header. Its cost should not grow with the frame.
+#include <fcntl.h>
+
 #include <bit>
 #include <cstring>
 #include <optional>
 
 #include "bench_harness.hpp"
+#include "bench_touch.hpp"
 #include "ipckit/error.hpp"
 
 #if IPCKIT_BENCH_CHANNEL
@@ -22,10 +30,24 @@ namespace {
 
 #if IPCKIT_BENCH_CHANNEL
 
-// As the copying shm row: room for a few of the largest messages, a power of two.
+// As the copying shm row.
 std::size_t capacity_for(std::size_t size) {
-    return std::bit_ceil(std::max<std::size_t>(std::size_t{256} << 10, 4 * size + 4096));
+    return ring_bytes_for(size);
 }
+
+struct LoanSpec {
+    const char* name;
+    WaitMode wait;
+    const char* wait_name;
+    bool whole;  // every byte, or only the header
+};
+
+constexpr LoanSpec kLoanRows[] = {
+    {"shm-loan", WaitMode::adaptive, "adaptive", true},
+    {"shm-loan?wait=block", WaitMode::block, "block", true},
+    {"shm-loan?wait=spin", WaitMode::spin, "spin", true},
+    {"shm-loan-header", WaitMode::adaptive, "adaptive", false},
+};
 
 std::string region_name(const RowPlan& plan, int direction) {
     return "/" + plan.stem + (direction == 0 ? "-loan-ping" : "-loan-pong");
@@ -39,8 +61,9 @@ struct Region {
 
 class LoanSide final : public Side {
 public:
-    LoanSide(const RowPlan& plan, bool creator)
-        : deadline_(Deadline::after(plan.budget.warmup + plan.budget.duration + std::chrono::seconds(10))) {
+    LoanSide(const LoanSpec& spec, const RowPlan& plan, bool creator)
+        : spec_(spec),
+          deadline_(Deadline::after(plan.budget.warmup + plan.budget.duration + std::chrono::seconds(10))) {
         const int legs = plan.mode == Mode::latency ? 2 : 1;
         for (int direction = 0; direction < legs; ++direction) {
             Region& region = regions_[direction];
@@ -48,6 +71,10 @@ public:
                 const std::size_t capacity = capacity_for(plan.size);
                 region.shm.emplace(
                     PosixShm::create(region_name(plan, direction), Ring::region_size(capacity)));
+                // Reserved at creation, as the shm: channel does, so no row allocates while measured.
+                const auto bytes = static_cast<off_t>(Ring::region_size(capacity));
+                if (const int err = ::posix_fallocate(region.shm->fd().get(), 0, bytes); err != 0)
+                    throw_errno("posix_fallocate", region_name(plan, direction), err);
                 region.mapping.emplace(region.shm->map(Access::read_write));
                 Ring::format(region.mapping->bytes(), RingOptions{capacity});
             } else {
@@ -59,21 +86,22 @@ public:
         const bool sends_on_ping = creator == (plan.mode == Mode::latency);
         if (plan.mode == Mode::latency) {
             producer_.emplace(
-                RingProducer::attach(regions_[sends_on_ping ? 0 : 1].mapping->bytes(), WaitMode::block));
+                RingProducer::attach(regions_[sends_on_ping ? 0 : 1].mapping->bytes(), spec.wait));
             consumer_.emplace(
-                RingConsumer::attach(regions_[sends_on_ping ? 1 : 0].mapping->bytes(), WaitMode::block));
+                RingConsumer::attach(regions_[sends_on_ping ? 1 : 0].mapping->bytes(), spec.wait));
         } else if (creator) {
-            consumer_.emplace(RingConsumer::attach(regions_[0].mapping->bytes(), WaitMode::block));
+            consumer_.emplace(RingConsumer::attach(regions_[0].mapping->bytes(), spec.wait));
         } else {
-            producer_.emplace(RingProducer::attach(regions_[0].mapping->bytes(), WaitMode::block));
+            producer_.emplace(RingProducer::attach(regions_[0].mapping->bytes(), spec.wait));
         }
     }
 
     void send(std::span<const std::byte> message) override {
         const Loan loan = producer_->loan(message.size(), deadline_);
         check(loan.status, "loan");
-        // The message is written where it will be read.
-        std::memcpy(loan.buffer.data(), message.data(), message.size());
+        // The message is built where it will be read; `message` only gives its size.
+        touch_write(spec_.whole ? loan.buffer : loan.buffer.first(std::min(kHeaderBytes, message.size())),
+                    ++sequence_);
         producer_->commit(message.size());
     }
     void recv(std::span<std::byte> buffer) override { take(consumer_->read(deadline_), buffer); }
@@ -85,30 +113,25 @@ public:
     }
 
 private:
-    // Reads every byte of the record in place (folded into one word, so the reads are real)
-    // and releases it.
+    // Reads the record in place (every byte, or the header) and releases it.
     void take(const RecordView& view, std::span<std::byte> buffer) {
         check(view.status, "read");
-        std::uint64_t fold = 0;
-        std::size_t i = 0;
-        for (; i + sizeof fold <= view.message.size(); i += sizeof fold) {
-            std::uint64_t word;
-            std::memcpy(&word, view.message.data() + i, sizeof word);
-            fold ^= word;
-        }
-        for (; i < view.message.size(); ++i)
-            fold ^= std::to_integer<std::uint64_t>(view.message[i]);
-        if (!buffer.empty()) buffer[0] = static_cast<std::byte>(fold);
+        const auto bytes =
+            spec_.whole ? view.message : view.message.first(std::min(kHeaderBytes, view.message.size()));
+        checksum_ ^= touch_read(bytes);
+        if (!buffer.empty()) buffer[0] = static_cast<std::byte>(checksum_);
         consumer_->release();
     }
     static void check(Status status, const char* what) {
         if (status == Status::ok) return;
-        if (status == Status::closed) throw PeerGone(std::string("shm-loan: peer closed during ") + what);
+        if (status == Status::closed) throw PeerGone(std::string("loan: peer closed during ") + what);
         check_abort(what);
-        throw PeerGone(std::string("shm-loan: ") + what + " " + std::string(to_string(status)));
+        throw PeerGone(std::string("loan: ") + what + " " + std::string(to_string(status)));
     }
 
+    LoanSpec spec_;
     Deadline deadline_;
+    std::uint64_t sequence_ = 0, checksum_ = 0;
     Region regions_[2];  // declared before the ring ends: outlives them
     std::optional<RingProducer> producer_;
     std::optional<RingConsumer> consumer_;
@@ -116,25 +139,29 @@ private:
 
 class LoanContender final : public Contender {
 public:
-    LoanContender() : Contender("shm-loan", Category::channel, "block") {}
+    explicit LoanContender(const LoanSpec& spec)
+        : Contender(spec.name, Category::channel, spec.wait_name), spec_(spec) {}
     std::optional<std::string> cannot_carry(std::size_t size) const override {
         if (size > Ring::max_message_size(capacity_for(size)))
             return std::string("over the ring's largest message");
         return {};
     }
     std::unique_ptr<Side> prepare(const RowPlan& plan, PeerLaunch&) override {
-        return std::make_unique<LoanSide>(plan, true);
+        return std::make_unique<LoanSide>(spec_, plan, true);
     }
     std::unique_ptr<Side> join(const RowPlan& plan, const std::vector<std::string>&) override {
-        return std::make_unique<LoanSide>(plan, false);
+        return std::make_unique<LoanSide>(spec_, plan, false);
     }
+
+private:
+    LoanSpec spec_;
 };
 
 #else
 
 class LoanNotBuilt final : public Contender {
 public:
-    LoanNotBuilt() : Contender("shm-loan", Category::channel, "block") {}
+    explicit LoanNotBuilt(const char* name) : Contender(name, Category::channel, "adaptive") {}
     std::optional<std::string> absent() const override {
         return std::string("not built: the ring (src/rings/ring.cpp) is not in this build");
     }
@@ -152,9 +179,11 @@ public:
 
 void add_loan(ContenderList& list) {
 #if IPCKIT_BENCH_CHANNEL
-    list.push_back(std::make_unique<LoanContender>());
+    for (const auto& spec : kLoanRows)
+        list.push_back(std::make_unique<LoanContender>(spec));
 #else
-    list.push_back(std::make_unique<LoanNotBuilt>());
+    for (const char* name : {"shm-loan", "shm-loan?wait=block", "shm-loan?wait=spin", "shm-loan-header"})
+        list.push_back(std::make_unique<LoanNotBuilt>(name));
 #endif
 }
 

@@ -1,6 +1,6 @@
 // `ipckit bench` peers: the libraries a user would otherwise pick, measured in the same run.
-// Each is compiled in when CMake found it (IPCKIT_BENCH_BOOST, _ZMQ, _NNG); otherwise its rows
-// say it is absent and how to get it.
+// Each is compiled in when CMake found it (IPCKIT_BENCH_ICEORYX in bench_iceoryx.cpp, _BOOST, _ZMQ, _NNG);
+// otherwise its rows say it is absent and how to get it.
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -306,6 +306,13 @@ public:
 }  // namespace
 
 void add_peers(ContenderList& list) {
+    if (auto iceoryx = make_iceoryx())
+        list.push_back(std::move(iceoryx));
+    else
+        list.push_back(std::make_unique<Absent>(
+            "iceoryx",
+            "absent: iceoryx was not found at build time (install iceoryx, libiceoryx-posh-dev, "
+            "libiceoryx-hoofs-dev, rebuild)"));
 #if IPCKIT_BENCH_BOOST
     list.push_back(std::make_unique<BoostMq>());
 #else

@@ -67,6 +67,11 @@ const Result* find_row(const std::vector<Result>& results, std::string_view tran
 bool is_ring(std::string_view name) {
     return name.starts_with("shm") || name.starts_with("sysvshm");
 }
+// The header-only loan row passes a frame by reference: it does not move the payload, so it is
+// left out where rows are ranked by how fast they move bytes.
+bool moves_every_byte(std::string_view name) {
+    return !name.ends_with("-header");
+}
 bool is_message_queue(std::string_view name) {
     return name == "sysvmq" || name == "posixmq" || name == "raw-sysvmq";
 }
@@ -92,7 +97,7 @@ std::vector<const Result*> contenders_for_claims(const std::vector<Result>& resu
     });
     std::vector<const Result*> rows;
     for (const auto& r : results) {
-        if (!r.ok() || r.mode != mode || r.size != size) continue;
+        if (!r.ok() || r.mode != mode || r.size != size || !moves_every_byte(r.transport)) continue;
         if (r.category == Category::peer || r.category == Category::channel ||
             (!have_channels && r.category == Category::raw))
             rows.push_back(&r);
@@ -160,16 +165,24 @@ Machine describe_machine() {
     return machine;
 }
 
+std::string ratio_baseline(std::string_view transport, Mode mode) {
+    if (mode == Mode::latency) return "raw-spin";
+    if (transport == "raw-memcpy" || transport == "raw-copy-ring") return "raw-memcpy";
+    if (transport.starts_with("shm-loan")) return "raw-loan-ring";
+    return "raw-copy-ring";
+}
+
 void compute_ratios(std::vector<Result>& results) {
-    const Result* spin = find_row(results, "raw-spin", Mode::latency, 0);
     for (auto& r : results) {
         if (!r.ok()) continue;
-        if (r.mode == Mode::latency && spin != nullptr && spin->p50 > 0) {
-            r.ratio = static_cast<double>(r.p50) / static_cast<double>(spin->p50);
-        } else if (r.mode == Mode::throughput) {
-            const Result* copy = find_row(results, "raw-memcpy", Mode::throughput, r.size);
-            if (copy != nullptr && copy->bytes_per_s > 0) r.ratio = r.bytes_per_s / copy->bytes_per_s;
-        }
+        const std::string base = ratio_baseline(r.transport, r.mode);
+        const Result* b = find_row(results, base, r.mode, r.mode == Mode::latency ? 0 : r.size);
+        if (b == nullptr) continue;
+        if (r.mode == Mode::latency && b->p50 > 0)
+            r.ratio = static_cast<double>(r.p50) / static_cast<double>(b->p50);
+        else if (r.mode == Mode::throughput && b->bytes_per_s > 0)
+            r.ratio = r.bytes_per_s / b->bytes_per_s;
+        if (r.ratio) r.ratio_to = base;
     }
 }
 
@@ -195,15 +208,15 @@ void print_table(std::FILE* out, const std::vector<Result>& results) {
         if (mode == Mode::latency) {
             fmt::print(out,
                        "\nLatency: round trip between two processes (ping-pong), from every sample; "
-                       "ratio = p50 / raw-spin p50\n");
-            fmt::print(out, "{:<16} {:<8} {:>7} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9}\n", "transport",
-                       "wait", "size", "count", "p50", "p99", "p99.9", "max", "ratio");
+                       "ratio = p50 / the baseline's p50\n");
+            fmt::print(out, "{:<20} {:<8} {:>7} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {}\n", "transport",
+                       "wait", "size", "count", "p50", "p99", "p99.9", "max", "ratio", "baseline");
         } else {
             fmt::print(out,
                        "\nThroughput: one process sends flat out, the other counts; "
-                       "ratio = bytes/s / raw-memcpy bytes/s at that size\n");
-            fmt::print(out, "{:<16} {:<8} {:>7} {:>8} {:>10} {:>12} {:>9}\n", "transport", "wait", "size",
-                       "count", "msgs/s", "MB/s", "ratio");
+                       "ratio = bytes/s / the baseline's bytes/s at that size\n");
+            fmt::print(out, "{:<20} {:<8} {:>7} {:>8} {:>10} {:>12} {:>9} {}\n", "transport", "wait", "size",
+                       "count", "msgs/s", "MB/s", "ratio", "baseline");
         }
         for (const std::size_t size : sizes) {
             bool any = false;
@@ -211,24 +224,25 @@ void print_table(std::FILE* out, const std::vector<Result>& results) {
                 if (r.mode != mode || r.size != size || is_missing(r)) continue;
                 any = true;
                 const std::string head =
-                    fmt::format("{:<16} {:<8} {:>7} ", r.transport, r.wait, format_bytes(r.size));
+                    fmt::format("{:<20} {:<8} {:>7} ", r.transport, r.wait, format_bytes(r.size));
                 if (!r.ok()) {
                     fmt::print(out, "{}{:>8} {}\n", head, "-", r.error);
                 } else if (mode == Mode::latency) {
-                    fmt::print(out, "{}{:>8} {:>10} {:>10} {:>10} {:>10} {:>9}\n", head, r.count,
+                    fmt::print(out, "{}{:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {}\n", head, r.count,
                                format_ns(double(r.p50)), format_ns(double(r.p99)), format_ns(double(r.p999)),
-                               format_ns(double(r.max)), r.ratio ? fmt::format("{:.1f}x", *r.ratio) : "-");
+                               format_ns(double(r.max)), r.ratio ? fmt::format("{:.1f}x", *r.ratio) : "-",
+                               r.ratio_to);
                 } else {
-                    fmt::print(out, "{}{:>8} {:>10} {:>12.1f} {:>9}\n", head, r.count,
+                    fmt::print(out, "{}{:>8} {:>10} {:>12.1f} {:>9} {}\n", head, r.count,
                                format_rate(r.msgs_per_s), r.bytes_per_s / 1e6,
-                               r.ratio ? format_ratio(*r.ratio) : "-");
+                               r.ratio ? format_ratio(*r.ratio) : "-", r.ratio_to);
                 }
             }
             if (any) fmt::print(out, "\n");
         }
     }
     for (const auto& [name, why] : missing)
-        fmt::print(out, "{:<16} {}\n", name, why);
+        fmt::print(out, "{:<20} {}\n", name, why);
 }
 
 std::vector<std::string> summarize_claims(const std::vector<Result>& results) {
@@ -297,14 +311,63 @@ std::vector<std::string> summarize_claims(const std::vector<Result>& results) {
         if (pipe == nullptr) pipe = find_row(results, "raw-pipe", Mode::throughput, largest);
         if (pipe != nullptr && pipe->ratio) {
             std::string line = fmt::format(
-                "two copies through the kernel: {} moves {} messages at {:.2f}x one core's memcpy (write "
-                "copies in, "
-                "read copies out)",
-                pipe->transport, format_bytes(largest), *pipe->ratio);
+                "two copies through the kernel: {} moves {} messages at {:.2f}x {} (write copies in, read "
+                "copies out)",
+                pipe->transport, format_bytes(largest), *pipe->ratio, pipe->ratio_to);
             if (fast_largest != nullptr && is_ring(fast_largest->transport) && fast_largest->ratio)
                 line += fmt::format("; {} at {:.2f}x", fast_largest->transport, *fast_largest->ratio);
             lines.push_back(line);
         }
+    }
+    return lines;
+}
+
+std::vector<std::string> summarize_targets(const std::vector<Result>& results) {
+    std::vector<std::string> lines;
+    const auto verdict = [](bool met) { return met ? "met" : "missed"; };
+    // A throughput ratio of one row to another at one size; `messages` compares msgs/s.
+    const auto ratio_line = [&](std::string_view row, std::string_view base, std::size_t size, double target,
+                                bool messages) {
+        const Result* a = find_row(results, row, Mode::throughput, size);
+        const Result* b = find_row(results, base, Mode::throughput, size);
+        if (a == nullptr || b == nullptr) return;
+        const double x = messages ? a->msgs_per_s / b->msgs_per_s : a->bytes_per_s / b->bytes_per_s;
+        lines.push_back(fmt::format("{} / {} at {}{}: {:.3f}x (target >= {:.2f}x): {}", row, base,
+                                    format_bytes(size), messages ? " (msgs/s)" : "", x, target,
+                                    verdict(x >= target)));
+    };
+    ratio_line("shm", "raw-copy-ring", 1 << 20, 0.95, false);
+    ratio_line("shm-loan", "raw-loan-ring", 1 << 20, 0.9, false);
+    ratio_line("shm-loan", "raw-loan-ring", 16 << 20, 0.9, false);
+    ratio_line("shm-loan", "shm", 64, 0.9, true);
+    ratio_line("shm-loan", "shm", 16 << 20, 1.3, false);
+    // Latency: the ring against the floor.
+    if (const Result* spin = find_row(results, "raw-spin", Mode::latency, 0);
+        spin != nullptr && spin->p50 > 0) {
+        for (const auto& [row, target] :
+             {std::pair<const char*, double>{"shm?wait=spin", 1.5}, {"shm", 1.7}}) {
+            const Result* r = find_row(results, row, Mode::latency, 64);
+            if (r == nullptr) continue;
+            const double x = double(r->p50) / double(spin->p50);
+            lines.push_back(fmt::format("{} p50 / raw-spin p50 at 64B: {:.1f}x (target <= {:.1f}x): {}", row,
+                                        x, target, verdict(x <= target)));
+        }
+    }
+    // ipckit's best row against the best peer, size by size.
+    std::set<std::pair<int, std::size_t>> seen;
+    for (const auto& r : results) {
+        if (!r.ok() || r.category != Category::peer || !seen.insert({int(r.mode), r.size}).second) continue;
+        const Result *ours = nullptr, *theirs = nullptr;
+        for (const auto& q : results) {
+            if (!q.ok() || q.mode != r.mode || q.size != r.size || !moves_every_byte(q.transport)) continue;
+            const Result*& best = q.category == Category::channel ? ours : theirs;
+            if (q.category != Category::channel && q.category != Category::peer) continue;
+            if (best == nullptr || speed(q) > speed(*best)) best = &q;
+        }
+        if (ours == nullptr || theirs == nullptr) continue;
+        lines.push_back(fmt::format("best ipckit row ahead of every peer, {} {}: {} vs {}: {}",
+                                    to_string(r.mode), format_bytes(r.size), describe(*ours),
+                                    describe(*theirs), verdict(speed(*ours) > speed(*theirs))));
     }
     return lines;
 }
@@ -347,7 +410,8 @@ std::string to_json(const Machine& machine, const std::vector<Result>& results) 
             out += fmt::format(", \"msgs_per_s\": {}, \"bytes_per_s\": {}", json_number(r.msgs_per_s),
                                json_number(r.bytes_per_s));
         }
-        if (r.ratio) out += ", \"ratio\": " + json_number(*r.ratio);
+        if (r.ratio)
+            out += ", \"ratio\": " + json_number(*r.ratio) + ", \"ratio_to\": " + json_string(r.ratio_to);
         out += "}";
     }
     out += "\n  ]\n}\n";
@@ -357,7 +421,7 @@ std::string to_json(const Machine& machine, const std::vector<Result>& results) 
 std::string to_csv(const std::vector<Result>& results) {
     std::string out =
         "transport,category,wait,mode,size,count,p50_ns,p99_ns,p999_ns,max_ns,msgs_per_s,bytes_per_s,ratio,"
-        "error\n";
+        "ratio_to,error\n";
     for (const auto& r : results) {
         const bool latency = r.ok() && r.mode == Mode::latency;
         const bool throughput = r.ok() && r.mode == Mode::throughput;
@@ -365,7 +429,7 @@ std::string to_csv(const std::vector<Result>& results) {
                            to_string(r.mode), r.size, r.count);
         out += latency ? fmt::format("{},{},{},{},", r.p50, r.p99, r.p999, r.max) : ",,,,";
         out += throughput ? fmt::format("{:.6g},{:.6g},", r.msgs_per_s, r.bytes_per_s) : ",,";
-        out += r.ratio ? fmt::format("{:.4g},", *r.ratio) : ",";
+        out += r.ratio ? fmt::format("{:.4g},{},", *r.ratio, r.ratio_to) : ",,";
         out += csv_field(r.error) + "\n";
     }
     return out;
