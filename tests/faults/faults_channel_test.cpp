@@ -448,9 +448,16 @@ bool reused(const std::string& address, Tally& tally) {
                 ::pause();
         });
         std::vector<std::byte> message;
+        const Deadline patience = Deadline::after(10s);
         // What the dead pair left comes first (a kept queue's messages, a ring's records).
         for (std::uint64_t taken = 0; !carried && taken <= receiver->waiting_at_open() + 1'000'000; ++taken) {
-            const IoResult r = receiver->recv(message, Deadline::after(10s));
+            const IoResult r = receiver->recv(message, patience);
+            // `closed` before the fresh sender is there is the dead one's end (its messages
+            // drained, its process gone): the fresh one is still coming.
+            if (r.status == Status::closed && !patience.expired()) {
+                std::this_thread::sleep_for(2ms);
+                continue;
+            }
             if (!r.ok()) {
                 tally.note("reused " + address + ": recv ended with status " +
                            std::to_string(static_cast<int>(r.status)));
