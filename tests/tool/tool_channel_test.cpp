@@ -114,7 +114,7 @@ TEST(ToolChannelTest, AQueueLeftHoldingMessagesStaysAndTheNextReceiverIsTold) {
         const auto receiver = run({tool(), "recv", "--open", address, "--count", "2", "--timeout", "10"});
         EXPECT_EQ(receiver.exit_code, 0) << address << ": " << receiver.err;
         EXPECT_EQ(receiver.out, "alpha\nbeta\n") << address;
-        EXPECT_NE(receiver.err.find("2 message(s) were waiting"), std::string::npos) << receiver.err;
+        EXPECT_NE(receiver.err.find("2 message(s) were already waiting"), std::string::npos) << receiver.err;
         const auto removed = run({tool(), "rm", address});
         EXPECT_EQ(removed.exit_code, 0) << address << ": " << removed.err;
     }

@@ -21,7 +21,7 @@ struct RecvOptions {
 int run_recv(const RecvOptions& options) {
     Receiver receiver = reach_receiver(options.address, options.reach, deadline_after(options.timeout));
     if (const std::size_t waiting = receiver.waiting_at_open(); waiting > 0) {
-        std::fprintf(stderr, "ipckit recv: %s: %zu message(s) were waiting, left by an earlier sender\n",
+        std::fprintf(stderr, "ipckit recv: %s: %zu message(s) were already waiting when it was opened\n",
                      options.address.c_str(), waiting);
     }
     std::vector<std::byte> message;
