@@ -11,8 +11,11 @@ packages=(
   iceoryx libiceoryx-posh-dev libiceoryx-hoofs-dev  # the iceoryx peer (the bench starts iox-roudi)
   gnuplot-nox                                  # `ipckit bench --plot`
   clang clang-format libclang-rt-14-dev        # fuzzing and sanitizer runtimes, formatting
-  iproute2 procps util-linux                   # network namespaces for the TCP test; ipcs, ipcmk
+  iproute2 procps util-linux                   # network namespaces for the TCP and NATS tests; ipcs, ipcmk
+  libnats-dev nats-server                      # the nats:// transport and `ipckit bridge`; its test servers
   python3 python3-jsonschema                   # validates `ipckit bench --json` in the tests
+  pybind11-dev python3-dev                     # the Python module (python/)
+  python3-pytest python3-numpy                 # its tests (tests/python/), NumPy for zero copy
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -7,12 +7,17 @@
 //     posixmq:/jobs               shm:/video?capacity=8MiB&wait=spin
 //     unix:@svc   unix:/run/app.sock   unix+seqpacket:@svc   unix+dgram:/tmp/d.sock
 //     tcp://localhost:5555        tcp://[::1]:5555            fd:3
+//     nats://localhost:4222/cam.front?group=workers     nats://hub:4222/orders?stream=ORDERS
 //
 // Options: mode=0600 (octal permissions for created objects; 0600 by default), capacity=SIZE
 // (ring and queue capacity), max=SIZE (largest message), wait=spin|block|adaptive (rings),
 // type=N (System V message type, > 0), framing=length|line (stream transports), keep=1 (the
 // creator leaves the object behind when it goes away). SIZE is a number with an optional
 // unit: B, KiB, MiB, GiB (or K, M, G, also binary).
+// NATS only (docs/nats.md): group=NAME (a queue group: each message to one member),
+// creds=FILE (a .creds file), token=SECRET (never shown: the address text keeps `token=***`),
+// stream=NAME (JetStream: stored, acknowledged delivery), durable=NAME (the JetStream consumer;
+// default "ipckit"), reconnect=N (attempts after the server goes away; default 60).
 //
 // Errors: a malformed address throws `ipckit::Error` (std::errc::invalid_argument) whose
 // message quotes the address and says what was expected, e.g.
@@ -41,6 +46,7 @@ enum class Transport {
     unix_seqpacket,  // unix+seqpacket:…
     unix_dgram,      // unix+dgram:…
     tcp,             // tcp://HOST:PORT
+    nats,            // nats://HOST:PORT/SUBJECT — a subject on a NATS server (src/bridges/nats.cpp)
 };
 
 enum class Framing { length, line };
@@ -56,7 +62,8 @@ struct Address {
     std::string target;
     int fd = -1;             // fd:N
     int sysv_id = -1;        // sysvmq:id=N, sysvshm:id=N (an existing object, opened by id)
-    std::uint16_t port = 0;  // tcp
+    std::uint16_t port = 0;  // tcp, nats (4222 when the address gives none)
+    std::string subject;     // nats: the subject, e.g. "cam.front" (wildcards * and > to receive)
 
     // Options.
     mode_t mode = 0600;
@@ -66,6 +73,13 @@ struct Address {
     long type = 1;                  // System V message type
     Framing framing = Framing::length;
     bool keep = false;
+    // NATS options.
+    std::string group;    // queue group
+    std::string creds;    // credentials file
+    std::string token;    // authentication token; `text` shows it as ***
+    std::string stream;   // JetStream stream; empty: core NATS
+    std::string durable;  // JetStream durable consumer name
+    int reconnect = 60;   // reconnection attempts before the channel is closed
 };
 
 [[nodiscard]] Address parse_address(std::string_view text);

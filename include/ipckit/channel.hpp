@@ -5,6 +5,7 @@
 //
 //     fd:R  fd:W  fifo:PATH  sysvmq:KEY  sysvmq:PATH#PROJ  posixmq:/NAME  shm:/NAME  shm:@NAME
 //     sysvshm:KEY  unix:PATH  unix:@NAME  unix+seqpacket:…  unix+dgram:…  tcp://HOST:PORT
+//     nats://HOST:PORT/SUBJECT (a subject on a NATS server; see docs/nats.md and nats.hpp)
 //
 // One side creates the kernel object (`create`), the other opens it (`open`); the creating
 // side removes it when it goes away unless the address says `keep=1`. Message boundaries are
@@ -24,6 +25,9 @@
 // that ends inside a frame (bad_message, saying how far it got), a receiver's queue removed
 // under it (identifier_removed) or a failing system call throw `ipckit::Error` that names the
 // address and the limit or call.
+// Zero copy (ring transports only: shm:, sysvshm:): `Sender::loan` hands out record space in
+// the ring to fill in place and `commit` publishes it; `Receiver::read` shows the next message
+// in place until `release`. Other transports throw an Error saying a ring transport is needed.
 // Thread-safety: one thread at a time per Sender or Receiver; distinct channels are independent.
 #pragma once
 
@@ -36,12 +40,14 @@
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/io.hpp"
+#include "ipckit/ring.hpp"  // Loan, RecordView
 
 namespace ipckit {
 
 namespace detail {
 class SenderBackend;
 class ReceiverBackend;
+struct BackendAccess;  // for transport-specific reports (nats.hpp)
 }  // namespace detail
 
 // What became of the messages a sender sent, as `Sender::close` found when it ended.
@@ -70,6 +76,11 @@ public:
     [[nodiscard]] IoResult try_send(std::span<const std::byte> message) {
         return send(message, Deadline::immediate());
     }
+    // Zero copy: reserves up to `size` bytes of record space (`closed`, `timed_out` as for send).
+    // A second loan, or a send, before commit discards the first; so does dropping it.
+    [[nodiscard]] Loan loan(std::size_t size, Deadline deadline = Deadline::never());
+    // Publishes the first `size` bytes of the loan as one message.
+    void commit(std::size_t size);
     [[nodiscard]] std::size_t max_message_size() const;
     [[nodiscard]] const std::string& address() const;
 
@@ -81,6 +92,7 @@ public:
     SenderClose close();
 
 private:
+    friend struct detail::BackendAccess;
     explicit Sender(std::unique_ptr<detail::SenderBackend> backend);
     std::unique_ptr<detail::SenderBackend> backend_;
 };
@@ -103,6 +115,11 @@ public:
     [[nodiscard]] IoResult try_recv(std::vector<std::byte>& message) {
         return recv(message, Deadline::immediate());
     }
+    // Zero copy: the next message in place, not consumed; valid until `release` (or the next
+    // read or recv, which return the same message until it is released).
+    [[nodiscard]] RecordView read(Deadline deadline = Deadline::never());
+    // Consumes the message `read` returned.
+    void release();
 
     [[nodiscard]] std::size_t max_message_size() const;
     [[nodiscard]] const std::string& address() const;
@@ -116,6 +133,7 @@ public:
 
 private:
     friend class PollSet;
+    friend struct detail::BackendAccess;
     explicit Receiver(std::unique_ptr<detail::ReceiverBackend> backend);
     std::unique_ptr<detail::ReceiverBackend> backend_;
 };

@@ -13,7 +13,7 @@
 namespace ipckit {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Transport>, 10> kSchemes{{
+constexpr std::array<std::pair<std::string_view, Transport>, 11> kSchemes{{
     {"fd", Transport::fd},
     {"fifo", Transport::fifo},
     {"sysvmq", Transport::sysvmq},
@@ -24,6 +24,7 @@ constexpr std::array<std::pair<std::string_view, Transport>, 10> kSchemes{{
     {"unix+seqpacket", Transport::unix_seqpacket},
     {"unix+dgram", Transport::unix_dgram},
     {"tcp", Transport::tcp},
+    {"nats", Transport::nats},
 }};
 
 [[noreturn]] void malformed(std::string_view address, std::string_view expected) {
@@ -103,6 +104,124 @@ void parse_tcp_target(Address& a, std::string_view rest) {
     a.port = static_cast<std::uint16_t>(*number);
 }
 
+// A NATS subject: tokens separated by '.', none empty, no spaces or control characters. A
+// receiver may use the wildcards `*` (one token) and `>` (the rest, last token only); whether
+// a sender may is checked when it opens (publishing to a wildcard is refused).
+bool is_nats_subject(std::string_view subject) {
+    if (subject.empty()) return false;
+    std::size_t start = 0;
+    for (;;) {
+        const auto dot = subject.find('.', start);
+        const auto token = subject.substr(start, dot == std::string_view::npos ? dot : dot - start);
+        if (token.empty()) return false;
+        for (const char c : token) {
+            if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
+        }
+        if (token.size() > 1 &&
+            (token.find('*') != std::string_view::npos || token.find('>') != std::string_view::npos))
+            return false;
+        if (token == ">" && dot != std::string_view::npos) return false;
+        if (dot == std::string_view::npos) return true;
+        start = dot + 1;
+    }
+}
+
+// nats://HOST[:PORT]/SUBJECT
+void parse_nats_target(Address& a, std::string_view rest) {
+    const std::string_view expected =
+        "expected nats://HOST:PORT/SUBJECT, e.g. nats://localhost:4222/cam.front";
+    if (!rest.starts_with("//")) malformed(a.text, expected);
+    rest.remove_prefix(2);
+    const auto slash = rest.find('/');
+    if (slash == std::string_view::npos) malformed(a.text, "no subject: " + std::string(expected));
+    auto authority = rest.substr(0, slash);
+    const auto subject = rest.substr(slash + 1);
+    std::string_view port;
+    bool has_port = false;
+    if (authority.starts_with('[')) {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) malformed(a.text, "expected nats://[IPV6]:PORT/SUBJECT");
+        if (close + 1 < authority.size()) {
+            if (authority[close + 1] != ':') malformed(a.text, expected);
+            port = authority.substr(close + 2);
+            has_port = true;
+        }
+        authority = authority.substr(1, close - 1);
+    } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+        port = authority.substr(colon + 1);
+        has_port = true;
+        authority = authority.substr(0, colon);
+        if (authority.find(':') != std::string_view::npos)
+            malformed(a.text, "an IPv6 host goes in brackets: nats://[::1]:4222/SUBJECT");
+    }
+    if (authority.empty()) malformed(a.text, "no host: " + std::string(expected));
+    a.port = 4222;  // NATS's registered port
+    if (has_port) {
+        const auto number = parse_int<unsigned>(port);
+        if (!number || *number == 0 || *number > 65535) malformed(a.text, "port: " + std::string(expected));
+        a.port = static_cast<std::uint16_t>(*number);
+    }
+    if (!is_nats_subject(subject)) {
+        malformed(a.text,
+                  "subject \"" + std::string(subject) +
+                      "\": expected tokens separated by '.', none empty, no spaces; wildcards * and > "
+                      "only as whole tokens, > only last");
+    }
+    a.target = std::string(authority);
+    a.subject = std::string(subject);
+}
+
+// The address as shown in messages: a token's value never appears.
+std::string redact_token(std::string_view text) {
+    std::string shown(text);
+    const auto q = shown.find('?');
+    if (q == std::string::npos) return shown;
+    for (auto at = shown.find("token=", q); at != std::string::npos; at = shown.find("token=", at + 1)) {
+        if (shown[at - 1] != '?' && shown[at - 1] != '&') continue;
+        const auto begin = at + 6;
+        const auto end = std::min(shown.find('&', begin), shown.size());
+        shown.replace(begin, end - begin, "***");
+    }
+    return shown;
+}
+
+void parse_nats_option(Address& a, std::string_view name, std::string_view value) {
+    const auto bad = [&](std::string_view expected) {
+        // Never the token's value: it is a secret.
+        malformed(a.text, "option " + std::string(name) + (name == "token" ? "" : "=" + std::string(value)) +
+                              ": expected " + std::string(expected));
+    };
+    // Queue groups, streams and consumers are names: no spaces, dots or wildcards.
+    const auto is_name = [](std::string_view v) {
+        return !v.empty() && v.size() <= 255 && v.find_first_of(" \t.*>/\\") == std::string_view::npos;
+    };
+    if (name == "group") {
+        if (!is_name(value)) bad("a queue group name (no spaces, '.', '*' or '>')");
+        a.group = std::string(value);
+    } else if (name == "creds") {
+        if (value.empty()) bad("the path of a .creds file");
+        a.creds = std::string(value);
+    } else if (name == "token") {
+        if (value.empty()) bad("a token");
+        a.token = std::string(value);
+    } else if (name == "stream") {
+        if (!is_name(value)) bad("a JetStream stream name (no spaces, '.', '*', '>' or '/')");
+        a.stream = std::string(value);
+    } else if (name == "durable") {
+        if (!is_name(value)) bad("a JetStream consumer name (no spaces, '.', '*', '>' or '/')");
+        a.durable = std::string(value);
+    } else if (name == "reconnect") {
+        const auto n = parse_int<int>(value);
+        if (!n || *n < 0 || *n > 1'000'000) bad("a number of reconnection attempts, 0 or more");
+        a.reconnect = *n;
+    }
+}
+
+bool is_nats_option(std::string_view name) {
+    return name == "group" || name == "creds" || name == "token" || name == "stream" || name == "durable" ||
+           name == "reconnect";
+}
+
 void parse_option(Address& a, std::string_view option) {
     const auto eq = option.find('=');
     if (eq == std::string_view::npos)
@@ -113,6 +232,15 @@ void parse_option(Address& a, std::string_view option) {
         malformed(a.text, "option " + std::string(name) + "=" + std::string(value) + ": expected " +
                               std::string(expected));
     };
+    if (is_nats_option(name)) {
+        if (a.transport != Transport::nats) bad("no such option here: it is for nats:// addresses");
+        parse_nats_option(a, name, value);
+        return;
+    }
+    if (a.transport == Transport::nats && name != "max") {
+        malformed(a.text, "unknown option \"" + std::string(name) +
+                              "\" for nats:// (known: group, creds, token, stream, durable, reconnect, max)");
+    }
     if (name == "mode") {
         const auto mode = parse_int<unsigned>(value, 8);
         if (!mode || *mode > 0777) bad("octal permissions such as 0600");
@@ -165,14 +293,15 @@ bool is_stream(Transport transport) noexcept {
            transport == Transport::unix_stream || transport == Transport::tcp;
 }
 
-Address parse_address(std::string_view text) {
+Address parse_address(std::string_view given) {
     Address a;
-    a.text = std::string(text);
+    a.text = redact_token(given);
+    std::string_view text = a.text;  // what messages show
     const auto colon = text.find(':');
     if (colon == std::string_view::npos || colon == 0) {
         malformed(text,
                   "expected SCHEME:TARGET, where SCHEME is one of fd, fifo, sysvmq, posixmq, shm, sysvshm, "
-                  "unix, unix+seqpacket, unix+dgram, tcp");
+                  "unix, unix+seqpacket, unix+dgram, tcp, nats");
     }
     const auto scheme = text.substr(0, colon);
     auto rest = text.substr(colon + 1);
@@ -186,13 +315,14 @@ Address parse_address(std::string_view text) {
     if (!known) {
         malformed(text, "unknown scheme \"" + std::string(scheme) +
                             "\"; expected fd, fifo, sysvmq, posixmq, shm, sysvshm, unix, unix+seqpacket, "
-                            "unix+dgram or tcp");
+                            "unix+dgram, tcp or nats");
     }
 
     // Options come after the last '?', so a path may not contain '?': a documented limit.
     std::string_view options;
     if (const auto q = rest.find('?'); q != std::string_view::npos) {
-        options = rest.substr(q + 1);
+        // From the address as given: the shown text has the token's value replaced.
+        options = given.substr(colon + 1 + q + 1);
         rest = rest.substr(0, q);
     }
     a.target = std::string(rest);
@@ -247,6 +377,9 @@ Address parse_address(std::string_view text) {
             break;
         case Transport::tcp:
             parse_tcp_target(a, rest);
+            break;
+        case Transport::nats:
+            parse_nats_target(a, rest);
             break;
     }
 

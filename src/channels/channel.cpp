@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "../bridges/nats_channel.hpp"
 #include "channel_backend.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/objects.hpp"
@@ -52,6 +53,7 @@ bool registry_entry(const Address& address, ObjectKind& kind, std::string& name)
             return true;
         case Transport::fd:
         case Transport::tcp:
+        case Transport::nats:  // the server's object, not this machine's
             return false;
     }
     return false;
@@ -85,6 +87,25 @@ Registration::~Registration() {
     if (!address_.empty()) registry_forget(static_cast<ObjectKind>(kind_), address_);
 }
 
+// Zero copy needs record space in memory both sides map; only the rings have it.
+[[noreturn]] void no_zero_copy(const std::string& address, std::string_view what) {
+    throw_error(std::errc::operation_not_supported, "address \"" + address + "\": zero-copy " +
+                                                        std::string(what) +
+                                                        " need a ring transport (shm:, sysvshm:)");
+}
+Loan SenderBackend::loan(std::size_t, Deadline) {
+    no_zero_copy(address(), "loans");
+}
+void SenderBackend::commit(std::size_t) {
+    no_zero_copy(address(), "loans");
+}
+RecordView ReceiverBackend::read(Deadline) {
+    no_zero_copy(address(), "reads");
+}
+void ReceiverBackend::release() {
+    no_zero_copy(address(), "reads");
+}
+
 }  // namespace detail
 
 namespace {
@@ -92,7 +113,7 @@ namespace {
 using detail::Role;
 
 // Each transport family has one backend file; this table says which family a transport is.
-enum class Family { stream, packet, queue, ring };
+enum class Family { stream, packet, queue, ring, nats };
 
 Family family_of(Transport transport) {
     switch (transport) {
@@ -110,6 +131,8 @@ Family family_of(Transport transport) {
         case Transport::shm:
         case Transport::sysvshm:
             return Family::ring;
+        case Transport::nats:
+            return Family::nats;
     }
     return Family::stream;  // unreachable: parse_address knows only the transports above
 }
@@ -125,6 +148,8 @@ std::unique_ptr<detail::SenderBackend> make_sender_backend(const Address& addres
             return detail::make_queue_sender(address, role, deadline);
         case Family::ring:
             return detail::make_ring_sender(address, role, deadline);
+        case Family::nats:
+            return detail::make_nats_sender(address, role, deadline);
     }
     return nullptr;
 }
@@ -140,6 +165,8 @@ std::unique_ptr<detail::ReceiverBackend> make_receiver_backend(const Address& ad
             return detail::make_queue_receiver(address, role, deadline);
         case Family::ring:
             return detail::make_ring_receiver(address, role, deadline);
+        case Family::nats:
+            return detail::make_nats_receiver(address, role, deadline);
     }
     return nullptr;
 }
@@ -174,6 +201,12 @@ Sender::~Sender() = default;
 IoResult Sender::send(std::span<const std::byte> message, Deadline deadline) {
     return backend_->send(message, deadline);
 }
+Loan Sender::loan(std::size_t size, Deadline deadline) {
+    return backend_->loan(size, deadline);
+}
+void Sender::commit(std::size_t size) {
+    backend_->commit(size);
+}
 std::size_t Sender::max_message_size() const {
     return backend_->max_message_size();
 }
@@ -203,6 +236,12 @@ IoResult Receiver::recv(std::span<std::byte> buffer, Deadline deadline) {
 }
 IoResult Receiver::recv(std::vector<std::byte>& message, Deadline deadline) {
     return backend_->recv(message, deadline);
+}
+RecordView Receiver::read(Deadline deadline) {
+    return backend_->read(deadline);
+}
+void Receiver::release() {
+    backend_->release();
 }
 std::size_t Receiver::max_message_size() const {
     return backend_->max_message_size();

@@ -18,6 +18,7 @@
 #include "ipckit/channel.hpp"
 #include "ipckit/deadline.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/ring.hpp"
 #include "ipckit/unix_socket.hpp"
 
 namespace ipckit::detail {
@@ -52,6 +53,9 @@ public:
     void record_created(const Address& address) { registration_ = Registration(address); }
     [[nodiscard]] virtual IoResult send(std::span<const std::byte> message, Deadline deadline) = 0;
     [[nodiscard]] virtual std::size_t max_message_size() const = 0;
+    // Zero copy, for transports that have record space to lend (rings); others refuse.
+    [[nodiscard]] virtual Loan loan(std::size_t size, Deadline deadline);
+    virtual void commit(std::size_t size);
     [[nodiscard]] const std::string& address() const { return address_; }
     // Ends the channel as the destructor would (lingering where the family does) and says
     // what became of what was sent. Called at most once; the destructor calls it otherwise.
@@ -83,6 +87,9 @@ public:
     [[nodiscard]] virtual bool watches_peer_by_polling() const { return false; }
     // Messages already waiting when this receiver opened the object (see Receiver).
     [[nodiscard]] virtual std::size_t waiting_at_open() const { return 0; }
+    // Zero copy, for transports that keep whole records in memory both sides map (rings).
+    [[nodiscard]] virtual RecordView read(Deadline deadline);
+    virtual void release();
     [[nodiscard]] const std::string& address() const { return address_; }
 
 private:

@@ -147,6 +147,10 @@ private:
         } else if (address.transport == Transport::shm) {
             posix_.emplace(connect_retrying(
                 deadline, [&] { return PosixShm::open(address.target, Access::read_write); }));
+            // The creator sizes the object just after shm_open: an opener that came in between
+            // sees 0 bytes (mmap would fail), so it waits for the size as for the format.
+            for (const auto grace = Deadline::after(kFormatGrace); posix_->size() == 0 && !grace.expired();)
+                std::this_thread::sleep_for(1ms);
             mapping_.emplace(posix_->map(Access::read_write));
             bytes_ = mapping_->bytes();
             guard_ = BusGuard(bytes_, address.text);
@@ -174,10 +178,10 @@ private:
 // an Error naming it, never a hang on zeroed memory. An error the ring raised because it read
 // zeros is reported as the truncation it is.
 template <class Call>
-IoResult guarded(const BusGuard& guard, Deadline deadline, Call call) {
+auto guarded(const BusGuard& guard, Deadline deadline, Call call) -> decltype(call(deadline)) {
     if (!guard.active()) return call(deadline);
     try {
-        IoResult r = call(Deadline::immediate());
+        auto r = call(Deadline::immediate());
         guard.check();
         const bool waits = r.status == Status::would_block || r.status == Status::timed_out;
         if (!waits || deadline.is_immediate()) return r;
@@ -222,21 +226,24 @@ public:
     }
 
     IoResult send(std::span<const std::byte> message, Deadline deadline) override {
-        if (!consumer_seen_) {
-            // Like a FIFO writer: nothing is committed for nobody. A record sent before any
-            // receiver came would be lost with the ring if this sender gave up.
-            const IoResult waited = guarded(region_.guard(), deadline, [&](Deadline d) {
-                return IoResult{ring_wait_for_consumer(producer_, d), 0};
-            });
-            if (!waited.ok()) return waited;
-            consumer_seen_ = true;
-        }
+        const IoResult waited = wait_for_receiver(deadline);
+        if (!waited.ok()) return waited;
         const IoResult r =
             guarded(region_.guard(), deadline, [&](Deadline d) { return producer_.send(message, d); });
         if (r.ok()) ++sent_;
         return r;
     }
     std::size_t max_message_size() const override { return producer_.max_message_size(); }
+    Loan loan(std::size_t size, Deadline deadline) override {
+        const IoResult waited = wait_for_receiver(deadline);
+        if (!waited.ok()) return {waited.status, {}};
+        return guarded(region_.guard(), deadline, [&](Deadline d) { return producer_.loan(size, d); });
+    }
+    void commit(std::size_t size) override {
+        producer_.commit(size);
+        region_.guard().check();
+        ++sent_;
+    }
 
     // Lingers until every committed record was taken, or the reader closed or died.
     SenderClose finish() override {
@@ -250,6 +257,17 @@ public:
     }
 
 private:
+    // Like a FIFO writer: nothing is committed for nobody. A record sent before any receiver
+    // came would be lost with the ring if this sender gave up.
+    IoResult wait_for_receiver(Deadline deadline) {
+        if (consumer_seen_) return {Status::ok, 0};
+        const IoResult waited = guarded(region_.guard(), deadline, [&](Deadline d) {
+            return IoResult{ring_wait_for_consumer(producer_, d), 0};
+        });
+        consumer_seen_ = waited.ok();
+        return waited;
+    }
+
     RingRegion region_;  // declared first: outlives the producer
     RingProducer producer_;
     bool consumer_seen_ = false;
@@ -278,6 +296,13 @@ public:
         return found;
     }
     std::size_t waiting_at_open() const override { return ring_pending_at_attach(consumer_); }
+    RecordView read(Deadline deadline) override {
+        return guarded(region_.guard(), deadline, [&](Deadline d) { return consumer_.read(d); });
+    }
+    void release() override {
+        consumer_.release();
+        region_.guard().check();
+    }
 
 private:
     RingRegion region_;

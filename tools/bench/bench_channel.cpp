@@ -20,6 +20,12 @@
 #endif
 
 namespace ipckit::bench {
+
+// The `nats` rows' server (bench_nats.cpp): "nats://127.0.0.1:PORT", started on first use and
+// stopped when the tool exits; and why those rows cannot run, when they cannot.
+std::string nats_bench_server();
+std::optional<std::string> nats_bench_absent();
+
 namespace {
 
 // A row of the table: its name is what a user would type (the address without the object's
@@ -44,6 +50,8 @@ constexpr TransportSpec kTransports[] = {
     {"unix", "unix:@{name}", "block"},
     {"unix+seqpacket", "unix+seqpacket:@{name}", "block"},
     {"tcp", "tcp://127.0.0.1:{port}", "block"},
+    // a nats-server on loopback, started for these rows (bench_nats.cpp)
+    {"nats", "{nats}/ipckit.bench.{name}", "block"},
     {"shm", "shm:/{name}?{capacity}", "adaptive"},
     {"shm?wait=block", "shm:/{name}?{capacity}wait=block", "block"},
     {"shm?wait=spin", "shm:/{name}?{capacity}wait=spin", "spin"},
@@ -92,6 +100,7 @@ std::string address_for(const TransportSpec& spec, const RowPlan& plan, int dire
     replace_all(address, "{dir}", plan.dir);
     replace_all(address, "{key}", key);
     replace_all(address, "{fd}", std::to_string(fd));
+    if (address.find("{nats}") != std::string::npos) replace_all(address, "{nats}", nats_bench_server());
     if (address.find("{port}") != std::string::npos)
         replace_all(address, "{port}", std::to_string(free_tcp_port()));
     replace_all(address, "{capacity}",
@@ -209,6 +218,9 @@ class ChannelContender final : public Contender {
 public:
     explicit ChannelContender(const TransportSpec& spec)
         : Contender(spec.name, Category::channel, spec.wait), spec_(spec) {}
+    std::optional<std::string> absent() const override {
+        return name() == "nats" ? nats_bench_absent() : std::nullopt;
+    }
 
     std::unique_ptr<Side> prepare(const RowPlan& plan, PeerLaunch& launch) override {
         std::vector<std::string> mine, theirs;

@@ -1,0 +1,118 @@
+"""Shared helpers for the Python module's tests: one fresh address per transport (as
+tests/support/transports.cpp makes them), a private ipckit registry, and child processes."""
+
+import atexit
+import itertools
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import pytest
+
+import ipckit
+
+# Records of the channels these tests create stay out of the user's registry (children too).
+# Made once by the test process; the children it starts (which import this file too) inherit it.
+if "IPCKIT_PYTEST_REGISTRY" not in os.environ:
+    _REGISTRY = tempfile.mkdtemp(prefix="ipckit-pytest-registry-")
+    os.environ["IPCKIT_REGISTRY_DIR"] = os.environ["IPCKIT_PYTEST_REGISTRY"] = _REGISTRY
+    atexit.register(shutil.rmtree, _REGISTRY, ignore_errors=True)
+
+BIN_DIR = os.environ.get("IPCKIT_BIN_DIR", os.path.join(os.getcwd(), "bin"))
+IPCKIT_TOOL = os.path.join(BIN_DIR, "ipckit")
+
+_counter = itertools.count()
+
+
+def unique_name(prefix="ipckit-pytest"):
+    return f"{prefix}-{os.getpid()}-{next(_counter)}-{random.getrandbits(32):08x}"
+
+
+def sysv_key():
+    # The range ipckit's tests keep to (0x1c......); creation is exclusive, so a clash fails loudly.
+    return f"0x1c{random.getrandbits(24):06x}"
+
+
+def free_tcp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# name -> (makes an address in a directory, connectionless)
+TRANSPORTS = {
+    "fifo": (lambda d: f"fifo:{d}/channel.fifo", False),
+    "sysvmq": (lambda d: f"sysvmq:{sysv_key()}", False),
+    "posixmq": (lambda d: f"posixmq:/{unique_name()}", False),
+    "shm": (lambda d: f"shm:/{unique_name()}", False),
+    "sysvshm": (lambda d: f"sysvshm:{sysv_key()}", False),
+    "unix_path": (lambda d: f"unix:{d}/channel.sock", False),
+    "unix_abstract": (lambda d: f"unix:@{unique_name()}", False),
+    "unix_seqpacket": (lambda d: f"unix+seqpacket:@{unique_name()}", False),
+    "unix_dgram": (lambda d: f"unix+dgram:{d}/channel.dgram", True),
+    "tcp": (lambda d: f"tcp://127.0.0.1:{free_tcp_port()}", False),
+}
+RINGS = ["shm", "sysvshm"]
+
+
+class Transport:
+    def __init__(self, name, directory):
+        self.name = name
+        make, self.connectionless = TRANSPORTS[name]
+        self.address = make(directory)
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def transport(request, tmp_path):
+    return Transport(request.param, tmp_path)
+
+
+@pytest.fixture(params=RINGS)
+def ring(request, tmp_path):
+    return Transport(request.param, tmp_path)
+
+
+def python_child(code, *args, **popen):
+    """Starts `code` in a fresh interpreter (the one running the tests) with ipckit importable."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args], **popen
+    )
+
+
+def tool(*args, **run):
+    """Runs the C++ tool `ipckit ARGS...`."""
+    return subprocess.run([IPCKIT_TOOL, *args], capture_output=True, text=True, timeout=60, **run)
+
+
+def open_sender(address, timeout=10.0):
+    """Opens a Sender, waiting for a creator that may not have created the object yet."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    # A FIFO's writer opens it at the first send: wait here until the reader has made it.
+    if address.startswith("fifo:"):
+        while not os.path.exists(address[5:]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    while True:
+        try:
+            return ipckit.Sender.open(address, timeout=timeout)
+        except ipckit.Error as e:
+            if e.errno not in (2, 111) or time.monotonic() > deadline:  # ENOENT, ECONNREFUSED
+                raise
+        time.sleep(0.01)
+
+
+def rss_kib():
+    """Resident memory of this process's own heap and stacks: VmRSS less the shared memory
+    it maps (a ring's pages count in VmRSS once touched, which is not a leak)."""
+    fields = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return int(fields["VmRSS"][0]) - int(fields["RssShmem"][0])
