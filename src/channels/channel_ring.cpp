@@ -216,7 +216,10 @@ public:
     RingSender(const Address& address, Role role, Deadline deadline)
         : SenderBackend(address),
           region_(address, role, deadline),
-          producer_(attach_side<RingProducer>(region_, address, role)) {}
+          producer_(attach_side<RingProducer>(region_, address, role)),
+          // A receiver that is there already counts as come: if it closes before the first
+          // send, that send is `closed`, as a FIFO writer's would be, not a wait for another.
+          consumer_seen_(ring_consumer_present(producer_)) {}
 
     ~RingSender() override {
         try {
@@ -270,7 +273,7 @@ private:
 
     RingRegion region_;  // declared first: outlives the producer
     RingProducer producer_;
-    bool consumer_seen_ = false;
+    bool consumer_seen_;
     bool finished_ = false;
     std::uint64_t sent_ = 0;
 };
