@@ -1,6 +1,6 @@
 // Fuzz target: the frame decoder of every stream transport (include/ipckit/detail/framing.hpp).
 // The stream comes from another process, so any bytes must give whole messages, `closed`, or an
-// Error — never a crash, an allocation of a size the peer chose, or a message over the limit.
+// Error (a stream that ends inside a frame is one) — never a crash, an allocation of a size the peer chose, or a message over the limit.
 //
 // Input: byte 0 picks the framing (bit 0: line), the descriptor (bit 1: socketpair, else pipe)
 // and how messages are read (bits 2-3: into a vector, into a fixed buffer, or alternating);
@@ -56,7 +56,7 @@ std::uint32_t le32(std::span<const std::byte> bytes) {
 Expected reference_length(std::span<const std::byte> stream, std::size_t limit) {
     Expected e;
     std::size_t at = 0;
-    while (stream.size() - at >= detail::kFrameHeaderSize) {  // a torn header at the end is dropped
+    while (stream.size() - at >= detail::kFrameHeaderSize) {
         if (le32(stream.subspan(at)) != detail::kFrameMagic) {
             e.error = std::errc::protocol_error;
             return e;
@@ -67,11 +67,15 @@ Expected reference_length(std::span<const std::byte> stream, std::size_t limit) 
             return e;
         }
         at += detail::kFrameHeaderSize;
-        if (stream.size() - at < length) return e;  // a torn body is never delivered
+        if (stream.size() - at < length) {  // a torn body is never delivered, and is an error
+            e.error = std::errc::bad_message;
+            return e;
+        }
         e.messages.emplace_back(stream.begin() + static_cast<std::ptrdiff_t>(at),
                                 stream.begin() + static_cast<std::ptrdiff_t>(at + length));
         at += length;
     }
+    if (at != stream.size()) e.error = std::errc::bad_message;  // so is a torn header at the end
     return e;
 }
 

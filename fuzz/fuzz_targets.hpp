@@ -38,6 +38,9 @@ int fuzz_ring(const std::uint8_t* data, std::size_t size);
 // The same for a topic: patches of the header, publisher line, slots and records; attach up to
 // four subscribers and the publisher; send, loan, recv, read, close.
 int fuzz_topic(const std::uint8_t* data, std::size_t size);
+// The input is a program of ring calls on a memfd that shrinks and grows under the mapping, as a
+// `truncate` of /dev/shm/NAME would do: never SIGBUS; an Error naming the region once it is lost.
+int fuzz_shrink(const std::uint8_t* data, std::size_t size);
 
 // A broken invariant: ipckit accepted hostile input and gave a wrong answer.
 [[noreturn]] inline void fuzz_fail(const char* target, const char* what) {

@@ -45,7 +45,7 @@ enum class Transport {
     fifo,            // fifo:PATH
     sysvmq,          // sysvmq:KEY | sysvmq:PATH#PROJ | sysvmq:id=N
     posixmq,         // posixmq:/NAME
-    shm,             // shm:/NAME — the ring in POSIX shared memory
+    shm,             // shm:/NAME — the ring in POSIX shared memory; shm:@NAME — in a sealed memfd
     sysvshm,         // sysvshm:KEY | sysvshm:id=N — the ring in a System V segment
     unix_stream,     // unix:PATH | unix:@NAME
     unix_seqpacket,  // unix+seqpacket:…

@@ -3,7 +3,7 @@
 // A channel carries whole messages one way, from a Sender to a Receiver, over the mechanism
 // its address names (see docs/channels.md for the table):
 //
-//     fd:R  fd:W  fifo:PATH  sysvmq:KEY  sysvmq:PATH#PROJ  posixmq:/NAME  shm:/NAME
+//     fd:R  fd:W  fifo:PATH  sysvmq:KEY  sysvmq:PATH#PROJ  posixmq:/NAME  shm:/NAME  shm:@NAME
 //     sysvshm:KEY  unix:PATH  unix:@NAME  unix+seqpacket:…  unix+dgram:…  tcp://HOST:PORT
 //     nats://HOST:PORT/SUBJECT (a subject on a NATS server; see docs/nats.md and nats.hpp)
 //
@@ -20,9 +20,11 @@
 //     if (rx.recv(message, ipckit::Deadline::after(1s)).ok()) { ... }
 //
 // Results: `send`/`recv` return `Status::ok`, `would_block` (try_ forms), `timed_out`, or
-// `closed` (the peer closed or died, or the object was removed): expected outcomes are values.
-// Errors: a malformed address, a message over `max_message_size()`, a corrupt frame or a
-// failing system call throw `ipckit::Error` that names the address and the limit or call.
+// `closed` (the peer closed or died; a sender's object was removed): expected outcomes are values.
+// Errors: a malformed address, a message over `max_message_size()`, a corrupt frame, a stream
+// that ends inside a frame (bad_message, saying how far it got), a receiver's queue removed
+// under it (identifier_removed) or a failing system call throw `ipckit::Error` that names the
+// address and the limit or call.
 // Zero copy (ring transports only: shm:, sysvshm:): `Sender::loan` hands out record space in
 // the ring to fill in place and `commit` publishes it; `Receiver::read` shows the next message
 // in place until `release`. Other transports throw an Error saying a ring transport is needed.
@@ -49,6 +51,16 @@ class ReceiverBackend;
 struct BackendAccess;  // for transport-specific reports (nats.hpp)
 }  // namespace detail
 
+// What became of the messages a sender sent, as `Sender::close` found when it ended.
+struct SenderClose {
+    // Messages left in a queue that this sender created and that therefore stays, for a
+    // receiver that is not there yet (`ipckit ls` shows it; `ipckit recv` takes them).
+    std::size_t stored = 0;
+    // A ring sender's committed records were not all taken: the reader closed or died first
+    // and the ring went away with them. The ring cannot say how many.
+    bool undelivered = false;
+};
+
 class Sender {
 public:
     // Creates the kernel object named by the address (exclusively) and sends into it.
@@ -72,6 +84,13 @@ public:
     void commit(std::size_t size);
     [[nodiscard]] std::size_t max_message_size() const;
     [[nodiscard]] const std::string& address() const;
+
+    // Ends the channel now, as destruction would, and reports what became of what was sent
+    // (see the delivery table in docs/channels.md): a creating queue sender removes an empty
+    // queue and keeps one that still holds messages; a ring sender lingers until its committed
+    // records are taken or the reader is gone. Afterwards only destruction and assignment are
+    // allowed. Closing twice returns an empty report.
+    SenderClose close();
 
 private:
     friend struct detail::BackendAccess;
@@ -111,6 +130,10 @@ public:
     // Messages lost just before the one the last recv delivered: nonzero only for a topic with
     // overflow=drop whose subscriber was lapped (every other transport loses nothing).
     [[nodiscard]] std::uint64_t missed() const;
+    // Messages that were already waiting when this receiver opened its object: a queue a
+    // sender left (it may have exited, its messages stay), or a ring whose dead receiver this
+    // one took over. 0 for a receiver that created its object, and for other transports.
+    [[nodiscard]] std::size_t waiting_at_open() const;
 
 private:
     friend class PollSet;

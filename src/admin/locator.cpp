@@ -67,6 +67,8 @@ std::optional<Locator> locate(const Address& address) {
             [[fallthrough]];
         case Transport::posixmq:
         case Transport::shm:
+            // shm:@NAME is a sealed memfd behind an abstract socket: nothing that can be left behind.
+            if (address.target.starts_with('@')) return std::nullopt;
             locator.kind = address.transport == Transport::posixmq ? ObjectKind::posixmq : ObjectKind::shm;
             locator.path = address.target;
             locator.canonical = std::string(to_string(locator.kind)) + ":" + locator.path;

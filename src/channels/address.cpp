@@ -9,6 +9,7 @@
 
 #include "ipckit/detail/object_rules.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/unix_socket.hpp"
 
 namespace ipckit {
 namespace {
@@ -362,8 +363,19 @@ Address parse_address(std::string_view given) {
                           "character");
             }
             break;
-        case Transport::posixmq:
         case Transport::shm:
+            // shm:@NAME: a sealed memfd served on the abstract socket @NAME (no file anywhere).
+            if (rest.starts_with('@')) {
+                if (rest.size() < 2 || rest.size() - 1 > UnixAddress::max_length ||
+                    rest.find('\0') != std::string_view::npos) {
+                    malformed(text, "expected shm:@NAME with NAME 1-" +
+                                        std::to_string(UnixAddress::max_length) +
+                                        " bytes (an abstract socket name)");
+                }
+                break;
+            }
+            [[fallthrough]];
+        case Transport::posixmq:
             // The one rule for POSIX names, so a name PosixQueue or PosixShm takes is taken here.
             if (const auto object =
                     a.transport == Transport::shm ? detail::PosixObject::shm : detail::PosixObject::queue;

@@ -162,6 +162,12 @@ std::size_t Sender::max_message_size() const {
 const std::string& Sender::address() const {
     return backend_->address();
 }
+SenderClose Sender::close() {
+    if (!backend_) return {};
+    const SenderClose report = backend_->finish();
+    backend_.reset();
+    return report;
+}
 
 Receiver Receiver::create(std::string_view address) {
     return Receiver(make_receiver(address, Role::create, Deadline::never()));
@@ -194,6 +200,9 @@ const std::string& Receiver::address() const {
 }
 int Receiver::native_handle() const {
     return backend_->native_handle();
+}
+std::size_t Receiver::waiting_at_open() const {
+    return backend_->waiting_at_open();
 }
 
 std::uint64_t Receiver::missed() const {

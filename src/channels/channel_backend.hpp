@@ -3,6 +3,8 @@
 // channel_packet.cpp, channel_queue.cpp, channel_ring.cpp); channel.cpp picks one by address.
 #pragma once
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -15,10 +17,12 @@
 #include <vector>
 
 #include "ipckit/address.hpp"
+#include "ipckit/channel.hpp"
 #include "ipckit/deadline.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/ring.hpp"
 #include "ipckit/objects.hpp"
+#include "ipckit/unix_socket.hpp"
 
 namespace ipckit::detail {
 
@@ -39,6 +43,10 @@ public:
     Registration& operator=(Registration&& other) noexcept;
     ~Registration();
 
+    // The object outlives this process after all (a queue kept for its messages): its
+    // record stays, so `ipckit ls` shows it.
+    void keep() noexcept { entry_.reset(); }
+
 private:
     std::optional<RegistryEntry> entry_;  // nothing recorded, or kept
 };
@@ -55,6 +63,12 @@ public:
     [[nodiscard]] virtual Loan loan(std::size_t size, Deadline deadline);
     virtual void commit(std::size_t size);
     [[nodiscard]] const std::string& address() const { return address_; }
+    // Ends the channel as the destructor would (lingering where the family does) and says
+    // what became of what was sent. Called at most once; the destructor calls it otherwise.
+    [[nodiscard]] virtual SenderClose finish() { return {}; }
+
+protected:
+    void keep_registration() noexcept { registration_.keep(); }
 
 private:
     std::string address_;
@@ -74,6 +88,11 @@ public:
     // True when a message can be taken now without waiting, for transports that have no
     // descriptor or that buffer what they read. Must not block.
     [[nodiscard]] virtual bool ready() = 0;
+    // True when the peer's death shows only through ready() (no descriptor event comes):
+    // PollSet then wakes in slices to ask again.
+    [[nodiscard]] virtual bool watches_peer_by_polling() const { return false; }
+    // Messages already waiting when this receiver opened the object (see Receiver).
+    [[nodiscard]] virtual std::size_t waiting_at_open() const { return 0; }
     // Zero copy, for transports that keep whole records in memory both sides map (rings).
     [[nodiscard]] virtual RecordView read(Deadline deadline);
     virtual void release();
@@ -122,6 +141,28 @@ auto connect_retrying(Deadline deadline, Connector connector) {
             if (!absent || deadline.is_never() || deadline.remaining() <= pause) throw;
         }
         std::this_thread::sleep_for(pause);
+    }
+}
+
+// An abstract Unix socket has no permissions: anyone may connect to one, or bind a name before
+// its rightful owner. Both ends therefore check the other's uid (SO_PEERCRED), and only the
+// same user passes. A filesystem socket is guarded by its file's mode instead.
+inline bool same_user(const UnixSocket& peer) {
+    return peer.peer_credentials().uid == ::geteuid();
+}
+inline void check_abstract_server(const UnixAddress& where, const UnixSocket& socket,
+                                  const Address& address) {
+    if (!where.is_abstract() || same_user(socket)) return;
+    throw_error(std::errc::permission_denied,
+                address.text + ": the socket @" + where.name() + " belongs to uid " +
+                    std::to_string(socket.peer_credentials().uid) + ", not to this process's uid " +
+                    std::to_string(::geteuid()) + "; refused");
+}
+// Accepts the next client of the same user; another user's connection is dropped unanswered.
+inline std::optional<UnixSocket> accept_same_user(UnixListener& listener, Deadline deadline) {
+    for (;;) {
+        auto peer = listener.accept(deadline);
+        if (!peer || !listener.address().is_abstract() || same_user(*peer)) return peer;
     }
 }
 

@@ -195,12 +195,14 @@ Endpoint seqpacket_endpoint(const Address& address, Role role, Deadline deadline
             std::make_shared<UnixListener>(UnixListener::bind(where, SocketType::seqpacket, address.mode));
         if (address.keep) listener->keep();
         return {listener, [listener](Deadline d) {
-                    auto peer = listener->accept(d);
+                    auto peer = accept_same_user(*listener, d);
                     return peer ? peer->fd().duplicate() : Fd();
                 }};
     }
     Fd fd = connect_retrying(deadline, [&] {
-        return UnixSocket::connect(where, SocketType::seqpacket, deadline).fd().duplicate();
+        UnixSocket socket = UnixSocket::connect(where, SocketType::seqpacket, deadline);
+        check_abstract_server(where, socket, address);
+        return socket.fd().duplicate();
     });
     return {nullptr, ready_now(std::move(fd))};
 }

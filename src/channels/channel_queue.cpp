@@ -32,9 +32,13 @@ using namespace std::chrono_literals;
 // How long one wait lasts before the peer's liveness is checked again: the bound on how late
 // a dead peer is noticed.
 constexpr auto kLivenessSlice = 50ms;
-// How long a creating sender waits, when it goes away, for its receiver to drain the queue
-// before removing it (removing it sooner would throw away messages already sent).
+// How long a creating sender waits, when it goes away with a receiver present, for that
+// receiver to drain the queue. Whatever is still queued then (or at once, when no receiver is
+// there) is data: the queue stays for a later receiver instead of being removed with it.
 constexpr auto kDrainLinger = 2s;
+// System V shows a receiver only once it has taken a message: one that is polling the queue
+// takes the first within its back-off (2 ms), so this long without a taker means none is there.
+constexpr auto kFirstTakerGrace = 100ms;
 // How long a System V receiver polls, yielding, before it falls back to sleeping.
 constexpr auto kSpinBeforeSleep = 50us;
 
@@ -87,16 +91,38 @@ public:
         : SenderBackend(address), queue_(make_sysv_queue(address, role)), type_(address.type) {}
 
     ~SysvSender() override {
-        if (!queue_.owns()) return;
-        const Deadline linger = Deadline::after(kDrainLinger);
         try {
+            (void)finish();
+        } catch (const Error&) {
+        }
+    }
+
+    // A creator removes an empty queue; one that still holds messages stays, for a receiver
+    // that is not there yet. A receiver that may be there is given a moment to drain first.
+    SenderClose finish() override {
+        if (finished_ || !queue_.owns()) return {};
+        finished_ = true;
+        std::size_t left = 0;
+        try {
+            const Deadline linger = Deadline::after(kDrainLinger);
+            const Deadline first_taker = Deadline::after(kFirstTakerGrace);
             for (auto backoff = Backoff::for_peer();;) {
                 const auto st = queue_.stat();
-                if (st.messages == 0 || receiver_.gone(st.last_receiver) || !backoff.pause(linger)) break;
+                left = st.messages;
+                // System V names only the last receiver. A live one drains within its polling
+                // back-off; when none has ever received, one that is polling right now still
+                // gets a moment, and nobody is waited for longer than that.
+                const bool no_receiver =
+                    st.last_receiver == 0 ? first_taker.expired() : receiver_.gone(st.last_receiver);
+                if (left == 0 || no_receiver || !backoff.pause(linger)) break;
             }
         } catch (const Error&) {
-            // Already removed: nothing to wait for.
+            return {};  // already removed (ipcrm): nothing is stored
         }
+        if (left == 0) return {};
+        queue_.keep();
+        keep_registration();
+        return {left, false};
     }
 
     IoResult send(std::span<const std::byte> message, Deadline deadline) override {
@@ -114,6 +140,7 @@ private:
     SysvQueue queue_;
     long type_;
     PeerWatch receiver_;
+    bool finished_ = false;
 };
 
 class SysvReceiver final : public ReceiverBackend {
@@ -122,7 +149,9 @@ public:
         : ReceiverBackend(address),
           queue_(make_sysv_queue(address, role)),
           type_(address.type),
-          scratch_(SysvQueue::max_message_size()) {}
+          scratch_(SysvQueue::max_message_size()) {
+        if (role == Role::open) waiting_ = queue_.stat().messages;
+    }
 
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
         // A peer in a request/reply exchange answers within tens of microseconds; trying the
@@ -131,12 +160,14 @@ public:
         const auto spin_until = Deadline::after(kSpinBeforeSleep);
         for (;;) {
             const auto r = queue_.receive(TypeSelector::exactly(type_), buffer, Deadline::immediate());
+            if (r.status == Status::closed) removed();
             if (r.status != Status::would_block || deadline.is_immediate()) return {r.status, r.bytes};
             if (spin_until.expired() || deadline.expired()) break;
             std::this_thread::yield();
         }
         for (;;) {
             const auto r = queue_.receive(TypeSelector::exactly(type_), buffer, slice_of(deadline));
+            if (r.status == Status::closed) removed();
             if (r.status != Status::timed_out && r.status != Status::would_block) return {r.status, r.bytes};
             if (peer_gone()) return {Status::closed, 0};
             if (r.status == Status::would_block || deadline.expired()) return {r.status, 0};
@@ -154,8 +185,16 @@ public:
         const auto st = queue_.stat();
         return st.messages > 0 || sender_.gone(st.last_sender);
     }
+    std::size_t waiting_at_open() const override { return waiting_; }
 
 private:
+    // The queue went away under us (ipcrm, ipckit rm): whatever it held is gone, and that is
+    // not the sender's clean end, so it is an error rather than `closed`.
+    [[noreturn]] void removed() const {
+        throw_error(std::errc::identifier_removed,
+                    address() + ": the queue was removed while this receiver used it (ipcrm or ipckit rm)");
+    }
+
     // Nothing queued and the last sender has exited: nothing more will come.
     bool peer_gone() const {
         const auto st = queue_.stat();
@@ -166,6 +205,7 @@ private:
     long type_;
     std::vector<std::byte> scratch_;
     mutable PeerWatch sender_;
+    std::size_t waiting_ = 0;
 };
 
 // ---- POSIX -------------------------------------------------------------------------------
@@ -205,17 +245,35 @@ public:
     }
 
     ~PosixSender() override {
-        // Tells the receiver nothing more will come; if the queue is full it finds out when
-        // this process has exited instead.
         try {
-            (void)post(kEnd, {}, Deadline::immediate());
-            // A creating sender unlinks the queue when it goes away: first it gives a receiver
-            // that has not opened it yet a moment to take what was sent.
-            const Deadline linger = Deadline::after(kDrainLinger);
-            for (auto backoff = Backoff::for_peer(); queue_.owns() && queue_.message_count() > 1;)
-                if (!backoff.pause(linger)) break;
+            (void)finish();
         } catch (const Error&) {
         }
+    }
+
+    // Tells a receiver that is there that nothing more will come (if the queue is full it
+    // finds out when this process has exited instead). A creator removes an empty queue; one
+    // that still holds messages stays for a later receiver, without an end marker, so its
+    // count is exactly the messages stored (that receiver sees `closed` once it has drained
+    // them and this process is gone).
+    SenderClose finish() override {
+        if (finished_) return {};
+        finished_ = true;
+        if (!queue_.owns()) {
+            (void)post(kEnd, {}, Deadline::immediate());
+            return {};
+        }
+        const Deadline linger = Deadline::after(kDrainLinger);
+        for (auto backoff = Backoff::for_peer(); queue_.message_count() > 0 && receiver_present();)
+            if (!backoff.pause(linger)) break;
+        const std::size_t left = queue_.message_count();
+        if (left == 0) {
+            if (receiver_present()) (void)post(kEnd, {}, Deadline::immediate());
+            return {};
+        }
+        queue_.keep();
+        keep_registration();
+        return {left, false};
     }
 
     IoResult send(std::span<const std::byte> message, Deadline deadline) override {
@@ -241,10 +299,11 @@ private:
     // queue while it lives (the kernel drops it when the process dies). An exclusive try-lock
     // that succeeds means nobody holds it: the receiver is gone, if there ever was one — which
     // the queue shows when it holds fewer messages than this sender has put in.
-    bool receiver_gone() {
-        if (::flock(queue_.native_handle(), LOCK_EX | LOCK_NB) != 0) return false;
+    bool receiver_gone() { return !receiver_present() && sent_ > queue_.message_count(); }
+    bool receiver_present() {
+        if (::flock(queue_.native_handle(), LOCK_EX | LOCK_NB) != 0) return true;
         ::flock(queue_.native_handle(), LOCK_UN);
-        return sent_ > queue_.message_count();
+        return false;
     }
 
     IoResult post(std::uint8_t kind, std::span<const std::byte> message, Deadline deadline) {
@@ -260,6 +319,7 @@ private:
     std::size_t limit_;
     std::vector<std::byte> scratch_;
     std::uint64_t sent_ = 0;  // data messages this sender put in the queue
+    bool finished_ = false;
 };
 
 class PosixReceiver final : public ReceiverBackend {
@@ -269,6 +329,7 @@ public:
           queue_(make_posix_queue(address, role)),
           limit_(posix_body_limit(queue_)) {
         scratch_.resize(limit_ + sizeof(PosixHeader));  // mq_receive needs room for the largest
+        if (role == Role::open) waiting_ = queue_.message_count();
         // Tells senders a receiver is here (see PosixSender::receiver_gone). Blocking: a sender's
         // exclusive probe holds the lock for a moment only.
         ::flock(queue_.native_handle(), LOCK_SH);
@@ -292,7 +353,13 @@ public:
     }
     std::size_t max_message_size() const override { return limit_; }
     int native_handle() const override { return queue_.native_handle(); }
-    bool ready() override { return held_ || ended_; }
+    // Also ready (to say `closed`) when the sender of the last message died and the queue is
+    // empty: no end marker will ever come from it. PollSet wakes in slices to ask.
+    bool ready() override {
+        return held_ || ended_ || (sender_ > 0 && sender_watch_.gone(sender_) && queue_empty());
+    }
+    bool watches_peer_by_polling() const override { return true; }
+    std::size_t waiting_at_open() const override { return waiting_; }
 
 private:
     // Receives the next data message into scratch_, or keeps the one held there.
@@ -337,6 +404,7 @@ private:
     bool held_ = false;
     std::size_t held_size_ = 0;
     bool ended_ = false;
+    std::size_t waiting_ = 0;
 };
 
 }  // namespace

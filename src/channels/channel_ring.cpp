@@ -1,6 +1,12 @@
-// Ring transports (shm:/NAME, sysvshm:KEY): the lock-free ring in POSIX or System V shared
-// memory. The creating side makes the object, sizes it for the ring and formats it; the
-// opening side maps what is there and validates it (Ring*::attach checks the header).
+// Ring transports (shm:/NAME, shm:@NAME, sysvshm:KEY): the lock-free ring in POSIX or System V
+// shared memory, or in a sealed memfd served on an abstract socket (shared_region.hpp). The
+// creating side makes the object, sizes it for the ring and formats it; the opening side maps
+// what is there and validates it (Ring*::attach checks the header).
+//
+// Delivery (docs/channels.md): a sender waits for a receiver before its first record, and its
+// close lingers until what it committed is taken or the reader is gone. A POSIX shm file can be
+// truncated under us: its mapping is guarded (BusGuard), and every call that would wait does so
+// in slices, checking the guard between them.
 #include <fcntl.h>
 
 #include <optional>
@@ -13,6 +19,7 @@
 #include "ipckit/ring.hpp"
 #include "ipckit/sysv_key.hpp"
 #include "ipckit/sysv_shm.hpp"
+#include "shared_region.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -23,6 +30,47 @@ using namespace std::chrono_literals;
 constexpr std::size_t kDefaultRingCapacity = 4u << 20;
 // An opener may arrive between the creator's shm_open and its format: it retries this long.
 constexpr auto kFormatGrace = 1s;
+
+// How long one ring wait lasts before the region's guard is checked again.
+constexpr auto kGuardSlice = 50ms;
+// How long a sender's close waits for its records to be taken when nobody says otherwise.
+constexpr auto kDrainLinger = std::chrono::seconds(10);
+
+// ---- The ring API the channel needs, whether or not this build's ring has it yet ----------
+// (consumer_present, wait_for_consumer, drain, took_over, pending_at_attach: the ring's
+// takeover work adds them; until then a producer assumes a consumer and does not linger.)
+template <class P>
+bool ring_consumer_present(P& producer) {
+    if constexpr (requires { producer.consumer_present(); }) {
+        return producer.consumer_present();
+    } else {
+        return true;
+    }
+}
+template <class P>
+Status ring_wait_for_consumer(P& producer, Deadline deadline) {
+    if constexpr (requires { producer.wait_for_consumer(deadline); }) {
+        return producer.wait_for_consumer(deadline);
+    } else {
+        return Status::ok;
+    }
+}
+template <class P>
+Status ring_drain(P& producer, Deadline deadline) {
+    if constexpr (requires { producer.drain(deadline); }) {
+        return producer.drain(deadline);
+    } else {
+        return Status::ok;
+    }
+}
+template <class C>
+std::size_t ring_pending_at_attach(const C& consumer) {
+    if constexpr (requires { consumer.pending_at_attach(); }) {
+        return consumer.pending_at_attach();
+    } else {
+        return 0;
+    }
+}
 
 WaitMode wait_mode(const Address& address) {
     if (address.wait == "spin") return WaitMode::spin;
@@ -41,9 +89,28 @@ public:
         }
     }
     [[nodiscard]] std::span<std::byte> bytes() const { return bytes_; }
+    // A named POSIX file can be truncated under us; the other kinds cannot.
+    [[nodiscard]] const BusGuard& guard() const { return guard_; }
 
 private:
+    static bool abstract(const Address& address) { return address.target.starts_with('@'); }
+
     void create(const Address& address) {
+        if (address.transport == Transport::shm && abstract(address)) {
+            if (address.keep) {
+                throw_error(
+                    std::errc::invalid_argument,
+                    "address \"" + address.text +
+                        "\": keep=1 cannot apply to shm:@NAME (it lives exactly as long as its holders)");
+            }
+            const std::size_t capacity = address.capacity.value_or(kDefaultRingCapacity);
+            shared_.emplace(SharedRegion::create(
+                address.target.substr(1), Ring::region_size(capacity),
+                [&](std::span<std::byte> region) { Ring::format(region, RingOptions{capacity}); },
+                address.text));
+            bytes_ = shared_->bytes();
+            return;
+        }
         if (address.sysv_id >= 0) {
             throw_error(
                 std::errc::invalid_argument,
@@ -63,6 +130,7 @@ private:
             if (address.keep) posix_->keep();
             mapping_.emplace(posix_->map(Access::read_write));
             bytes_ = mapping_->bytes();
+            guard_ = BusGuard(bytes_, address.text);
         } else {
             sysv_.emplace(SysvShm::create(SysvKey::parse(address.target), size, address.mode));
             if (address.keep) sysv_->keep();
@@ -73,7 +141,10 @@ private:
     }
 
     void open(const Address& address, Deadline deadline) {
-        if (address.transport == Transport::shm) {
+        if (address.transport == Transport::shm && abstract(address)) {
+            shared_.emplace(SharedRegion::open(address.target.substr(1), deadline, address.text));
+            bytes_ = shared_->bytes();
+        } else if (address.transport == Transport::shm) {
             posix_.emplace(connect_retrying(
                 deadline, [&] { return PosixShm::open(address.target, Access::read_write); }));
             // The creator sizes the object just after shm_open: an opener that came in between
@@ -82,6 +153,7 @@ private:
                 std::this_thread::sleep_for(1ms);
             mapping_.emplace(posix_->map(Access::read_write));
             bytes_ = mapping_->bytes();
+            guard_ = BusGuard(bytes_, address.text);
         } else {
             sysv_.emplace(connect_retrying(deadline, [&] {
                 return address.sysv_id >= 0 ? SysvShm::open_id(address.sysv_id)
@@ -96,8 +168,34 @@ private:
     std::optional<Mapping> mapping_;
     std::optional<SysvShm> sysv_;
     std::optional<SysvAttachment> attachment_;
+    std::optional<SharedRegion> shared_;
     std::span<std::byte> bytes_;
+    BusGuard guard_;  // declared after the mappings: unregistered before they are unmapped
 };
+
+// Runs `call` with the caller's deadline when the region cannot be truncated; otherwise first
+// without waiting and then in slices, checking the guard after each, so a truncated region is
+// an Error naming it, never a hang on zeroed memory. An error the ring raised because it read
+// zeros is reported as the truncation it is.
+template <class Call>
+auto guarded(const BusGuard& guard, Deadline deadline, Call call) -> decltype(call(deadline)) {
+    if (!guard.active()) return call(deadline);
+    try {
+        auto r = call(Deadline::immediate());
+        guard.check();
+        const bool waits = r.status == Status::would_block || r.status == Status::timed_out;
+        if (!waits || deadline.is_immediate()) return r;
+        for (;;) {
+            const Deadline slice = Deadline::after(kGuardSlice);
+            r = call(deadline.when() < slice.when() ? deadline : slice);
+            guard.check();
+            if (r.status != Status::timed_out || deadline.expired()) return r;
+        }
+    } catch (const Error&) {
+        guard.check();
+        throw;
+    }
+}
 
 // Attaches one side, giving a creator that is still formatting a moment to finish.
 template <class Side>
@@ -118,18 +216,66 @@ public:
     RingSender(const Address& address, Role role, Deadline deadline)
         : SenderBackend(address),
           region_(address, role, deadline),
-          producer_(attach_side<RingProducer>(region_, address, role)) {}
+          producer_(attach_side<RingProducer>(region_, address, role)),
+          // A receiver that is there already counts as come: if it closes before the first
+          // send, that send is `closed`, as a FIFO writer's would be, not a wait for another.
+          consumer_seen_(ring_consumer_present(producer_)) {}
+
+    ~RingSender() override {
+        try {
+            (void)finish();
+        } catch (const Error&) {
+        }
+    }
 
     IoResult send(std::span<const std::byte> message, Deadline deadline) override {
-        return producer_.send(message, deadline);
+        const IoResult waited = wait_for_receiver(deadline);
+        if (!waited.ok()) return waited;
+        const IoResult r =
+            guarded(region_.guard(), deadline, [&](Deadline d) { return producer_.send(message, d); });
+        if (r.ok()) ++sent_;
+        return r;
     }
     std::size_t max_message_size() const override { return producer_.max_message_size(); }
-    Loan loan(std::size_t size, Deadline deadline) override { return producer_.loan(size, deadline); }
-    void commit(std::size_t size) override { producer_.commit(size); }
+    Loan loan(std::size_t size, Deadline deadline) override {
+        const IoResult waited = wait_for_receiver(deadline);
+        if (!waited.ok()) return {waited.status, {}};
+        return guarded(region_.guard(), deadline, [&](Deadline d) { return producer_.loan(size, d); });
+    }
+    void commit(std::size_t size) override {
+        producer_.commit(size);
+        region_.guard().check();
+        ++sent_;
+    }
+
+    // Lingers until every committed record was taken, or the reader closed or died.
+    SenderClose finish() override {
+        if (finished_) return {};
+        finished_ = true;
+        if (sent_ == 0) return {};
+        const IoResult drained = guarded(region_.guard(), Deadline::after(kDrainLinger), [&](Deadline d) {
+            return IoResult{ring_drain(producer_, d), 0};
+        });
+        return {0, drained.status != Status::ok};
+    }
 
 private:
+    // Like a FIFO writer: nothing is committed for nobody. A record sent before any receiver
+    // came would be lost with the ring if this sender gave up.
+    IoResult wait_for_receiver(Deadline deadline) {
+        if (consumer_seen_) return {Status::ok, 0};
+        const IoResult waited = guarded(region_.guard(), deadline, [&](Deadline d) {
+            return IoResult{ring_wait_for_consumer(producer_, d), 0};
+        });
+        consumer_seen_ = waited.ok();
+        return waited;
+    }
+
     RingRegion region_;  // declared first: outlives the producer
     RingProducer producer_;
+    bool consumer_seen_;
+    bool finished_ = false;
+    std::uint64_t sent_ = 0;
 };
 
 class RingReceiver final : public ReceiverBackend {
@@ -140,16 +286,26 @@ public:
           consumer_(attach_side<RingConsumer>(region_, address, role)) {}
 
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
-        return consumer_.recv(buffer, deadline);
+        return guarded(region_.guard(), deadline, [&](Deadline d) { return consumer_.recv(buffer, d); });
     }
     IoResult recv(std::vector<std::byte>& message, Deadline deadline) override {
-        return consumer_.recv(message, deadline);
+        return guarded(region_.guard(), deadline, [&](Deadline d) { return consumer_.recv(message, d); });
     }
     std::size_t max_message_size() const override { return consumer_.max_message_size(); }
     // read() finds the next record without consuming it: a peek.
-    bool ready() override { return consumer_.read(Deadline::immediate()).status != Status::would_block; }
-    RecordView read(Deadline deadline) override { return consumer_.read(deadline); }
-    void release() override { consumer_.release(); }
+    bool ready() override {
+        const bool found = consumer_.read(Deadline::immediate()).status != Status::would_block;
+        region_.guard().check();
+        return found;
+    }
+    std::size_t waiting_at_open() const override { return ring_pending_at_attach(consumer_); }
+    RecordView read(Deadline deadline) override {
+        return guarded(region_.guard(), deadline, [&](Deadline d) { return consumer_.read(d); });
+    }
+    void release() override {
+        consumer_.release();
+        region_.guard().check();
+    }
 
 private:
     RingRegion region_;

@@ -154,12 +154,14 @@ StreamEndpoint make_endpoint(const Address& address, Role role, Deadline deadlin
                     UnixListener::bind(where, SocketType::stream, address.mode));
                 if (address.keep) listener->keep();
                 return StreamEndpoint(listener, [listener](Deadline d) {
-                    auto peer = listener->accept(d);
+                    auto peer = accept_same_user(*listener, d);
                     return peer ? Fd(peer->fd().duplicate()) : Fd();
                 });
             }
             return StreamEndpoint(connect_retrying(deadline, [&] {
-                return UnixSocket::connect(where, SocketType::stream, deadline).fd().duplicate();
+                UnixSocket socket = UnixSocket::connect(where, SocketType::stream, deadline);
+                check_abstract_server(where, socket, address);
+                return socket.fd().duplicate();
             }));
         }
         case Transport::tcp: {

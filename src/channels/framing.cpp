@@ -156,7 +156,14 @@ Status FrameReader::next_length(int fd, Deadline deadline, std::size_t& length) 
     } else {
         const Status s = fill(fd, kFrameHeaderSize, deadline);
         if (s != Status::ok) {
-            if (s == Status::closed) begin_ = end_;  // a torn header is dropped, never delivered
+            if (s == Status::closed && buffered() > 0) {
+                // A torn header is dropped, never delivered, and never passed off as a clean end.
+                const std::size_t got = buffered();
+                begin_ = end_;
+                throw_error(std::errc::bad_message, address_ + ": the stream ended inside a frame header (" +
+                                                        std::to_string(got) + " of " +
+                                                        std::to_string(kFrameHeaderSize) + " bytes)");
+            }
             return s;
         }
         length = decode_frame_header(std::span(buffer_).subspan(begin_).first<kFrameHeaderSize>(), limit_,
@@ -180,7 +187,11 @@ IoResult FrameReader::take_body(int fd, std::span<std::byte> out, std::size_t le
         const IoResult r = read_exact(fd, out.subspan(here, length - here), Deadline::never(), address_);
         if (r.status != Status::ok) {
             eof_ = r.status == Status::closed;
-            return {r.status, 0};  // the peer stopped mid-message: nothing partial is delivered
+            if (r.status != Status::closed) return {r.status, 0};
+            // The peer stopped mid-message: nothing partial is delivered, and the reader is told.
+            throw_error(std::errc::bad_message, address_ + ": the stream ended inside a frame (" +
+                                                    std::to_string(here + r.bytes) + " of " +
+                                                    std::to_string(length) + " body bytes)");
         }
     }
     if (begin_ == end_) begin_ = end_ = 0;

@@ -39,12 +39,14 @@ std::vector<std::size_t> PollSet::wait(Deadline deadline) {
         doorbell.clear();
         const Disarm disarm{armed};
         bool without_fd = false;
+        bool peer_by_polling = false;  // a peer's death shows only through ready(): wake to ask
         for (std::size_t i = 0; i < receivers_.size(); ++i) {
             auto& backend = *receivers_[i]->backend_;
             if (backend.ready()) {
                 ready.push_back(i);
                 continue;
             }
+            peer_by_polling = peer_by_polling || backend.watches_peer_by_polling();
             armed_fds.clear();
             const auto arm = backend.arm(armed_fds);
             if (arm != detail::ReceiverBackend::Arm::unsupported) armed.push_back(&backend);
@@ -76,8 +78,9 @@ std::vector<std::size_t> PollSet::wait(Deadline deadline) {
         timespec slice{};
         const timespec* timeout = nullptr;
         const auto left = deadline.remaining();
-        if (without_fd || !deadline.is_never()) {
-            const auto wait = without_fd ? std::min<std::chrono::nanoseconds>(pause, left) : left;
+        if (without_fd || peer_by_polling || !deadline.is_never()) {
+            auto wait = without_fd ? std::min<std::chrono::nanoseconds>(pause, left) : left;
+            if (peer_by_polling) wait = std::min<std::chrono::nanoseconds>(wait, 50ms);
             slice.tv_sec =
                 static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(wait).count());
             slice.tv_nsec = static_cast<long>((wait - std::chrono::seconds(slice.tv_sec)).count());

@@ -35,6 +35,8 @@ TEST(AddressTest, ParsesEveryTransport) {
     EXPECT_EQ(parse_address("sysvshm:id=0").sysv_id, 0);
     EXPECT_EQ(parse_address("posixmq:/jobs").transport, Transport::posixmq);
     EXPECT_EQ(parse_address("shm:/telemetry").target, "/telemetry");
+    EXPECT_EQ(parse_address("shm:@telemetry").target, "@telemetry");
+    EXPECT_EQ(parse_address("shm:@telemetry?capacity=1MiB").capacity, std::size_t{1} << 20);
     EXPECT_EQ(parse_address("sysvshm:0xbeef").transport, Transport::sysvshm);
     EXPECT_EQ(parse_address("unix:@svc").target, "@svc");
     EXPECT_EQ(parse_address("unix:/run/app.sock").transport, Transport::unix_stream);
@@ -84,6 +86,8 @@ TEST(AddressTest, MalformedAddressesQuoteTheAddressAndSayWhatWasExpected) {
     EXPECT_NE(error_of("posixmq:jobs").find("leading '/'"), std::string::npos);
     EXPECT_NE(error_of("shm:/a/b").find("no other '/'"), std::string::npos);
     EXPECT_NE(error_of("shm:/").find("POSIX name"), std::string::npos);
+    EXPECT_NE(error_of("shm:@").find("shm:@NAME with NAME 1-107 bytes"), std::string::npos);
+    EXPECT_NE(error_of("shm:@" + std::string(108, 'x')).find("1-107 bytes"), std::string::npos);
     EXPECT_NE(error_of("sysvmq:zz").find("System V key"), std::string::npos);
     EXPECT_NE(error_of("sysvmq:/etc/hosts#0").find("PROJ 1-255"), std::string::npos);
     EXPECT_NE(error_of("sysvmq:/etc/hosts#300").find("PROJ 1-255"), std::string::npos);

@@ -25,17 +25,21 @@ namespace {
 
 using namespace std::chrono_literals;
 
+bool is_ring(const test::TransportCase& t) {
+    return t.name == "shm" || t.name == "shm_memfd" || t.name == "sysvshm";
+}
+
 std::vector<test::TransportCase> ring_transports() {
     std::vector<test::TransportCase> rings;
     for (auto& t : test::all_transports())
-        if (t.name == "shm" || t.name == "sysvshm") rings.push_back(t);
+        if (is_ring(t)) rings.push_back(t);
     return rings;
 }
 
 std::vector<test::TransportCase> other_transports() {
     std::vector<test::TransportCase> others;
     for (auto& t : test::all_transports())
-        if (t.name != "shm" && t.name != "sysvshm") others.push_back(t);
+        if (!is_ring(t)) others.push_back(t);
     return others;
 }
 

@@ -136,7 +136,7 @@ TEST(FramingTest, MessageLargerThanTheBufferStaysQueued) {
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(large.data()), r.bytes), "0123456789");
 }
 
-TEST(FramingTest, PeerDyingMidFrameDeliversNothingPartial) {
+TEST(FramingTest, PeerDyingMidFrameDeliversNothingPartialAndSaysHowFarItGot) {
     RawPipe p;
     const auto header = encode_frame_header(100);
     ASSERT_TRUE(write_all(p.w.get(), header, Deadline::never(), "p").ok());
@@ -144,6 +144,31 @@ TEST(FramingTest, PeerDyingMidFrameDeliversNothingPartial) {
     p.w.reset();
     FrameReader reader(Framing::length, 1024, "p");
     std::vector<std::byte> got;
+    try {
+        (void)reader.read(p.r.get(), got, Deadline::after(5s));
+        ADD_FAILURE() << "a stream that ended inside a body was taken as a clean end";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::errc::bad_message);
+        EXPECT_NE(std::string(e.what()).find("9 of 100 body bytes"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(got.empty() || got.size() == 100u);  // nothing partial passed off as a message
+    EXPECT_EQ(reader.read(p.r.get(), got, Deadline::after(5s)).status, Status::closed);
+}
+
+TEST(FramingTest, StreamEndingInsideAHeaderIsAnErrorNotAnEnd) {
+    RawPipe p;
+    const auto header = encode_frame_header(100);
+    ASSERT_TRUE(write_all(p.w.get(), std::span(header).first(4), Deadline::never(), "p").ok());
+    p.w.reset();
+    FrameReader reader(Framing::length, 1024, "p");
+    std::vector<std::byte> got;
+    try {
+        (void)reader.read(p.r.get(), got, Deadline::after(5s));
+        ADD_FAILURE() << "a torn header was taken as a clean end";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::errc::bad_message);
+        EXPECT_NE(std::string(e.what()).find("frame header (4 of 8 bytes)"), std::string::npos) << e.what();
+    }
     EXPECT_EQ(reader.read(p.r.get(), got, Deadline::after(5s)).status, Status::closed);
 }
 

@@ -164,5 +164,30 @@ TEST(PollSetTest, AClosedPeerCountsAsReady) {
     FAIL() << "the closed peer was never reported";
 }
 
+TEST(PollSetTest, APosixQueueSenderKilledWithoutAnEndMarkerIsReportedWithoutADeadline) {
+    const std::string address = "posixmq:/" + test::unique_name("ipckit-test");
+    Receiver receiver = Receiver::create(address);
+    auto sender = test::spawn([&] {
+        Sender tx = Sender::open(address, Deadline::after(10s));
+        if (!tx.send(as_bytes("last words")).ok()) return 1;
+        ::pause();  // killed here: no end marker ever comes
+        return 0;
+    });
+    std::vector<std::byte> message;
+    ASSERT_EQ(receiver.recv(message, Deadline::after(10s)).status, Status::ok);
+    sender.kill(SIGKILL);
+    (void)sender.wait();
+    // wait() without a deadline must come back: in a child, so a hang fails the test instead
+    // of stalling it.
+    auto waiter = test::spawn([&] {
+        PollSet set;
+        set.add(receiver);
+        const auto ready = set.wait();
+        if (ready.size() != 1) return 2;
+        return receiver.recv(message, Deadline::after(1s)).status == Status::closed ? 0 : 3;
+    });
+    EXPECT_EQ(waiter.wait(30s), 0);
+}
+
 }  // namespace
 }  // namespace ipckit

@@ -10,9 +10,10 @@
 #include "../../fuzz/address_target.cpp"
 #include "../../fuzz/frame_target.cpp"
 #include "../../fuzz/ring_target.cpp"
+#include "../../fuzz/shrink_target.cpp"
 #include "../../fuzz/topic_target.cpp"
 // The files above make one translation unit; each keeps its helpers in a namespace of its own
-// (address_input, frame_input, ring_input, topic_input).
+// (address_input, frame_input, ring_input, topic_input, shrink_input).
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -80,6 +81,10 @@ TEST(FuzzRegressionTest, EveryRingProgramStaysInsideTheRegion) {
 
 TEST(FuzzRegressionTest, EveryTopicProgramStaysInsideTheRegion) {
     replay("topic", fuzz_topic, 8);
+}
+
+TEST(FuzzRegressionTest, EveryShrinkingRingProgramEndsInAnErrorNeverSigbus) {
+    replay("shrink", fuzz_shrink, 5);
 }
 
 // The targets themselves must be able to fail: a broken invariant ends the process.

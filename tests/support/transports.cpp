@@ -41,6 +41,7 @@ std::vector<TransportCase> all_transports() {
         {"sysvmq", [](const TempDir&) { return "sysvmq:" + hex_key(random_sysv_key()); }},
         {"posixmq", [](const TempDir&) { return "posixmq:/" + unique_name("ipckit-test"); }},
         {"shm", [](const TempDir&) { return "shm:/" + unique_name("ipckit-test"); }},
+        {"shm_memfd", [](const TempDir&) { return "shm:@" + unique_name("ipckit-test"); }},
         {"sysvshm", [](const TempDir&) { return "sysvshm:" + hex_key(random_sysv_key()); }},
         {"unix_path", [](const TempDir& dir) { return "unix:" + dir.file("channel.sock"); }},
         {"unix_abstract", [](const TempDir&) { return "unix:@" + unique_name("ipckit-test"); }},

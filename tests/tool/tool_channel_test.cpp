@@ -142,6 +142,113 @@ TEST(ToolChannelTest, SendToNobodyFailsClearly) {
     EXPECT_NE(r.err.find("absent.sock"), std::string::npos) << r.err;
 }
 
+// ---- Delivery as docs/channels.md's table says -------------------------------------------
+
+std::string sysv_key_text(int salt) {
+    return "0x1e" + std::to_string((::getpid() * 7 + salt) % 100000);
+}
+
+TEST(ToolChannelTest, AQueueLeftHoldingMessagesStaysAndTheNextReceiverIsTold) {
+    for (const std::string& address :
+         {"posixmq:/" + test::unique_name("ipckit-left"), "sysvmq:" + sysv_key_text(1)}) {
+        // Nobody receives: the sender creates the queue, stores both messages and exits 0,
+        // saying where they are.
+        const auto sender = run({tool(), "send", "--create", address, "alpha", "beta"});
+        EXPECT_EQ(sender.exit_code, 0) << address << ": " << sender.err;
+        EXPECT_NE(sender.err.find("2 message(s) stay in the queue"), std::string::npos) << sender.err;
+        EXPECT_NE(sender.err.find("ipckit rm " + address), std::string::npos) << sender.err;
+        EXPECT_EQ(std::count(sender.err.begin(), sender.err.end(), '\n'), 1) << sender.err;
+        // A later receiver gets them, and a note that they were waiting.
+        const auto receiver = run({tool(), "recv", "--open", address, "--count", "2", "--timeout", "10"});
+        EXPECT_EQ(receiver.exit_code, 0) << address << ": " << receiver.err;
+        EXPECT_EQ(receiver.out, "alpha\nbeta\n") << address;
+        EXPECT_NE(receiver.err.find("2 message(s) were already waiting"), std::string::npos) << receiver.err;
+        const auto removed = run({tool(), "rm", address});
+        EXPECT_EQ(removed.exit_code, 0) << address << ": " << removed.err;
+    }
+}
+
+TEST(ToolChannelTest, AnEmptyQueueGoesWithItsCreator) {
+    const std::string address = "posixmq:/" + test::unique_name("ipckit-empty");
+    auto receiver = test::spawn([&] {
+        auto r = run({tool(), "recv", address, "--count", "1", "--timeout", "20"});
+        return r.out == "one\n" && r.exit_code == 0 ? 0 : 1;
+    });
+    const auto sender = run({tool(), "send", address, "--timeout", "20", "one"});
+    EXPECT_EQ(sender.exit_code, 0) << sender.err;
+    EXPECT_EQ(sender.err.find("stay in the queue"), std::string::npos) << sender.err;
+    EXPECT_EQ(receiver.wait(30s), 0);
+    // The receiver created it and is gone; nothing is left to open.
+    const auto again = run({tool(), "recv", "--open", address, "--timeout", "0.1"});
+    EXPECT_NE(again.exit_code, 0);
+}
+
+TEST(ToolChannelTest, ASystemVReceiverWhoseQueueIsRemovedFailsWithAReason) {
+    const std::string address = "sysvmq:" + sysv_key_text(2);
+    auto receiver = test::spawn([&] {
+        auto r = run({tool(), "recv", "--create", address, "--count", "1"});
+        std::fputs(r.err.c_str(), stderr);
+        const bool said =
+            r.err.find("removed") != std::string::npos && std::count(r.err.begin(), r.err.end(), '\n') == 1;
+        return r.exit_code != 0 && said ? 0 : 1;
+    });
+    // Waits until the receiver has created the queue, then removes it as ipcrm would.
+    bool removed = false;
+    for (int i = 0; i < 400 && !removed; ++i) {
+        removed = run({tool(), "rm", address}).exit_code == 0;
+        if (!removed) std::this_thread::sleep_for(25ms);
+    }
+    EXPECT_TRUE(removed);
+    EXPECT_EQ(receiver.wait(30s), 0);
+}
+
+TEST(ToolChannelTest, AFifoThatEndsInsideAFrameHeaderIsAnError) {
+    test::TempDir dir;
+    const std::string path = dir.file("torn");
+    auto receiver = test::spawn([&] {
+        auto r = run({tool(), "recv", "fifo:" + path, "--timeout", "20"});
+        std::fputs(r.err.c_str(), stderr);
+        return r.exit_code != 0 && r.err.find("inside a frame header (4 of 8 bytes)") != std::string::npos
+                   ? 0
+                   : 1;
+    });
+    const auto shell = run({"/bin/sh", "-c",
+                            "for i in $(seq 200); do [ -p '" + path + "' ] && break; sleep 0.05; done; " +
+                                "printf 'abcd' > '" + path + "'"});
+    EXPECT_EQ(shell.exit_code, 0) << shell.err;
+    EXPECT_EQ(receiver.wait(30s), 0);
+}
+
+TEST(ToolChannelTest, ARingSenderWithNobodyToReceiveFailsSayingNothingWasDelivered) {
+    for (const std::string& address :
+         {"shm:/" + test::unique_name("ipckit-nobody"), "shm:@" + test::unique_name("ipckit-nobody")}) {
+        const auto sender = run({tool(), "send", address, "--timeout", "0.3", "hello"});
+        EXPECT_NE(sender.exit_code, 0) << address << ": " << sender.err;
+        EXPECT_NE(sender.err.find("nothing was delivered"), std::string::npos)
+            << address << ": " << sender.err;
+    }
+}
+
+TEST(ToolChannelTest, ARingSenderWaitsForItsReceiverAndLingersUntilItHasTakenEverything) {
+    for (const std::string& address :
+         {"shm:/" + test::unique_name("ipckit-ring"), "shm:@" + test::unique_name("ipckit-ring")}) {
+        // The sender comes first and creates the ring; the receiver comes later.
+        auto sender = test::spawn([&] {
+            auto r = run({tool(), "send", "--create", address, "one", "two", "three"});
+            std::fputs(r.err.c_str(), stderr);
+            return r.exit_code;
+        });
+        test::RunResult received;
+        for (int i = 0; i < 400; ++i) {
+            received = run({tool(), "recv", "--open", address, "--count", "3", "--timeout", "20"});
+            if (received.exit_code == 0) break;
+            std::this_thread::sleep_for(25ms);
+        }
+        EXPECT_EQ(received.out, "one\ntwo\nthree\n") << address << ": " << received.err;
+        EXPECT_EQ(sender.wait(30s), 0) << address;
+    }
+}
+
 TEST(ToolChannelTest, HelpAndVersion) {
     const auto help = run({tool(), "--help"});
     EXPECT_EQ(help.exit_code, 0);

@@ -58,6 +58,7 @@ constexpr TransportSpec kTransports[] = {
     {"sysvshm", "sysvshm:{key}?{capacity}", "adaptive"},
     {"sysvshm?wait=block", "sysvshm:{key}?{capacity}wait=block", "block"},
     {"sysvshm?wait=spin", "sysvshm:{key}?{capacity}wait=spin", "spin"},
+    {"shm:@", "shm:@{name}?{capacity}", "adaptive"},  // the ring in a sealed memfd
     // topic:/ with one subscriber, against shm (issue 15's target: within 1.2x of its latency).
     {"topic", "topic:/{name}?{capacity}", "adaptive"},
     {"topic?wait=block", "topic:/{name}?{capacity}wait=block", "block"},

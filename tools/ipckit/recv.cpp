@@ -1,5 +1,6 @@
 // ipckit recv ADDRESS [--count N] [--timeout SECONDS] — prints each message on its own line;
-// exits 0 after N messages or when the sender closes, 1 with a one-line reason on timeout.
+// exits 0 after N messages or when the sender closes, 1 with a one-line reason on timeout, when
+// the object is removed under it, or when a stream ends inside a message.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -19,6 +20,10 @@ struct RecvOptions {
 
 int run_recv(const RecvOptions& options) {
     Receiver receiver = reach_receiver(options.address, options.reach, deadline_after(options.timeout));
+    if (const std::size_t waiting = receiver.waiting_at_open(); waiting > 0) {
+        std::fprintf(stderr, "ipckit recv: %s: %zu message(s) were already waiting when it was opened\n",
+                     options.address.c_str(), waiting);
+    }
     std::vector<std::byte> message;
     for (long received = 0; options.count < 0 || received < options.count; ++received) {
         const IoResult r = receiver.recv(message, deadline_after(options.timeout));

@@ -20,28 +20,56 @@ struct SendOptions {
 };
 
 // Sends one message; false (after saying why on stderr) if it could not be sent.
-bool send_one(Sender& sender, const std::string& message, const SendOptions& options) {
+bool send_one(Sender& sender, const std::string& message, const SendOptions& options, std::size_t& sent) {
     const IoResult r = sender.send(as_bytes(message), deadline_after(options.timeout));
-    if (r.ok()) return true;
-    std::fprintf(
-        stderr, "ipckit send: %s: %s\n", options.address.c_str(),
-        r.status == Status::closed ? "the receiver closed" : std::string(to_string(r.status)).c_str());
+    if (r.ok()) {
+        ++sent;
+        return true;
+    }
+    const std::string why = r.status == Status::closed      ? "the receiver closed"
+                            : r.status == Status::timed_out ? "timed out waiting for a receiver or for room"
+                                                            : std::string(to_string(r.status));
+    const std::string how_far =
+        sent == 0 ? "nothing was delivered" : std::to_string(sent) + " message(s) were sent before";
+    std::fprintf(stderr, "ipckit send: %s: %s; %s\n", options.address.c_str(), why.c_str(), how_far.c_str());
     return false;
+}
+
+// The exit status says whether everything was delivered or stored: a queue left holding
+// messages is said on stderr (it stays for a receiver), records a ring lost are a failure.
+int finish(Sender& sender, const SendOptions& options) {
+    const SenderClose report = sender.close();
+    const char* address = options.address.c_str();
+    if (report.stored > 0) {
+        std::fprintf(stderr,
+                     "ipckit send: %s: %zu message(s) stay in the queue for a receiver; take them with "
+                     "`ipckit recv %s`, or remove them with `ipckit rm %s`\n",
+                     address, report.stored, address, address);
+    }
+    if (report.undelivered) {
+        std::fprintf(stderr,
+                     "ipckit send: %s: the receiver went away before it took every message; some were "
+                     "not delivered\n",
+                     address);
+        return 1;
+    }
+    return 0;
 }
 
 int run_send(const SendOptions& options) {
     Sender sender = reach_sender(options.address, options.reach, deadline_after(options.timeout));
+    std::size_t sent = 0;
     if (!options.messages.empty()) {
         for (const auto& message : options.messages) {
-            if (!send_one(sender, message, options)) return 1;
+            if (!send_one(sender, message, options, sent)) return 1;
         }
-        return 0;
+        return finish(sender, options);
     }
     std::string line;
     while (std::getline(std::cin, line)) {
-        if (!send_one(sender, line, options)) return 1;
+        if (!send_one(sender, line, options, sent)) return 1;
     }
-    return 0;
+    return finish(sender, options);
 }
 
 void setup(CLI::App& app, int& exit_code) {

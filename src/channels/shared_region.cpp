@@ -1,0 +1,256 @@
+#include "shared_region.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "channel_backend.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/memfd.hpp"
+#include "ipckit/unix_socket.hpp"
+
+namespace ipckit::detail {
+
+// ---- BusGuard ----------------------------------------------------------------------------
+
+namespace {
+
+struct GuardSlot {
+    std::atomic<std::uintptr_t> base{0};  // 0: free or being set up
+    std::atomic<std::size_t> size{0};
+    std::atomic<bool> used{false};
+    std::atomic<bool> lost{false};
+};
+constexpr std::size_t kGuardSlots = 256;
+std::array<GuardSlot, kGuardSlots> guard_slots;
+struct sigaction previous_sigbus {};
+std::once_flag sigbus_installed;
+
+void on_sigbus(int signal, siginfo_t* info, void* context) {
+    const int saved_errno = errno;
+    const auto address = reinterpret_cast<std::uintptr_t>(info->si_addr);
+    for (auto& slot : guard_slots) {
+        const std::uintptr_t base = slot.base.load(std::memory_order_acquire);
+        const std::size_t size = slot.size.load(std::memory_order_relaxed);
+        if (base == 0 || address < base || address - base >= size) continue;
+        // The file under the region shrank: put zero pages where it was, so the faulting access
+        // (and every later one) completes, and let the channel code report it.
+        void* replaced = ::mmap(reinterpret_cast<void*>(base), size, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        if (replaced != MAP_FAILED) {
+            slot.lost.store(true, std::memory_order_release);
+            errno = saved_errno;
+            return;
+        }
+        break;
+    }
+    errno = saved_errno;
+    if ((previous_sigbus.sa_flags & SA_SIGINFO) != 0 && previous_sigbus.sa_sigaction != nullptr) {
+        previous_sigbus.sa_sigaction(signal, info, context);
+        return;
+    }
+    if (previous_sigbus.sa_handler != SIG_DFL && previous_sigbus.sa_handler != SIG_IGN &&
+        previous_sigbus.sa_handler != nullptr) {
+        previous_sigbus.sa_handler(signal);
+        return;
+    }
+    // Not ours and nobody else's: the default action, when the access faults again on return.
+    struct sigaction fallback {};
+    fallback.sa_handler = SIG_DFL;
+    sigemptyset(&fallback.sa_mask);
+    ::sigaction(SIGBUS, &fallback, nullptr);
+}
+
+void install_sigbus_handler() {
+    struct sigaction action {};
+    action.sa_sigaction = on_sigbus;
+    action.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    if (::sigaction(SIGBUS, &action, &previous_sigbus) != 0) throw_errno("sigaction", "SIGBUS");
+}
+
+}  // namespace
+
+BusGuard::BusGuard(std::span<std::byte> region, std::string object) : object_(std::move(object)) {
+    std::call_once(sigbus_installed, install_sigbus_handler);
+    for (std::size_t i = 0; i < kGuardSlots; ++i) {
+        bool expected = false;
+        if (!guard_slots[i].used.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) continue;
+        guard_slots[i].lost.store(false, std::memory_order_relaxed);
+        guard_slots[i].size.store(region.size(), std::memory_order_relaxed);
+        guard_slots[i].base.store(reinterpret_cast<std::uintptr_t>(region.data()), std::memory_order_release);
+        slot_ = static_cast<int>(i);
+        return;
+    }
+    throw_error(std::errc::too_many_files_open,
+                object_ + ": more than " + std::to_string(kGuardSlots) +
+                    " shared memory regions are mapped in this process (the SIGBUS guard's limit)");
+}
+
+BusGuard::BusGuard(BusGuard&& other) noexcept
+    : slot_(std::exchange(other.slot_, -1)), object_(std::move(other.object_)) {}
+
+BusGuard& BusGuard::operator=(BusGuard&& other) noexcept {
+    if (this != &other) {
+        release();
+        slot_ = std::exchange(other.slot_, -1);
+        object_ = std::move(other.object_);
+    }
+    return *this;
+}
+
+BusGuard::~BusGuard() {
+    release();
+}
+
+void BusGuard::release() noexcept {
+    if (slot_ < 0) return;
+    auto& slot = guard_slots[static_cast<std::size_t>(slot_)];
+    slot.base.store(0, std::memory_order_release);
+    slot.used.store(false, std::memory_order_release);
+    slot_ = -1;
+}
+
+bool BusGuard::lost() const noexcept {
+    return slot_ >= 0 && guard_slots[static_cast<std::size_t>(slot_)].lost.load(std::memory_order_acquire);
+}
+
+void BusGuard::check() const {
+    if (!lost()) return;
+    throw_error(std::errc::no_such_device_or_address,
+                object_ +
+                    ": the shared memory was truncated under this process (a page beyond its end was "
+                    "touched); its contents are gone and the channel cannot go on");
+}
+
+// ---- SharedRegion ------------------------------------------------------------------------
+
+namespace {
+
+// What the creator sends with the descriptor: who it is (so a stranger's socket of the same
+// name is told apart) and the size it sealed.
+constexpr std::array<char, 8> kMagic{'I', 'P', 'C', 'K', 'R', 'G', 'N', '1'};
+struct Offer {
+    std::array<char, 8> magic;
+    std::uint64_t size;
+};
+static_assert(sizeof(Offer) == 16);
+
+}  // namespace
+
+struct SharedRegion::Server {
+    Memfd memfd;
+    UnixListener listener;
+    Fd stop;  // an eventfd: written when the server is to stop
+    std::string object;
+    pid_t owner = ::getpid();
+    std::thread thread;
+
+    Server(Memfd m, UnixListener l, Fd s, std::string o)
+        : memfd(std::move(m)), listener(std::move(l)), stop(std::move(s)), object(std::move(o)) {}
+
+    void run() noexcept {
+        const Offer offer{kMagic, static_cast<std::uint64_t>(memfd.size())};
+        const int fds[] = {memfd.fd().get()};
+        for (;;) {
+            pollfd wait[2] = {{listener.fd().get(), POLLIN, 0}, {stop.get(), POLLIN, 0}};
+            if (::poll(wait, 2, -1) < 0) {
+                if (errno == EINTR) continue;
+                return;
+            }
+            if (wait[1].revents != 0) return;
+            try {
+                auto peer = listener.accept(Deadline::immediate());
+                if (!peer) continue;
+                // Only the creator's own user gets the memory; anybody else is hung up on.
+                if (peer->peer_credentials().uid != ::geteuid()) continue;
+                (void)peer->send_with_fds(std::as_bytes(std::span(&offer, 1)), fds,
+                                          Deadline::after(std::chrono::seconds(1)));
+            } catch (const Error&) {
+                // One opener's failure (it went away mid-handshake) does not stop the server.
+            }
+        }
+    }
+};
+
+SharedRegion::SharedRegion(Mapping mapping, std::unique_ptr<Server> server) noexcept
+    : mapping_(std::move(mapping)), server_(std::move(server)) {}
+SharedRegion::SharedRegion(SharedRegion&&) noexcept = default;
+SharedRegion& SharedRegion::operator=(SharedRegion&&) noexcept = default;
+
+SharedRegion::~SharedRegion() {
+    if (!server_) return;
+    if (server_->owner != ::getpid()) {
+        // A forked child's copy: the thread is the parent's, not ours to stop or join.
+        (void)server_.release();
+        return;
+    }
+    const std::uint64_t one = 1;
+    (void)::write(server_->stop.get(), &one, sizeof one);
+    if (server_->thread.joinable()) server_->thread.join();
+}
+
+SharedRegion SharedRegion::create(std::string_view socket_name, std::size_t size,
+                                  const std::function<void(std::span<std::byte>)>& initialise,
+                                  std::string object) {
+    // Bound first: a name already served is refused before any memory is made.
+    UnixListener listener = UnixListener::bind(UnixAddress::abstract(socket_name), SocketType::seqpacket);
+    Memfd memfd = Memfd::create(object, size);
+    memfd.seal(Memfd::fixed_size);
+    Mapping mapping = memfd.map(Access::read_write);
+    initialise(mapping.bytes());
+    Fd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!stop) throw_errno("eventfd", object);
+    auto server = std::make_unique<Server>(std::move(memfd), std::move(listener), std::move(stop), object);
+    server->thread = std::thread([s = server.get()] { s->run(); });
+    return SharedRegion(std::move(mapping), std::move(server));
+}
+
+SharedRegion SharedRegion::open(std::string_view socket_name, Deadline deadline, std::string object) {
+    const UnixAddress address = UnixAddress::abstract(socket_name);
+    UnixSocket socket = connect_retrying(deadline, [&] {
+        return UnixSocket::connect(address, SocketType::seqpacket,
+                                   deadline.is_never() ? Deadline::never() : deadline);
+    });
+    // The server's uid as it was at listen(): a socket of this name bound by another user is
+    // not trusted with our data.
+    if (const uid_t server = socket.peer_credentials().uid; server != ::geteuid()) {
+        throw_error(std::errc::permission_denied, object + ": served by uid " + std::to_string(server) +
+                                                      ", not this process's uid " +
+                                                      std::to_string(::geteuid()) + "; refused");
+    }
+    Offer offer{};
+    FdMessage got =
+        socket.recv_with_fds(std::as_writable_bytes(std::span(&offer, 1)), 1,
+                             deadline.is_never() ? Deadline::after(std::chrono::seconds(5)) : deadline);
+    if (got.io.status == Status::closed) {
+        throw_error(std::errc::permission_denied, object + ": the creator refused this process (uid " +
+                                                      std::to_string(::geteuid()) +
+                                                      "): only the creator's own user may open it");
+    }
+    if (!got.io.ok())
+        throw_error(std::errc::timed_out, object + ": the creator did not send the memory in time");
+    if (got.io.bytes != sizeof offer || offer.magic != kMagic || got.fds.size() != 1) {
+        throw_error(std::errc::protocol_error,
+                    object + ": the socket @" + std::string(socket_name) + " is not an ipckit shared region");
+    }
+    Memfd memfd = Memfd::adopt(std::move(got.fds[0]), Memfd::fixed_size);
+    if (memfd.size() != offer.size) {
+        throw_error(std::errc::protocol_error, object + ": the memory is " + std::to_string(memfd.size()) +
+                                                   " bytes, the creator said " + std::to_string(offer.size));
+    }
+    // The descriptor closes here: the mapping alone keeps the memory, so nothing of it stays in
+    // this process's descriptor table.
+    return SharedRegion(memfd.map(Access::read_write), nullptr);
+}
+
+}  // namespace ipckit::detail

@@ -1,0 +1,88 @@
+// Internal: shared memory for the channel layer that cannot leak, cannot be truncated, and, when
+// it is a named file that someone else can truncate, cannot kill its holders with SIGBUS.
+//
+// `SharedRegion` (shm:@NAME, and topic:@NAME later): the creator puts the region in a memfd,
+// seals its size (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) and serves the descriptor on an
+// abstract Unix socket from a thread of its own; an opener connects, receives the descriptor
+// (SCM_RIGHTS), checks the seals and maps it. Each side checks the other's uid (SO_PEERCRED):
+// only the creator's own user gets the descriptor, and an opener trusts only a server of its
+// own uid. Nothing is in /dev/shm or the registry; the memory is freed by the kernel when the
+// last mapping goes, whoever died how. The creating process must stay alive for new openers to
+// connect (the socket is its); holders keep their mapping either way.
+//
+// `BusGuard`: a POSIX shm file (shm:/NAME) can be truncated under its holders, and the next
+// access to a page beyond the end would raise SIGBUS. A guarded region is registered with a
+// process-wide SIGBUS handler (installed with the first guard); a fault inside a registered
+// region replaces the region's pages with anonymous zero pages (MAP_FIXED), marks it lost, and
+// returns, so the access completes on zeros. The channel code checks `lost()` (one relaxed
+// load) after each call and wait slice and throws an Error naming the region. Faults anywhere
+// else go to the handler that was there before (or the default action: the process dies).
+//
+// Thread-safety: a SharedRegion or BusGuard is owned by one thread; the server thread and the
+// handler touch only what they own.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "ipckit/deadline.hpp"
+#include "ipckit/mapping.hpp"
+
+namespace ipckit::detail {
+
+class BusGuard {
+public:
+    BusGuard() = default;
+    // Guards [region.data(), region.data() + region.size()); the region must be a whole mapping
+    // (page-aligned start) that outlives the guard. Throws Error when 256 regions are guarded.
+    explicit BusGuard(std::span<std::byte> region, std::string object);
+    BusGuard(BusGuard&& other) noexcept;
+    BusGuard& operator=(BusGuard&& other) noexcept;
+    ~BusGuard();
+
+    // A fault hit the region: its contents are gone (now zeros, private to this process).
+    [[nodiscard]] bool lost() const noexcept;
+    // Throws Error (std::errc::no_such_device_or_address) naming the region when lost().
+    void check() const;
+    [[nodiscard]] bool active() const noexcept { return slot_ >= 0; }
+
+private:
+    void release() noexcept;
+    int slot_ = -1;
+    std::string object_;
+};
+
+class SharedRegion {
+public:
+    // Creates a sealed memfd of `size` bytes, maps it, lets `initialise` format it, then serves
+    // it on the abstract socket `socket_name` (without the '@'). `object` names it in errors,
+    // e.g. "shm:@telemetry". The name in use by another server: Error(address_in_use).
+    [[nodiscard]] static SharedRegion create(std::string_view socket_name, std::size_t size,
+                                             const std::function<void(std::span<std::byte>)>& initialise,
+                                             std::string object);
+    // Connects to the creator (retrying until `deadline` while nobody listens), receives and
+    // checks the descriptor, maps it. Refusal by uid: Error(permission_denied) naming the object.
+    [[nodiscard]] static SharedRegion open(std::string_view socket_name, Deadline deadline,
+                                           std::string object);
+
+    SharedRegion(SharedRegion&&) noexcept;
+    SharedRegion& operator=(SharedRegion&&) noexcept;
+    ~SharedRegion();  // stops serving (creator), unmaps
+
+    [[nodiscard]] std::span<std::byte> bytes() const noexcept { return mapping_.bytes(); }
+    [[nodiscard]] bool serving() const noexcept { return server_ != nullptr; }
+
+    struct Server;  // the listening socket and its thread (creator only)
+
+private:
+    SharedRegion(Mapping mapping, std::unique_ptr<Server> server) noexcept;
+    Mapping mapping_;
+    std::unique_ptr<Server> server_;
+};
+
+}  // namespace ipckit::detail

@@ -1,0 +1,242 @@
+// Delivery and crash recovery as DESIGN.md says, through the channel API in real processes:
+// queues that keep what nobody took, receivers told what was waiting, shm:@NAME rings that
+// vanish with their last holder, and a truncated shm:/ ring that is an Error, not SIGBUS.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "ipckit/channel.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/pipe.hpp"
+#include "ipckit/posix_queue.hpp"
+#include "ipckit/sysv_key.hpp"
+#include "ipckit/sysv_queue.hpp"
+#include "support/process.hpp"
+#include "support/transports.hpp"
+
+namespace ipckit {
+namespace {
+
+[[maybe_unused]] const auto* const registry_environment =
+    ::testing::AddGlobalTestEnvironment(new test::PrivateRegistry);
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::string text(const std::vector<std::byte>& bytes) {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+// Removes a queue a test left on purpose, whichever kind it is.
+void remove_queue(const std::string& address) {
+    if (address.starts_with("posixmq:")) {
+        PosixQueue::unlink(address.substr(8));
+    } else {
+        SysvQueue::open(SysvKey::parse(address.substr(7))).remove();
+    }
+}
+
+class QueueDeliveryTest : public ::testing::TestWithParam<std::string> {
+protected:
+    std::string address() const {
+        return GetParam() == "posixmq" ? "posixmq:/" + test::unique_name("ipckit-test")
+                                       : "sysvmq:" + test::hex_key(test::random_sysv_key());
+    }
+};
+
+TEST_P(QueueDeliveryTest, ACreatorLeavingMessagesKeepsTheQueueAndSaysHowMany) {
+    const std::string where = address();
+    auto sender = test::spawn([&] {
+        Sender tx = Sender::create(where);
+        for (const char* m : {"a", "b", "c"})
+            if (!tx.send(as_bytes(m)).ok()) return 1;
+        const SenderClose report = tx.close();
+        return report.stored == 3 && !report.undelivered ? 0 : 2;
+    });
+    ASSERT_EQ(sender.wait(30s), 0);
+    // The creator is gone; its messages are not.
+    Receiver rx = Receiver::open(where);
+    EXPECT_EQ(rx.waiting_at_open(), 3u);
+    std::vector<std::byte> message;
+    for (const char* m : {"a", "b", "c"}) {
+        ASSERT_EQ(rx.recv(message, Deadline::after(10s)).status, Status::ok);
+        EXPECT_EQ(text(message), m);
+    }
+    // Drained, and its sender dead: nothing more will come.
+    EXPECT_EQ(rx.recv(message, Deadline::after(10s)).status, Status::closed);
+    remove_queue(where);
+}
+
+TEST_P(QueueDeliveryTest, AnEmptyQueueIsRemovedWithItsCreator) {
+    const std::string where = address();
+    {
+        Sender tx = Sender::create(where);
+        Receiver rx = Receiver::open(where);
+        EXPECT_EQ(rx.waiting_at_open(), 0u);
+        ASSERT_TRUE(tx.send(as_bytes("x")).ok());
+        std::vector<std::byte> message;
+        ASSERT_EQ(rx.recv(message, Deadline::after(10s)).status, Status::ok);
+        const SenderClose report = tx.close();
+        EXPECT_EQ(report.stored, 0u);
+        EXPECT_EQ(tx.close().stored, 0u);  // a second close reports nothing
+    }
+    EXPECT_THROW((void)Receiver::open(where), Error) << where << " was left behind";
+}
+
+INSTANTIATE_TEST_SUITE_P(Queues, QueueDeliveryTest, ::testing::Values("posixmq", "sysvmq"),
+                         [](const auto& param_info) { return param_info.param; });
+
+TEST(QueueRemovalTest, ASystemVReceiverWhoseQueueIsRemovedGetsAnErrorNamingIt) {
+    const std::string where = "sysvmq:" + test::hex_key(test::random_sysv_key());
+    Receiver rx = Receiver::create(where);
+    auto remover = test::spawn([&] {
+        std::this_thread::sleep_for(100ms);
+        SysvQueue::open(SysvKey::parse(where.substr(7))).remove();
+        return 0;
+    });
+    std::vector<std::byte> message;
+    try {
+        (void)rx.recv(message, Deadline::after(20s));
+        ADD_FAILURE() << "a removed queue ended like a sender's clean close";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::errc::identifier_removed);
+        EXPECT_NE(std::string(e.what()).find(where), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(remover.wait(30s), 0);
+}
+
+// ---- shm:@NAME: nothing to leak -----------------------------------------------------------
+
+// Every trace of `name` this machine could hold: a /dev/shm file, a registry record, a
+// descriptor or a mapping in any process, a bound abstract socket.
+std::vector<std::string> traces_of(const std::string& name) {
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/dev/shm", ec))
+        if (entry.path().filename().string().find(name) != std::string::npos) found.push_back(entry.path());
+    if (const char* registry = std::getenv("IPCKIT_REGISTRY_DIR")) {
+        for (const auto& entry : fs::recursive_directory_iterator(registry, ec)) {
+            std::ifstream in(entry.path());
+            const std::string content((std::istreambuf_iterator<char>(in)), {});
+            if (entry.path().string().find(name) != std::string::npos ||
+                content.find(name) != std::string::npos)
+                found.push_back(entry.path());
+        }
+    }
+    for (const auto& process : fs::directory_iterator("/proc", ec)) {
+        const std::string pid = process.path().filename();
+        if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+        for (const auto& fd : fs::directory_iterator(process.path() / "fd", ec)) {
+            const auto target = fs::read_symlink(fd.path(), ec);
+            if (!ec && target.string().find(name) != std::string::npos) found.push_back(fd.path());
+        }
+        std::ifstream maps(process.path() / "maps");
+        for (std::string line; std::getline(maps, line);)
+            if (line.find(name) != std::string::npos) found.push_back(pid + " maps " + line);
+    }
+    std::ifstream sockets("/proc/net/unix");
+    for (std::string line; std::getline(sockets, line);)
+        if (line.find("@" + name) != std::string::npos) found.push_back("socket " + line);
+    return found;
+}
+
+TEST(SharedRegionTest, KillingEveryHolderOfAMemfdRingLeavesNothingAnywhere) {
+    const std::string name = test::unique_name("ipckit-test");
+    const std::string address = "shm:@" + name;
+    Pipe ready = Pipe::create();
+    auto receiver = test::spawn([&] {
+        Receiver rx = Receiver::create(address);
+        std::vector<std::byte> message;
+        if (rx.recv(message, Deadline::after(20s)).status != Status::ok) return 1;
+        (void)ready.writer.write_all(as_bytes("r"));
+        ::pause();
+        return 0;
+    });
+    auto sender = test::spawn([&] {
+        Sender tx = Sender::open(address, Deadline::after(20s));
+        if (!tx.send(as_bytes("hello")).ok()) return 1;
+        (void)ready.writer.write_all(as_bytes("s"));
+        ::pause();
+        return 0;
+    });
+    std::array<std::byte, 2> got{};
+    ASSERT_EQ(ready.reader.read_exact(got, Deadline::after(30s)).status, Status::ok);
+    // While both live, the ring is there to be found: the search can fail.
+    EXPECT_FALSE(traces_of(name).empty());
+    receiver.kill(SIGKILL);
+    sender.kill(SIGKILL);
+    EXPECT_EQ(receiver.wait(), -SIGKILL);
+    EXPECT_EQ(sender.wait(), -SIGKILL);
+    const auto left = traces_of(name);
+    EXPECT_TRUE(left.empty()) << left.front();
+    // And the name is free for a fresh pair at once.
+    Receiver rx = Receiver::create(address);
+    Sender tx = Sender::open(address, Deadline::after(5s));
+    ASSERT_TRUE(tx.send(as_bytes("again")).ok());
+    std::vector<std::byte> message;
+    ASSERT_EQ(rx.recv(message, Deadline::after(5s)).status, Status::ok);
+    EXPECT_EQ(text(message), "again");
+}
+
+TEST(SharedRegionTest, AnotherServerOfTheSameNameIsRefused) {
+    const std::string address = "shm:@" + test::unique_name("ipckit-test");
+    Receiver first = Receiver::create(address);
+    try {
+        (void)Receiver::create(address);
+        ADD_FAILURE() << "two creators of one shm:@NAME";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::errc::address_in_use) << e.what();
+    }
+    EXPECT_THROW((void)Sender::create(address + "?keep=1"), Error);
+}
+
+// ---- shm:/NAME truncated under live peers ---------------------------------------------------
+
+TEST(TruncatedRingTest, TruncatingTheFileUnderAReceiverAndASenderIsAnErrorNotSigbus) {
+    const std::string name = test::unique_name("ipckit-test");
+    const std::string address = "shm:/" + name;
+    Receiver rx = Receiver::create(address);
+    Pipe truncated = Pipe::create();
+    auto sender = test::spawn([&] {
+        Sender tx = Sender::open(address, Deadline::after(10s));
+        if (!tx.send(as_bytes("before")).ok()) return 1;
+        std::array<std::byte, 1> go{};
+        if (truncated.reader.read_exact(go, Deadline::after(30s)).status != Status::ok) return 2;
+        const std::vector<std::byte> big(64 * 1024, std::byte{7});
+        try {
+            for (int i = 0; i < 1000; ++i)
+                (void)tx.send(big, Deadline::after(10s));
+        } catch (const Error& e) {
+            return std::string(e.what()).find(address) != std::string::npos &&
+                           std::string(e.what()).find("truncated") != std::string::npos
+                       ? 0
+                       : 3;
+        }
+        return 4;  // went on writing into a region that is no longer there
+    });
+    std::vector<std::byte> message;
+    ASSERT_EQ(rx.recv(message, Deadline::after(10s)).status, Status::ok);
+    EXPECT_EQ(text(message), "before");
+    const auto cut = test::run({"/usr/bin/truncate", "-s", "0", "/dev/shm/" + name});
+    ASSERT_EQ(cut.exit_code, 0) << cut.err;
+    (void)truncated.writer.write_all(as_bytes("t"));
+    try {
+        for (int i = 0; i < 1000; ++i)
+            (void)rx.recv(message, Deadline::after(10s));
+        ADD_FAILURE() << "the receiver never noticed its region was truncated";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(address), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(sender.wait(30s), 0) << "the sender died by a signal or missed the truncation";
+}
+
+}  // namespace
+}  // namespace ipckit
