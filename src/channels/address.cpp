@@ -401,7 +401,7 @@ Address parse_address(std::string_view given) {
                 if (rest.size() < 2 || rest.size() > 100)
                     malformed(text, "expected topic:@NAME with a NAME of 1-99 characters");
             } else if (const auto problem = detail::posix_name_problem(rest, detail::PosixObject::shm)) {
-                malformed(text, "expected topic:@NAME or a POSIX name, " +
+                malformed(text, "expected topic:/NAME or topic:@NAME, with /NAME a POSIX name, " +
                                     detail::posix_name_rule(detail::PosixObject::shm) + ": " + *problem);
             }
             break;

@@ -32,10 +32,11 @@ constexpr gid_t kNogroup = 65534;
 
 class FaultsUsersTest : public ::testing::TestWithParam<test::TransportCase> {};
 
-// The name an error must quote: the address's target (path, /NAME, @NAME or key).
+// The name an error must quote: the address's target (path, /NAME, @NAME or key), options left out.
 std::string object_of(const std::string& address) {
     const auto colon = address.find(':');
-    return address.substr(colon + 1);
+    const auto options = address.find('?', colon);
+    return address.substr(colon + 1, options == std::string::npos ? std::string::npos : options - colon - 1);
 }
 
 TEST_P(FaultsUsersTest, AnotherUserIsRefusedWithAnErrorNamingTheObjectAndChangesNothing) {

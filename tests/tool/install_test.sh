@@ -111,7 +111,7 @@ shared_build="$scratch/shared-build"
 launcher=$(sed -n 's/^CMAKE_CXX_COMPILER_LAUNCHER:[A-Z]*=//p' "$build_dir/CMakeCache.txt")
 # No optimisation: the point is how the library is packaged, and it builds twice as fast.
 cmake -S "$source_dir" -B "$shared_build" -G Ninja -DBUILD_SHARED_LIBS=ON -DCMAKE_BUILD_TYPE= \
-  -DIPCKIT_BUILD_TESTS=OFF -DIPCKIT_BUILD_TOOLS=OFF ${launcher:+-DCMAKE_CXX_COMPILER_LAUNCHER="$launcher"} \
+  -DIPCKIT_BUILD_TESTS=OFF -DIPCKIT_BUILD_TOOLS=OFF -DIPCKIT_PYTHON=OFF ${launcher:+-DCMAKE_CXX_COMPILER_LAUNCHER="$launcher"} \
   >"$scratch/shared.log" 2>&1 || { cat "$scratch/shared.log" >&2; fail "shared: configure failed"; }
 cmake --build "$shared_build" --target ipckit -j2 >>"$scratch/shared.log" 2>&1 ||
   { cat "$scratch/shared.log" >&2; fail "shared: build failed"; }
