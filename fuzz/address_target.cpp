@@ -30,7 +30,8 @@ void check_parsed(const Address& a, std::string_view text) {
     check(!a.capacity || *a.capacity > 0, "capacity of zero accepted");
     check(!a.max_message || *a.max_message > 0, "max of zero accepted");
     check(a.type > 0, "System V type not above zero");
-    check(a.wait == "spin" || a.wait == "block" || a.wait == "adaptive", "unknown wait mode");
+    check(a.wait == WaitMode::spin || a.wait == WaitMode::block || a.wait == WaitMode::adaptive,
+          "unknown wait mode");
     check(a.framing == Framing::length || is_stream(a.transport), "framing option on a message transport");
     switch (a.transport) {
         case Transport::fd:

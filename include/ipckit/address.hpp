@@ -38,6 +38,8 @@
 #include <string>
 #include <string_view>
 
+#include "ipckit/wait_mode.hpp"
+
 namespace ipckit {
 
 enum class Transport {
@@ -75,8 +77,8 @@ struct Address {
     mode_t mode = 0600;
     std::optional<std::size_t> capacity;
     std::optional<std::size_t> max_message;
-    std::string wait = "adaptive";  // spin | block | adaptive; rings only
-    long type = 1;                  // System V message type
+    WaitMode wait = WaitMode::adaptive;  // rings and topics only
+    long type = 1;                       // System V message type
     Framing framing = Framing::length;
     bool keep = false;
     // NATS options.

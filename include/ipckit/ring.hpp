@@ -50,18 +50,13 @@
 #include "ipckit/deadline.hpp"
 #include "ipckit/detail/endpoint.hpp"
 #include "ipckit/io.hpp"
+#include "ipckit/wait_mode.hpp"
 
 namespace ipckit {
 
 namespace detail::ring {
 struct RingHeader;
 }
-
-enum class WaitMode {
-    spin,      // busy-poll with a pause instruction; checks the deadline and the peer as it goes
-    block,     // sleep on a futex at once
-    adaptive,  // spin ~5 µs, yield a few times, then sleep on a futex
-};
 
 struct RingOptions {
     // Bytes of record space, a power of two (64 B … 4 GiB). 0: the largest that fits the region.

@@ -251,8 +251,15 @@ void parse_option(Address& a, std::string_view option) {
         if (size == 0) bad("a size above zero");
         (name == "capacity" ? a.capacity : a.max_message) = size;
     } else if (name == "wait") {
-        if (value != "spin" && value != "block" && value != "adaptive") bad("spin, block or adaptive");
-        a.wait = std::string(value);
+        if (value == "spin") {
+            a.wait = WaitMode::spin;
+        } else if (value == "block") {
+            a.wait = WaitMode::block;
+        } else if (value == "adaptive") {
+            a.wait = WaitMode::adaptive;
+        } else {
+            bad("spin, block or adaptive");
+        }
     } else if (name == "type") {
         const auto type = parse_int<long>(value);
         if (!type || *type <= 0) bad("a System V message type above zero");

@@ -72,12 +72,6 @@ std::size_t ring_pending_at_attach(const C& consumer) {
     }
 }
 
-WaitMode wait_mode(const Address& address) {
-    if (address.wait == "spin") return WaitMode::spin;
-    if (address.wait == "block") return WaitMode::block;
-    return WaitMode::adaptive;
-}
-
 // The shared memory under a ring, owned: removed by the creator unless keep=1, unmapped last.
 class RingRegion {
 public:
@@ -203,7 +197,7 @@ Side attach_side(const RingRegion& region, const Address& address, Role role) {
     const auto grace = Deadline::after(kFormatGrace);
     for (;;) {
         try {
-            return Side::attach(region.bytes(), wait_mode(address));
+            return Side::attach(region.bytes(), address.wait);
         } catch (const Error& e) {
             if (role == Role::create || e.code() != std::errc::protocol_error || grace.expired()) throw;
         }

@@ -28,12 +28,6 @@ constexpr std::size_t kDefaultTopicCapacity = 4u << 20;
 // An opener may arrive between the creator's shm_open and its format: it retries this long.
 constexpr auto kFormatGrace = 1s;
 
-WaitMode wait_mode(const Address& address) {
-    if (address.wait == "spin") return WaitMode::spin;
-    if (address.wait == "block") return WaitMode::block;
-    return WaitMode::adaptive;
-}
-
 class TopicRegion {
 public:
     TopicRegion(const Address& address, Role role, Deadline deadline) {
@@ -99,7 +93,7 @@ Side attach_side(const TopicRegion& region, const Address& address, Role role) {
     const auto grace = Deadline::after(kFormatGrace);
     for (;;) {
         try {
-            return Side::attach(region.bytes(), wait_mode(address));
+            return Side::attach(region.bytes(), address.wait);
         } catch (const Error& e) {
             if (role == Role::create || e.code() != std::errc::protocol_error || grace.expired()) throw;
         }

@@ -55,7 +55,7 @@ TEST(AddressTest, DefaultsAreSafe) {
     const Address a = parse_address("fifo:/tmp/x");
     EXPECT_EQ(a.mode, 0600u);
     EXPECT_EQ(a.framing, Framing::length);
-    EXPECT_EQ(a.wait, "adaptive");
+    EXPECT_EQ(a.wait, WaitMode::adaptive);
     EXPECT_EQ(a.type, 1);
     EXPECT_FALSE(a.keep);
     EXPECT_FALSE(a.capacity.has_value());
@@ -65,7 +65,7 @@ TEST(AddressTest, ParsesOptions) {
     const Address a = parse_address("shm:/v?capacity=8MiB&wait=spin&mode=0640&keep=1&max=64KiB");
     EXPECT_EQ(a.capacity, 8u << 20);
     EXPECT_EQ(a.max_message, 64u << 10);
-    EXPECT_EQ(a.wait, "spin");
+    EXPECT_EQ(a.wait, WaitMode::spin);
     EXPECT_EQ(a.mode, 0640u);
     EXPECT_TRUE(a.keep);
     EXPECT_EQ(parse_address("sysvmq:7?type=3").type, 3);
