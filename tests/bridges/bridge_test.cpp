@@ -4,10 +4,9 @@
 // nats-server in one cluster, carrying a message from a local publisher on one to a local
 // subscriber on the other.
 //
-// The local ends are unix:@NAME sockets: abstract names belong to their network namespace, as
-// a topic would belong to its host. (topic: is the intended local transport; these tests use
-// unix: until it is in the tree.) No NATS runs in this test process itself: it forks and
-// executes the tool, so libnats's threads never meet fork.
+// The local ends are unix:@NAME sockets (abstract names belong to their network namespace), and
+// topic:/NAME on each "host" of the two-namespace test, as a deployment would use. No NATS runs in this test
+// process itself: it forks and executes the tool, so libnats's threads never meet fork.
 #include "ipckit/bridge.hpp"
 
 #include <fcntl.h>
@@ -353,20 +352,23 @@ TEST(BridgeCrossHostTest, APublisherOnOneHostReachesASubscriberOnTheOtherThrough
     test::NatsServer hub_a(cluster_member(hosts.a(), "169.254.78.1", "169.254.78.2"), 4222);
     test::NatsServer hub_b(cluster_member(hosts.b(), "169.254.78.2", "169.254.78.1"), 4222);
     test::TempDir dir;
-    const std::string local = "unix:@ipckit-cam";  // the same name on both hosts: each has its own
+    // Each host's local programs talk through a topic, the fastest local shape; the two "hosts"
+    // share this machine's /dev/shm, so each topic has a name of its own.
+    const std::string local_a = "topic:/" + test::unique_name("ipckit-cam-a");
+    const std::string local_b = "topic:/" + test::unique_name("ipckit-cam-b");
     const std::string nats = "nats://127.0.0.1:4222/cam.front";
 
     // Host B: a subscriber and the bridge from NATS to it.
-    auto subscriber = start_tool({"recv", local, "--count", "1", "--timeout", "60"}, dir.file("sub.out"),
+    auto subscriber = start_tool({"recv", local_b, "--count", "1", "--timeout", "60"}, dir.file("sub.out"),
                                  dir.file("sub.err"), hosts.b());
-    auto bridge_b = start_tool({"bridge", nats, local}, dir.file("bb.out"), dir.file("bb.err"), hosts.b());
+    auto bridge_b = start_tool({"bridge", nats, local_b}, dir.file("bb.out"), dir.file("bb.err"), hosts.b());
     // Host A: the bridge from the local address to NATS, and a publisher writing lines to it.
-    auto bridge_a = start_tool({"bridge", local, nats}, dir.file("ba.out"), dir.file("ba.err"), hosts.a());
+    auto bridge_a = start_tool({"bridge", local_a, nats}, dir.file("ba.out"), dir.file("ba.err"), hosts.a());
     int lines[2];
     ASSERT_EQ(::pipe2(lines, O_CLOEXEC), 0);
     Fd write_end(lines[1]);
-    auto publisher = start_tool({"send", local, "--timeout", "30"}, dir.file("pub.out"), dir.file("pub.err"),
-                                hosts.a(), lines[0]);
+    auto publisher = start_tool({"send", local_a, "--timeout", "30"}, dir.file("pub.out"),
+                                dir.file("pub.err"), hosts.a(), lines[0]);
     ::close(lines[0]);
 
     // Core NATS delivers to the subscribers known at that moment: until the route between the
@@ -391,7 +393,7 @@ TEST(BridgeCrossHostTest, APublisherOnOneHostReachesASubscriberOnTheOtherThrough
     // B's bridge may hold a message for the subscriber that left: it says so and exits 1.
     const int b_code = bridge_b.wait(30s);
     EXPECT_TRUE(b_code == 0 || b_code == 1) << slurp(dir.file("bb.err"));
-    EXPECT_NE(slurp(dir.file("bb.err")).find("ipckit bridge: " + nats + " -> " + local), std::string::npos)
+    EXPECT_NE(slurp(dir.file("bb.err")).find("ipckit bridge: " + nats + " -> " + local_b), std::string::npos)
         << slurp(dir.file("bb.err"));
 }
 
