@@ -50,6 +50,8 @@ TRANSPORTS = {
     "sysvmq": (lambda d: f"sysvmq:{sysv_key()}", False),
     "posixmq": (lambda d: f"posixmq:/{unique_name()}", False),
     "shm": (lambda d: f"shm:/{unique_name()}", False),
+    "shm_memfd": (lambda d: f"shm:@{unique_name()}", False),
+    "topic": (lambda d: f"topic:/{unique_name()}", False),
     "sysvshm": (lambda d: f"sysvshm:{sysv_key()}", False),
     "unix_path": (lambda d: f"unix:{d}/channel.sock", False),
     "unix_abstract": (lambda d: f"unix:@{unique_name()}", False),
@@ -57,7 +59,7 @@ TRANSPORTS = {
     "unix_dgram": (lambda d: f"unix+dgram:{d}/channel.dgram", True),
     "tcp": (lambda d: f"tcp://127.0.0.1:{free_tcp_port()}", False),
 }
-RINGS = ["shm", "sysvshm"]
+RINGS = ["shm", "shm_memfd", "sysvshm"]
 
 
 class Transport:

@@ -230,3 +230,25 @@ def test_an_inherited_pipe_end_fd_transport():
         with pytest.raises(ipckit.Closed):
             rx.recv(timeout=10)
     assert child.wait(timeout=60) == 0
+
+
+def test_a_topic_delivers_every_message_to_every_subscriber():
+    address = f"topic:/{unique_name()}"
+    count = 500
+    with ipckit.Receiver.create(address) as first, ipckit.Receiver.open(address) as second:
+        child = python_child(
+            """
+            import sys, ipckit
+            with ipckit.Sender.open(sys.argv[1], timeout=10) as tx:
+                for i in range(int(sys.argv[2])):
+                    assert tx.send(str(i).encode(), timeout=10)
+            """,
+            address,
+            str(count),
+        )
+        for rx in (first, second):
+            assert [rx.recv(timeout=10) for _ in range(count)] == [str(i).encode() for i in range(count)]
+        assert child.wait(timeout=60) == 0
+        for rx in (first, second):
+            with pytest.raises(ipckit.Closed):
+                rx.recv(timeout=10)

@@ -117,8 +117,11 @@ cmake --build "$shared_build" --target ipckit -j2 >>"$scratch/shared.log" 2>&1 |
   { cat "$scratch/shared.log" >&2; fail "shared: build failed"; }
 shared_prefix="$scratch/shared"
 cmake --install "$shared_build" --prefix "$shared_prefix" >/dev/null
-find "$shared_prefix" -name 'libipckit.so*' | grep -q . ||
+[ -n "$(find "$shared_prefix" -name 'libipckit.so*')" ] ||
   fail "shared: no libipckit.so installed under $shared_prefix"
 consume shared "$shared_prefix" "$shared_build"
-ldd "$scratch/consumer/build-shared/consumer" | grep -q "libipckit.so.* => $shared_prefix/" ||
-  fail "shared: the find_package consumer does not load libipckit.so from $shared_prefix: $(ldd "$scratch/consumer/build-shared/consumer" | grep ipckit)"
+# ldd's output in a variable first: `ldd | grep -q` under pipefail fails whenever grep stops
+# reading at its first match and ldd dies of SIGPIPE.
+loaded=$(ldd "$scratch/consumer/build-shared/consumer")
+grep -q "libipckit.so.* => $shared_prefix/" <<<"$loaded" ||
+  fail "shared: the find_package consumer does not load libipckit.so from $shared_prefix: $(grep ipckit <<<"$loaded")"
