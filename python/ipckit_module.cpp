@@ -82,7 +82,10 @@ Deadline deadline_for(std::optional<double> timeout) {
 template <class Attempt>
 auto wait_sliced(Deadline deadline, Attempt attempt) {
     auto result = attempt(Deadline::immediate());
-    if (result.status != Status::would_block || deadline.is_immediate()) return result;
+    // An immediate attempt that would have to wait says would_block (or, from a wait with a
+    // deadline of its own inside the call, timed_out): either way, wait in slices.
+    const bool must_wait = result.status == Status::would_block || result.status == Status::timed_out;
+    if (!must_wait || deadline.is_immediate()) return result;
     for (;;) {
         const auto slice_end = Clock::now() + kSlice;
         const Deadline slice = deadline.is_never() ? Deadline::at(slice_end)

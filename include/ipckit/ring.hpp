@@ -142,7 +142,7 @@ public:
     // For the channel layer's delivery rules:
     // A consumer is attached and its process alive (it may be slow; it may close at any time).
     [[nodiscard]] bool consumer_present();
-    // Waits until a consumer is present: ok, or timed_out.
+    // Waits until a consumer is present: ok, timed_out, or would_block for a zero deadline.
     [[nodiscard]] Status wait_for_consumer(Deadline deadline);
     // Waits until every committed record was consumed: ok; `closed` when the consumer closed or
     // died first (a consumer that never attached is waited for); timed_out.

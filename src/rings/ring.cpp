@@ -483,6 +483,8 @@ Status RingProducer::wait_for_consumer(Deadline deadline) {
     for (;;) {
         const std::uint32_t key = header_->wait.space_event.load(std::memory_order_acquire);
         if (consumer_present()) return Status::ok;
+        // A try_ form (a zero deadline) would have to wait: would_block, as every try_ says.
+        if (deadline.is_immediate()) return Status::would_block;
         const auto now = Clock::now();
         if (now >= deadline.when()) return Status::timed_out;
         (void)detail::futex_wait(
