@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the lecture's programs, each with its output, ipckit moving messages from the
-# shell, and the benchmark of every mechanism side by side (`ipckit bench --quick`).
+# shell, a topic with two subscribers, a ring's receiver killed and taken over, the Python
+# module, and the benchmark of every mechanism side by side (`ipckit bench --quick`).
 # Expects a build made by `cmake --preset default && cmake --build --preset default`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -45,6 +46,47 @@ section "From the shell: ipckit recv in one process, ipckit send in another"
 receiver=$!
 run ./ipckit send "unix:@ipckit-demo-$$" --timeout 10 "Hello" "from ipckit send"
 wait "$receiver"
+
+section "Publish/subscribe in shared memory: two subscribers, each gets every message"
+topic="topic:/ipckit-demo-topic-$$"
+./ipckit recv "$topic" --count 5 --timeout 10 >"$scratch/sub1.txt" &
+sub1=$!
+./ipckit recv "$topic" --count 5 --timeout 10 >"$scratch/sub2.txt" &
+sub2=$!
+sleep 0.5  # both subscribers join before the first message (a topic keeps no past by default)
+run sh -c "seq 1 5 | ./ipckit send '$topic' --timeout 10"
+wait "$sub1" "$sub2"
+echo "subscriber 1: $(tr '\n' ' ' <"$scratch/sub1.txt")"
+echo "subscriber 2: $(tr '\n' ' ' <"$scratch/sub2.txt")"
+
+section "Crash recovery: the receiver of a ring is killed with SIGKILL; a new one takes over"
+ring="shm:/ipckit-demo-ring-$$"
+./ipckit recv "$ring" --timeout 10 >/dev/null &
+victim=$!
+sleep 0.5
+run ./ipckit send "$ring" --timeout 10 "before the kill"
+kill -9 "$victim"
+wait "$victim" 2>/dev/null || true
+echo "(receiver $victim killed with SIGKILL; no ipckit rm)"
+./ipckit recv "$ring" --count 1 --timeout 10 &
+receiver=$!
+sleep 0.5
+run ./ipckit send "$ring" --timeout 10 "after the takeover"
+wait "$receiver"
+
+if [ -f "$root/build/python/ipckit/__init__.py" ]; then
+  section "Python: the lecture's producer and consumer, over a shared-memory ring"
+  export PYTHONPATH="$root/build/python"
+  # The module is built for Debian's interpreter (docs/python.md), whatever python3 is first on PATH.
+  py=/usr/bin/python3
+  [ -x "$py" ] || py=python3
+  "$py" "$root/examples/python/consumer.py" "shm:/ipckit-demo-py-$$" &
+  consumer=$!
+  run "$py" "$root/examples/python/producer.py" "shm:/ipckit-demo-py-$$" --count 1000
+  wait "$consumer"
+else
+  section "Python: absent (the module is built when pybind11 is found; see docs/python.md)"
+fi
 
 section "The benchmark: every mechanism side by side on this machine"
 run ./ipckit bench --quick
