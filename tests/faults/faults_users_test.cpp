@@ -35,7 +35,7 @@ class FaultsUsersTest : public ::testing::TestWithParam<test::TransportCase> {};
 // The name an error must quote: the address's target (path, /NAME, @NAME or key).
 std::string object_of(const std::string& address) {
     const auto colon = address.find(':');
-    return address.substr(colon + 1);
+    return address.substr(colon + 1, address.find('?') - colon - 1);  // options are not the object's name
 }
 
 TEST_P(FaultsUsersTest, AnotherUserIsRefusedWithAnErrorNamingTheObjectAndChangesNothing) {
