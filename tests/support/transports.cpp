@@ -54,6 +54,8 @@ std::vector<TransportCase> all_transports() {
         // (a subscriber sees what follows its join) keeps only in its history.
         {"topic", [](const TempDir&) { return "topic:/" + unique_name("ipckit-test") + "?history=64"; },
          false, true},
+        {"topic_memfd", [](const TempDir&) { return "topic:@" + unique_name("ipckit-test") + "?history=64"; },
+         false, true},
     };
 }
 
