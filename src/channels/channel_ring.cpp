@@ -327,6 +327,23 @@ public:
         consumer_.release();
         region_.guard().check();
     }
+    // The 1:1 ring has a doorbell, so a PollSet sleeps in poll(2); lanes are polled for now.
+    Arm arm(std::vector<int>& fds) override {
+        if constexpr (requires { consumer_.arm(); }) {
+            const bool armed = consumer_.arm();
+            region_.guard().check();
+            if (!armed) return Arm::ready;
+            fds.push_back(consumer_.doorbell_fd());
+            if (const int pidfd = consumer_.producer_fd(); pidfd >= 0) fds.push_back(pidfd);  // its death
+            return Arm::armed;
+        } else {
+            (void)fds;
+            return Arm::unsupported;
+        }
+    }
+    void disarm() noexcept override {
+        if constexpr (requires { consumer_.disarm(); }) consumer_.disarm();
+    }
 
 private:
     RingRegion region_;
