@@ -123,6 +123,11 @@ public:
 
     // Some lane has a message now (never waits).
     [[nodiscard]] bool has_data() const noexcept;
+    // For a wait set (PollSet): arms every lane's doorbell (RingConsumer::arm) and appends to
+    // `fds` each lane's doorbell and the pidfd of each live sender. Returns false when a message
+    // is there already or the receiver is closed (then do not sleep). `disarm` after the wait.
+    [[nodiscard]] bool arm(std::vector<int>& fds);
+    void disarm() noexcept;
     [[nodiscard]] bool took_over() const noexcept { return took_over_; }
     [[nodiscard]] std::size_t pending_at_attach() const noexcept { return pending_at_attach_; }
     [[nodiscard]] std::size_t max_message_size() const noexcept { return max_message_; }

@@ -327,23 +327,22 @@ public:
         consumer_.release();
         region_.guard().check();
     }
-    // The 1:1 ring has a doorbell, so a PollSet sleeps in poll(2); lanes are polled for now.
+    // Rings and lanes have doorbells, so a PollSet sleeps in poll(2), never on a timer.
     Arm arm(std::vector<int>& fds) override {
-        if constexpr (requires { consumer_.arm(); }) {
+        if constexpr (requires { consumer_.arm(fds); }) {
+            const bool armed = consumer_.arm(fds);  // lanes: every lane's doorbell and live senders
+            region_.guard().check();
+            return armed ? Arm::armed : Arm::ready;
+        } else {
             const bool armed = consumer_.arm();
             region_.guard().check();
             if (!armed) return Arm::ready;
             fds.push_back(consumer_.doorbell_fd());
             if (const int pidfd = consumer_.producer_fd(); pidfd >= 0) fds.push_back(pidfd);  // its death
             return Arm::armed;
-        } else {
-            (void)fds;
-            return Arm::unsupported;
         }
     }
-    void disarm() noexcept override {
-        if constexpr (requires { consumer_.disarm(); }) consumer_.disarm();
-    }
+    void disarm() noexcept override { consumer_.disarm(); }
 
 private:
     RingRegion region_;

@@ -249,6 +249,29 @@ bool LanesReceiver::all_left(Clock::time_point now) {
     return used;
 }
 
+bool LanesReceiver::arm(std::vector<int>& fds) {
+    if (!receiver_) throw_error(std::errc::bad_file_descriptor, "lanes receiver is closed");
+    if (holding_) return false;
+    const auto now = Clock::now();
+    for (std::size_t i = 0; i < lanes_.size(); ++i) {
+        // Armed even when it returns false: a lane whose sender left still rings for the next one.
+        if (!lanes_[i].arm() && lanes_[i].has_data()) return false;
+        fds.push_back(lanes_[i].doorbell_fd());
+        // Only a live sender's pidfd: a dead one's polls readable for ever.
+        if (senders_[i].owner().state == EndpointState::attached && !senders_[i].gone(now)) {
+            if (const int pidfd = lanes_[i].producer_fd(); pidfd >= 0) fds.push_back(pidfd);
+        }
+    }
+    std::size_t lane = 0;
+    if (scan(lane)) return false;
+    return !all_left(now);
+}
+
+void LanesReceiver::disarm() noexcept {
+    for (auto& lane : lanes_)
+        lane.disarm();
+}
+
 void LanesReceiver::sleep_on_lanes(Deadline until) {
     if (futex_waitv_missing.load(std::memory_order_relaxed)) {
         std::this_thread::sleep_for(std::min<Clock::duration>(kFallbackSlice, until.when() - Clock::now()));
