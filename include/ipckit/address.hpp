@@ -88,6 +88,8 @@ struct Address {
     std::string stream;   // JetStream stream; empty: core NATS
     std::string durable;  // JetStream durable consumer name
     int reconnect = 60;   // reconnection attempts before the channel is closed
+    // Rings only: 0 a 1:1 ring; N (1..64) a lanes region, one lane per sender (senders=N).
+    std::uint32_t senders = 0;
     // Topics only.
     std::uint32_t subscribers = 16;
     bool drop = false;  // overflow=drop (default block)

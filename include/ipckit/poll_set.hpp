@@ -3,11 +3,12 @@
 // A PollSet watches receivers of any transports and says which have a message ready (or
 // have reached end of stream, so that their next recv returns `closed` at once). Receivers
 // with a descriptor (pipes, FIFOs, sockets, POSIX queues) are waited on with poll(2); a topic
-// subscriber (topic:/NAME) arms its doorbell, a Unix datagram socket the publisher rings after a
-// commit, and adds its publisher's pidfd, so it too is woken by the kernel, never by a timer.
-// Those without either (System V queues, which the kernel cannot poll, and the 1:1 shm rings
-// until they get a doorbell) are checked between short sleeps that grow from 50 µs to 2 ms:
-// that bounds the extra latency they see here, at the cost of a wake-up every 2 ms while idle.
+// subscriber (topic:) and a ring receiver (shm:, sysvshm:, and each lane of senders=N) arm a
+// doorbell, a Unix datagram socket the other side rings after a commit, and add the peer's
+// pidfd, so they too are woken by the kernel, never by a timer. Those without either (System V
+// queues, which the kernel cannot poll) are checked between short sleeps that grow from 50 µs
+// to 2 ms: that bounds the extra latency they see here, at the cost of a wake-up every 2 ms
+// while idle.
 //
 // Example:
 //     ipckit::PollSet set;

@@ -49,6 +49,7 @@
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/detail/endpoint.hpp"
+#include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"
 #include "ipckit/wait_mode.hpp"
 
@@ -178,6 +179,7 @@ private:
     std::size_t pending_size_ = 0;
     bool pending_ = false;
     detail::ring::EndpointWatch consumer_;
+    Fd bell_sender_;  // an unbound datagram socket, made at the first doorbell rung
     // The consumer end's epoch if it was already closed when we attached (epochs are 24-bit).
     std::uint32_t closed_before_attach_ = 0xffffffff;
 };
@@ -232,6 +234,19 @@ public:
     // The futex words a consumer sleeps on (see detail::RingWaitWords).
     [[nodiscard]] detail::RingWaitWords wait_words() const noexcept;
 
+    // ---- The doorbell, for a wait set (PollSet) that sleeps in poll(2), never on a timer ----
+    // The doorbell is a Unix datagram socket (its abstract name in the ring's doorbell line) that
+    // polls readable when the producer commits, attaches or closes while it is armed. `arm`
+    // returns false when a message (or the producer's end) is there already: then do not sleep.
+    // While armed the consumer counts as a sleeper, so each commit costs the producer a futex
+    // wake and one sendto; `disarm` after the wait (it also empties the socket).
+    // `producer_fd` is a pidfd of the producer's process (polls readable when it dies), or -1.
+    // Errors: socket/bind failures (Error naming the doorbell).
+    [[nodiscard]] int doorbell_fd();
+    [[nodiscard]] bool arm();
+    void disarm() noexcept;
+    [[nodiscard]] int producer_fd();
+
 private:
     RingConsumer() = default;
     // Finds the next data record (skipping padding); on ok fills record_offset_/record_payload_.
@@ -254,6 +269,7 @@ private:
     bool took_over_ = false;
     std::size_t pending_at_attach_ = 0;
     detail::ring::EndpointWatch producer_;
+    Fd doorbell_;  // bound at the first doorbell_fd()
 };
 
 }  // namespace ipckit

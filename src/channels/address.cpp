@@ -290,10 +290,16 @@ void parse_option(Address& a, std::string_view option) {
             if (!n || *n > 64) bad("a number of messages from 0 to 64");
             a.history = *n;
         }
+    } else if (name == "senders") {
+        if (a.transport != Transport::shm && a.transport != Transport::sysvshm)
+            bad("no senders option: only shm: and sysvshm: have it");
+        const auto n = parse_int<std::uint32_t>(value);
+        if (!n || *n < 1 || *n > 64) bad("a number of sender lanes from 1 to 64");
+        a.senders = *n;
     } else {
         malformed(a.text, "unknown option \"" + std::string(name) +
-                              "\" (known: mode, capacity, max, wait, type, framing, keep; topics: "
-                              "subscribers, overflow, history)");
+                              "\" (known: mode, capacity, max, wait, type, framing, keep; rings: "
+                              "senders; topics: subscribers, overflow, history)");
     }
 }
 

@@ -14,6 +14,7 @@
 
 #include "channel_backend.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/lanes.hpp"
 #include "ipckit/mapping.hpp"
 #include "ipckit/posix_shm.hpp"
 #include "ipckit/ring.hpp"
@@ -28,6 +29,8 @@ using namespace std::chrono_literals;
 
 // Enough for 1 MiB messages (a record may take half the ring) without the user asking.
 constexpr std::size_t kDefaultRingCapacity = 4u << 20;
+// Per lane, for senders=N (N of them in one region): 256 KiB messages by default.
+constexpr std::size_t kDefaultLaneCapacity = 512u << 10;
 // An opener may arrive between the creator's shm_open and its format: it retries this long.
 constexpr auto kFormatGrace = 1s;
 
@@ -72,6 +75,23 @@ std::size_t ring_pending_at_attach(const C& consumer) {
     }
 }
 
+// Bytes, and the format, of what `address` names: a 1:1 ring, or lanes for senders=N.
+std::size_t region_capacity(const Address& address) {
+    return address.capacity.value_or(address.senders > 0 ? kDefaultLaneCapacity : kDefaultRingCapacity);
+}
+std::size_t region_size_for(const Address& address) {
+    const std::size_t capacity = region_capacity(address);
+    return address.senders > 0 ? Lanes::region_size(address.senders, capacity) : Ring::region_size(capacity);
+}
+void format_for(const Address& address, std::span<std::byte> region) {
+    const std::size_t capacity = region_capacity(address);
+    if (address.senders > 0) {
+        Lanes::format(region, LanesOptions{address.senders, capacity});
+    } else {
+        Ring::format(region, RingOptions{capacity});
+    }
+}
+
 // The shared memory under a ring, owned: removed by the creator unless keep=1, unmapped last.
 class RingRegion {
 public:
@@ -97,11 +117,9 @@ private:
                     "address \"" + address.text +
                         "\": keep=1 cannot apply to shm:@NAME (it lives exactly as long as its holders)");
             }
-            const std::size_t capacity = address.capacity.value_or(kDefaultRingCapacity);
             shared_.emplace(SharedRegion::create(
-                address.target.substr(1), Ring::region_size(capacity),
-                [&](std::span<std::byte> region) { Ring::format(region, RingOptions{capacity}); },
-                address.text));
+                address.target.substr(1), region_size_for(address),
+                [&](std::span<std::byte> region) { format_for(address, region); }, address.text));
             bytes_ = shared_->bytes();
             return;
         }
@@ -110,8 +128,7 @@ private:
                 std::errc::invalid_argument,
                 "address \"" + address.text + "\": an id names an existing segment; create one by key");
         }
-        const std::size_t capacity = address.capacity.value_or(kDefaultRingCapacity);
-        const std::size_t size = Ring::region_size(capacity);
+        const std::size_t size = region_size_for(address);
         if (address.transport == Transport::shm) {
             posix_.emplace(PosixShm::create(address.target, size, address.mode));
             // ftruncate on tmpfs reserves nothing: a /dev/shm too small for the ring would
@@ -131,7 +148,7 @@ private:
             attachment_.emplace(sysv_->attach(Access::read_write));
             bytes_ = attachment_->bytes();
         }
-        Ring::format(bytes_, RingOptions{capacity});
+        format_for(address, bytes_);
     }
 
     void open(const Address& address, Deadline deadline) {
@@ -205,12 +222,14 @@ Side attach_side(const RingRegion& region, const Address& address, Role role) {
     }
 }
 
+// Producer: RingProducer, or LanesSender for senders=N (the same calls).
+template <class Producer>
 class RingSender final : public SenderBackend {
 public:
     RingSender(const Address& address, Role role, Deadline deadline)
         : SenderBackend(address),
           region_(address, role, deadline),
-          producer_(attach_side<RingProducer>(region_, address, role)),
+          producer_(attach_side<Producer>(region_, address, role)),
           // A receiver that is there already counts as come: if it closes before the first
           // send, that send is `closed`, as a FIFO writer's would be, not a wait for another.
           consumer_seen_(ring_consumer_present(producer_)) {}
@@ -266,18 +285,20 @@ private:
     }
 
     RingRegion region_;  // declared first: outlives the producer
-    RingProducer producer_;
+    Producer producer_;
     bool consumer_seen_;
     bool finished_ = false;
     std::uint64_t sent_ = 0;
 };
 
+// Consumer: RingConsumer, or LanesReceiver for senders=N (the same calls).
+template <class Consumer>
 class RingReceiver final : public ReceiverBackend {
 public:
     RingReceiver(const Address& address, Role role, Deadline deadline)
         : ReceiverBackend(address),
           region_(address, role, deadline),
-          consumer_(attach_side<RingConsumer>(region_, address, role)) {}
+          consumer_(attach_side<Consumer>(region_, address, role)) {}
 
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
         return guarded(region_.guard(), deadline, [&](Deadline d) { return consumer_.recv(buffer, d); });
@@ -300,20 +321,38 @@ public:
         consumer_.release();
         region_.guard().check();
     }
+    // Rings and lanes have doorbells, so a PollSet sleeps in poll(2), never on a timer.
+    Arm arm(std::vector<int>& fds) override {
+        if constexpr (requires { consumer_.arm(fds); }) {
+            const bool armed = consumer_.arm(fds);  // lanes: every lane's doorbell and live senders
+            region_.guard().check();
+            return armed ? Arm::armed : Arm::ready;
+        } else {
+            const bool armed = consumer_.arm();
+            region_.guard().check();
+            if (!armed) return Arm::ready;
+            fds.push_back(consumer_.doorbell_fd());
+            if (const int pidfd = consumer_.producer_fd(); pidfd >= 0) fds.push_back(pidfd);  // its death
+            return Arm::armed;
+        }
+    }
+    void disarm() noexcept override { consumer_.disarm(); }
 
 private:
     RingRegion region_;
-    RingConsumer consumer_;
+    Consumer consumer_;
 };
 
 }  // namespace
 
 std::unique_ptr<SenderBackend> make_ring_sender(const Address& address, Role role, Deadline deadline) {
-    return std::make_unique<RingSender>(address, role, deadline);
+    if (address.senders > 0) return std::make_unique<RingSender<LanesSender>>(address, role, deadline);
+    return std::make_unique<RingSender<RingProducer>>(address, role, deadline);
 }
 
 std::unique_ptr<ReceiverBackend> make_ring_receiver(const Address& address, Role role, Deadline deadline) {
-    return std::make_unique<RingReceiver>(address, role, deadline);
+    if (address.senders > 0) return std::make_unique<RingReceiver<LanesReceiver>>(address, role, deadline);
+    return std::make_unique<RingReceiver<RingConsumer>>(address, role, deadline);
 }
 
 }  // namespace ipckit::detail

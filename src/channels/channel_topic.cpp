@@ -1,11 +1,12 @@
-// Topic transport (topic:/NAME): one publisher (a Sender), up to `subscribers` Receivers, each
-// receiving every message, over the shared-memory topic (ipckit/topic.hpp) in POSIX shared
-// memory. Who creates: whichever side comes first, publisher or subscriber, by the usual
-// create/open roles (the tool's automatic mode: a receiver creates unless the object exists, a
-// sender opens and otherwise creates). The creator sizes and formats the region with its address's
-// options (capacity, subscribers, overflow, history) and removes the name when it goes away,
-// unless keep=1; openers take the region as it is. A subscriber that arrives before any
-// publisher waits for one; a publisher with no subscribers publishes into the history only.
+// Topic transport (topic:/NAME, topic:@NAME): one publisher (a Sender), up to `subscribers`
+// Receivers, each receiving every message, over the shared-memory topic (ipckit/topic.hpp) in
+// POSIX shared memory, or for topic:@NAME in a sealed memfd served on an abstract socket
+// (shared_region.hpp, as shm:@NAME). Who creates: whichever side comes first, publisher or subscriber, by the
+// usual create/open roles (the tool's automatic mode: a receiver creates unless the object exists, a sender
+// opens and otherwise creates). The creator sizes and formats the region with its address's options
+// (capacity, subscribers, overflow, history) and removes the name when it goes away, unless keep=1; openers
+// take the region as it is. A subscriber that arrives before any publisher waits for one; a publisher with no
+// subscribers publishes into the history only.
 #include <fcntl.h>
 
 #include <optional>
@@ -17,6 +18,7 @@
 #include "ipckit/mapping.hpp"
 #include "ipckit/posix_shm.hpp"
 #include "ipckit/topic.hpp"
+#include "shared_region.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -32,10 +34,8 @@ class TopicRegion {
 public:
     TopicRegion(const Address& address, Role role, Deadline deadline) {
         if (address.target.starts_with('@')) {
-            // Needs the sealed-memfd-over-abstract-socket region that shm:@NAME is getting.
-            throw_error(std::errc::function_not_supported,
-                        "address \"" + address.text +
-                            "\": topic:@NAME is not available yet in this build; use topic:/NAME");
+            open_shared(address, role, deadline);
+            return;
         }
         if (role == Role::create) {
             const std::size_t capacity = address.capacity.value_or(kDefaultTopicCapacity);
@@ -63,14 +63,16 @@ public:
             mapping_.emplace(posix_->map(Access::read_write));
         }
     }
-    [[nodiscard]] std::span<std::byte> bytes() const { return mapping_->bytes(); }
+    [[nodiscard]] std::span<std::byte> bytes() const {
+        return shared_ ? shared_->bytes() : mapping_->bytes();
+    }
     [[nodiscard]] bool created() const { return created_; }
 
     // A receiver that created the topic claims its slot a moment after the format made the
     // region visible: a publisher that opened it in that moment would publish to nobody. So an
     // opening publisher waits (up to the format grace) until some slot has been claimed.
     void wait_for_a_subscriber() const {
-        auto* header = reinterpret_cast<topic::TopicHeader*>(mapping_->bytes().data());
+        auto* header = reinterpret_cast<topic::TopicHeader*>(bytes().data());
         const auto slots = static_cast<std::uint32_t>(header->control.kind_words[topic::kSlotsWord]);
         const auto grace = Deadline::after(kFormatGrace);
         while (!grace.expired()) {
@@ -83,7 +85,32 @@ public:
     }
 
 private:
+    // topic:@NAME: a sealed memfd served on the abstract socket @NAME, as shm:@NAME.
+    void open_shared(const Address& address, Role role, Deadline deadline) {
+        const std::string name = address.target.substr(1);
+        if (role != Role::create) {
+            shared_.emplace(SharedRegion::open(name, deadline, address.text));
+            return;
+        }
+        if (address.keep) {
+            throw_error(
+                std::errc::invalid_argument,
+                "address \"" + address.text +
+                    "\": keep=1 cannot apply to topic:@NAME (it lives exactly as long as its holders)");
+        }
+        const std::size_t capacity = address.capacity.value_or(kDefaultTopicCapacity);
+        shared_.emplace(SharedRegion::create(
+            name, Topic::region_size(capacity, address.subscribers),
+            [&](std::span<std::byte> region) {
+                Topic::format(region, TopicOptions{capacity, address.subscribers, address.history,
+                                                   address.drop ? Overflow::drop : Overflow::block});
+            },
+            address.text));
+        created_ = true;
+    }
+
     bool created_ = false;
+    std::optional<SharedRegion> shared_;
     std::optional<PosixShm> posix_;
     std::optional<Mapping> mapping_;
 };

@@ -1,7 +1,7 @@
 // Internal: shared memory for the channel layer that cannot leak, cannot be truncated, and, when
 // it is a named file that someone else can truncate, cannot kill its holders with SIGBUS.
 //
-// `SharedRegion` (shm:@NAME, and topic:@NAME later): the creator puts the region in a memfd,
+// `SharedRegion` (shm:@NAME and topic:@NAME): the creator puts the region in a memfd,
 // seals its size (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) and serves the descriptor on an
 // abstract Unix socket from a thread of its own; an opener connects, receives the descriptor
 // (SCM_RIGHTS), checks the seals and maps it. Each side checks the other's uid (SO_PEERCRED):

@@ -3,6 +3,8 @@
 #include "ipckit/ring.hpp"
 
 #include <sched.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,7 +14,9 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <random>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "ipckit/detail/futex.hpp"
@@ -300,6 +304,36 @@ inline void notify(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32
     }
 }
 
+// Doorbell names start with this (as the topic's), and a producer rings only names that do: a
+// hostile doorbell line can make it send one byte to another ipckit doorbell, nothing else.
+constexpr std::string_view kBellPrefix = "ipckit-bell-";
+
+// Rings the consumer's doorbell if it is armed: one non-blocking datagram. `sender` is the
+// producer's cached unbound socket; null makes a temporary one (close and attach are rare).
+void ring_doorbell(RingHeader& header, Fd* sender) noexcept {
+    DoorbellLine& line = header.doorbell;
+    // acquire: pairs with arm()'s release, so the name is the one written before arming.
+    if (line.armed.load(std::memory_order_acquire) == 0) return;
+    const std::uint32_t length = line.name_length;
+    if (length <= kBellPrefix.size() || length > sizeof line.name) return;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path + 1, line.name, length);
+    if (std::string_view(address.sun_path + 1, kBellPrefix.size()) != kBellPrefix) return;
+    Fd temporary;
+    Fd& fd = sender != nullptr ? *sender : temporary;
+    if (!fd) {
+        fd.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        if (!fd) return;  // the futex wake still reaches a blocking waiter
+    }
+    const char ring = 1;
+    // Errors ignored: a full socket already has a ring pending; a refused one belongs to a
+    // consumer that died armed.
+    (void)::sendto(fd.get(), &ring, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
+                   reinterpret_cast<const sockaddr*>(&address),
+                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + length));
+}
+
 // Waits until `ready()` (which re-reads what the other side publishes) is true. Returns ok when
 // it is, closed when `gone(now)` says the peer left (the caller drains what it published first),
 // or timed_out.
@@ -410,7 +444,13 @@ void detail::RingEndCloser::operator()(RingHeader* header) const noexcept {
     if (producer) {
         release_endpoint(header->producer_end, epoch);
         wake_all(header->wait.data_event);
+        ring_doorbell(*header, nullptr);  // a consumer in a PollSet sees the close
     } else {
+        // A consumer that closes armed stops counting as a sleeper (only the holder arms).
+        const OwnerWord holder =
+            OwnerWord::unpack(header->consumer_end.owner.load(std::memory_order_relaxed));
+        if (holder.epoch == epoch && header->doorbell.armed.exchange(0, std::memory_order_relaxed) != 0)
+            header->wait.consumer_sleepers.fetch_sub(1, std::memory_order_relaxed);
         release_endpoint(header->consumer_end, epoch);
         wake_all(header->wait.space_event);
     }
@@ -449,6 +489,8 @@ RingProducer RingProducer::attach(std::span<std::byte> region, WaitMode mode) {
     p.consumer_ = EndpointWatch(&g.header->consumer_end);
     if (const OwnerWord owner = p.consumer_.owner(); owner.state == EndpointState::closed)
         p.closed_before_attach_ = owner.epoch;
+    // A consumer asleep on its doorbell learns of the new producer now, and so watches its pidfd.
+    ring_doorbell(*g.header, &p.bell_sender_);
     return p;
 }
 
@@ -593,7 +635,13 @@ void RingProducer::publish(std::size_t size) {
     // Read only by an attacher (a takeover walks from it) and `ipckit ls`: relaxed, off the hot path.
     header_->producer.position.store(head_, std::memory_order_relaxed);
     handshake_fence();
-    notify(header_->wait.consumer_sleepers, header_->wait.data_event);
+    // As notify(), plus the doorbell: an armed doorbell counts as a sleeper, so it is only
+    // looked for on this path and a send with nobody asleep makes no system call.
+    if (header_->wait.consumer_sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
+        header_->wait.data_event.fetch_add(1, std::memory_order_release);
+        (void)detail::futex_wake(header_->wait.data_event, INT_MAX);
+        ring_doorbell(*header_, &bell_sender_);
+    }
 }
 
 IoResult RingProducer::send(std::span<const std::byte> message, Deadline deadline) {
@@ -646,8 +694,65 @@ RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     c.took_over_ = claim.took_over;
     c.pending_at_attach_ = walk(g.data, cursors.tail, cursors.tail, g.capacity, c.max_message_).messages;
     c.producer_ = EndpointWatch(&g.header->producer_end);
+    // A consumer that died armed left its sleeper count and its doorbell: take both back.
+    if (g.header->doorbell.armed.exchange(0, std::memory_order_relaxed) != 0)
+        g.header->wait.consumer_sleepers.fetch_sub(1, std::memory_order_relaxed);
     wake_all(g.header->wait.space_event);  // a producer in wait_for_consumer
     return c;
+}
+
+int RingConsumer::doorbell_fd() {
+    if (!header_) throw_error(std::errc::bad_file_descriptor, "ring consumer is closed");
+    if (doorbell_) return doorbell_.get();
+    Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) throw_errno("socket", "ring doorbell");
+    std::random_device random;
+    const std::string name = std::string(kBellPrefix) + "ring-" + std::to_string(::getpid()) + "-" +
+                             std::to_string(random()) + "-" + std::to_string(random());
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path + 1, name.data(), name.size());
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address),
+               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) != 0) {
+        throw_errno("bind", "ring doorbell @" + name);
+    }
+    DoorbellLine& line = header_->doorbell;
+    std::memcpy(line.name, name.data(), name.size());
+    line.name_length = static_cast<std::uint32_t>(name.size());
+    doorbell_ = std::move(fd);
+    return doorbell_.get();
+}
+
+bool RingConsumer::arm() {
+    (void)doorbell_fd();
+    DoorbellLine& line = header_->doorbell;
+    if (line.armed.load(std::memory_order_relaxed) == 0) {
+        // release: the name written in doorbell_fd() happens-before a producer that sees armed.
+        line.armed.store(1, std::memory_order_release);
+        header_->wait.consumer_sleepers.fetch_add(1, std::memory_order_relaxed);
+    }
+    // The store-buffer handshake, as for a futex sleeper: our announcement, then the re-check;
+    // the producer's commit, then its sleepers load. One of the two sees the other.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (has_data()) return false;
+    if (producer_.owner().state != EndpointState::vacant && producer_gone(Clock::now())) return false;
+    return true;
+}
+
+void RingConsumer::disarm() noexcept {
+    if (!header_) return;
+    if (header_->doorbell.armed.exchange(0, std::memory_order_relaxed) != 0)
+        header_->wait.consumer_sleepers.fetch_sub(1, std::memory_order_relaxed);
+    if (!doorbell_) return;
+    char rings[64];
+    while (::recv(doorbell_.get(), rings, sizeof rings, MSG_DONTWAIT) > 0) {
+    }
+}
+
+int RingConsumer::producer_fd() {
+    if (!header_) return -1;
+    (void)producer_.gone(Clock::now());  // makes the watch (and its pidfd) for the current holder
+    return producer_.fd();
 }
 
 void RingConsumer::close() noexcept {

@@ -138,6 +138,17 @@ TEST(AddressTest, BadOptionsNameTheOptionAndTheExpectedValue) {
     EXPECT_NE(error_of("fifo:/x?mode=0600&&keep=1").find("empty option"), std::string::npos);
 }
 
+TEST(AddressTest, ParsesSendersForRingsOnly) {
+    EXPECT_EQ(parse_address("shm:/x").senders, 0u);
+    EXPECT_EQ(parse_address("shm:/x?senders=4").senders, 4u);
+    EXPECT_EQ(parse_address("shm:@x?senders=64").senders, 64u);
+    EXPECT_EQ(parse_address("sysvshm:0x1234?senders=1").senders, 1u);
+    EXPECT_NE(error_of("shm:/x?senders=0").find("from 1 to 64"), std::string::npos);
+    EXPECT_NE(error_of("shm:/x?senders=65").find("from 1 to 64"), std::string::npos);
+    EXPECT_NE(error_of("fifo:/tmp/x?senders=2").find("only shm: and sysvshm:"), std::string::npos);
+    EXPECT_NE(error_of("topic:/x?senders=2").find("only shm: and sysvshm:"), std::string::npos);
+}
+
 TEST(AddressTest, ParsesTopicsAndTheirOptions) {
     const Address a = parse_address("topic:/ticks?subscribers=64&overflow=drop&history=8&wait=block");
     EXPECT_EQ(a.transport, Transport::topic);

@@ -26,7 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 
 bool is_ring(const test::TransportCase& t) {
-    return t.name == "shm" || t.name == "shm_memfd" || t.name == "sysvshm";
+    return t.name == "shm" || t.name == "shm_memfd" || t.name == "shm_lanes" || t.name == "sysvshm";
 }
 
 std::vector<test::TransportCase> ring_transports() {

@@ -10,9 +10,10 @@
 #include <vector>
 
 #include "ipckit/channel.hpp"
+#include "ipckit/detail/ring_layout.hpp"
+#include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"
-#include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/mapping.hpp"
 #include "ipckit/poll_set.hpp"
 #include "ipckit/posix_shm.hpp"
@@ -88,6 +89,88 @@ TEST(PollSetTest, ATopicPublishersDeathIsAnEventInTheSet) {
     }
     EXPECT_EQ(r.status, Status::closed);
     EXPECT_EQ(child.wait(), -SIGKILL);
+}
+
+// Waits (bounded) until the ring in shm `name` has its doorbell armed (its receiver sleeps in a
+// PollSet).
+// `offset`: where the ring starts in the object (a lane of a lanes region is a whole ring).
+bool ring_doorbell_armed(const std::string& name, std::size_t offset = 0) {
+    for (int attempt = 0; attempt < 5000; ++attempt) {
+        auto shm = PosixShm::open(name, Access::read_write);
+        auto map = shm.map(Access::read_write);
+        const auto* header = reinterpret_cast<const detail::ring::RingHeader*>(map.bytes().data() + offset);
+        if (header->doorbell.armed.load() != 0) return true;
+        std::this_thread::sleep_for(2ms);
+    }
+    return false;
+}
+
+// A set holding only rings has nothing to poll on a timer: the deadline is the only timeout, so
+// a doorbell that did not ring fails the test (the wait returns empty after 30 s).
+TEST(PollSetTest, ARingReceiverIsWokenByItsDoorbell) {
+    const std::string name = "/" + test::unique_name("ipckit-test");
+    Receiver ring = Receiver::create("shm:" + name + "?capacity=64KiB");
+    Receiver other = Receiver::create("shm:/" + test::unique_name("ipckit-test") + "?capacity=64KiB");
+    PollSet set;
+    set.add(other);
+    set.add(ring);
+    auto child = test::spawn([&] {
+        Sender sender = Sender::open("shm:" + name, Deadline::after(10s));
+        if (!ring_doorbell_armed(name)) return 1;  // send only once the receiver sleeps on it
+        if (!sender.send(as_bytes("rung")).ok()) return 2;
+        ::pause();
+        return 0;
+    });
+    const auto ready = set.wait(Deadline::after(30s));
+    ASSERT_EQ(ready, (std::vector<std::size_t>{1}));
+    std::vector<std::byte> message;
+    ASSERT_TRUE(ring.recv(message, Deadline::immediate()).ok());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(message.data()), message.size()), "rung");
+    child.kill(SIGKILL);
+    EXPECT_EQ(child.wait(), -SIGKILL);
+}
+
+TEST(PollSetTest, ARingSendersDeathIsAnEventInTheSet) {
+    const std::string name = "/" + test::unique_name("ipckit-test");
+    Receiver ring = Receiver::create("shm:" + name + "?capacity=64KiB");
+    PollSet set;
+    set.add(ring);
+    auto child = test::spawn([&] {
+        Sender sender = Sender::open("shm:" + name, Deadline::after(10s));
+        if (!ring_doorbell_armed(name)) return 1;
+        ::raise(SIGKILL);  // dies holding the producer end, ringing nothing
+        return 0;
+    });
+    std::vector<std::byte> message;
+    const auto ready = set.wait(Deadline::after(30s));
+    ASSERT_EQ(ready, (std::vector<std::size_t>{0}));
+    EXPECT_EQ(ring.recv(message, Deadline::immediate()).status, Status::closed);
+    EXPECT_EQ(child.wait(), -SIGKILL);
+}
+
+TEST(PollSetTest, ALanesReceiverIsWokenByALanesDoorbell) {
+    const std::string name = "/" + test::unique_name("ipckit-test");
+    Receiver lanes = Receiver::create("shm:" + name + "?senders=3&capacity=64KiB");
+    PollSet set;
+    set.add(lanes);
+    auto child = test::spawn([&] {
+        Sender sender = Sender::open("shm:" + name + "?senders=3", Deadline::after(10s));
+        // It holds lane 0, whose ring starts after the 1024-byte lanes header.
+        if (!ring_doorbell_armed(name, detail::ring::kLanesHeaderSize)) return 1;
+        if (!sender.send(as_bytes("rung")).ok()) return 2;
+        ::pause();
+        return 0;
+    });
+    const auto ready = set.wait(Deadline::after(30s));
+    ASSERT_EQ(ready, (std::vector<std::size_t>{0}));
+    std::vector<std::byte> message;
+    ASSERT_TRUE(lanes.recv(message, Deadline::immediate()).ok());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(message.data()), message.size()), "rung");
+    child.kill(SIGKILL);
+    EXPECT_EQ(child.wait(), -SIGKILL);
+    // The dead sender was the only one: the set reports the receiver, now closed.
+    ASSERT_EQ(set.wait(Deadline::after(30s)), (std::vector<std::size_t>{0}));
+    EXPECT_EQ(lanes.recv(message, Deadline::immediate()).status, Status::closed);
 }
 
 TEST(PollSetTest, ReportsWhichReceiverHasAMessageAcrossTransports) {

@@ -41,6 +41,8 @@ std::vector<TransportCase> all_transports() {
         {"sysvmq", [](const TempDir&) { return "sysvmq:" + hex_key(random_sysv_key()); }},
         {"posixmq", [](const TempDir&) { return "posixmq:/" + unique_name("ipckit-test"); }},
         {"shm", [](const TempDir&) { return "shm:/" + unique_name("ipckit-test"); }},
+        // One sender per scenario takes lane 0; the rest stay vacant.
+        {"shm_lanes", [](const TempDir&) { return "shm:/" + unique_name("ipckit-test") + "?senders=2"; }},
         {"shm_memfd", [](const TempDir&) { return "shm:@" + unique_name("ipckit-test"); }},
         {"sysvshm", [](const TempDir&) { return "sysvshm:" + hex_key(random_sysv_key()); }},
         {"unix_path", [](const TempDir& dir) { return "unix:" + dir.file("channel.sock"); }},
@@ -51,6 +53,8 @@ std::vector<TransportCase> all_transports() {
         // history=64: the channel scenarios may send before the receiver attaches, which a topic
         // (a subscriber sees what follows its join) keeps only in its history.
         {"topic", [](const TempDir&) { return "topic:/" + unique_name("ipckit-test") + "?history=64"; },
+         false, true},
+        {"topic_memfd", [](const TempDir&) { return "topic:@" + unique_name("ipckit-test") + "?history=64"; },
          false, true},
     };
 }

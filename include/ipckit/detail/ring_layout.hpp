@@ -100,6 +100,17 @@ inline constexpr std::size_t kHeaderSize = sizeof(RingHeader);
 static_assert(kHeaderSize == 8 * kLineSize, "the ring header is eight lines");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "cursors must be lock-free across processes");
 
+// Kind 2, lanes (senders=N): this 1024-byte header, then N complete kind-1 rings ("lanes"), lane
+// i at kLanesHeaderSize + i * stride. control.kind_words: [0] lane count, [1] stride (the kind-1
+// header plus the per-lane capacity in control.capacity).
+struct LanesHeader {
+    ControlLine control;
+    EndpointLine receiver_end;  // the one receiver (it also holds every lane's consumer end)
+    std::byte reserved[6 * kLineSize];
+};
+inline constexpr std::size_t kLanesHeaderSize = sizeof(LanesHeader);
+static_assert(kLanesHeaderSize == 1024, "the lanes header is eight lines");
+
 // ---- Records: the commit word --------------------------------------------------------------
 
 // Every record starts with a 64-bit commit word, stored last (release) and polled by readers:

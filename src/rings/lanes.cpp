@@ -1,0 +1,383 @@
+// Lanes (layout kind 2, docs/ring-layout.md): N complete kind-1 rings after a 1024-byte lanes
+// header. Every lane is claimed and used with the ring's own code; what is here is the header,
+// picking a free lane, the receiver's round robin, and sleeping on every lane at once.
+#include "ipckit/lanes.hpp"
+
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "ipckit/detail/ring_layout.hpp"
+#include "ipckit/error.hpp"
+
+namespace ipckit {
+
+using namespace detail::ring;
+using Clock = Deadline::Clock;
+
+namespace {
+
+constexpr auto kAdaptiveSpin = std::chrono::microseconds(5);
+constexpr auto kSpinYieldEvery = std::chrono::microseconds(200);
+// Without futex_waitv (Linux < 5.16) an empty receiver looks again this often.
+constexpr auto kFallbackSlice = std::chrono::milliseconds(1);
+
+// futex_waitv(2): its uapi struct, spelled here so older kernel headers still build.
+struct FutexWaiter {
+    std::uint64_t val;
+    std::uint64_t uaddr;
+    std::uint32_t flags;
+    std::uint32_t reserved;
+};
+constexpr long kSysFutexWaitv = 449;
+constexpr std::uint32_t kFutex2SizeU32 = 0x02;  // shared (no FUTEX_PRIVATE_FLAG): other processes wake us
+
+std::atomic<bool> futex_waitv_missing{false};
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#endif
+}
+
+std::string str(std::uint64_t value) {
+    return std::to_string(value);
+}
+
+[[noreturn]] void corrupt_header(const std::string& what) {
+    throw_error(std::errc::protocol_error, "lanes header: " + what);
+}
+
+bool valid_capacity(std::uint64_t capacity) {
+    return std::has_single_bit(capacity) && capacity >= kMinCapacity && capacity <= kMaxCapacity;
+}
+
+struct LanesGeometry {
+    LanesHeader* header;
+    std::uint32_t lanes;
+    std::uint64_t stride;
+};
+
+void check_region(std::span<std::byte> region) {
+    if (reinterpret_cast<std::uintptr_t>(region.data()) % kLineSize != 0)
+        throw_error(std::errc::invalid_argument,
+                    "lanes region is not aligned to " + str(kLineSize) + " bytes");
+    if (region.size() < kLanesHeaderSize + kHeaderSize + kMinCapacity) {
+        throw_error(std::errc::invalid_argument, "lanes region of " + str(region.size()) +
+                                                     " bytes is too small: one lane needs " +
+                                                     str(kLanesHeaderSize + kHeaderSize + kMinCapacity));
+    }
+}
+
+// Every field read once into locals and checked against the region before use.
+LanesGeometry validate(std::span<std::byte> region) {
+    check_region(region);
+    auto* header = std::launder(reinterpret_cast<LanesHeader*>(region.data()));
+    const ControlLine& control = header->control;
+    const std::uint64_t magic = control.magic.load(std::memory_order_acquire);
+    if (magic != kMagic) corrupt_header("bad magic (not an ipckit region, or not formatted yet)");
+    const std::uint32_t version = control.version;
+    if (version != kVersion)
+        corrupt_header("version " + str(version) + ", this ipckit reads version " + str(kVersion));
+    const auto kind = static_cast<std::uint32_t>(control.kind);
+    if (kind != static_cast<std::uint32_t>(Kind::lanes)) {
+        corrupt_header("kind " + str(kind) + " is not a lanes region (kind 2)" +
+                       (kind == 1   ? ": it is a 1:1 ring (open it without senders=N)"
+                        : kind == 3 ? ": it is a topic"
+                                    : ""));
+    }
+    const std::uint32_t header_size = control.header_size;
+    const std::uint64_t capacity = control.capacity;
+    const std::uint64_t lanes = control.kind_words[0];
+    const std::uint64_t stride = control.kind_words[1];
+    if (header_size != kLanesHeaderSize)
+        corrupt_header("header size " + str(header_size) + ", expected 1024");
+    if (!valid_capacity(capacity))
+        corrupt_header("lane capacity " + str(capacity) + " is not a power of two");
+    if (lanes < 1 || lanes > Lanes::kMaxLanes) corrupt_header("lane count " + str(lanes) + " outside 1..64");
+    if (stride != kHeaderSize + capacity)
+        corrupt_header("lane stride " + str(stride) + ", expected " + str(kHeaderSize + capacity));
+    if ((region.size() - kLanesHeaderSize) / stride < lanes) {
+        corrupt_header(str(lanes) + " lanes of " + str(stride) + " bytes need a region of " +
+                       str(kLanesHeaderSize + lanes * stride) + " bytes, but it has " + str(region.size()));
+    }
+    return {header, static_cast<std::uint32_t>(lanes), stride};
+}
+
+std::span<std::byte> lane_bytes(std::span<std::byte> region, const LanesGeometry& g, std::uint32_t i) {
+    return region.subspan(kLanesHeaderSize + i * g.stride, g.stride);
+}
+
+}  // namespace
+
+// ---- Lanes ----
+
+std::size_t Lanes::region_size(std::uint32_t lanes, std::size_t capacity) noexcept {
+    return kLanesHeaderSize + std::size_t{lanes} * (kHeaderSize + capacity);
+}
+
+std::size_t Lanes::format(std::span<std::byte> region, LanesOptions options) {
+    if (options.lanes < 1 || options.lanes > kMaxLanes) {
+        throw_error(std::errc::invalid_argument,
+                    "lanes: " + str(options.lanes) + " senders, expected 1 to " + str(kMaxLanes));
+    }
+    check_region(region);
+    std::uint64_t capacity = options.capacity;
+    const std::uint64_t room = (region.size() - kLanesHeaderSize) / options.lanes;
+    if (capacity == 0) {
+        if (room < kHeaderSize + kMinCapacity) {
+            throw_error(std::errc::invalid_argument, "lanes region of " + str(region.size()) +
+                                                         " bytes is too small for " + str(options.lanes) +
+                                                         " lanes");
+        }
+        capacity = std::bit_floor(std::min<std::uint64_t>(room - kHeaderSize, kMaxCapacity));
+    } else if (!valid_capacity(capacity)) {
+        throw_error(std::errc::invalid_argument, "lane capacity " + str(capacity) +
+                                                     " is not a power of two between " + str(kMinCapacity) +
+                                                     " and " + str(kMaxCapacity));
+    } else if (kHeaderSize + capacity > room) {
+        throw_error(std::errc::invalid_argument, str(options.lanes) + " lanes of " + str(capacity) +
+                                                     " bytes need a region of " +
+                                                     str(region_size(options.lanes, capacity)) +
+                                                     " bytes; the region has " + str(region.size()));
+    }
+    const std::uint64_t stride = kHeaderSize + capacity;
+    auto* header = ::new (region.data()) LanesHeader{};
+    for (std::uint32_t i = 0; i < options.lanes; ++i)
+        Ring::format(region.subspan(kLanesHeaderSize + i * stride, stride), RingOptions{capacity});
+    ControlLine& control = header->control;
+    control.version = kVersion;
+    control.kind = Kind::lanes;
+    control.header_size = static_cast<std::uint32_t>(kLanesHeaderSize);
+    control.line_size = static_cast<std::uint32_t>(kLineSize);
+    control.record_alignment = kRecordAlignment;
+    control.capacity = capacity;
+    control.kind_words[0] = options.lanes;
+    control.kind_words[1] = stride;
+    // release: an attacher that acquires the magic sees every field and every formatted lane.
+    control.magic.store(kMagic, std::memory_order_release);
+    return static_cast<std::size_t>(capacity);
+}
+
+void detail::LanesReceiverCloser::operator()(EndpointLine* line) const noexcept {
+    release_endpoint(*line, epoch);
+}
+
+// ---- LanesSender ----
+
+LanesSender LanesSender::attach(std::span<std::byte> region, WaitMode mode) {
+    const LanesGeometry g = validate(region);
+    // The first lane whose producer end the ring's claim accepts: vacant, closed, or dead.
+    for (std::uint32_t i = 0; i < g.lanes; ++i) {
+        try {
+            return LanesSender(RingProducer::attach(lane_bytes(region, g, i), mode), i, g.lanes);
+        } catch (const Error& e) {
+            if (e.code() != std::errc::device_or_resource_busy) throw;
+        }
+    }
+    throw_error(std::errc::device_or_resource_busy,
+                "lanes sender: all " + str(g.lanes) +
+                    " lanes are held by live senders (senders=" + str(g.lanes) + ")");
+}
+
+// ---- LanesReceiver ----
+
+LanesReceiver LanesReceiver::attach(std::span<std::byte> region, WaitMode mode) {
+    const LanesGeometry g = validate(region);
+    LanesReceiver r;
+    const Claim claim = claim_endpoint(g.header->receiver_end, "lanes receiver");
+    r.receiver_ = decltype(r.receiver_)(&g.header->receiver_end, detail::LanesReceiverCloser{claim.epoch});
+    r.took_over_ = claim.took_over;
+    r.mode_ = mode;
+    r.lanes_.reserve(g.lanes);
+    for (std::uint32_t i = 0; i < g.lanes; ++i) {
+        const std::span<std::byte> lane = lane_bytes(region, g, i);
+        r.lanes_.push_back(RingConsumer::attach(lane, mode));
+        r.took_over_ = r.took_over_ || r.lanes_.back().took_over();
+        r.pending_at_attach_ += r.lanes_.back().pending_at_attach();
+        const auto* ring = std::launder(reinterpret_cast<const RingHeader*>(lane.data()));
+        r.senders_.emplace_back(&ring->producer_end);
+    }
+    r.max_message_ = r.lanes_.front().max_message_size();
+    r.capacity_ = r.lanes_.front().capacity();
+    return r;
+}
+
+void LanesReceiver::close() noexcept {
+    lanes_.clear();
+    senders_.clear();
+    receiver_.reset();
+    holding_ = false;
+}
+
+bool LanesReceiver::scan(std::size_t& lane) const noexcept {
+    const std::size_t n = lanes_.size();
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t i = (next_ + k) % n;
+        if (lanes_[i].has_data()) {
+            lane = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool LanesReceiver::has_data() const noexcept {
+    std::size_t lane = 0;
+    return holding_ || scan(lane);
+}
+
+// No lane has a live sender, and one was used: every sender that came has left.
+bool LanesReceiver::all_left(Clock::time_point now) {
+    bool used = false;
+    for (auto& watch : senders_) {
+        if (watch.owner().state == EndpointState::vacant) continue;
+        used = true;
+        if (!watch.gone(now)) return false;
+    }
+    return used;
+}
+
+bool LanesReceiver::arm(std::vector<int>& fds) {
+    if (!receiver_) throw_error(std::errc::bad_file_descriptor, "lanes receiver is closed");
+    if (holding_) return false;
+    const auto now = Clock::now();
+    for (std::size_t i = 0; i < lanes_.size(); ++i) {
+        // Armed even when it returns false: a lane whose sender left still rings for the next one.
+        if (!lanes_[i].arm() && lanes_[i].has_data()) return false;
+        fds.push_back(lanes_[i].doorbell_fd());
+        // Only a live sender's pidfd: a dead one's polls readable for ever.
+        if (senders_[i].owner().state == EndpointState::attached && !senders_[i].gone(now)) {
+            if (const int pidfd = lanes_[i].producer_fd(); pidfd >= 0) fds.push_back(pidfd);
+        }
+    }
+    std::size_t lane = 0;
+    if (scan(lane)) return false;
+    return !all_left(now);
+}
+
+void LanesReceiver::disarm() noexcept {
+    for (auto& lane : lanes_)
+        lane.disarm();
+}
+
+void LanesReceiver::sleep_on_lanes(Deadline until) {
+    if (futex_waitv_missing.load(std::memory_order_relaxed)) {
+        std::this_thread::sleep_for(std::min<Clock::duration>(kFallbackSlice, until.when() - Clock::now()));
+        return;
+    }
+    const std::size_t n = lanes_.size();
+    FutexWaiter waiters[Lanes::kMaxLanes];
+    // The keys before the announcement: a notify after this changes a word, and futex_waitv then
+    // returns at once. Then the announcement, a fence, and the re-check (the ring's handshake).
+    for (std::size_t i = 0; i < n; ++i) {
+        const detail::RingWaitWords w = lanes_[i].wait_words();
+        waiters[i] = {w.data_event->load(std::memory_order_acquire),
+                      reinterpret_cast<std::uint64_t>(w.data_event), kFutex2SizeU32, 0};
+    }
+    for (std::size_t i = 0; i < n; ++i)
+        lanes_[i].wait_words().consumer_sleepers->fetch_add(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    std::size_t lane = 0;
+    if (!scan(lane)) {
+        const auto since = until.when().time_since_epoch();  // steady_clock is CLOCK_MONOTONIC
+        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since);
+        const timespec ts{
+            static_cast<time_t>(secs.count()),
+            static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(since - secs).count())};
+        // ENOSYS (before 5.16), or anything but a wake-up, a changed word or the timeout (a
+        // seccomp filter, say): sleep in short slices from now on rather than spin on an error.
+        if (::syscall(kSysFutexWaitv, waiters, static_cast<unsigned>(n), 0u, &ts, CLOCK_MONOTONIC) < 0 &&
+            errno != ETIMEDOUT && errno != EAGAIN && errno != EINTR) {
+            futex_waitv_missing.store(true, std::memory_order_relaxed);
+        }
+    }
+    for (std::size_t i = 0; i < n; ++i)
+        lanes_[i].wait_words().consumer_sleepers->fetch_sub(1, std::memory_order_relaxed);
+}
+
+Status LanesReceiver::next_lane(Deadline deadline, std::size_t& lane) {
+    if (!receiver_) throw_error(std::errc::bad_file_descriptor, "lanes receiver is closed");
+    if (holding_) {
+        lane = held_;
+        return Status::ok;
+    }
+    const auto start = Clock::now();
+    auto next_yield = start + kSpinYieldEvery;
+    for (;;) {
+        if (scan(lane)) return Status::ok;
+        const auto now = Clock::now();
+        // A sender's close is a release after its last commit: seen closed, a re-scan sees it all.
+        if (all_left(now)) return scan(lane) ? Status::ok : Status::closed;
+        if (deadline.is_immediate()) return Status::would_block;
+        if (now >= deadline.when()) return Status::timed_out;
+        if (mode_ == WaitMode::spin || (mode_ == WaitMode::adaptive && now - start < kAdaptiveSpin)) {
+            cpu_relax();
+            if (now >= next_yield) {
+                ::sched_yield();
+                next_yield = now + kSpinYieldEvery;
+            }
+            continue;
+        }
+        sleep_on_lanes(Deadline::at(std::min(deadline.when(), now + EndpointWatch::kCheckInterval)));
+    }
+}
+
+IoResult LanesReceiver::recv(std::span<std::byte> buffer, Deadline deadline) {
+    std::size_t lane = 0;
+    const Status s = next_lane(deadline, lane);
+    if (s != Status::ok) return {s, 0};
+    const IoResult r = lanes_[lane].recv(buffer, Deadline::immediate());
+    if (r.ok()) {
+        holding_ = false;
+        next_ = (lane + 1) % lanes_.size();
+    }
+    return r;
+}
+
+IoResult LanesReceiver::recv(std::vector<std::byte>& message, Deadline deadline) {
+    std::size_t lane = 0;
+    const Status s = next_lane(deadline, lane);
+    if (s != Status::ok) return {s, 0};
+    const IoResult r = lanes_[lane].recv(message, Deadline::immediate());
+    if (r.ok()) {
+        holding_ = false;
+        next_ = (lane + 1) % lanes_.size();
+    }
+    return r;
+}
+
+RecordView LanesReceiver::read(Deadline deadline) {
+    std::size_t lane = 0;
+    const Status s = next_lane(deadline, lane);
+    if (s != Status::ok) return {s, {}};
+    const RecordView v = lanes_[lane].read(Deadline::immediate());
+    if (v.ok()) {
+        holding_ = true;
+        held_ = lane;
+    }
+    return v;
+}
+
+void LanesReceiver::release() {
+    if (!holding_) {
+        if (!receiver_) throw_error(std::errc::bad_file_descriptor, "lanes receiver is closed");
+        throw_error(std::errc::invalid_argument, "LanesReceiver::release without a read");
+    }
+    lanes_[held_].release();
+    holding_ = false;
+    next_ = (held_ + 1) % lanes_.size();
+}
+
+}  // namespace ipckit
