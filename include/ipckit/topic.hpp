@@ -110,7 +110,8 @@ public:
     // Marks the publisher end closed: subscribers drain what was published, then see `closed`.
     void close() noexcept;
 
-    // Subscribers attached now (a count of slots held; a dead one counts until it is noticed).
+    // Subscribers attached now and done joining, so each gets what is published from here on (a
+    // count of slots held; a dead one counts until it is noticed).
     [[nodiscard]] std::uint32_t subscribers() const noexcept;
     // The sequence number the next message will carry (messages published so far).
     [[nodiscard]] std::uint64_t sequence() const noexcept { return sequence_; }

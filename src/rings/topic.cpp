@@ -451,8 +451,11 @@ void TopicPublisher::release_ownership() noexcept {
 std::uint32_t TopicPublisher::subscribers() const noexcept {
     std::uint32_t n = 0;
     for (std::uint32_t i = 0; header_ != nullptr && i < slot_count_; ++i) {
-        const auto state = OwnerWord::unpack(slots_[i].end.owner.load(std::memory_order_acquire)).state;
-        if (state == EndpointState::attached) ++n;
+        const OwnerWord owner = OwnerWord::unpack(slots_[i].end.owner.load(std::memory_order_acquire));
+        // Attached and done joining: its cursor is set, so it gets what is published from now on.
+        if (owner.state == EndpointState::attached &&
+            slots_[i].cursor.joined_epoch.load(std::memory_order_acquire) == owner.epoch)
+            ++n;
     }
     return n;
 }
@@ -704,6 +707,9 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
             break;
         }
     }
+    // release: a publisher that counts this subscriber (subscribers()) sees its cursor set, so
+    // whatever it publishes after counting reaches this subscriber.
+    s.slot_->cursor.joined_epoch.store(claim.epoch, std::memory_order_release);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     wake_sleepers(h.wait.publisher_sleepers, h.wait.space_event);  // a publisher may wait on a stale cursor
     return s;

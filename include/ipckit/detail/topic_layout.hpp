@@ -95,7 +95,12 @@ struct alignas(kLineSize) SlotLine {
     std::atomic<std::uint32_t> doorbell_armed;
     std::uint32_t doorbell_length;  // bytes of doorbell_name (no leading NUL), <= 64
     char doorbell_name[kDoorbellNameSize];
+    // The epoch of the holder whose cursor above is set (stored with release at the end of its
+    // attach): until it equals the owner word's epoch, the slot's subscriber has not joined yet,
+    // and TopicPublisher::subscribers() does not count it.
+    std::atomic<std::uint32_t> joined_epoch;
 };
+static_assert(sizeof(SlotLine) == kLineSize);
 
 struct Slot {
     ring::EndpointLine end;
