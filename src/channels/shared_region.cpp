@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -154,6 +155,11 @@ struct SharedRegion::Server {
     std::string object;
     pid_t owner = ::getpid();
     std::thread thread;
+    // Set by the thread just before it first waits. The creator returns only after that: a
+    // process that forks right after creating (as tests and servers do) must not fork while the
+    // new thread is still starting up inside the allocator or the sanitizer's thread registry,
+    // whose locks the child would inherit held.
+    std::atomic<bool> waiting{false};
 
     Server(Memfd m, UnixListener l, Fd s, std::string o)
         : memfd(std::move(m)), listener(std::move(l)), stop(std::move(s)), object(std::move(o)) {}
@@ -163,6 +169,7 @@ struct SharedRegion::Server {
         const int fds[] = {memfd.fd().get()};
         for (;;) {
             pollfd wait[2] = {{listener.fd().get(), POLLIN, 0}, {stop.get(), POLLIN, 0}};
+            waiting.store(true, std::memory_order_release);
             if (::poll(wait, 2, -1) < 0) {
                 if (errno == EINTR) continue;
                 return;
@@ -212,6 +219,8 @@ SharedRegion SharedRegion::create(std::string_view socket_name, std::size_t size
     if (!stop) throw_errno("eventfd", object);
     auto server = std::make_unique<Server>(std::move(memfd), std::move(listener), std::move(stop), object);
     server->thread = std::thread([s = server.get()] { s->run(); });
+    while (!server->waiting.load(std::memory_order_acquire))
+        std::this_thread::yield();
     return SharedRegion(std::move(mapping), std::move(server));
 }
 
