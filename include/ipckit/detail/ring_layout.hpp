@@ -27,42 +27,27 @@
 #include <cstdint>
 
 #include "ipckit/detail/endpoint.hpp"
+#include "ipckit/detail/record.hpp"
 
 namespace ipckit::detail::ring {
 
-// kLineSize (128 bytes, one prefetched pair of cache lines) comes from endpoint.hpp.
-
-inline constexpr std::uint64_t kMagic = 0x31474e49524b5049;  // "IPKRING1" read as little-endian
-inline constexpr std::uint32_t kVersion = 2;
-
-enum class Kind : std::uint32_t {
-    ring = 1,   // one producer, one consumer
-    lanes = 2,  // N kind-1 rings in one region, one receiver (senders=N)
-    topic = 3,  // one publisher, many subscribers
-};
-
-// Records start on 8-byte boundaries: the commit word is 64-bit and a loaned payload is aligned
-// for any scalar type.
-inline constexpr std::uint32_t kRecordAlignment = 8;
-
-inline constexpr std::uint64_t kMinCapacity = 64;
-// Record lengths are 32-bit, and a padding record spans at most capacity - 8 bytes.
-inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 32;
-
-// The first line of every region, whatever its kind. The kind-specific words are zero for a ring.
-struct alignas(kLineSize) ControlLine {
-    // Written last by format (release): an attacher that sees it sees the rest.
-    std::atomic<std::uint64_t> magic;
-    std::uint32_t version;
-    Kind kind;
-    std::uint32_t header_size;  // offset of the data area (kind 1, 3) or of lane 0 (kind 2)
-    std::uint32_t line_size;
-    std::uint32_t record_alignment;
-    std::uint32_t reserved0;
-    std::uint64_t capacity;  // bytes of data area (per lane, for kind 2), a power of two
-    // Kind-specific: lanes (count, stride) and topics (subscriber slots, history, overflow).
-    std::uint64_t kind_words[4];
-};
+// What every region kind shares (the control line, the kinds, the record commit word and its
+// stamps) has one definition, in record.hpp; the ring's code names them from here.
+using region::commit_word;
+using region::ControlLine;
+using region::data_stamp;
+using region::invalid_word;
+using region::kCommitWordSize;
+using region::Kind;
+using region::kMagic;
+using region::kMaxCapacity;
+using region::kMinCapacity;
+using region::kRecordAlignment;
+using region::kVersion;
+using region::padding_stamp;
+using region::record_size;
+using region::word_length;
+using region::word_stamp;
 
 struct alignas(kLineSize) CursorLine {
     std::atomic<std::uint64_t> position;
@@ -110,41 +95,5 @@ struct LanesHeader {
 };
 inline constexpr std::size_t kLanesHeaderSize = sizeof(LanesHeader);
 static_assert(kLanesHeaderSize == 1024, "the lanes header is eight lines");
-
-// ---- Records: the commit word --------------------------------------------------------------
-
-// Every record starts with a 64-bit commit word, stored last (release) and polled by readers:
-// bits 0-31 the payload length (padding: bytes to the end of the area), bits 32-63 a stamp
-// that ties it to its position, so a word left from an earlier lap or stray payload bytes are
-// never taken for a committed record.
-inline constexpr std::size_t kCommitWordSize = 8;
-
-[[nodiscard]] constexpr std::uint32_t data_stamp(std::uint64_t position) noexcept {
-    return static_cast<std::uint32_t>((position >> 3) << 1);
-}
-[[nodiscard]] constexpr std::uint32_t padding_stamp(std::uint64_t position) noexcept {
-    return static_cast<std::uint32_t>(((position >> 3) << 1) | 1);
-}
-[[nodiscard]] constexpr std::uint64_t commit_word(std::uint32_t length, std::uint32_t stamp) noexcept {
-    return std::uint64_t{length} | (std::uint64_t{stamp} << 32);
-}
-// What the producer stores at the position after a record before committing the record: a
-// length no record has and a stamp no record at that position has.
-[[nodiscard]] constexpr std::uint64_t invalid_word(std::uint64_t position) noexcept {
-    return commit_word(0xffffffffu, ~data_stamp(position));
-}
-[[nodiscard]] constexpr std::uint32_t word_length(std::uint64_t word) noexcept {
-    return static_cast<std::uint32_t>(word);
-}
-[[nodiscard]] constexpr std::uint32_t word_stamp(std::uint64_t word) noexcept {
-    return static_cast<std::uint32_t>(word >> 32);
-}
-
-// Bytes a data record of `payload` bytes occupies in a kind-1 ring (or a lane), commit word and
-// alignment included. Topic records add an 8-byte sequence number after the commit word.
-[[nodiscard]] constexpr std::uint64_t record_size(std::uint64_t payload,
-                                                  std::uint64_t header = kCommitWordSize) noexcept {
-    return (header + payload + kRecordAlignment - 1) & ~std::uint64_t{kRecordAlignment - 1};
-}
 
 }  // namespace ipckit::detail::ring
