@@ -1,6 +1,7 @@
 // Fuzz target: the frame decoder of every stream transport (include/ipckit/detail/framing.hpp).
 // The stream comes from another process, so any bytes must give whole messages, `closed`, or an
-// Error (a stream that ends inside a frame is one) — never a crash, an allocation of a size the peer chose, or a message over the limit.
+// Error (a stream that ends inside a frame is one) — never a crash, an allocation of a size the peer chose,
+// or a message over the limit.
 //
 // Input: byte 0 picks the framing (bit 0: line), the descriptor (bit 1: socketpair, else pipe)
 // and how messages are read (bits 2-3: into a vector, into a fixed buffer, or alternating);

@@ -20,8 +20,8 @@
 #include "ipckit/channel.hpp"
 #include "ipckit/deadline.hpp"
 #include "ipckit/error.hpp"
-#include "ipckit/ring.hpp"
 #include "ipckit/objects.hpp"
+#include "ipckit/ring.hpp"
 #include "ipckit/unix_socket.hpp"
 
 namespace ipckit::detail {

@@ -1,4 +1,5 @@
-// Private: the send/recv loops shared by Unix and TCP sockets (src/mechanisms/unix_socket.cpp, src/mechanisms/tcp.cpp).
+// Private: the send/recv loops shared by Unix and TCP sockets (src/mechanisms/unix_socket.cpp,
+// src/mechanisms/tcp.cpp).
 #pragma once
 
 #include <sys/socket.h>

@@ -318,7 +318,8 @@ TEST(BenchTest, CtrlCStopsTheRunKillsThePeerAndRemovesEverything) {
         if (transport == "raw-sysvmq") {
             // The queue row and its peer, seen at work in the kernel's table (not guessed from how
             // long the rows before it take).
-            EXPECT_TRUE(wait_for_queue_traffic(before, pid)) << "the bench never reached its System V queue row";
+            EXPECT_TRUE(wait_for_queue_traffic(before, pid))
+                << "the bench never reached its System V queue row";
         } else {
             // RouDi's management segment appears when the bench has started it for the first row.
             for (int i = 0; i < 600 && !std::filesystem::exists("/dev/shm/iceoryx_mgmt") &&
