@@ -386,8 +386,11 @@ private:
                 natsMsg_Destroy(msg);
                 return {Status::closed, 0};
             }
-            // The reconnect buffer is full: wait for the server (backpressure, not loss).
-            if (s != NATS_INSUFFICIENT_BUFFER) {
+            // The reconnect buffer is full: wait for the server (backpressure, not loss). A write
+            // that failed as the server went away (I/O error) is the same moment seen earlier,
+            // before the client has noticed the disconnection: try again once it reconnects or
+            // buffers; if it gives up, the connection closes and so does this channel.
+            if (s != NATS_INSUFFICIENT_BUFFER && s != NATS_IO_ERROR && s != NATS_CONNECTION_DISCONNECTED) {
                 natsMsg_Destroy(msg);
                 throw_nats(s, address(), "publish");
             }
