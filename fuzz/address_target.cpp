@@ -41,8 +41,14 @@ void check_parsed(const Address& a, std::string_view text) {
             check(a.port != 0, "tcp port 0");
             check(!a.target.empty(), "tcp without a host");
             break;
-        case Transport::posixmq:
         case Transport::shm:
+            if (a.target.starts_with('@')) {  // shm:@NAME: an abstract socket's name
+                check(a.target.size() >= 2 && a.target.size() <= 108, "shm:@ name empty or over sun_path");
+                check(a.target.find('\0') == std::string::npos, "shm:@ name with a NUL");
+                break;
+            }
+            [[fallthrough]];
+        case Transport::posixmq:
             check(a.target.size() >= 2 && a.target[0] == '/', "POSIX name without a leading '/'");
             check(a.target.find('/', 1) == std::string::npos, "POSIX name with a second '/'");
             break;
