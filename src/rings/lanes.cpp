@@ -18,6 +18,7 @@
 
 #include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
+#include "wait.hpp"
 
 namespace ipckit {
 
@@ -26,8 +27,9 @@ using Clock = Deadline::Clock;
 
 namespace {
 
-constexpr auto kAdaptiveSpin = std::chrono::microseconds(5);
-constexpr auto kSpinYieldEvery = std::chrono::microseconds(200);
+using detail::cpu_relax;
+using detail::kAdaptiveSpin;
+using detail::kSpinYieldEvery;
 // Without futex_waitv (Linux < 5.16) an empty receiver looks again this often.
 constexpr auto kFallbackSlice = std::chrono::milliseconds(1);
 
@@ -42,14 +44,6 @@ constexpr long kSysFutexWaitv = 449;
 constexpr std::uint32_t kFutex2SizeU32 = 0x02;  // shared (no FUTEX_PRIVATE_FLAG): other processes wake us
 
 std::atomic<bool> futex_waitv_missing{false};
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#endif
-}
 
 std::string str(std::uint64_t value) {
     return std::to_string(value);
@@ -288,7 +282,7 @@ void LanesReceiver::sleep_on_lanes(Deadline until) {
     }
     for (std::size_t i = 0; i < n; ++i)
         lanes_[i].wait_words().consumer_sleepers->fetch_add(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    detail::sleeper_barrier();
     std::size_t lane = 0;
     if (!scan(lane)) {
         const auto since = until.when().time_since_epoch();  // steady_clock is CLOCK_MONOTONIC

@@ -22,45 +22,21 @@
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
+#include "wait.hpp"
 
 namespace ipckit {
 
 using namespace detail::ring;
 using Clock = Deadline::Clock;
+using detail::wait_until;
 
 namespace {
 
-// Adaptive waiting: spin long enough to catch a reply from a peer that is running (a round trip
-// is well under a microsecond), yield a few times for a peer that shares our core, then sleep.
-constexpr auto kAdaptiveSpin = std::chrono::microseconds(5);
-constexpr int kAdaptiveYields = 8;
-// Reading the clock costs ~20 ns; a pause ~10–40 ns. Looking every 16 spins keeps both small.
-constexpr unsigned kSpinsPerClockRead = 16;
-// Even `spin` yields the core this often when nothing comes: with more runnable threads than
-// cores, the peer we wait for may be the one we keep off the CPU. A running peer never sees it.
-constexpr auto kSpinYieldEvery = std::chrono::microseconds(200);
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();  // frees the sibling hyper-thread and avoids a memory-order flush on exit
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#endif
-}
-
-// The sleeper handshake (see notify) needs a store-buffer barrier between publishing (a commit
-// word, or the consumer cursor) and reading the other side's sleeper count. A release store + seq_cst fence
-// measures ~25% faster on the ping-pong than a seq_cst store (xchg) on the contended line, so that is the
-// default; the thread sanitizer does not model fences, so under it the same order is built from
-// seq_cst operations, which the standard guarantees just as well.
-#if defined(__SANITIZE_THREAD__)
-#define IPCKIT_RING_FENCELESS 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define IPCKIT_RING_FENCELESS 1
-#endif
-#endif
-
+// The sleeper handshake (see wait.hpp) needs a store-buffer barrier between publishing (a commit
+// word, or the consumer cursor) and reading the other side's sleeper count: the publisher's half
+// of an asymmetric barrier, a compiler barrier where the process registered for membarrier (the
+// sleeper pays), a seq_cst fence where not. The thread sanitizer does not model fences, so under
+// it the same order is built from seq_cst operations, which the standard guarantees just as well.
 #ifdef IPCKIT_RING_FENCELESS
 constexpr std::memory_order kWordLoad = std::memory_order_seq_cst;
 constexpr std::memory_order kCursorLoad = std::memory_order_seq_cst;
@@ -69,9 +45,6 @@ inline void handshake_fence() noexcept {}
 inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t value) noexcept {
     cursor.store(value, std::memory_order_seq_cst);
 }
-inline void announce_sleeper(std::atomic<std::uint32_t>& sleepers) noexcept {
-    sleepers.fetch_add(1, std::memory_order_seq_cst);
-}
 #else
 // acquire: pairs with the producer's release of a commit word (the record's bytes are visible).
 constexpr std::memory_order kWordLoad = std::memory_order_acquire;
@@ -79,18 +52,13 @@ constexpr std::memory_order kWordLoad = std::memory_order_acquire;
 constexpr std::memory_order kCursorLoad = std::memory_order_acquire;
 // release: the record's bytes and the end mark after it are visible before its commit word.
 constexpr std::memory_order kLastCommit = std::memory_order_release;
-// The store-buffer barrier of the sleeper handshake: the last commit word (or cursor) before
-// the other side's sleepers load (see notify()).
+// The last commit word (or cursor) before the other side's sleepers load (see notify()).
 inline void handshake_fence() noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    detail::publisher_barrier();
 }
 inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t value) noexcept {
     cursor.store(value, std::memory_order_release);
     handshake_fence();
-}
-inline void announce_sleeper(std::atomic<std::uint32_t>& sleepers) noexcept {
-    sleepers.fetch_add(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // the announcement before the re-check
 }
 #endif
 
@@ -291,11 +259,11 @@ void wake_all(std::atomic<std::uint32_t>& event) noexcept {
 // Wakes the other side if it announced that it sleeps.
 inline void notify(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event) {
     // Called after the handshake fence. We store a commit word (or our cursor) then load the
-    // sleeper count; a waiter stores its announcement then loads that word. With a seq_cst fence
-    // (or seq_cst operations) between store and load on both sides, both loads cannot miss the
-    // other's store (the store-buffer litmus test): either we see the sleeper and wake it, or it
-    // sees our store and does not sleep. No wake-up is lost, and nobody sleeping costs no system
-    // call.
+    // sleeper count; a waiter stores its announcement then loads that word. With a barrier between
+    // store and load on both sides (the asymmetric pair of wait.hpp, or seq_cst operations), both
+    // loads cannot miss the other's store (the store-buffer litmus test): either we see the sleeper
+    // and wake it, or it sees our store and does not sleep. No wake-up is lost, and nobody sleeping
+    // costs no system call.
     if (sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
         // release: a waiter that reads the new event value (acquire) before announcing itself has
         // its announcement ordered after our sleepers load, so that cannot be missed either.
@@ -332,61 +300,6 @@ void ring_doorbell(RingHeader& header, Fd* sender) noexcept {
     (void)::sendto(fd.get(), &ring, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
                    reinterpret_cast<const sockaddr*>(&address),
                    static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + length));
-}
-
-// Waits until `ready()` (which re-reads what the other side publishes) is true. Returns ok when
-// it is, closed when `gone(now)` says the peer left (the caller drains what it published first),
-// or timed_out.
-template <typename Ready, typename Gone>
-Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& sleepers,
-                  std::atomic<std::uint32_t>& event, Gone&& gone, Ready&& ready) {
-    if (mode != WaitMode::block) {
-        const auto start = Clock::now();
-        auto next_yield = start + kSpinYieldEvery;
-        for (unsigned spins = 1;; ++spins) {
-            if (ready()) return Status::ok;
-            cpu_relax();
-            if (spins % kSpinsPerClockRead == 0) {
-                const auto now = Clock::now();
-                if (now >= deadline.when()) return Status::timed_out;
-                if (gone(now)) return Status::closed;
-                if (mode == WaitMode::adaptive && now - start >= kAdaptiveSpin) break;
-                if (now >= next_yield) {
-                    ::sched_yield();
-                    next_yield = now + kSpinYieldEvery;
-                }
-            }
-        }
-        for (int i = 0; i < kAdaptiveYields; ++i) {
-            ::sched_yield();
-            if (ready()) return Status::ok;
-        }
-    }
-    struct Announcement {
-        std::atomic<std::uint32_t>& sleepers;
-        explicit Announcement(std::atomic<std::uint32_t>& s) : sleepers(s) {
-            announce_sleeper(sleepers);  // ordered before the re-check: see notify()
-        }
-        ~Announcement() { sleepers.fetch_sub(1, std::memory_order_relaxed); }
-        Announcement(const Announcement&) = delete;
-        Announcement& operator=(const Announcement&) = delete;
-    };
-    for (;;) {
-        {
-            // The key is read before announcing: a notify after this point changes the word, and
-            // futex_wait then returns at once instead of sleeping through it.
-            const std::uint32_t key = event.load(std::memory_order_acquire);
-            const Announcement announced(sleepers);
-            if (ready()) return Status::ok;
-            // Sleep in slices so a peer that died without waking us is noticed in bounded time.
-            const auto slice = std::min(deadline.when(), Clock::now() + EndpointWatch::kCheckInterval);
-            (void)detail::futex_wait(event, key, Deadline::at(slice));
-        }
-        if (ready()) return Status::ok;
-        const auto now = Clock::now();
-        if (gone(now)) return Status::closed;
-        if (now >= deadline.when()) return Status::timed_out;
-    }
 }
 
 // Gone for a waiter: closed, or held by a dead process. An end nobody has claimed yet is not
@@ -460,6 +373,7 @@ void detail::RingEndCloser::operator()(RingHeader* header) const noexcept {
 
 RingProducer RingProducer::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
+    detail::enable_light_barriers();  // before this end publishes anything
     const Claim claim = claim_endpoint(g.header->producer_end, "ring producer");
     RingProducer p;
     p.header_ =
@@ -678,6 +592,7 @@ void RingProducer::commit(std::size_t size) {
 
 RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
+    detail::enable_light_barriers();  // before this end publishes anything
     const Claim claim = claim_endpoint(g.header->consumer_end, "ring consumer");
     RingConsumer c;
     c.header_ =
@@ -733,7 +648,7 @@ bool RingConsumer::arm() {
     }
     // The store-buffer handshake, as for a futex sleeper: our announcement, then the re-check;
     // the producer's commit, then its sleepers load. One of the two sees the other.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    detail::sleeper_barrier();
     if (has_data()) return false;
     if (producer_.owner().state != EndpointState::vacant && producer_gone(Clock::now())) return false;
     return true;

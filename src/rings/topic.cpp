@@ -19,6 +19,7 @@
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/error.hpp"
+#include "wait.hpp"
 
 namespace ipckit {
 
@@ -33,27 +34,15 @@ using Clock = Deadline::Clock;
 
 namespace {
 
-// Waiting, as in the ring (src/rings/ring.cpp): spin a few microseconds, yield a few times,
-// then sleep on a futex in slices short enough to notice a peer that died without waking us.
-constexpr auto kAdaptiveSpin = std::chrono::microseconds(5);
-constexpr int kAdaptiveYields = 8;
-constexpr unsigned kSpinsPerClockRead = 16;
-constexpr auto kSpinYieldEvery = std::chrono::microseconds(200);
-constexpr auto kSleepSlice = EndpointWatch::kCheckInterval;
+// Waiting is the ring's (src/rings/wait.hpp): spin a few microseconds, yield a few times, then
+// sleep on a futex in slices short enough to notice a peer that died without waking us.
+using detail::wait_until;
 // A joiner whose start is overtaken by the publisher (it wrote faster than the joiner could
 // settle) tries again this often before it starts at the oldest intact record.
 constexpr int kJoinAttempts = 64;
 // Doorbell names start with this, and a publisher rings only names that do: a hostile slot can
 // make it send one byte to another ipckit doorbell, not to any abstract socket on the machine.
 constexpr std::string_view kBellPrefix = "ipckit-bell-";
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#endif
-}
 
 std::string str(std::uint64_t value) {
     return std::to_string(value);
@@ -175,9 +164,9 @@ Geometry validate(std::span<std::byte> region) {
             oldest};
 }
 
-// Wakes every sleeper on `event` if any announced itself. The caller issued a seq_cst fence
+// Wakes every sleeper on `event` if any announced itself. The caller ran the publisher's barrier
 // between its publication (commit word or cursor) and this load: the store-buffer handshake
-// with a sleeper's announcement, fence and re-check (see wait_until), so no wake-up is lost
+// with a sleeper's announcement, barrier and re-check (see wait.hpp), so no wake-up is lost
 // and nobody sleeping costs no system call.
 inline void wake_sleepers(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event) {
     if (sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
@@ -193,54 +182,6 @@ void wake_all(std::atomic<std::uint32_t>& event) noexcept {
         (void)detail::futex_wake(event, INT_MAX);
     } catch (...) {
         // A sleeper notices at its next slice.
-    }
-}
-
-// Waits until `ready()`. `gone(now)` says the peer is gone for good (closed).
-template <typename Ready, typename Gone>
-Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& sleepers,
-                  std::atomic<std::uint32_t>& event, Gone&& gone, Ready&& ready) {
-    if (mode != WaitMode::block) {
-        const auto start = Clock::now();
-        auto next_yield = start + kSpinYieldEvery;
-        for (unsigned spins = 1;; ++spins) {
-            if (ready()) return Status::ok;
-            cpu_relax();
-            if (spins % kSpinsPerClockRead == 0) {
-                const auto now = Clock::now();
-                if (now >= deadline.when()) return Status::timed_out;
-                if (gone(now)) return Status::closed;
-                if (mode == WaitMode::adaptive && now - start >= kAdaptiveSpin) break;
-                if (now >= next_yield) {
-                    ::sched_yield();
-                    next_yield = now + kSpinYieldEvery;
-                }
-            }
-        }
-        for (int i = 0; i < kAdaptiveYields; ++i) {
-            ::sched_yield();
-            if (ready()) return Status::ok;
-        }
-    }
-    for (;;) {
-        {
-            // The key is read before announcing: a wake after this point changes the word, and
-            // futex_wait then returns at once instead of sleeping through it.
-            const std::uint32_t key = event.load(std::memory_order_acquire);
-            sleepers.fetch_add(1, std::memory_order_relaxed);
-            std::atomic_thread_fence(std::memory_order_seq_cst);  // announcement before the re-check
-            struct Leave {
-                std::atomic<std::uint32_t>& s;
-                ~Leave() { s.fetch_sub(1, std::memory_order_relaxed); }
-            } leave{sleepers};
-            if (ready()) return Status::ok;
-            const auto slice = std::min(deadline.when(), Clock::now() + kSleepSlice);
-            (void)detail::futex_wait(event, key, Deadline::at(slice));
-        }
-        if (ready()) return Status::ok;
-        const auto now = Clock::now();
-        if (gone(now)) return Status::closed;
-        if (now >= deadline.when()) return Status::timed_out;
     }
 }
 
@@ -346,6 +287,7 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
 
 TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
+    detail::enable_light_barriers();  // before this end publishes anything
     const auto claim = claim_endpoint(g.header->publisher_end, "topic publisher");
     TopicPublisher p;
     p.header_ = g.header;
@@ -570,7 +512,7 @@ void TopicPublisher::publish(std::size_t size) {
     ++sequence_;
     pending_ = false;
     store_committed(header_->publisher, head_, sequence_);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // the commit before the sleepers load
+    detail::publisher_barrier();  // the commit before the sleepers load
     if (header_->wait.subscriber_sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
         header_->wait.data_event.fetch_add(1, std::memory_order_release);
         (void)detail::futex_wake(header_->wait.data_event, INT_MAX);
@@ -632,6 +574,7 @@ void TopicPublisher::commit(std::size_t size) {
 
 TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
+    detail::enable_light_barriers();  // before this end publishes anything
     Slot* all = slots(g.header);
     std::uint32_t index = 0;
     detail::ring::Claim claim;
@@ -833,7 +776,7 @@ void TopicSubscriber::consume() {
     // release: our reads of the record happen-before the publisher's overwrite of its bytes.
     slot_->cursor.position.store(cursor_, std::memory_order_release);
     if (!drop_) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);  // the cursor before the sleepers load
+        detail::publisher_barrier();  // the cursor before the sleepers load
         wake_sleepers(header_->wait.publisher_sleepers, header_->wait.space_event);
     }
 }
@@ -943,7 +886,7 @@ bool TopicSubscriber::arm() {
     }
     // The store-buffer handshake, as for a futex sleeper: our announcement, then the re-check;
     // the publisher's commit, then its sleepers load. One of the two sees the other.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    detail::sleeper_barrier();
     if (probe() == Status::ok) return false;
     const OwnerWord publisher = publisher_.owner();
     if (publisher.state != EndpointState::vacant && publisher_.gone(Clock::now())) return false;  // closed

@@ -1,0 +1,141 @@
+// How the ring, the lanes and the topic wait for the other side, and the barriers of their
+// sleeper handshake. Internal to src/rings.
+//
+// The handshake: a side that publishes (a commit word, a cursor) then loads the other side's
+// sleeper count; a side about to sleep counts itself a sleeper then re-checks what it waits
+// for. Each needs a store-buffer barrier between its store and its load (the store-buffer
+// litmus test), or both loads can miss the other's store and a wake-up is lost.
+//
+// The barrier is asymmetric: the publisher runs it on every message, the sleeper only before it
+// sleeps (which costs a system call anyway). So the publisher's half is a compiler barrier and
+// the sleeper's half is membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which makes every running
+// thread of every process that registered for it pass a full barrier (a descheduled thread
+// passed one when it was switched out). A process registers when it attaches a ring or a topic
+// (enable_light_barriers); one whose kernel refuses (before 4.16, or a seccomp filter) keeps
+// the seq_cst fence on its publishing side, which is correct whatever the sleeper does. Only a
+// publisher that registered facing a sleeper whose membarrier call fails could lose a wake-up,
+// and then for one sleep slice at most (waits sleep in slices of EndpointWatch::kCheckInterval).
+//
+// Under the thread sanitizer, which does not model fences, the ring builds the same order from
+// seq_cst operations (IPCKIT_RING_FENCELESS), and a sleeper announces itself with one.
+#pragma once
+
+#if defined(__SANITIZE_THREAD__)
+#define IPCKIT_RING_FENCELESS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IPCKIT_RING_FENCELESS 1
+#endif
+#endif
+
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "ipckit/deadline.hpp"
+#include "ipckit/detail/endpoint.hpp"
+#include "ipckit/detail/futex.hpp"
+#include "ipckit/status.hpp"
+#include "ipckit/wait_mode.hpp"
+
+namespace ipckit::detail {
+
+// adaptive: spin this long (a running peer answers well within it), yield a few times, sleep.
+inline constexpr auto kAdaptiveSpin = std::chrono::microseconds(5);
+inline constexpr int kAdaptiveYields = 8;
+// Reading the clock costs ~20 ns; a pause ~10–40 ns. Looking every 16 spins keeps both small.
+inline constexpr unsigned kSpinsPerClockRead = 16;
+// spin: after this long without progress, yield once. With more spinning processes than
+// cores, the peer we wait for may be the one we keep off the CPU. A running peer never sees it.
+inline constexpr auto kSpinYieldEvery = std::chrono::microseconds(200);
+// A sleeper wakes at least this often to see whether its peer died without waking it.
+inline constexpr auto kSleepSlice = ring::EndpointWatch::kCheckInterval;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();  // frees the sibling hyper-thread and avoids a memory-order flush on exit
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#endif
+}
+
+// True once this process registered for membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED).
+extern std::atomic<bool> g_light_barriers;
+
+// Registers this process (once; later calls are one load). Never throws: a refusal leaves the
+// fences in place.
+void enable_light_barriers() noexcept;
+
+// The publisher's half, between its publication and its sleepers load: every message.
+inline void publisher_barrier() noexcept {
+    if (g_light_barriers.load(std::memory_order_relaxed)) [[likely]]
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+    else
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+// The sleeper's half, between counting itself a sleeper and its re-check: before each sleep.
+void sleeper_barrier() noexcept;
+
+// Waits until `ready()` (which re-reads what the other side publishes) is true. Returns ok when
+// it is, closed when `gone(now)` says the peer left (the caller drains what it published first),
+// or timed_out. Before it sleeps on `event` it counts itself in `sleepers`, then runs the
+// sleeper's half of the handshake and re-checks.
+template <typename Ready, typename Gone>
+Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& sleepers,
+                  std::atomic<std::uint32_t>& event, Gone&& gone, Ready&& ready) {
+    using Clock = std::chrono::steady_clock;
+    if (mode != WaitMode::block) {
+        const auto start = Clock::now();
+        auto next_yield = start + kSpinYieldEvery;
+        for (unsigned spins = 1;; ++spins) {
+            if (ready()) return Status::ok;
+            cpu_relax();
+            if (spins % kSpinsPerClockRead == 0) {
+                const auto now = Clock::now();
+                if (now >= deadline.when()) return Status::timed_out;
+                if (gone(now)) return Status::closed;
+                if (mode == WaitMode::adaptive && now - start >= kAdaptiveSpin) break;
+                if (now >= next_yield) {
+                    ::sched_yield();
+                    next_yield = now + kSpinYieldEvery;
+                }
+            }
+        }
+        for (int i = 0; i < kAdaptiveYields; ++i) {
+            ::sched_yield();
+            if (ready()) return Status::ok;
+        }
+    }
+    struct Leave {
+        std::atomic<std::uint32_t>& sleepers;
+        ~Leave() { sleepers.fetch_sub(1, std::memory_order_relaxed); }
+    };
+    for (;;) {
+        {
+            // The key is read before announcing: a wake after this point changes the word, and
+            // futex_wait then returns at once instead of sleeping through it.
+            const std::uint32_t key = event.load(std::memory_order_acquire);
+#ifdef IPCKIT_RING_FENCELESS
+            sleepers.fetch_add(1, std::memory_order_seq_cst);
+#else
+            sleepers.fetch_add(1, std::memory_order_relaxed);
+#endif
+            const Leave leave{sleepers};
+            sleeper_barrier();
+            if (ready()) return Status::ok;
+            // Sleep in slices so a peer that died without waking us is noticed in bounded time.
+            const auto slice = std::min(deadline.when(), Clock::now() + kSleepSlice);
+            (void)futex_wait(event, key, Deadline::at(slice));
+        }
+        if (ready()) return Status::ok;
+        const auto now = Clock::now();
+        if (gone(now)) return Status::closed;
+        if (now >= deadline.when()) return Status::timed_out;
+    }
+}
+
+}  // namespace ipckit::detail
