@@ -1,6 +1,7 @@
 // `ipckit bench` end to end: a tiny real run (two processes per row, every default transport),
-// its JSON checked against docs/bench.schema.json, its CSV and table, bad input, Ctrl-C, and
-// no IPC object left behind. No assertion on any figure: speed is the tool's output, not a test.
+// its JSON checked against docs/bench.schema.json, its CSV and table, the rows with several peer
+// processes, bad input, Ctrl-C, a killed peer, and no IPC object left behind. No assertion on any
+// figure: speed is the tool's output, not a test.
 #include <signal.h>
 #include <unistd.h>
 
@@ -50,6 +51,9 @@ const std::set<std::string> kDefaultTransports = {"raw-spin",
                                                   "sysvshm?wait=spin",
                                                   "topic",
                                                   "topic?wait=block",
+                                                  "topic?subscribers=2",
+                                                  "topic?subscribers=4",
+                                                  "shm?senders=2",
                                                   "shm:@",
                                                   "shm-loan",
                                                   "shm-loan?wait=block",
@@ -206,6 +210,9 @@ TEST(BenchTest, TinyRunCoversEveryTransportWithSchemaValidJsonCsvAndTable) {
     EXPECT_NE(result.out.find("The lecture's claims"), std::string::npos);
     EXPECT_NE(result.out.find("shared memory is the fastest:"), std::string::npos);
     EXPECT_NE(result.out.find("message queues are the slowest:"), std::string::npos);
+    // DESIGN.md's target for a topic with one subscriber, against shm.
+    EXPECT_NE(result.out.find("topic p50 / shm p50 at 64B:"), std::string::npos) << result.out;
+    EXPECT_NE(result.out.find("topic / shm at 64B (msgs/s):"), std::string::npos) << result.out;
     // Progress: one stderr line per row, and the budget up front.
     EXPECT_NE(result.err.find("ms warm-up"), std::string::npos) << result.err;
     EXPECT_NE(result.err.find("] raw-pipe latency 64B: p50"), std::string::npos) << result.err;
@@ -257,6 +264,125 @@ TEST(BenchTest, TinyRunCoversEveryTransportWithSchemaValidJsonCsvAndTable) {
     ASSERT_GT(pid, 0);
     EXPECT_EQ(named_leftovers(pid), std::vector<std::string>{});
     EXPECT_EQ(leaked_since(before), std::vector<std::string>{});
+}
+
+// The CSV's rows as "transport mode size" → "ok" or the row's error.
+std::map<std::string, std::string> csv_outcomes(const std::string& file) {
+    std::map<std::string, std::string> outcomes;
+    std::istringstream rows(read_file(file));
+    std::string line;
+    std::getline(rows, line);  // header
+    while (std::getline(rows, line)) {
+        // transport,category,wait,mode,size,count,p50,p99,p999,max,msgs/s,bytes/s,ratio,ratio_to,error:
+        // no field before the error holds a comma.
+        std::vector<std::string> fields;
+        std::size_t start = 0;
+        for (int i = 0; i < 14; ++i) {
+            const auto comma = line.find(',', start);
+            fields.push_back(line.substr(start, comma - start));
+            start = comma == std::string::npos ? line.size() : comma + 1;
+        }
+        const std::string error = line.substr(start);
+        outcomes[fields[0] + " " + fields[3] + " " + fields[4]] = error.empty() ? "ok" : error;
+    }
+    return outcomes;
+}
+
+TEST(BenchTest, RowsWithSeveralPeersMeasureEveryModeTheyList) {
+    test::TempDir dir;
+    const auto csv = dir.file("bench.csv");
+    const auto result = test::run(
+        tiny_bench({"--transport", "topic,shm?senders=2", "--size", "64,1MiB", "--csv", csv}), {}, 180s);
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    const auto outcomes = csv_outcomes(csv);
+    for (const std::string size : {"64", "1048576"}) {
+        for (const std::string row : {"topic?subscribers=2", "topic?subscribers=4"}) {
+            for (const std::string mode : {"latency", "throughput"}) {
+                const auto key = row + " " + mode + " " + size;
+                ASSERT_EQ(outcomes.count(key), 1u) << key << "\n" << result.err;
+                EXPECT_EQ(outcomes.at(key), "ok") << key;
+            }
+        }
+        // Two senders into one receiver: throughput only (a round trip has no single answer).
+        EXPECT_EQ(outcomes.count("shm?senders=2 latency " + size), 0u);
+        const auto key = "shm?senders=2 throughput " + size;
+        ASSERT_EQ(outcomes.count(key), 1u) << key << "\n" << result.err;
+        EXPECT_EQ(outcomes.at(key), "ok") << key;
+    }
+    // DESIGN.md asks for the N-subscriber topic's slowest lag and rate: reported.
+    EXPECT_NE(result.out.find("topic?subscribers=4 at 64B: slowest subscriber's round trip"),
+              std::string::npos)
+        << result.out;
+}
+
+// Processes whose command line is a peer of `row` in `mode` of the bench run `bench`, as
+// (peer index, pid). Only that run's peers: the machine may run other benches meanwhile.
+std::map<int, pid_t> peers_of(pid_t bench, const std::string& row, const std::string& mode) {
+    const auto parent_of = [](pid_t pid) -> pid_t {
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+        const auto close = text.rfind(')');
+        if (close == std::string::npos) return 0;
+        std::istringstream rest(text.substr(close + 1));
+        std::string state;
+        pid_t parent = 0;
+        rest >> state >> parent;
+        return parent;
+    };
+    std::map<int, pid_t> peers;
+    std::error_code ignored;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ignored)) {
+        const auto name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        const auto pid = static_cast<pid_t>(std::stol(name));
+        if (parent_of(pid) != bench) continue;
+        std::vector<std::string> argv;
+        std::ifstream cmdline(entry.path() / "cmdline");
+        for (std::string arg; std::getline(cmdline, arg, '\0');)
+            argv.push_back(arg);
+        // ipckit bench --peer NAME|MODE|SIZE|fd|cpu|warmup|duration|count|stem|dir|INDEX|PEERS|…
+        if (argv.size() < 4 || argv[2] != "--peer" || !argv[3].starts_with(row + "|" + mode + "|")) continue;
+        std::vector<std::string> fields;
+        std::istringstream spec(argv[3]);
+        for (std::string field; std::getline(spec, field, '|');)
+            fields.push_back(field);
+        if (fields.size() > 10) peers[std::stoi(fields[10])] = pid;
+    }
+    return peers;
+}
+
+TEST(BenchTest, APeerKilledInARowOfSeveralPeersMakesAnErrorRowNotAHang) {
+    test::TempDir dir;
+    const auto csv = dir.file("bench.csv"), progress = dir.file("progress.txt");
+    const std::string row = "topic?subscribers=4";
+    // Rows long enough (and not cut short by a count) that the kill lands inside the latency row.
+    auto child = test::spawn([&] {
+        std::freopen("/dev/null", "w", stdout);
+        std::freopen(progress.c_str(), "w", stderr);
+        const std::string program = test::bin_path("ipckit");
+        ::execl(program.c_str(), "ipckit", "bench", "--transport", row.c_str(), "--size", "64", "--warmup",
+                "0", "--duration", "1500", "--count", "1000000000", "--csv", csv.c_str(),
+                static_cast<char*>(nullptr));
+        return 127;
+    });
+    std::map<int, pid_t> peers;
+    for (int i = 0; i < 3000 && peers.size() < 4; ++i) {
+        peers = peers_of(child.pid(), row, "latency");
+        if (peers.size() < 4) std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_EQ(peers.size(), 4u) << "the bench never started the row's four peers\n" << read_file(progress);
+    // A moment for the row to start measuring (it is an error row whenever the kill lands).
+    std::this_thread::sleep_for(300ms);
+    ASSERT_EQ(::kill(peers.at(2), SIGKILL), 0);
+    // Bounded: the row ends on its own and the run goes on to the next row.
+    const int status = child.wait(120s);
+    ASSERT_EQ(status, 0) << read_file(progress);
+    const auto outcomes = csv_outcomes(csv);
+    ASSERT_EQ(outcomes.count(row + " latency 64"), 1u) << read_file(csv);
+    EXPECT_NE(outcomes.at(row + " latency 64").find("peer 3 of 4 killed by signal 9"), std::string::npos)
+        << outcomes.at(row + " latency 64");
+    EXPECT_EQ(outcomes.at(row + " throughput 64"), "ok") << "the next row starts its own peers";
+    EXPECT_EQ(named_leftovers(child.pid()), std::vector<std::string>{});
 }
 
 TEST(BenchTest, TransportFilterRunsThoseAndTheBaselines) {

@@ -1,6 +1,8 @@
 // `ipckit bench` channel rows: every transport of the channel API, driven through
 // ipckit::Sender and ipckit::Receiver exactly as a user would. A row is a pair of address
 // templates (ping and pong) made unique per row; latency uses both, throughput only ping.
+// Rows with several peers (a topic's subscribers, the senders of lanes) start that many peer
+// processes, all opening the same addresses.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -32,12 +34,23 @@ namespace {
 // name), `address` the template the row fills in for each direction:
 //   {name} a name unique to the row and direction, {dir} the run's private directory,
 //   {key} a System V key, {fd} the descriptor of an inherited pipe end, {port} a free TCP port,
-//   {capacity} "capacity=N&" when the row's messages need a ring larger than the default.
+//   {capacity} "capacity=N&" when the row's messages need a ring larger than the default,
+//   {lane_capacity} the same for one lane of `senders=N` (whose default lane is smaller).
 // A transport added to the library is one more line here.
 struct TransportSpec {
     const char* name;
     const char* address;
     const char* wait;  // what the wait column says: the address's wait, or the default
+    // More than one peer: a latency row's every peer echoes (the round trip ends at the slowest);
+    // a throughput row's every peer sends, unless `one_sender`.
+    int peers = 1;
+    // The pong direction's template when it is not `address` (a topic's echoes come back
+    // through lanes, one per subscriber).
+    const char* reply = nullptr;
+    // Throughput: peer 0 sends and the other peers receive beside A (a topic's one publisher
+    // and its other subscribers), so A's count is one subscriber's.
+    bool one_sender = false;
+    bool latency = true;  // false: a throughput row only
 };
 
 // In the order of the table: the lecture's mechanisms, then the rings, each by its default
@@ -62,6 +75,20 @@ constexpr TransportSpec kTransports[] = {
     // topic:/ with one subscriber, against shm (issue 15's target: within 1.2x of its latency).
     {"topic", "topic:/{name}?{capacity}", "adaptive"},
     {"topic?wait=block", "topic:/{name}?{capacity}wait=block", "block"},
+    // A topic with 2 and 4 subscriber processes, as many slots as subscribers. Latency: A
+    // publishes, each subscriber echoes into its own lane of shm:/…?senders=N, and the round
+    // trip ends with the last echo (the slowest subscriber). Throughput: A is one subscriber,
+    // peer 0 the publisher, the other peers subscribe too; overflow=block holds the publisher
+    // to the slowest, so A's rate is every subscriber's. The default wait (adaptive): N+1
+    // processes outnumber the 2 CPUs of a small machine, where spinning starves the others.
+    {"topic?subscribers=2", "topic:/{name}?{capacity}subscribers=2", "adaptive", 2,
+     "shm:/{name}?{lane_capacity}senders=2", true},
+    {"topic?subscribers=4", "topic:/{name}?{capacity}subscribers=4", "adaptive", 4,
+     "shm:/{name}?{lane_capacity}senders=4", true},
+    // Many to one: two sender processes flat out into one receiver's two lanes; A counts the
+    // total. No latency row: two senders' round trips would be two 1:1 lanes' ping-pongs
+    // taking turns at one receiver, which `shm` measures already (a lane is that ring).
+    {"shm?senders=2", "shm:/{name}?{lane_capacity}senders=2", "adaptive", 2, nullptr, false, false},
 };
 
 #if IPCKIT_BENCH_CHANNEL
@@ -93,9 +120,16 @@ void replace_all(std::string& text, std::string_view field, const std::string& v
         text.replace(at, field.size(), value);
 }
 
+// Bytes of one lane of `senders=N` for messages of `size`: the lanes' default, 512 KiB, while a
+// message fits it, else what ring_bytes_for gives (the 1:1 ring's size at that message size).
+std::size_t lane_bytes_for(std::size_t size) noexcept {
+    constexpr std::size_t kDefaultLane = std::size_t{512} << 10;
+    return size + 64 <= kDefaultLane / 2 ? kDefaultLane : ring_bytes_for(size);
+}
+
 // Address of one direction (0: ping, A→B; 1: pong, B→A) for this row.
 std::string address_for(const TransportSpec& spec, const RowPlan& plan, int direction, int fd = -1) {
-    std::string address = spec.address;
+    std::string address = direction == 1 && spec.reply != nullptr ? spec.reply : spec.address;
     char key[32];
     std::snprintf(key, sizeof key, "0x%x", sysv_key(plan, direction));
     const std::size_t ring = ring_bytes_for(plan.size);
@@ -108,6 +142,9 @@ std::string address_for(const TransportSpec& spec, const RowPlan& plan, int dire
         replace_all(address, "{port}", std::to_string(free_tcp_port()));
     replace_all(address, "{capacity}",
                 ring == (std::size_t{4} << 20) ? std::string() : "capacity=" + std::to_string(ring) + "&");
+    const std::size_t lane = lane_bytes_for(plan.size);
+    replace_all(address, "{lane_capacity}",
+                lane == (std::size_t{512} << 10) ? std::string() : "capacity=" + std::to_string(lane) + "&");
     // A template whose options all fell away leaves a bare '?' or a trailing '&'.
     if (address.ends_with('?') || address.ends_with('&')) address.pop_back();
     return address;
@@ -134,9 +171,10 @@ auto open_patiently(Open open) {
 
 class ChannelSide final : public Side {
 public:
-    ChannelSide(std::string transport, const RowPlan& plan, bool creator, std::vector<std::string> addresses,
-                std::vector<Fd> peer_ends = {})
-        : transport_(std::move(transport)),
+    ChannelSide(const TransportSpec& spec, const RowPlan& plan, bool creator,
+                std::vector<std::string> addresses, std::vector<Fd> peer_ends = {})
+        : transport_(spec.name),
+          spec_(spec),
           plan_(plan),
           creator_(creator),
           addresses_(std::move(addresses)),
@@ -152,7 +190,9 @@ public:
         } else {
             rx_.emplace(make_receiver(addresses_.at(0)));
         }
-        const std::size_t limit = tx_ ? tx_->max_message_size() : rx_->max_message_size();
+        // The smaller of the two directions' (a topic's echoes come back through lanes).
+        std::size_t limit = tx_ ? tx_->max_message_size() : rx_->max_message_size();
+        if (rx_) limit = std::min(limit, rx_->max_message_size());
         if (plan_.size > limit)
             throw std::runtime_error(transport_ + ": " + std::to_string(plan_.size) +
                                      " B is over the channel's largest message, " + std::to_string(limit) +
@@ -169,17 +209,41 @@ public:
                 ? Deadline::never()
                 : Deadline::after(plan_.budget.warmup + plan_.budget.duration + std::chrono::seconds(10));
     }
-    // Side B opens what A created, in the same order.
+    // Side B opens what A created, in the same order. Throughput: a sender, or (a topic's
+    // peers after the first) another subscriber.
     void join() {
         if (plan_.mode == Mode::latency) {
             rx_.emplace(open_patiently([&](Deadline d) { return Receiver::open(addresses_.at(0), d); }));
             tx_.emplace(open_patiently([&](Deadline d) { return Sender::open(addresses_.at(1), d); }));
-        } else {
+        } else if (sends(spec_, plan_)) {
             tx_.emplace(open_patiently([&](Deadline d) { return Sender::open(addresses_.at(0), d); }));
+        } else {
+            rx_.emplace(open_patiently([&](Deadline d) { return Receiver::open(addresses_.at(0), d); }));
         }
     }
+    static bool sends(const TransportSpec& spec, const RowPlan& plan) {
+        return !spec.one_sender || plan.peer == 0;
+    }
+
     void send(std::span<const std::byte> message) override { check(tx_->send(message, deadline_), "send"); }
-    void recv(std::span<std::byte> buffer) override { check(rx_->recv(buffer, deadline_), "recv"); }
+    void recv(std::span<std::byte> buffer) override {
+        if (spec_.peers == 1 || !creator_) {
+            check(rx_->recv(buffer, deadline_), "recv");
+            return;
+        }
+        // Side A of a row with several peers: one peer that dies leaves the others holding the
+        // link open (the lanes stay open while a sender lives, the topic while its publisher
+        // does), so A waits in slices and looks at the row's abort flag in between. The first
+        // try does not wait, so a message that is there costs no clock read.
+        auto result = rx_->recv(buffer, Deadline::immediate());
+        while (result.status == Status::would_block || result.status == Status::timed_out) {
+            check_abort("recv");
+            if (deadline_.expired()) break;
+            const auto slice = Clock::now() + std::chrono::milliseconds(100);
+            result = rx_->recv(buffer, Deadline::at(std::min(deadline_.when(), slice)));
+        }
+        check(result, "recv");
+    }
     bool try_recv(std::span<std::byte> buffer) override {
         const auto result = rx_->recv(buffer, Deadline::immediate());
         if (result.status == Status::would_block || result.status == Status::timed_out) return false;
@@ -208,6 +272,7 @@ private:
     }
 
     std::string transport_;
+    TransportSpec spec_;
     RowPlan plan_;
     bool creator_;
     std::vector<std::string> addresses_;
@@ -224,6 +289,9 @@ public:
     std::optional<std::string> absent() const override {
         return name() == "nats" ? nats_bench_absent() : std::nullopt;
     }
+    bool measures(Mode mode) const override { return mode == Mode::throughput || spec_.latency; }
+    int peers() const override { return spec_.peers; }
+    bool peer_sends(const RowPlan& plan) const override { return ChannelSide::sends(spec_, plan); }
 
     std::unique_ptr<Side> prepare(const RowPlan& plan, PeerLaunch& launch) override {
         std::vector<std::string> mine, theirs;
@@ -253,10 +321,10 @@ public:
         for (auto& fd : fd_keep_)
             (void)fd.release();
         fd_keep_.clear();
-        return std::make_unique<ChannelSide>(name(), plan, true, std::move(mine), std::move(peer_ends));
+        return std::make_unique<ChannelSide>(spec_, plan, true, std::move(mine), std::move(peer_ends));
     }
     std::unique_ptr<Side> join(const RowPlan& plan, const std::vector<std::string>& args) override {
-        auto side = std::make_unique<ChannelSide>(name(), plan, false, args);
+        auto side = std::make_unique<ChannelSide>(spec_, plan, false, args);
         side->join();
         return side;
     }
@@ -270,7 +338,9 @@ private:
 
 class NotBuilt final : public Contender {
 public:
-    explicit NotBuilt(const TransportSpec& spec) : Contender(spec.name, Category::channel, spec.wait) {}
+    explicit NotBuilt(const TransportSpec& spec)
+        : Contender(spec.name, Category::channel, spec.wait), latency_(spec.latency) {}
+    bool measures(Mode mode) const override { return mode == Mode::throughput || latency_; }
     std::optional<std::string> absent() const override {
         return std::string("not built: the channel layer (src/channels/channel.cpp) is not in this build");
     }
@@ -280,6 +350,9 @@ public:
     std::unique_ptr<Side> join(const RowPlan&, const std::vector<std::string>&) override {
         throw std::logic_error("not built");
     }
+
+private:
+    bool latency_;
 };
 
 #endif

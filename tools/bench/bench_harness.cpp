@@ -24,13 +24,14 @@
 namespace ipckit::bench {
 namespace {
 
-// Signal state. The handlers only set flags, kill the peer and remove System V queues (raw
+// Signal state. The handlers only set flags, signal the peers and remove System V queues (raw
 // system calls, safe in a handler).
 volatile sig_atomic_t g_interrupted = 0;
 volatile sig_atomic_t g_aborted = 0;
-volatile sig_atomic_t g_child_exited = 0;
+volatile sig_atomic_t g_child_exited = 0;  // some child exited since the row's peers started
 volatile sig_atomic_t g_row_stopping = 0;
-volatile pid_t g_child_pid = -1;
+// The row's live peers by index (-1: none, or reaped, so a reused PID is never signalled).
+volatile pid_t g_child_pids[kMaxPeers] = {-1, -1, -1, -1, -1, -1, -1, -1};
 volatile std::int64_t g_hard_deadline_ns = 0;
 constexpr int kMaxEmergencyQueues = 8;
 volatile int g_emergency_msq[kMaxEmergencyQueues] = {-1, -1, -1, -1, -1, -1, -1, -1};
@@ -41,7 +42,8 @@ void abort_row_from_handler() noexcept {
     // it: killed inside a library's critical section it would leave a lock held for ever, and
     // Boost.Interprocess's queue mutex is not robust, so this side would wait on it for ever.
     // PeerProcess::finish kills a peer that does not go.
-    if (g_child_pid > 0) ::kill(g_child_pid, SIGTERM);
+    for (int i = 0; i < kMaxPeers; ++i)
+        if (const pid_t pid = g_child_pids[i]; pid > 0) ::kill(pid, SIGTERM);
     for (int i = 0; i < kMaxEmergencyQueues; ++i) {
         // msgrcv/msgsnd are never restarted and a queue's removal wakes them with EIDRM.
         if (g_emergency_msq[i] >= 0) ::msgctl(g_emergency_msq[i], IPC_RMID, nullptr);
@@ -95,6 +97,11 @@ std::vector<std::string> split(const std::string& text, char separator) {
     }
 }
 
+// "peer 2 of 4": how messages name one of a row's several peers (counted from 1).
+std::string peer_name(int index, int peers) {
+    return "peer " + std::to_string(index + 1) + " of " + std::to_string(peers);
+}
+
 // The control block: a memfd mapped shared in both processes.
 class ControlMapping {
 public:
@@ -126,16 +133,17 @@ private:
     Control* control_ = nullptr;
 };
 
-// The peer process of one row. Destroying it kills what is left of the peer and reaps it.
+// One peer process of a row, known to the signal handlers as peer `index`. Destroying it kills
+// what is left of the peer and reaps it.
 class PeerProcess {
 public:
-    PeerProcess(const std::vector<std::string>& argv, const std::vector<int>& inherit) {
+    PeerProcess(int index, const std::vector<std::string>& argv, const std::vector<int>& inherit)
+        : index_(index) {
         std::vector<char*> args;
         for (const auto& arg : argv)
             args.push_back(const_cast<char*>(arg.c_str()));
         args.push_back(nullptr);
         const pid_t parent = ::getpid();
-        g_child_exited = 0;
         pid_ = ::fork();
         if (pid_ < 0) throw_errno("fork", "bench peer");
         if (pid_ == 0) {
@@ -147,11 +155,11 @@ public:
             ::execv("/proc/self/exe", args.data());
             ::_exit(127);
         }
-        g_child_pid = pid_;
+        g_child_pids[index_] = pid_;
     }
     PeerProcess(const PeerProcess&) = delete;
     PeerProcess& operator=(const PeerProcess&) = delete;
-    ~PeerProcess() { finish(milliseconds(0)); }
+    ~PeerProcess() { finish(Clock::now()); }
 
     // True once the peer has exited (and been reaped).
     bool exited() {
@@ -159,32 +167,78 @@ public:
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {
             pid_ = -1;
-            g_child_pid = -1;
+            g_child_pids[index_] = -1;
             status_ = status;
+            by_itself_ = true;
             return true;
         }
         return false;
     }
-    // Gives the peer `grace` to exit by itself, then kills it; always reaps.
-    void finish(milliseconds grace) {
-        const auto until = Clock::now() + grace;
+    // Gives the peer until `until` to exit by itself, then kills it; always reaps.
+    void finish(Clock::time_point until) {
         while (!exited() && Clock::now() < until)
             std::this_thread::sleep_for(std::chrono::microseconds(200));
         if (pid_ < 0) return;
-        g_child_pid = -1;
+        g_child_pids[index_] = -1;
         ::kill(pid_, SIGKILL);
         while (::waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
         }
         pid_ = -1;
     }
-    [[nodiscard]] std::string describe_exit() const {
-        if (WIFSIGNALED(status_)) return "peer killed by signal " + std::to_string(WTERMSIG(status_));
-        return "peer exited with status " + std::to_string(WEXITSTATUS(status_));
+    // It ended by itself, and not as a peer ends a row (status 0): killed, or failed.
+    [[nodiscard]] bool failed_by_itself() const {
+        return by_itself_ && (WIFSIGNALED(status_) || WEXITSTATUS(status_) != 0);
+    }
+    [[nodiscard]] std::string describe_exit(int peers) const {
+        const std::string who = peers > 1 ? peer_name(index_, peers) : "peer";
+        if (WIFSIGNALED(status_)) return who + " killed by signal " + std::to_string(WTERMSIG(status_));
+        return who + " exited with status " + std::to_string(WEXITSTATUS(status_));
     }
 
 private:
+    int index_;
     pid_t pid_ = -1;
     int status_ = 0;
+    bool by_itself_ = false;  // reaped by exited(), not killed by finish()
+};
+
+// All the peer processes of a row, started one after another.
+class PeerGroup {
+public:
+    explicit PeerGroup(int count) { peers_.reserve(static_cast<std::size_t>(count)); }
+    void start(const std::vector<std::string>& argv, const std::vector<int>& inherit) {
+        peers_.push_back(std::make_unique<PeerProcess>(static_cast<int>(peers_.size()), argv, inherit));
+    }
+    // Some peer has exited (and been reaped).
+    [[nodiscard]] bool any_exited() {
+        bool any = false;
+        for (auto& peer : peers_)
+            any = peer->exited() || any;  // reap every one that went, not just the first
+        return any;
+    }
+    // Some peer has ended by itself other than as a row's peer ends (killed, or failed).
+    [[nodiscard]] bool any_failed() {
+        (void)any_exited();
+        return std::any_of(peers_.begin(), peers_.end(),
+                           [](const auto& peer) { return peer->failed_by_itself(); });
+    }
+    // Gives every peer `grace` (together) to exit by itself, then kills what is left; reaps all.
+    void finish(milliseconds grace) {
+        const auto until = Clock::now() + grace;
+        for (auto& peer : peers_)
+            peer->finish(until);
+    }
+    // After finish: why the row lost its peers, naming the peer that failed first by itself (else
+    // the first peer, as a one-peer row always said).
+    [[nodiscard]] std::string describe_exit() const {
+        const int count = static_cast<int>(peers_.size());
+        for (const auto& peer : peers_)
+            if (peer->failed_by_itself()) return peer->describe_exit(count);
+        return peers_.empty() ? std::string("no peer") : peers_.front()->describe_exit(count);
+    }
+
+private:
+    std::vector<std::unique_ptr<PeerProcess>> peers_;
 };
 
 // Arms the tick and the hard deadline for one row and disarms them however the row ends.
@@ -218,24 +272,28 @@ std::span<std::byte> message_buffer(std::span<std::byte> offered, std::vector<st
     return storage;
 }
 
+// A round trip ends when every peer's echo is in: with several peers, at the slowest one.
 Measurement latency_a(Side& side, const RowPlan& plan) {
     std::vector<std::byte> out_storage, in_storage;
     const auto out = message_buffer(side.send_buffer(plan.size), out_storage, plan.size);
     const auto in = message_buffer(side.recv_buffer(plan.size), in_storage, plan.size);
     fill_pattern(out);
+    const auto round_trip = [&] {
+        side.send(out);
+        for (int echo = 0; echo < plan.peers; ++echo)
+            side.recv(in);
+    };
     const auto warm_end = Clock::now() + plan.budget.warmup;
     std::size_t warmed = 0;
     do {
-        side.send(out);
-        side.recv(in);
+        round_trip();
     } while (Clock::now() < warm_end || ++warmed < min_warmup_messages(plan.size));
     Measurement m;
     m.rtt_ns.reserve(std::min<std::size_t>(plan.budget.max_count, 1'000'000));
     const std::int64_t end = now_ns() + std::chrono::nanoseconds(plan.budget.duration).count();
     while (m.rtt_ns.size() < plan.budget.max_count) {
         const std::int64_t start = now_ns();
-        side.send(out);
-        side.recv(in);
+        round_trip();
         const std::int64_t stop = now_ns();
         m.rtt_ns.push_back(static_cast<std::uint64_t>(stop - start));
         if (stop >= end) break;
@@ -269,8 +327,9 @@ Measurement throughput_a(Side& side, const RowPlan& plan, Control& control) {
     control.stop.store(1, std::memory_order_release);
     // Drain so a sender blocked on a full queue can see the stop request and finish.
     const auto drain_end = Clock::now() + std::chrono::seconds(2);
+    const auto peers = static_cast<std::uint32_t>(plan.peers);
     try {
-        while (control.peer_done.load(std::memory_order_acquire) == 0 && Clock::now() < drain_end) {
+        while (control.peer_done.load(std::memory_order_acquire) < peers && Clock::now() < drain_end) {
             if (!side.try_recv(in)) std::this_thread::sleep_for(std::chrono::microseconds(20));
         }
     } catch (const PeerGone&) {
@@ -280,18 +339,26 @@ Measurement throughput_a(Side& side, const RowPlan& plan, Control& control) {
 }
 
 Measurement run_pair(Contender& contender, const RowPlan& plan, const RunOptions& options) {
+    if (plan.peers < 1 || plan.peers > kMaxPeers)
+        throw std::logic_error(contender.name() + ": " + std::to_string(plan.peers) + " peers (1 to " +
+                               std::to_string(kMaxPeers) + ")");
     auto control = ControlMapping::create();
     PeerLaunch launch;
     auto side = contender.prepare(plan, launch);
 
-    std::string spec = contender.name() + "|" + std::string(to_string(plan.mode)) + "|" +
-                       std::to_string(plan.size) + "|" + std::to_string(control.fd()) + "|" +
-                       std::to_string(options.pin && options.cpus.size() > 1 ? options.cpus[1] : -1) + "|" +
-                       std::to_string(plan.budget.warmup.count()) + "|" +
-                       std::to_string(plan.budget.duration.count()) + "|" +
-                       std::to_string(plan.budget.max_count) + "|" + plan.stem + "|" + plan.dir;
-    for (const auto& arg : launch.args)
-        spec += "|" + arg;
+    // Every peer gets the same specification but for its index (field 10).
+    const auto spec_for = [&](int peer) {
+        std::string spec = contender.name() + "|" + std::string(to_string(plan.mode)) + "|" +
+                           std::to_string(plan.size) + "|" + std::to_string(control.fd()) + "|" +
+                           std::to_string(options.pin && options.cpus.size() > 1 ? options.cpus[1] : -1) +
+                           "|" + std::to_string(plan.budget.warmup.count()) + "|" +
+                           std::to_string(plan.budget.duration.count()) + "|" +
+                           std::to_string(plan.budget.max_count) + "|" + plan.stem + "|" + plan.dir + "|" +
+                           std::to_string(peer) + "|" + std::to_string(plan.peers);
+        for (const auto& arg : launch.args)
+            spec += "|" + arg;
+        return spec;
+    };
     auto inherit = launch.inherit_fds;
     inherit.push_back(control.fd());
 
@@ -299,38 +366,50 @@ Measurement run_pair(Contender& contender, const RowPlan& plan, const RunOptions
                                        std::chrono::nanoseconds(plan.budget.duration).count() +
                                        15'000'000'000LL;
     RowWatch watch(hard_deadline);
-    PeerProcess peer({"ipckit", "bench", "--peer", spec}, inherit);
+    PeerGroup peers(plan.peers);
     Measurement m;
     try {
+        // From here a child that exits before the row is over is a dead peer (the tick aborts).
+        g_child_exited = 0;
+        for (int peer = 0; peer < plan.peers; ++peer)
+            peers.start({"ipckit", "bench", "--peer", spec_for(peer)}, inherit);
         side->connect();
-        while (control->peer_ready.load(std::memory_order_acquire) == 0) {
-            if (peer.exited()) throw PeerGone("peer exited before it was ready");
+        const auto everyone = static_cast<std::uint32_t>(plan.peers);
+        while (control->peer_ready.load(std::memory_order_acquire) < everyone) {
+            if (peers.any_exited()) throw PeerGone("peer exited before it was ready");
             check_abort("waiting for the peer to start");
             std::this_thread::sleep_for(std::chrono::microseconds(100));
         }
+        control->go.store(1, std::memory_order_release);
         if (contender.custom_loops())
             m = contender.run_a(*side, plan, *control);
         else if (plan.mode == Mode::latency)
             m = latency_a(*side, plan);
         else
             m = throughput_a(*side, plan, *control);
+        // A peer that died while the others kept the row going (a topic's second subscriber, one
+        // of two senders) leaves figures that are not the row's: an error, not a result. Judged by
+        // how the peers exited, not by the abort flag: a custom loop's stop request (raw rings)
+        // lets its peer leave, with status 0, before this side says the row is stopping.
+        g_row_stopping = 1;
+        if (peers.any_failed()) throw PeerGone("peer died before the row was over");
     } catch (const std::exception& e) {
         g_row_stopping = 1;
         control->stop.store(1);
         side.reset();
-        peer.finish(milliseconds(200));
+        peers.finish(milliseconds(200));
         // The peer's own account of what went wrong says more than "closed".
         const auto why = peer_error(*control);
         if (!why.empty()) throw std::runtime_error(why);
         if (interrupted()) throw std::runtime_error("interrupted");
-        if (dynamic_cast<const PeerGone*>(&e) != nullptr && peer.exited())
-            throw std::runtime_error(std::string(e.what()) + " (" + peer.describe_exit() + ")");
+        if (dynamic_cast<const PeerGone*>(&e) != nullptr)
+            throw std::runtime_error(std::string(e.what()) + " (" + peers.describe_exit() + ")");
         throw;
     }
     g_row_stopping = 1;
     control->stop.store(1, std::memory_order_release);
     side.reset();  // removes the row's objects, which also wakes a peer blocked on them
-    peer.finish(milliseconds(100));
+    peers.finish(milliseconds(100));
     return m;
 }
 
@@ -459,6 +538,7 @@ Result run_row(Contender& contender, Mode mode, std::size_t size, const RunOptio
     RowPlan plan{mode, size, options.budget,
                  "ipckit-bench-" + std::to_string(::getpid()) + "-" + std::to_string(row_number),
                  options.dir};
+    plan.peers = contender.peers();
     try {
         Measurement m =
             contender.needs_peer() ? run_pair(contender, plan, options) : contender.measure_alone(plan);
@@ -484,7 +564,7 @@ Result run_row(Contender& contender, Mode mode, std::size_t size, const RunOptio
 
 int run_peer(const std::string& spec) {
     const auto fields = split(spec, '|');
-    if (fields.size() < 10) {
+    if (fields.size() < 12) {
         std::fprintf(stderr, "ipckit: bench --peer: malformed peer specification\n");
         return 2;
     }
@@ -508,7 +588,9 @@ int run_peer(const std::string& spec) {
     plan.budget.max_count = std::stoull(fields[7]);
     plan.stem = fields[8];
     plan.dir = fields[9];
-    const std::vector<std::string> args(fields.begin() + 10, fields.end());
+    plan.peer = std::stoi(fields[10]);
+    plan.peers = std::stoi(fields[11]);
+    const std::vector<std::string> args(fields.begin() + 12, fields.end());
     try {
         const int cpu = std::stoi(fields[4]);
         if (cpu >= 0) pin_to_cpu(cpu);
@@ -518,7 +600,13 @@ int run_peer(const std::string& spec) {
         if (it == list.end()) throw std::runtime_error("unknown contender " + fields[0]);
         Contender& contender = **it;
         auto side = contender.join(plan, args);
-        control->peer_ready.store(1, std::memory_order_release);
+        control->peer_ready.fetch_add(1, std::memory_order_acq_rel);
+        // Every peer has joined before any loop starts (A says so once it has counted them).
+        while (control->go.load(std::memory_order_acquire) == 0) {
+            // A ended the row first (its stop request, or its SIGTERM when the row was aborted).
+            if (control->stop.load(std::memory_order_acquire) != 0 || row_aborted()) return 0;
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
         try {
             if (contender.custom_loops()) {
                 contender.run_b(*side, plan, *control);
@@ -533,21 +621,31 @@ int run_peer(const std::string& spec) {
                     if (out.data() != in.data()) std::memcpy(out.data(), in.data(), in.size());
                     side->send(out);
                 }
-            } else {
+            } else if (contender.peer_sends(plan)) {
                 std::vector<std::byte> storage;
                 const auto message = message_buffer(side->send_buffer(plan.size), storage, plan.size);
                 fill_pattern(message);
                 while (control->stop.load(std::memory_order_relaxed) == 0)
                     side->send(message);
+            } else {
+                // Another receiver beside A (a topic's other subscribers): takes everything.
+                std::vector<std::byte> storage;
+                const auto in = message_buffer(side->recv_buffer(plan.size), storage, plan.size);
+                while (control->stop.load(std::memory_order_relaxed) == 0)
+                    side->recv(in);
             }
         } catch (const PeerGone&) {
-            // Side A finished and closed its end: the normal end of a row.
+            // Side A (or the row's sender) finished and closed its end: the normal end of a row.
         }
-        control->peer_done.store(1, std::memory_order_release);
+        control->peer_done.fetch_add(1, std::memory_order_acq_rel);
         return 0;
     } catch (const std::exception& e) {
         if (control->stop.load() != 0) return 0;  // A ended the row while B was still setting up
-        std::snprintf(control->peer_error, sizeof(control->peer_error), "%s", e.what());
+        // The first peer to fail tells the story; the others' errors are usually its echo.
+        if (control->error_claimed.exchange(1, std::memory_order_acq_rel) == 0) {
+            const std::string who = plan.peers > 1 ? peer_name(plan.peer, plan.peers) + ": " : "";
+            std::snprintf(control->peer_error, sizeof(control->peer_error), "%s%s", who.c_str(), e.what());
+        }
         return 1;
     }
 }

@@ -2,17 +2,22 @@
 //
 // A row is one contender at one message size in one mode. The tool's process (side A) creates
 // the kernel objects, then starts side B by executing itself again (`/proc/self/exe bench
-// --peer SPEC`), so the two sides are unrelated programs exactly as in real use. A small
-// control block in a memfd, inherited across exec, carries readiness, the stop request and
-// B's error text; raw-spin's cache line lives in it too.
+// --peer SPEC`), so the two sides are unrelated programs exactly as in real use; a contender
+// with several peers (a topic's subscribers, the senders of `shm?senders=N`) gets that many B
+// processes, each told its index. A small control block in a memfd, inherited across exec,
+// carries readiness (A starts the peers' loops once every one of them is ready), the stop
+// request and the first failing peer's error text; raw-spin's cache line lives in it too.
 //
-// Latency: A sends a message and waits for B's echo (two one-way links), every round trip
-// timed, after a warm-up. Throughput: B sends flat out, A receives and counts for a fixed
-// time after a warm-up. Waits are blocking unless a contender says otherwise (its `wait`).
+// Latency: A sends a message and waits for every peer's echo (two one-way links), every round
+// trip timed, after a warm-up: with several peers the round trip ends at the slowest echo.
+// Throughput: B sends flat out (or, for a contender that says so, one peer sends and the others
+// receive too), A receives and counts for a fixed time after a warm-up. Waits are blocking
+// unless a contender says otherwise (its `wait`).
 //
 // Errors: a contender that cannot carry a size says why (`cannot_carry`); a failure while a
-// row runs becomes that row's `error`, never the end of the run. Ctrl-C stops after the current
-// row; the peer is killed and reaped and every object the row created is removed.
+// row runs becomes that row's `error`, never the end of the run, and so does a peer that dies
+// before the row is over. Ctrl-C stops after the current row; every peer is killed and reaped
+// and every object the row created is removed.
 // Thread-safety: single-threaded by design (the tool runs one row at a time).
 #pragma once
 
@@ -53,13 +58,22 @@ struct RowPlan {
     Budget budget;
     std::string stem;  // unique name stem for this row's objects: "ipckit-bench-<pid>-<n>"
     std::string dir;   // the run's private directory (FIFOs, socket paths)
+    int peer = 0;      // side B: this process's index among the row's peers (side A: 0)
+    int peers = 1;     // how many peer processes the row has (Contender::peers)
 };
 
-// Shared by the two processes of a row.
+// The most peer processes one row may have.
+constexpr int kMaxPeers = 8;
+
+// Shared by the processes of a row.
 struct Control {
-    std::atomic<std::uint32_t> peer_ready{0};
+    std::atomic<std::uint32_t> peer_ready{0};  // peers that have joined
+    // A saw every peer ready: the peers' loops may start. A topic's publisher must not publish
+    // before every subscriber has joined, or the late ones would miss what A counts.
+    std::atomic<std::uint32_t> go{0};
     std::atomic<std::uint32_t> stop{0};
-    std::atomic<std::uint32_t> peer_done{0};
+    std::atomic<std::uint32_t> peer_done{0};      // peers that left their loop normally
+    std::atomic<std::uint32_t> error_claimed{0};  // the first peer to fail writes peer_error
     char peer_error[1024] = {};
     // raw-spin's line, on a cache line of its own so the flags above do not share it.
     alignas(128) std::atomic<std::uint64_t> spin{0};
@@ -122,6 +136,12 @@ public:
     [[nodiscard]] Category category() const { return category_; }
     [[nodiscard]] const std::string& wait() const { return wait_; }
     [[nodiscard]] virtual bool measures(Mode) const { return true; }
+    // Peer processes a row starts (at most kMaxPeers). In latency every peer echoes each message;
+    // in throughput every peer sends, unless peer_sends says otherwise.
+    [[nodiscard]] virtual int peers() const { return 1; }
+    // Throughput, on side B: whether the peer `plan.peer` sends flat out. One that does not
+    // receives and discards until the row ends (a topic's other subscribers).
+    [[nodiscard]] virtual bool peer_sends(const RowPlan&) const { return true; }
     // The one size this contender measures, when size means nothing to it (raw-spin: a line).
     [[nodiscard]] virtual std::optional<std::size_t> only_size() const { return {}; }
     // Why this contender cannot run at `size`, when it cannot; checked before a row starts.
@@ -135,7 +155,7 @@ public:
 
     // Side A, before B starts: create what B must inherit or find by name.
     [[nodiscard]] virtual std::unique_ptr<Side> prepare(const RowPlan& plan, PeerLaunch& launch) = 0;
-    // Side B, in the peer process.
+    // Side B, in each peer process (plan.peer says which).
     [[nodiscard]] virtual std::unique_ptr<Side> join(const RowPlan& plan,
                                                      const std::vector<std::string>& args) = 0;
 
@@ -180,7 +200,7 @@ struct Result {
 struct RunOptions {
     Budget budget;
     bool pin = false;
-    std::vector<int> cpus;  // A's and B's CPU when pinned
+    std::vector<int> cpus;  // A's and B's CPU when pinned (a row's several peers share B's)
     std::string dir;        // private directory for named objects
 };
 

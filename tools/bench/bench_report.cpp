@@ -72,6 +72,13 @@ bool is_ring(std::string_view name) {
 bool moves_every_byte(std::string_view name) {
     return !name.ends_with("-header");
 }
+// Rows with several peers (a topic's N subscribers, N senders into lanes) measure fan-out and
+// fan-in, not one link: the claims and the "ahead of every peer" lines rank links, so they leave
+// them out (a 4-subscriber round trip is not a mechanism's latency, two senders' sum not its rate).
+bool is_one_link(std::string_view name) {
+    return name.find("subscribers=") == std::string_view::npos &&
+           name.find("senders=") == std::string_view::npos;
+}
 bool is_message_queue(std::string_view name) {
     return name == "sysvmq" || name == "posixmq" || name == "raw-sysvmq";
 }
@@ -97,7 +104,9 @@ std::vector<const Result*> contenders_for_claims(const std::vector<Result>& resu
     });
     std::vector<const Result*> rows;
     for (const auto& r : results) {
-        if (!r.ok() || r.mode != mode || r.size != size || !moves_every_byte(r.transport)) continue;
+        if (!r.ok() || r.mode != mode || r.size != size || !moves_every_byte(r.transport) ||
+            !is_one_link(r.transport))
+            continue;
         if (r.category == Category::peer || r.category == Category::channel ||
             (!have_channels && r.category == Category::raw))
             rows.push_back(&r);
@@ -341,6 +350,38 @@ std::vector<std::string> summarize_targets(const std::vector<Result>& results) {
     ratio_line("shm-loan", "raw-loan-ring", 16 << 20, 0.9, false);
     ratio_line("shm-loan", "shm", 64, 0.9, true);
     ratio_line("shm-loan", "shm", 16 << 20, 1.3, false);
+    // A topic with one subscriber against the 1:1 ring it is built like.
+    ratio_line("topic", "shm", 64, 0.8, true);
+    ratio_line("topic", "shm", 1 << 20, 0.8, false);
+    if (const Result* topic = find_row(results, "topic", Mode::latency, 64),
+        *shm = find_row(results, "shm", Mode::latency, 64);
+        topic != nullptr && shm != nullptr && shm->p50 > 0) {
+        const double x = double(topic->p50) / double(shm->p50);
+        lines.push_back(
+            fmt::format("topic p50 / shm p50 at 64B: {:.2f}x (target <= 1.20x): {}", x, verdict(x <= 1.2)));
+    }
+    // With N subscribers DESIGN.md asks for the slowest one's lag and rate, reported beside the
+    // one-subscriber topic's (no target).
+    for (const char* row : {"topic?subscribers=2", "topic?subscribers=4"}) {
+        const Result* lag = find_row(results, row, Mode::latency, 64);
+        const Result* rate = find_row(results, row, Mode::throughput, 64);
+        if (lag == nullptr && rate == nullptr) continue;
+        const Result* one_lag = find_row(results, "topic", Mode::latency, 64);
+        const Result* one_rate = find_row(results, "topic", Mode::throughput, 64);
+        std::string line = fmt::format("{} at 64B:", row);
+        if (lag != nullptr) {
+            line += fmt::format(" slowest subscriber's round trip {} p50", format_ns(double(lag->p50)));
+            if (one_lag != nullptr && one_lag->p50 > 0)
+                line += fmt::format(" ({:.2f}x topic)", double(lag->p50) / double(one_lag->p50));
+        }
+        if (rate != nullptr) {
+            line += fmt::format("{} {} msgs/s per subscriber", lag != nullptr ? ";" : "",
+                                format_rate(rate->msgs_per_s));
+            if (one_rate != nullptr && one_rate->msgs_per_s > 0)
+                line += fmt::format(" ({:.2f}x topic)", rate->msgs_per_s / one_rate->msgs_per_s);
+        }
+        lines.push_back(line + ": reported");
+    }
     // Latency: the ring against the floor.
     if (const Result* spin = find_row(results, "raw-spin", Mode::latency, 0);
         spin != nullptr && spin->p50 > 0) {
@@ -359,7 +400,9 @@ std::vector<std::string> summarize_targets(const std::vector<Result>& results) {
         if (!r.ok() || r.category != Category::peer || !seen.insert({int(r.mode), r.size}).second) continue;
         const Result *ours = nullptr, *theirs = nullptr;
         for (const auto& q : results) {
-            if (!q.ok() || q.mode != r.mode || q.size != r.size || !moves_every_byte(q.transport)) continue;
+            if (!q.ok() || q.mode != r.mode || q.size != r.size || !moves_every_byte(q.transport) ||
+                !is_one_link(q.transport))
+                continue;
             const Result*& best = q.category == Category::channel ? ours : theirs;
             if (q.category != Category::channel && q.category != Category::peer) continue;
             if (best == nullptr || speed(q) > speed(*best)) best = &q;

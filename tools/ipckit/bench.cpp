@@ -274,8 +274,10 @@ void setup(CLI::App& app, int& exit_code) {
                   "Short rows (10 ms + 60 ms): the whole table in about a minute on a quiet machine");
     cmd->add_option(
         "--transport", options->transports,
-        "Only these transports (comma-separated; shm selects shm?… and shm-loan…, raw every raw loop); "
-        "the baselines always run");
+        "Only these transports (comma-separated; shm selects shm?… and shm-loan…, topic topic?…, raw every "
+        "raw loop; an unknown name lists them all); the baselines always run. Rows with several peer "
+        "processes: topic?subscribers=2, topic?subscribers=4 (the slowest subscriber's round trip, one "
+        "subscriber's rate), shm?senders=2 (two senders into one receiver, throughput)");
     cmd->add_option("--size", options->sizes, "Message sizes, e.g. 8,64,1KiB,64KiB,1MiB,16MiB (the default)");
     cmd->add_option("--json", options->json_file, "Write the results as JSON (docs/bench.schema.json)");
     cmd->add_option("--csv", options->csv_file, "Write the results as CSV");
@@ -287,7 +289,8 @@ void setup(CLI::App& app, int& exit_code) {
         ->check(CLI::PositiveNumber);
     cmd->add_option("--warmup", options->warmup_ms, "Warm up each row for MS milliseconds")
         ->check(CLI::NonNegativeNumber);
-    cmd->add_flag("--pin", options->pin, "Pin the two processes to two different CPUs");
+    cmd->add_flag("--pin", options->pin,
+                  "Pin the two processes to two different CPUs (a row's several peers share the second)");
     // Side B of a row: the tool executes itself with this hidden option.
     cmd->add_option("--peer", options->peer_spec)->group("");
     cmd->callback([options, &exit_code] {
