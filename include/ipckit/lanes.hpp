@@ -147,8 +147,9 @@ private:
     std::vector<detail::ring::EndpointWatch> senders_;
     std::vector<const detail::ring::EndpointLine*> sender_lines_;
     WaitMode mode_ = WaitMode::adaptive;
-    std::size_t next_ = 0;  // the lane whose turn it is
-    std::size_t held_ = 0;  // the lane of a read() awaiting release()
+    detail::SleeperBarrier sleeper_;  // ours when every lane is empty and we sleep on them all
+    std::size_t next_ = 0;            // the lane whose turn it is
+    std::size_t held_ = 0;            // the lane of a read() awaiting release()
     bool holding_ = false;
     bool took_over_ = false;
     std::size_t pending_at_attach_ = 0;

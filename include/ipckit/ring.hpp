@@ -49,6 +49,7 @@
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/detail/endpoint.hpp"
+#include "ipckit/detail/sleeper.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"
 #include "ipckit/wait_mode.hpp"
@@ -159,6 +160,8 @@ private:
         return capacity_ - (head_ - cached_tail_) >= need;
     }
     void refresh_tail();
+    // Before sleeping for space: wake me once `bytes` are free (WaitLine::space_wanted).
+    void want_space(std::uint64_t bytes) noexcept;
     void publish(std::size_t size);
     [[nodiscard]] bool consumer_gone(std::chrono::steady_clock::time_point now);
     [[nodiscard]] bool consumer_closed() const noexcept;
@@ -169,6 +172,7 @@ private:
     std::uint64_t mask_ = 0;
     std::size_t max_message_ = 0;
     WaitMode mode_ = WaitMode::adaptive;
+    detail::SleeperBarrier sleeper_;  // ours when we wait for space
     // Local, authoritative copies: the producer cursor is ours; the consumer cursor is cached and
     // reloaded from shared memory only when the ring looks full.
     std::uint64_t head_ = 0;
@@ -261,6 +265,7 @@ private:
     std::uint64_t mask_ = 0;
     std::size_t max_message_ = 0;
     WaitMode mode_ = WaitMode::adaptive;
+    detail::SleeperBarrier sleeper_;  // ours when we wait for data (or arm the doorbell)
     // The consumer cursor: ours, stored to shared memory after each record.
     std::uint64_t tail_ = 0;
     std::uint64_t record_offset_ = 0;

@@ -47,6 +47,7 @@
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/detail/endpoint.hpp"  // EndpointWatch, held by value
+#include "ipckit/detail/sleeper.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/ring.hpp"  // WaitMode, Loan, RecordView
 
@@ -139,6 +140,7 @@ private:
     std::uint32_t history_ = 0;
     bool drop_ = false;
     WaitMode mode_ = WaitMode::adaptive;
+    detail::SleeperBarrier sleeper_;  // a topic's: a fence (its peers fence too)
     std::uint32_t epoch_ = 0;
     bool took_over_ = false;
     // Local, authoritative copies of what the publisher owns in the region.
@@ -229,6 +231,7 @@ private:
     std::size_t max_message_ = 0;
     bool drop_ = false;
     WaitMode mode_ = WaitMode::adaptive;
+    detail::SleeperBarrier sleeper_;  // a topic's: a fence (its peers fence too)
     std::uint32_t slot_index_ = 0;
     std::uint32_t epoch_ = 0;
     bool took_over_ = false;

@@ -194,6 +194,7 @@ LanesReceiver LanesReceiver::attach(std::span<std::byte> region, WaitMode mode) 
     r.receiver_ = decltype(r.receiver_)(&g.header->receiver_end, detail::LanesReceiverCloser{claim.epoch});
     r.took_over_ = claim.took_over;
     r.mode_ = mode;
+    r.sleeper_ = detail::SleeperBarrier(mode);
     r.lanes_.reserve(g.lanes);
     for (std::uint32_t i = 0; i < g.lanes; ++i) {
         const std::span<std::byte> lane = lane_bytes(region, g, i);
@@ -282,7 +283,7 @@ void LanesReceiver::sleep_on_lanes(Deadline until) {
     }
     for (std::size_t i = 0; i < n; ++i)
         lanes_[i].wait_words().consumer_sleepers->fetch_add(1, std::memory_order_relaxed);
-    detail::sleeper_barrier();
+    sleeper_.pass();
     std::size_t lane = 0;
     if (!scan(lane)) {
         const auto since = until.when().time_since_epoch();  // steady_clock is CLOCK_MONOTONIC

@@ -41,8 +41,9 @@ namespace {
 constexpr std::memory_order kWordLoad = std::memory_order_seq_cst;
 constexpr std::memory_order kCursorLoad = std::memory_order_seq_cst;
 constexpr std::memory_order kLastCommit = std::memory_order_seq_cst;
-inline void handshake_fence() noexcept {}
-inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t value) noexcept {
+inline void handshake_fence(const EndpointLine&) noexcept {}
+inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t value,
+                           const EndpointLine&) noexcept {
     cursor.store(value, std::memory_order_seq_cst);
 }
 #else
@@ -52,13 +53,15 @@ constexpr std::memory_order kWordLoad = std::memory_order_acquire;
 constexpr std::memory_order kCursorLoad = std::memory_order_acquire;
 // release: the record's bytes and the end mark after it are visible before its commit word.
 constexpr std::memory_order kLastCommit = std::memory_order_release;
-// The last commit word (or cursor) before the other side's sleepers load (see notify()).
-inline void handshake_fence() noexcept {
-    detail::publisher_barrier();
+// The last commit word (or cursor) before the sleepers load of `peer`, the end that may sleep on
+// it (see notify()).
+inline void handshake_fence(const EndpointLine& peer) noexcept {
+    detail::notifier_barrier(peer);
 }
-inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t value) noexcept {
+inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t value,
+                           const EndpointLine& peer) noexcept {
     cursor.store(value, std::memory_order_release);
-    handshake_fence();
+    handshake_fence(peer);
 }
 #endif
 
@@ -383,6 +386,9 @@ RingProducer RingProducer::attach(std::span<std::byte> region, WaitMode mode) {
     p.mask_ = g.capacity - 1;
     p.max_message_ = Ring::max_message_size(g.capacity);
     p.mode_ = mode;
+    p.sleeper_ = detail::SleeperBarrier(mode);
+    // Before this end first waits: the peer of an end that may sleep keeps its fence (wait.hpp).
+    g.header->producer_end.may_sleep.store(mode == WaitMode::spin ? 0 : 1, std::memory_order_seq_cst);
     // Read after the claim: the previous holder (closed or dead) no longer moves them.
     const Cursors c = read_cursors(*g.header, g.capacity);
     // A producer that died between a commit word and its cursor store left committed records
@@ -460,13 +466,23 @@ Status RingProducer::drain(Deadline deadline) {
         if (consumer_closed() || consumer_gone(Clock::now())) return drained() ? Status::ok : Status::closed;
         if (deadline.is_immediate()) return Status::timed_out;
         const Status s = wait_until(
-            mode_, deadline, header_->wait.producer_sleepers, header_->wait.space_event,
+            mode_, deadline, sleeper_, header_->wait.producer_sleepers, header_->wait.space_event,
             [this](Clock::time_point now) { return consumer_gone(now); },
-            [&] { return drained() || consumer_closed(); });
+            [&] { return drained() || consumer_closed(); }, [this] { want_space(capacity_); });
         if (s == Status::ok) continue;
         if (s == Status::closed) return drained() ? Status::ok : Status::closed;
         return s;
     }
+}
+
+void RingProducer::want_space(std::uint64_t bytes) noexcept {
+    // Free `bytes` means the consumer cursor at head + bytes - capacity; never past head, where an
+    // empty ring puts it, so the consumer always gets there.
+    const std::uint64_t free = std::min<std::uint64_t>(bytes, capacity_);
+    const std::uint64_t wanted = head_ + free > capacity_ ? head_ + free - capacity_ : 0;
+    // relaxed: a consumer that reads an older (smaller) value wakes us sooner, which is only less
+    // hysteresis; the sleepers count it pairs with is ordered by the handshake.
+    header_->wait.space_wanted.store(wanted, std::memory_order_relaxed);
 }
 
 void RingProducer::refresh_tail() {
@@ -505,12 +521,13 @@ Status RingProducer::reserve(std::size_t size, Deadline deadline) {
             if (consumer_gone(Clock::now())) return Status::closed;
             if (deadline.is_immediate()) return Status::would_block;
             const Status s = wait_until(
-                mode_, deadline, header_->wait.producer_sleepers, header_->wait.space_event,
+                mode_, deadline, sleeper_, header_->wait.producer_sleepers, header_->wait.space_event,
                 [this](Clock::time_point now) { return consumer_gone(now); },
                 [&] {
                     refresh_tail();
                     return has_space(need) || consumer_closed();
-                });
+                },
+                [&] { want_space(std::max<std::uint64_t>(need, capacity_ / 4)); });
             if (s != Status::ok) return s;
             if (consumer_closed()) return Status::closed;
         }
@@ -548,7 +565,7 @@ void RingProducer::publish(std::size_t size) {
     pending_ = false;
     // Read only by an attacher (a takeover walks from it) and `ipckit ls`: relaxed, off the hot path.
     header_->producer.position.store(head_, std::memory_order_relaxed);
-    handshake_fence();
+    handshake_fence(header_->consumer_end);
     // As notify(), plus the doorbell: an armed doorbell counts as a sleeper, so it is only
     // looked for on this path and a send with nobody asleep makes no system call.
     if (header_->wait.consumer_sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
@@ -602,6 +619,9 @@ RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     c.mask_ = g.capacity - 1;
     c.max_message_ = Ring::max_message_size(g.capacity);
     c.mode_ = mode;
+    c.sleeper_ = detail::SleeperBarrier(mode);
+    // Before this end first waits: the peer of an end that may sleep keeps its fence (wait.hpp).
+    g.header->consumer_end.may_sleep.store(mode == WaitMode::spin ? 0 : 1, std::memory_order_seq_cst);
     // Read after the claim: the previous consumer (closed or dead) no longer moves it. It was
     // stored after every record, so we start exactly after the last one consumed.
     const Cursors cursors = read_cursors(*g.header, g.capacity);
@@ -648,7 +668,7 @@ bool RingConsumer::arm() {
     }
     // The store-buffer handshake, as for a futex sleeper: our announcement, then the re-check;
     // the producer's commit, then its sleepers load. One of the two sees the other.
-    detail::sleeper_barrier();
+    sleeper_.pass();
     if (has_data()) return false;
     if (producer_.owner().state != EndpointState::vacant && producer_gone(Clock::now())) return false;
     return true;
@@ -704,7 +724,7 @@ Status RingConsumer::wait_for_data(Deadline deadline) {
     if (producer_gone(Clock::now())) return arrived() ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
     const Status s = wait_until(
-        mode_, deadline, header_->wait.consumer_sleepers, header_->wait.data_event,
+        mode_, deadline, sleeper_, header_->wait.consumer_sleepers, header_->wait.data_event,
         [this](Clock::time_point now) { return producer_gone(now); },
         [&] { return arrived() || producer_.closed(); });
     if (s == Status::closed) return arrived() ? Status::ok : Status::closed;
@@ -760,8 +780,13 @@ void RingConsumer::consume() {
     holding_ = false;
     // release: our reads of the record are done before the producer may reuse its bytes; then
     // the fence of the sleeper handshake (see notify()).
-    publish_cursor(header_->consumer.position, tail_);
-    notify(header_->wait.producer_sleepers, header_->wait.space_event);
+    publish_cursor(header_->consumer.position, tail_, header_->producer_end);
+    // A sleeping producer asked for a quarter of the ring (WaitLine::space_wanted): waking it for
+    // every record would put a sleep and a wake-up on every record of a full ring.
+    if (header_->wait.producer_sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
+        if (tail_ >= header_->wait.space_wanted.load(std::memory_order_relaxed))
+            notify(header_->wait.producer_sleepers, header_->wait.space_event);
+    }
 }
 
 IoResult RingConsumer::recv(std::span<std::byte> buffer, Deadline deadline) {

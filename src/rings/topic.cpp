@@ -164,10 +164,11 @@ Geometry validate(std::span<std::byte> region) {
             oldest};
 }
 
-// Wakes every sleeper on `event` if any announced itself. The caller ran the publisher's barrier
+// Wakes every sleeper on `event` if any announced itself. The caller issued a seq_cst fence
 // between its publication (commit word or cursor) and this load: the store-buffer handshake
-// with a sleeper's announcement, barrier and re-check (see wait.hpp), so no wake-up is lost
-// and nobody sleeping costs no system call.
+// with a sleeper's announcement, fence and re-check (see wait.hpp), so no wake-up is lost
+// and nobody sleeping costs no system call. (A topic keeps the fence on both sides: its
+// publisher has many peers, each of which may sleep at once.)
 inline void wake_sleepers(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event) {
     if (sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
         event.fetch_add(1, std::memory_order_release);
@@ -287,7 +288,6 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
 
 TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
-    detail::enable_light_barriers();  // before this end publishes anything
     const auto claim = claim_endpoint(g.header->publisher_end, "topic publisher");
     TopicPublisher p;
     p.header_ = g.header;
@@ -464,7 +464,7 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
         if (!drop_ && floor > cached_floor_ && !room_for(floor, Clock::now())) {
             if (deadline.is_immediate()) return Status::would_block;
             const Status s = wait_until(
-                mode_, deadline, header_->wait.publisher_sleepers, header_->wait.space_event,
+                mode_, deadline, sleeper_, header_->wait.publisher_sleepers, header_->wait.space_event,
                 [](Clock::time_point) { return false; }, [&] { return room_for(floor, Clock::now()); });
             if (s != Status::ok) return s;
         }
@@ -512,7 +512,7 @@ void TopicPublisher::publish(std::size_t size) {
     ++sequence_;
     pending_ = false;
     store_committed(header_->publisher, head_, sequence_);
-    detail::publisher_barrier();  // the commit before the sleepers load
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // the commit before the sleepers load
     if (header_->wait.subscriber_sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
         header_->wait.data_event.fetch_add(1, std::memory_order_release);
         (void)detail::futex_wake(header_->wait.data_event, INT_MAX);
@@ -574,7 +574,6 @@ void TopicPublisher::commit(std::size_t size) {
 
 TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
-    detail::enable_light_barriers();  // before this end publishes anything
     Slot* all = slots(g.header);
     std::uint32_t index = 0;
     detail::ring::Claim claim;
@@ -757,7 +756,7 @@ Status TopicSubscriber::next_record(Deadline deadline) {
     };
     if (publisher_gone(Clock::now())) return probe() == Status::ok ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
-    s = wait_until(mode_, deadline, header_->wait.subscriber_sleepers, header_->wait.data_event,
+    s = wait_until(mode_, deadline, sleeper_, header_->wait.subscriber_sleepers, header_->wait.data_event,
                    publisher_gone, [&] { return probe() == Status::ok; });
     if (s == Status::closed && probe() == Status::ok) return Status::ok;  // drain what it committed
     return s;
@@ -776,7 +775,7 @@ void TopicSubscriber::consume() {
     // release: our reads of the record happen-before the publisher's overwrite of its bytes.
     slot_->cursor.position.store(cursor_, std::memory_order_release);
     if (!drop_) {
-        detail::publisher_barrier();  // the cursor before the sleepers load
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // the cursor before the sleepers load
         wake_sleepers(header_->wait.publisher_sleepers, header_->wait.space_event);
     }
 }
@@ -886,7 +885,7 @@ bool TopicSubscriber::arm() {
     }
     // The store-buffer handshake, as for a futex sleeper: our announcement, then the re-check;
     // the publisher's commit, then its sleepers load. One of the two sees the other.
-    detail::sleeper_barrier();
+    sleeper_.pass();
     if (probe() == Status::ok) return false;
     const OwnerWord publisher = publisher_.owner();
     if (publisher.state != EndpointState::vacant && publisher_.gone(Clock::now())) return false;  // closed

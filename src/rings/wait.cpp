@@ -31,13 +31,14 @@ void enable_light_barriers() noexcept {
     });
 }
 
-void sleeper_barrier() noexcept {
+void SleeperBarrier::pass() noexcept {
     std::atomic_thread_fence(std::memory_order_seq_cst);  // our announcement before the re-check
-    // Every publisher that dropped its fence (it registered) passes a full barrier now: either it
-    // loads the sleeper count after our announcement, or its publication is visible to our re-check.
-    // An error (a kernel without it) leaves the publishers that registered nothing to rely on, but
-    // such a kernel refused their registration too.
-    if (g_light_barriers.load(std::memory_order_relaxed)) (void)membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+    // A ring peer that dropped its fence (it registered, and had not seen us sleep at once) passes
+    // a full barrier now: either its sleepers load comes after our announcement, or its
+    // publication is visible to our re-check.
+    if (!ring_ || (may_sleep_ && issued_) || !g_light_barriers.load(std::memory_order_relaxed)) return;
+    (void)membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+    issued_ = true;
 }
 
 }  // namespace ipckit::detail

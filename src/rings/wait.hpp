@@ -6,15 +6,23 @@
 // for. Each needs a store-buffer barrier between its store and its load (the store-buffer
 // litmus test), or both loads can miss the other's store and a wake-up is lost.
 //
-// The barrier is asymmetric: the publisher runs it on every message, the sleeper only before it
-// sleeps (which costs a system call anyway). So the publisher's half is a compiler barrier and
-// the sleeper's half is membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which makes every running
-// thread of every process that registered for it pass a full barrier (a descheduled thread
-// passed one when it was switched out). A process registers when it attaches a ring or a topic
-// (enable_light_barriers); one whose kernel refuses (before 4.16, or a seccomp filter) keeps
-// the seq_cst fence on its publishing side, which is correct whatever the sleeper does. Only a
-// publisher that registered facing a sleeper whose membarrier call fails could lose a wake-up,
-// and then for one sleep slice at most (waits sleep in slices of EndpointWatch::kCheckInterval).
+// A ring end that waits with `spin` never sleeps on a futex in a plain wait, so a publisher
+// facing it needs no fence on every message: the barrier is asymmetric. The publisher's half is
+// a compiler barrier; the rare sleeps of a spinning end (arming a PollSet doorbell, a lanes
+// receiver's futex_waitv) pass membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which makes every
+// running thread of every process that registered for it pass a full barrier (a descheduled
+// thread passed one when it was switched out). An end that may sleep at any wait (`block`,
+// `adaptive`) says so in its EndpointLine (`may_sleep`), and its peer keeps the seq_cst fence:
+// a membarrier interrupts the peer's CPU (in a VM, an exit on both sides), which measured a
+// p99 of ~100 µs on adaptive round trips here against ~1 µs with the fence. Such an end issues
+// one membarrier only, on its first sleep: it covers a peer that read the flag before it was
+// set, and every later publication of that peer reads it set.
+//
+// A process registers when it attaches a ring end (enable_light_barriers); one whose kernel
+// refuses (before 4.16, or a seccomp filter) keeps the fence, which is correct whatever the
+// sleeper does. Only a registered publisher facing a sleeper whose membarrier call fails on the
+// same kernel could lose a wake-up, and then for one sleep slice at most (kSleepSlice). Topics
+// keep the fence on both sides (their publisher has many peers).
 //
 // Under the thread sanitizer, which does not model fences, the ring builds the same order from
 // seq_cst operations (IPCKIT_RING_FENCELESS), and a sleeper announces itself with one.
@@ -38,6 +46,7 @@
 #include "ipckit/deadline.hpp"
 #include "ipckit/detail/endpoint.hpp"
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/sleeper.hpp"
 #include "ipckit/status.hpp"
 #include "ipckit/wait_mode.hpp"
 
@@ -69,24 +78,27 @@ extern std::atomic<bool> g_light_barriers;
 // fences in place.
 void enable_light_barriers() noexcept;
 
-// The publisher's half, between its publication and its sleepers load: every message.
-inline void publisher_barrier() noexcept {
-    if (g_light_barriers.load(std::memory_order_relaxed)) [[likely]]
+// A ring publisher's half, between its publication and its sleepers load: every message. `peer`
+// is the end that may sleep on what was published.
+inline void notifier_barrier(const ring::EndpointLine& peer) noexcept {
+    if (g_light_barriers.load(std::memory_order_relaxed) &&
+        peer.may_sleep.load(std::memory_order_relaxed) == 0)
         std::atomic_signal_fence(std::memory_order_seq_cst);
     else
         std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
-// The sleeper's half, between counting itself a sleeper and its re-check: before each sleep.
-void sleeper_barrier() noexcept;
+// The sleeper's half: detail::SleeperBarrier (ipckit/detail/sleeper.hpp), one per waiting end.
 
 // Waits until `ready()` (which re-reads what the other side publishes) is true. Returns ok when
 // it is, closed when `gone(now)` says the peer left (the caller drains what it published first),
-// or timed_out. Before it sleeps on `event` it counts itself in `sleepers`, then runs the
-// sleeper's half of the handshake and re-checks.
-template <typename Ready, typename Gone>
-Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& sleepers,
-                  std::atomic<std::uint32_t>& event, Gone&& gone, Ready&& ready) {
+// or timed_out. Before it sleeps on `event` it calls `before_sleep()` (a producer says how much
+// space it wants), counts itself in `sleepers`, runs the sleeper's half of the handshake and
+// re-checks.
+template <typename Ready, typename Gone, typename BeforeSleep>
+Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
+                  std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event, Gone&& gone,
+                  Ready&& ready, BeforeSleep&& before_sleep) {
     using Clock = std::chrono::steady_clock;
     if (mode != WaitMode::block) {
         const auto start = Clock::now();
@@ -119,13 +131,14 @@ Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& 
             // The key is read before announcing: a wake after this point changes the word, and
             // futex_wait then returns at once instead of sleeping through it.
             const std::uint32_t key = event.load(std::memory_order_acquire);
+            before_sleep();
 #ifdef IPCKIT_RING_FENCELESS
             sleepers.fetch_add(1, std::memory_order_seq_cst);
 #else
             sleepers.fetch_add(1, std::memory_order_relaxed);
 #endif
             const Leave leave{sleepers};
-            sleeper_barrier();
+            barrier.pass();
             if (ready()) return Status::ok;
             // Sleep in slices so a peer that died without waking us is noticed in bounded time.
             const auto slice = std::min(deadline.when(), Clock::now() + kSleepSlice);
@@ -136,6 +149,13 @@ Status wait_until(WaitMode mode, Deadline deadline, std::atomic<std::uint32_t>& 
         if (gone(now)) return Status::closed;
         if (now >= deadline.when()) return Status::timed_out;
     }
+}
+
+template <typename Ready, typename Gone>
+Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
+                  std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event, Gone&& gone,
+                  Ready&& ready) {
+    return wait_until(mode, deadline, barrier, sleepers, event, gone, ready, [] {});
 }
 
 }  // namespace ipckit::detail

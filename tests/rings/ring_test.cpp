@@ -510,6 +510,35 @@ TEST(RingTest, ProducerKilledMidStreamLeavesOnlyWholeMessagesThenClosed) {
     EXPECT_EQ(producer.wait(), -SIGKILL);
 }
 
+// A producer asleep on a full ring asks to be woken once a quarter of it is free (a full ring
+// then costs one sleep per quarter lap, not one per record), and still sends when the consumer
+// frees a single record and stops receiving: its next sleep slice finds the room.
+TEST(RingTest, ProducerAsleepOnAFullRingAsksForAQuarterAndStillSendsWhenOneRecordIsFreed) {
+    SharedRegion region(Ring::region_size(1024));
+    Ring::format(region.span(), {.capacity = 1024});
+    auto rx = RingConsumer::attach(region.span(), WaitMode::block);
+    auto producer = test::spawn([&] {
+        auto tx = RingProducer::attach(region.span(), WaitMode::block);
+        const auto message = make_message(1, 56);
+        while (tx.try_send(message).ok()) {
+        }
+        return tx.send(message, Deadline::after(30s)).ok() ? 0 : 1;
+    });
+    auto& wait = region.header().wait;
+    for (int i = 0; i < 10'000 && wait.producer_sleepers.load() == 0; ++i)
+        std::this_thread::sleep_for(1ms);
+    ASSERT_EQ(wait.producer_sleepers.load(), 1u);
+    // 16 records of 64 bytes fill the 1024-byte ring: a quarter free is the consumer cursor at 256.
+    EXPECT_EQ(wait.space_wanted.load(), 256u);
+    std::vector<std::byte> got;
+    ASSERT_TRUE(rx.try_recv(got).ok());
+    EXPECT_EQ(producer.wait(), 0);
+    std::size_t drained = 0;
+    while (rx.try_recv(got).ok())
+        ++drained;
+    EXPECT_EQ(drained, 16u);  // the 15 left and the one sent after the room was freed
+}
+
 TEST(RingTest, ConsumerKilledUnblocksAProducerOnAFullRing) {
     SharedRegion region(Ring::region_size(1024));
     Ring::format(region.span(), {.capacity = 1024});

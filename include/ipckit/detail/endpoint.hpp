@@ -60,6 +60,10 @@ struct OwnerWord {
 struct alignas(kLineSize) EndpointLine {
     std::atomic<std::uint64_t> owner;
     std::atomic<std::uint64_t> start_ticks;
+    // Rings only: nonzero when the holder's waits may sleep on a futex (`block`, `adaptive`): its
+    // peer then keeps a fence after each publication; zero for `spin`, whose peer drops it (see
+    // src/rings/wait.hpp). Written by the holder at attach.
+    std::atomic<std::uint32_t> may_sleep;
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "owner words must be lock-free across processes");

@@ -60,6 +60,10 @@ struct alignas(kLineSize) WaitLine {
     std::atomic<std::uint32_t> data_event;         // futex word: bumped when data arrives for a sleeper
     std::atomic<std::uint32_t> producer_sleepers;  // producers inside futex_wait for space
     std::atomic<std::uint32_t> space_event;        // futex word: bumped when space frees for a sleeper
+    // Where a sleeping producer wants the consumer cursor before it is woken: a quarter of the
+    // ring free (or the room its record needs, if more), so that a producer facing a full ring
+    // sleeps once per quarter lap, not once per record. Written by a producer about to sleep.
+    std::atomic<std::uint64_t> space_wanted;
 };
 
 // A wait set's doorbell: a consumer that waits in a PollSet registers where a producer should
