@@ -33,7 +33,7 @@ void enable_light_barriers() noexcept {
 
 void SleeperBarrier::pass() noexcept {
     std::atomic_thread_fence(std::memory_order_seq_cst);  // our announcement before the re-check
-    // A ring peer that dropped its fence (it registered, and had not seen us sleep at once) passes
+    // A ring peer that dropped its fence (it registered, and had not yet seen that we may sleep) passes
     // a full barrier now: either its sleepers load comes after our announcement, or its
     // publication is visible to our re-check.
     if (!ring_ || (may_sleep_ && issued_) || !g_light_barriers.load(std::memory_order_relaxed)) return;
