@@ -15,6 +15,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/lanes.hpp"
 #include "support/process.hpp"
+#include "support/shared_memory.hpp"
 
 namespace ipckit {
 namespace {
@@ -22,26 +23,14 @@ namespace {
 using namespace std::chrono_literals;
 namespace layout = detail::ring;
 
-class Region {
+// A lanes region in shared memory (tests/support/shared_memory.hpp).
+class Region : public test::SharedMemory {
 public:
-    explicit Region(std::size_t size) : size_(size) {
-        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw_errno("mmap", "test region");
-        base_ = static_cast<std::byte*>(p);
-    }
-    Region(const Region&) = delete;
-    Region& operator=(const Region&) = delete;
-    ~Region() { ::munmap(base_, size_); }
-    [[nodiscard]] std::span<std::byte> span() const { return {base_, size_}; }
+    using SharedMemory::SharedMemory;
     // The kind-1 header of lane `i`.
     [[nodiscard]] layout::RingHeader& lane(std::uint32_t i, std::size_t capacity) const {
-        return *reinterpret_cast<layout::RingHeader*>(base_ + layout::kLanesHeaderSize +
-                                                      i * (layout::kHeaderSize + capacity));
+        return at<layout::RingHeader>(layout::kLanesHeaderSize + i * (layout::kHeaderSize + capacity));
     }
-
-private:
-    std::byte* base_ = nullptr;
-    std::size_t size_ = 0;
 };
 
 struct Message {

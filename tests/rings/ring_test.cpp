@@ -18,6 +18,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/ring.hpp"
 #include "support/process.hpp"
+#include "support/shared_memory.hpp"
 
 namespace ipckit {
 namespace {
@@ -25,25 +26,12 @@ namespace {
 using namespace std::chrono_literals;
 namespace layout = detail::ring;
 
-// A region of shared memory, unmapped when the test ends (even when it fails).
-class SharedRegion {
+// A ring's region in shared memory (tests/support/shared_memory.hpp).
+class SharedRegion : public test::SharedMemory {
 public:
-    explicit SharedRegion(std::size_t size) : size_(size) {
-        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw_errno("mmap", "test region");
-        base_ = static_cast<std::byte*>(p);
-    }
-    SharedRegion(const SharedRegion&) = delete;
-    SharedRegion& operator=(const SharedRegion&) = delete;
-    ~SharedRegion() { ::munmap(base_, size_); }
-
-    [[nodiscard]] std::span<std::byte> span() const { return {base_, size_}; }
-    [[nodiscard]] layout::RingHeader& header() const { return *reinterpret_cast<layout::RingHeader*>(base_); }
-    [[nodiscard]] std::byte* data() const { return base_ + layout::kHeaderSize; }
-
-private:
-    std::byte* base_ = nullptr;
-    std::size_t size_ = 0;
+    using SharedMemory::SharedMemory;
+    [[nodiscard]] layout::RingHeader& header() const { return at<layout::RingHeader>(); }
+    [[nodiscard]] std::byte* data() const { return base() + layout::kHeaderSize; }
 };
 
 std::uint64_t mix(std::uint64_t x) {

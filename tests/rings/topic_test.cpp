@@ -17,6 +17,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/topic.hpp"
 #include "support/process.hpp"
+#include "support/shared_memory.hpp"
 
 namespace ipckit {
 namespace {
@@ -24,24 +25,11 @@ namespace {
 using namespace std::chrono_literals;
 namespace layout = detail::topic;
 
-class SharedRegion {
+// A topic's region in shared memory (tests/support/shared_memory.hpp).
+class SharedRegion : public test::SharedMemory {
 public:
-    explicit SharedRegion(std::size_t size) : size_(size) {
-        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw_errno("mmap", "test region");
-        base_ = static_cast<std::byte*>(p);
-    }
-    SharedRegion(const SharedRegion&) = delete;
-    SharedRegion& operator=(const SharedRegion&) = delete;
-    ~SharedRegion() { ::munmap(base_, size_); }
-    [[nodiscard]] std::span<std::byte> span() const { return {base_, size_}; }
-    [[nodiscard]] layout::TopicHeader& header() const {
-        return *reinterpret_cast<layout::TopicHeader*>(base_);
-    }
-
-private:
-    std::byte* base_ = nullptr;
-    std::size_t size_ = 0;
+    using SharedMemory::SharedMemory;
+    [[nodiscard]] layout::TopicHeader& header() const { return at<layout::TopicHeader>(); }
 };
 
 std::uint64_t mix(std::uint64_t x) {
