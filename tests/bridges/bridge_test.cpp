@@ -31,6 +31,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/nats.hpp"
+#include "support/host_pair.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {
@@ -272,67 +273,7 @@ TEST(BridgeToolTest, JetStreamLosesNothingThroughAServerRestartAndABridgeRestart
 // ---------------------------------------------------------------------------------------------
 // Two hosts: network namespaces joined by a veth pair, one nats-server each, clustered.
 
-std::string find_ip() {
-    for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
-        if (::access(path, X_OK) == 0) return path;
-    return {};
-}
-
-// Hosts A (169.254.78.1) and B (169.254.78.2). The destructor deletes both namespaces, which
-// deletes the link; a run killed before it ran is cleaned up by the next (by its dead pid).
-class TwoHosts {
-public:
-    TwoHosts() : ip_(find_ip()) {
-        if (ip_.empty()) {
-            error_ = "iproute2 (ip) is not installed";
-            return;
-        }
-        remove_leftovers_of_dead_runs();
-        const std::string tag = std::to_string(::getpid());
-        a_ = "ipckit-" + tag + "-na";
-        b_ = "ipckit-" + tag + "-nb";
-        const std::string veth_a = "ipn" + tag + "a", veth_b = "ipn" + tag + "b";  // <= 15 bytes
-        if (!ip({"netns", "add", a_})) return;
-        created_a_ = true;
-        if (!ip({"netns", "add", b_})) return;
-        created_b_ = true;
-        ok_ = ip({"link", "add", veth_a, "netns", a_, "type", "veth", "peer", "name", veth_b, "netns", b_}) &&
-              ip({"-n", a_, "link", "set", "lo", "up"}) && ip({"-n", b_, "link", "set", "lo", "up"}) &&
-              ip({"-n", a_, "addr", "add", "169.254.78.1/30", "dev", veth_a}) &&
-              ip({"-n", b_, "addr", "add", "169.254.78.2/30", "dev", veth_b}) &&
-              ip({"-n", a_, "link", "set", veth_a, "up"}) && ip({"-n", b_, "link", "set", veth_b, "up"});
-    }
-    TwoHosts(const TwoHosts&) = delete;
-    TwoHosts& operator=(const TwoHosts&) = delete;
-    ~TwoHosts() {
-        if (created_a_) (void)ip({"netns", "del", a_});
-        if (created_b_) (void)ip({"netns", "del", b_});
-    }
-    [[nodiscard]] bool ok() const { return ok_; }
-    [[nodiscard]] const std::string& error() const { return error_; }
-    [[nodiscard]] const std::string& a() const { return a_; }
-    [[nodiscard]] const std::string& b() const { return b_; }
-
-private:
-    void remove_leftovers_of_dead_runs() {
-        std::error_code ignored;
-        for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ignored)) {
-            const std::string name = entry.path().filename().string();
-            if (name.rfind("ipckit-", 0) != 0 || (!name.ends_with("-na") && !name.ends_with("-nb"))) continue;
-            const long pid = std::strtol(name.c_str() + 7, nullptr, 10);
-            if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
-                (void)ip({"netns", "del", name});
-        }
-    }
-    bool ip(std::vector<std::string> args) {
-        args.insert(args.begin(), ip_);
-        const auto r = test::run(args, {}, 30s);
-        if (r.exit_code != 0 && error_.empty()) error_ = args[1] + " " + args[2] + ": " + r.err;
-        return r.exit_code == 0;
-    }
-    std::string ip_, a_, b_, error_;
-    bool ok_ = false, created_a_ = false, created_b_ = false;
-};
+// Hosts A (169.254.78.1) and B (169.254.78.2): test::HostPair (tests/support/host_pair.hpp).
 
 test::NatsServerOptions cluster_member(const std::string& netns, const std::string& self,
                                        const std::string& peer) {
@@ -347,7 +288,7 @@ test::NatsServerOptions cluster_member(const std::string& netns, const std::stri
 TEST(BridgeCrossHostTest, APublisherOnOneHostReachesASubscriberOnTheOtherThroughTwoBridges) {
     IPCKIT_REQUIRE_NATS();
     if (::geteuid() != 0) GTEST_SKIP() << "needs root for ip netns (two namespaces joined by a veth pair)";
-    TwoHosts hosts;
+    test::HostPair hosts("n", "169.254.78");
     if (!hosts.ok()) GTEST_SKIP() << "cannot build the two-namespace network: " << hosts.error();
     test::NatsServer hub_a(cluster_member(hosts.a(), "169.254.78.1", "169.254.78.2"), 4222);
     test::NatsServer hub_b(cluster_member(hosts.b(), "169.254.78.2", "169.254.78.1"), 4222);

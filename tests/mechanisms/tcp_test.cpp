@@ -21,6 +21,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/io.hpp"
 #include "ipckit/unix_socket.hpp"
+#include "support/host_pair.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {
@@ -229,82 +230,13 @@ TEST(TcpTest, UnreachableAndUnresolvedAreClearErrors) {
 // ---------------------------------------------------------------------------------------------
 // Across hosts: two network namespaces joined by a veth pair.
 
-std::string find_ip() {
-    for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
-        if (::access(path, X_OK) == 0) return path;
-    return {};
-}
-
-// Two namespaces "hosts" A (169.254.77.1, fd00:1b5c::1) and B (.2, ::2) on one veth link.
-// The destructor deletes both namespaces, which deletes the link.
-class NamespacePair {
-public:
-    NamespacePair() : ip_(find_ip()) {
-        remove_leftovers_of_dead_runs();
-        const std::string tag = std::to_string(::getpid());
-        a_ = "ipckit-" + tag + "-a";
-        b_ = "ipckit-" + tag + "-b";
-        const std::string veth_a = "ipk" + tag + "a", veth_b = "ipk" + tag + "b";  // <= 15 bytes
-        if (ip_.empty()) {
-            error_ = "iproute2 (ip) is not installed";
-            return;
-        }
-        if (!ip({"netns", "add", a_})) return;
-        created_a_ = true;
-        if (!ip({"netns", "add", b_})) return;
-        created_b_ = true;
-        ok_ = ip({"link", "add", veth_a, "netns", a_, "type", "veth", "peer", "name", veth_b, "netns", b_}) &&
-              ip({"-n", a_, "link", "set", "lo", "up"}) && ip({"-n", b_, "link", "set", "lo", "up"}) &&
-              ip({"-n", a_, "addr", "add", "169.254.77.1/30", "dev", veth_a}) &&
-              ip({"-n", b_, "addr", "add", "169.254.77.2/30", "dev", veth_b}) &&
-              ip({"-n", a_, "addr", "add", "fd00:1b5c::1/64", "dev", veth_a, "nodad"}) &&
-              ip({"-n", b_, "addr", "add", "fd00:1b5c::2/64", "dev", veth_b, "nodad"}) &&
-              ip({"-n", a_, "link", "set", veth_a, "up"}) && ip({"-n", b_, "link", "set", veth_b, "up"});
-    }
-    NamespacePair(const NamespacePair&) = delete;
-    NamespacePair& operator=(const NamespacePair&) = delete;
-    ~NamespacePair() {
-        if (created_a_) (void)ip({"netns", "del", a_});
-        if (created_b_) (void)ip({"netns", "del", b_});
-    }
-
-    [[nodiscard]] bool ok() const { return ok_; }
-    [[nodiscard]] const std::string& error() const { return error_; }
-    [[nodiscard]] const std::string& a() const { return a_; }
-    [[nodiscard]] const std::string& b() const { return b_; }
-
-private:
-    // A run killed by SIGKILL cannot run its destructor; the next run removes what it left.
-    void remove_leftovers_of_dead_runs() {
-        std::error_code ignored;
-        for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ignored)) {
-            const std::string name = entry.path().filename().string();
-            if (name.rfind("ipckit-", 0) != 0) continue;
-            const long pid = std::strtol(name.c_str() + 7, nullptr, 10);
-            if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
-                (void)ip({"netns", "del", name});
-        }
-    }
-
-    bool ip(std::vector<std::string> args) {
-        args.insert(args.begin(), ip_);
-        const auto r = test::run(args, {}, 30s);
-        if (r.exit_code != 0 && error_.empty()) error_ = args[1] + " " + args[2] + ": " + r.err;
-        return r.exit_code == 0;
-    }
-    std::string ip_, a_, b_, error_;
-    bool ok_ = false, created_a_ = false, created_b_ = false;
-};
-
-// Moves this (single-threaded, forked) process into the named namespace.
-bool enter_namespace(const std::string& name) {
-    Fd ns(::open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC));
-    return ns && ::setns(ns.get(), CLONE_NEWNET) == 0;
-}
+// Two namespaces "hosts" A (169.254.77.1, fd00:1b5c::1) and B (.2, ::2) on one veth link:
+// test::HostPair (tests/support/host_pair.hpp).
+using test::enter_namespace;
 
 TEST(TcpCrossHostTest, MessagesCrossAVethLinkBetweenTwoNamespaces) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root for ip netns (two namespaces joined by a veth pair)";
-    NamespacePair hosts;
+    test::HostPair hosts("t", "169.254.77", /*ipv6=*/true);
     if (!hosts.ok()) GTEST_SKIP() << "cannot build the two-namespace network: " << hosts.error();
 
     constexpr std::uint16_t port = 5555;  // the namespaces are ours alone: any port is free
