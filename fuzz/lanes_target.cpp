@@ -14,7 +14,8 @@
 //   3 attach a sender into the first free slot (a fifth, while four are attached)
 //   4 try_send SND8 SIZE16      5 loan SND8 SIZE16, fill, commit SIZE16
 //   6 try_recv into a vector    7 try_recv into a buffer of SIZE16 bytes
-//   8 read, touch every byte, release
+//   8 read HOW8                 HOW % 3: 0 read, touch every byte, release; 1 read and keep it
+//                               (the next read or recv gives it again); 2 release alone
 //   9 close SND8 (bit 7: close() and keep the object, else destroy it)
 //   10 close the receiver HOW8 (bit 7: close() and keep the object, else destroy it)
 //   11 image                    the rest of the input becomes the region from its first byte
@@ -183,7 +184,7 @@ private:
                 recv_fixed(in_.take(2) % 8192);
                 break;
             case 8:
-                read_release();
+                read(in_.take(1));
                 break;
             case 9:
                 close_sender(in_.take(1));
@@ -269,7 +270,9 @@ private:
     // The receiver says `closed` once every sender that came has left and every lane is drained.
     [[nodiscard]] bool all_left() const { return ever_sent_from_ && !any_live(); }
     // The lane whose turn it is: the first, from the one after the last taken, with a message.
+    // A record read and not released is the next one again, whatever the turn.
     [[nodiscard]] std::size_t turn() const {
+        if (held_lane_) return *held_lane_;
         for (std::size_t k = 0; k < lanes_; ++k) {
             const std::size_t i = (next_ + k) % lanes_;
             if (!queued_[i].empty()) return i;
@@ -293,6 +296,7 @@ private:
         receiver_.emplace(LanesReceiver::attach(region_.span()));
         receiver_open_ = true;
         next_ = 0;
+        held_lane_.reset();
         if (tampered_) return;
         check(receiver_->lanes() == lanes_ && receiver_->capacity() == capacity_,
               "the receiver sees another geometry than the one formatted");
@@ -340,6 +344,7 @@ private:
             receiver_.reset();
         }
         receiver_open_ = false;
+        held_lane_.reset();  // a record read and not released stays queued for the next receiver
     }
 
     void close_sender(std::uint64_t choice) {
@@ -417,15 +422,26 @@ private:
     // ---- the receiver ----
 
     void received(std::span<const std::byte> message) {
+        if (!tampered_) taken(expect(message));
+    }
+
+    // Checks `message` is the one due; returns its lane.
+    std::size_t expect(std::span<const std::byte> message) {
         check(message.size() <= receiver_->max_message_size(), "a message over the lanes' limit");
-        if (tampered_) return;
+        if (tampered_) return lanes_;
         const std::size_t lane = turn();
         check(lane != lanes_, "a message nobody sent");
         // The next one that lane's sender sent, whole: so its sequence numbers only grow, none
         // skipped, and a lane handed to a new sender delivers the old one's messages first.
         if (!same(message, queued_[lane].front().message)) wrong_message(message, queued_[lane].front());
+        return lane;
+    }
+
+    // The receiver consumed the message due in `lane`: the turn passes to the next lane.
+    void taken(std::size_t lane) {
         queued_[lane].pop_front();
         next_ = (lane + 1) % lanes_;
+        held_lane_.reset();
     }
 
     static bool same(std::span<const std::byte> a, const Bytes& b) {
@@ -485,9 +501,16 @@ private:
         }
     }
 
-    void read_release() {
+    void read(std::uint64_t how) {
         if (!receiver_) return;
         LanesReceiver& rx = *receiver_;
+        if (how % 3 == 2) {
+            rx.release();  // without a read: invalid_argument, the caller's own
+            if (tampered_) return;
+            check(held_lane_.has_value(), "release without a read succeeded");
+            taken(*held_lane_);
+            return;
+        }
         const RecordView view = rx.read(Deadline::immediate());
         if (!view.ok()) return nothing_received(view.status);
         // Inside the data area of one of the lanes the receiver attached to (its own geometry: a
@@ -500,15 +523,19 @@ private:
         check(offset / stride < rx.lanes() && within >= layout::kHeaderSize &&
                   within + view.message.size() <= stride,
               "read gave a record outside a lane's data area");
-        if (!tampered_)
-            check(offset / stride == turn(), "read gave a record of a lane whose turn it was not");
         unsigned sum = 0;  // every byte of the view is read: a view past the region is an ASan report
         for (const std::byte b : view.message)
             sum += std::to_integer<unsigned>(b);
         (void)sum;
-        const Bytes copy(view.message.begin(), view.message.end());
+        const std::size_t lane = expect(view.message);
+        if (!tampered_)
+            check(offset / stride == lane, "read gave a record of another lane than its sender's");
+        if (how % 3 == 1) {
+            if (!tampered_) held_lane_ = lane;
+            return;
+        }
         rx.release();
-        received(copy);
+        if (!tampered_) taken(lane);
     }
 
     void arm_disarm() {
@@ -567,8 +594,9 @@ private:
     // The model: what each lane holds, whose turn it is, who came, what each sender sent last.
     std::vector<std::deque<Sent>> queued_;
     std::size_t next_ = 0;
-    bool ever_sent_from_ = false;  // some lane was claimed once (the region is no longer new)
-    std::uint8_t next_id_ = 0;     // only tags messages: it may wrap
+    std::optional<std::size_t> held_lane_;  // a record read and not yet released, in this lane
+    bool ever_sent_from_ = false;           // some lane was claimed once (the region is no longer new)
+    std::uint8_t next_id_ = 0;              // only tags messages: it may wrap
 };
 
 }  // namespace lanes_input
