@@ -513,15 +513,17 @@ private:
         }
         const RecordView view = rx.read(Deadline::immediate());
         if (!view.ok()) return nothing_received(view.status);
-        // Inside the data area of one of the lanes the receiver attached to (its own geometry: a
-        // patched header may have given it another than the one formatted).
+        // The record (its commit word, then the view) inside the data area of one of the lanes the
+        // receiver attached to, by its own geometry: a patched header may have given it another
+        // than the one formatted. (An empty view of a record that ends the area points at its end.)
         const std::byte* first_lane = region_.bytes + layout::kLanesHeaderSize;
         const std::size_t stride = layout::kHeaderSize + rx.capacity();
-        check(view.message.data() >= first_lane, "read gave a record before the first lane");
-        const auto offset = static_cast<std::size_t>(view.message.data() - first_lane);
+        const std::byte* record = view.message.data() - layout::kCommitWordSize;
+        check(record >= first_lane, "read gave a record before the first lane");
+        const auto offset = static_cast<std::size_t>(record - first_lane);
         const std::size_t within = offset % stride;
         check(offset / stride < rx.lanes() && within >= layout::kHeaderSize &&
-                  within + view.message.size() <= stride,
+                  within + layout::kCommitWordSize + view.message.size() <= stride,
               "read gave a record outside a lane's data area");
         unsigned sum = 0;  // every byte of the view is read: a view past the region is an ASan report
         for (const std::byte b : view.message)
