@@ -38,6 +38,10 @@ int fuzz_ring(const std::uint8_t* data, std::size_t size);
 // The same for a topic: patches of the header, publisher line, slots and records; attach up to
 // four subscribers and the publisher; send, loan, recv, read, close.
 int fuzz_topic(const std::uint8_t* data, std::size_t size);
+// The same for a lanes region (many senders, one receiver): patches of the lanes header, the
+// receiver line and each lane's ring; attach up to four senders and the receiver; send, loan,
+// recv, read, close. Checks per-sender order and the receiver's turns while nothing is patched.
+int fuzz_lanes(const std::uint8_t* data, std::size_t size);
 // The input is a program of ring calls on a memfd that shrinks and grows under the mapping, as a
 // `truncate` of /dev/shm/NAME would do: never SIGBUS; an Error naming the region once it is lost.
 int fuzz_shrink(const std::uint8_t* data, std::size_t size);

@@ -194,6 +194,79 @@ TOPICS = {
     + bytes([0]) + struct.pack("<HB", 1280 + 2 * 256, 8) + struct.pack("<Q", 0x7FFFFFFF) + t_recv(0),
 }
 
+# Lanes programs (see fuzz/lanes_target.cpp). Byte 0: lanes 1 + (b & 3), capacity per lane
+# 64 << (b >> 2 & 7). Field selectors: header fields 0-8; lane fields 9-25, lane in bits 5-6.
+L_RX, L_TX, L_SEND, L_LOAN, L_RECV, L_RECV_FIXED, L_READ, L_CLOSE_TX, L_CLOSE_RX, L_IMAGE, L_RECORD, L_ARM, L_QUERY = range(2, 15)
+L_KEEP = 0x80  # a close that keeps the object (later calls on it: bad_file_descriptor)
+L_READ_RELEASE, L_READ_KEEP, L_RELEASE = bytes([L_READ, 0]), bytes([L_READ, 1]), bytes([L_READ, 2])
+
+
+def l_send(sender: int, size: int) -> bytes:
+    return bytes([L_SEND, sender]) + struct.pack("<H", size)
+
+
+def l_loan(sender: int, size: int, commit: int) -> bytes:
+    return bytes([L_LOAN, sender]) + struct.pack("<HH", size, commit)
+
+
+def l_field(selector: int, lane: int, value: int) -> bytes:
+    return bytes([1, selector | lane << 5]) + struct.pack("<Q", value)
+
+
+def l_record(lane: int, offset: int, size: int, tag: int) -> bytes:
+    return bytes([L_RECORD, lane]) + struct.pack("<HIB", offset, size, tag)
+
+
+def lanes_image(capacity: int, lanes: list[list[bytes]]) -> bytes:
+    """A formatted lanes region (layout version 2, kind 2), each lane a kind-1 ring holding its records."""
+    header = bytearray(1024)
+    struct.pack_into("<QIIIIIIQQQ", header, 0, 0x31474E49524B5049, 2, 2, 1024, 128, 8, 0, capacity,
+                     len(lanes), 1024 + capacity)
+    return bytes(header) + b"".join(ring_image(capacity, records) for records in lanes)
+
+
+THREE_1K = 2 | 4 << 2  # three lanes of 1 KiB
+TWO_256 = 1 | 2 << 2   # two lanes of 256 B
+ONE_64 = 0             # one lane of 64 B
+TWO_128 = 1 | 1 << 2   # two lanes of 128 B
+FOUR_8K = 3 | 7 << 2   # four lanes of 8 KiB
+
+LANES = {
+    # three senders, each sending in turn (sizes around the tag), the receiver taking in turn and draining
+    "three_senders": bytes([THREE_1K, L_RX, L_TX, L_TX, L_TX])
+    + b"".join(l_send(i % 3, (7 * i) % 40) for i in range(18))
+    + bytes([L_RECV]) + L_READ_RELEASE + bytes([L_RECV_FIXED]) + struct.pack("<H", 64)
+    + l_loan(1, 30, 20) + bytes([L_ARM, L_QUERY, 0, L_RECV, L_RECV]),
+    # a sender closes mid-stream: its lane drains first, then the next sender takes the lane over
+    "sender_closes": bytes([TWO_256, L_TX, L_TX, L_RX]) + l_send(0, 9) + l_send(1, 9) + l_send(0, 12)
+    + bytes([L_RECV, L_CLOSE_TX, 0, L_RECV, L_TX]) + l_send(0, 5) + bytes([L_RECV, L_CLOSE_TX, 1 | L_KEEP]) + l_send(1, 3)
+    + bytes([L_RECV, L_RECV, L_QUERY, 1, L_CLOSE_TX, 0, L_RECV]),
+    # a record read in place and kept: read again, received, released alone, left to the next receiver
+    "read_keep": bytes([TWO_256, L_TX, L_TX, L_RX]) + l_send(1, 6) + L_READ_KEEP + l_send(0, 7) + L_READ_KEEP + bytes([L_RECV])
+    + L_RELEASE + l_send(1, 8) + L_READ_KEEP + L_RELEASE + l_send(0, 9) + L_READ_KEEP + bytes([L_CLOSE_RX, 0, L_RX, L_RECV, L_RECV]),
+    # more senders than lanes (busy), and a second receiver (busy)
+    "busy": bytes([TWO_256, L_TX, L_TX, L_TX, L_RX, L_RX, L_CLOSE_TX, 0, L_TX, L_TX]),
+    # the receiver closes (senders then get closed), comes back and resumes where it stopped
+    "receiver_closes": bytes([TWO_256, L_RX, L_TX]) + l_send(0, 6) + l_send(0, 7)
+    + bytes([L_RECV, L_CLOSE_RX, L_KEEP]) + l_send(0, 8) + bytes([L_RECV, L_ARM, L_RX]) + l_send(0, 9) + bytes([L_RECV, L_RECV, L_CLOSE_RX, 0]),
+    # one small lane filled until would_block, then around its end
+    "full_lane": bytes([ONE_64, L_TX]) + l_send(0, 8) * 5 + bytes([L_RX, L_RECV, L_RECV]) + l_send(0, 16) * 3 + L_READ_RELEASE * 2,
+    "large": bytes([FOUR_8K, L_RX, L_TX, L_TX]) + l_send(0, 4080) + l_send(1, 4081) + l_loan(1, 4000, 4000)
+    + bytes([L_RECV_FIXED]) + struct.pack("<H", 100) + L_READ_RELEASE * 2,
+    # hostile writes: the lanes header, a lane's ends and cursors, a record's commit word
+    "bad_magic": bytes([TWO_256]) + l_field(0, 0, 0x4141414141414141) + bytes([L_RX, L_TX]),
+    "bad_lane_count": bytes([TWO_256]) + l_field(5, 0, 65) + bytes([L_RX]) + l_field(5, 0, 3) + bytes([L_TX]),
+    "bad_stride": bytes([TWO_256]) + l_field(6, 0, 1024 + 128) + l_field(4, 0, 128) + bytes([L_RX, L_TX]) + l_send(0, 5) + bytes([L_RECV]),
+    "patched_kind": bytes([TWO_256, 0]) + struct.pack("<HB", 12, 4) + struct.pack("<I", 1) + bytes([L_TX, L_RX]),
+    "lane_cursor": bytes([TWO_256, L_TX, L_TX, L_RX]) + l_send(1, 5) + l_field(18, 1, 4096) + bytes([L_RECV]) + l_field(17, 0, 1 << 40) + bytes([L_RECV, L_RECV]),
+    "lane_owner": bytes([TWO_256]) + l_field(12, 0, 1 | (2 << 32) | (1 << 40)) + l_field(15, 1, 0x7FFFFFF0 | (2 << 32)) + bytes([L_TX, L_TX, L_RX]),
+    "record_huge": bytes([TWO_256, L_TX, L_TX, L_RX]) + l_send(1, 5) + l_record(1, 0, 0xFFFFFFF0, 0) + L_READ_RELEASE + bytes([L_RECV]),
+    "doorbell_name": bytes([TWO_256, L_RX, L_TX]) + l_field(24, 0, 1) + l_field(25, 0, 4000) + l_send(0, 3) + bytes([L_ARM, L_RECV]),
+    # the whole region from the input: valid lanes with records, and garbage
+    "image": bytes([TWO_128, L_IMAGE]) + lanes_image(128, [[b"alpha", b""], [b"beta-beta"]]) + bytes([L_RX]) + L_READ_RELEASE + bytes([L_RECV, L_TX]) + l_send(0, 4),
+    "image_garbage": bytes([TWO_128, L_IMAGE]) + bytes((i * 167 + 13) & 0xFF for i in range(1024 + 2 * 1152)) + bytes([L_RX, L_TX, L_RECV]) + L_READ_RELEASE,
+}
+
 
 def write(target: str, seeds: dict) -> None:
     folder = root / target
@@ -206,4 +279,6 @@ write("address", ADDRESSES)
 write("frame", FRAMES)
 write("ring", RINGS)
 write("topic", TOPICS)
-print(f"make_seeds: {len(ADDRESSES)} address, {len(FRAMES)} frame, {len(RINGS)} ring, {len(TOPICS)} topic seeds in {root}")
+write("lanes", LANES)
+print(f"make_seeds: {len(ADDRESSES)} address, {len(FRAMES)} frame, {len(RINGS)} ring, {len(TOPICS)} topic, "
+      f"{len(LANES)} lanes seeds in {root}")

@@ -25,7 +25,8 @@
 // futex words at once (futex_waitv, Linux 5.16+; on older kernels it sleeps in 1 ms slices), in
 // slices of at most 20 ms so that dead senders are noticed.
 // Errors (`ipckit::Error`): those of RingProducer/RingConsumer, plus: a region that is not a valid
-// lanes header (protocol_error; a kind-1 ring or a topic says so); a lane count outside 1..64
+// lanes header (protocol_error; a kind-1 ring or a topic says so), or a lane whose ring has another
+// capacity than the header says (protocol_error); a lane count outside 1..64
 // (invalid_argument); every lane held by a live sender (device_or_resource_busy, naming N); a
 // second live receiver (device_or_resource_busy, naming its pid).
 // Thread-safety: one thread at a time per LanesSender or LanesReceiver. The region must outlive them.

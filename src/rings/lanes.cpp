@@ -113,6 +113,17 @@ std::span<std::byte> lane_bytes(std::span<std::byte> region, const LanesGeometry
     return region.subspan(kLanesHeaderSize + i * g.stride, g.stride);
 }
 
+// A lane's own header may say a smaller capacity than the lanes header and still fit its stride,
+// which the kind-1 attach accepts; but every lane must be the same ring, or the receiver's limit
+// (lane 0's) would be wrong for the others.
+void check_lane(const LanesGeometry& g, std::uint32_t i, std::size_t capacity) {
+    if (capacity != g.stride - kHeaderSize) {
+        throw_error(std::errc::protocol_error, "lanes: lane " + str(i) + " is a ring of " + str(capacity) +
+                                                   " bytes, but the lanes header says " +
+                                                   str(g.stride - kHeaderSize));
+    }
+}
+
 }  // namespace
 
 // ---- Lanes ----
@@ -175,7 +186,9 @@ LanesSender LanesSender::attach(std::span<std::byte> region, WaitMode mode) {
     // The first lane whose producer end the ring's claim accepts: vacant, closed, or dead.
     for (std::uint32_t i = 0; i < g.lanes; ++i) {
         try {
-            return LanesSender(RingProducer::attach(lane_bytes(region, g, i), mode), i, g.lanes);
+            RingProducer producer = RingProducer::attach(lane_bytes(region, g, i), mode);
+            check_lane(g, i, producer.capacity());
+            return LanesSender(std::move(producer), i, g.lanes);
         } catch (const Error& e) {
             if (e.code() != std::errc::device_or_resource_busy) throw;
         }
@@ -199,6 +212,7 @@ LanesReceiver LanesReceiver::attach(std::span<std::byte> region, WaitMode mode) 
     for (std::uint32_t i = 0; i < g.lanes; ++i) {
         const std::span<std::byte> lane = lane_bytes(region, g, i);
         r.lanes_.push_back(RingConsumer::attach(lane, mode));
+        check_lane(g, i, r.lanes_.back().capacity());
         r.took_over_ = r.took_over_ || r.lanes_.back().took_over();
         r.pending_at_attach_ += r.lanes_.back().pending_at_attach();
         const auto* ring = std::launder(reinterpret_cast<const RingHeader*>(lane.data()));

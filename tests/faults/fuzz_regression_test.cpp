@@ -9,11 +9,12 @@
 // each target without a build rule of its own.
 #include "../../fuzz/address_target.cpp"
 #include "../../fuzz/frame_target.cpp"
+#include "../../fuzz/lanes_target.cpp"
 #include "../../fuzz/ring_target.cpp"
 #include "../../fuzz/shrink_target.cpp"
 #include "../../fuzz/topic_target.cpp"
 // The files above make one translation unit; each keeps its helpers in a namespace of its own
-// (address_input, frame_input, ring_input, topic_input, shrink_input).
+// (address_input, frame_input, ring_input, topic_input, lanes_input, shrink_input).
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -81,6 +82,10 @@ TEST(FuzzRegressionTest, EveryRingProgramStaysInsideTheRegion) {
 
 TEST(FuzzRegressionTest, EveryTopicProgramStaysInsideTheRegion) {
     replay("topic", fuzz_topic, 8);
+}
+
+TEST(FuzzRegressionTest, EveryLanesProgramStaysInsideTheRegion) {
+    replay("lanes", fuzz_lanes, 4);
 }
 
 TEST(FuzzRegressionTest, EveryShrinkingRingProgramEndsInAnErrorNeverSigbus) {

@@ -82,6 +82,35 @@ TEST(LanesTest, FormatChecksItsArguments) {
     }
 }
 
+// Seen while writing fuzz/lanes_target.cpp: a lane's own ring header may say a smaller capacity
+// than the lanes header (it still fits the stride, so the kind-1 attach took it), and the receiver
+// then gave lane 0's limit as its max_message_size while the other lanes delivered messages over it.
+TEST(LanesTest, ALaneSmallerThanTheLanesHeaderSaysIsRefused) {
+    constexpr std::size_t kCapacity = 1024;
+    Region region(Lanes::region_size(2, kCapacity));
+    Lanes::format(region.span(), {.lanes = 2, .capacity = kCapacity});
+    region.lane(0, kCapacity).control.capacity = 64;
+    for (const bool receiver : {true, false}) {
+        try {
+            if (receiver) {
+                (void)LanesReceiver::attach(region.span());
+            } else {
+                (void)LanesSender::attach(region.span());
+            }
+            ADD_FAILURE() << (receiver ? "the receiver" : "a sender") << " attached to a lane of 64 bytes";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), std::errc::protocol_error);
+            EXPECT_NE(std::string(e.what()).find("lane 0 is a ring of 64 bytes"), std::string::npos)
+                << e.what();
+        }
+    }
+    // Refused without keeping an end: once repaired, both attach.
+    region.lane(0, kCapacity).control.capacity = kCapacity;
+    auto rx = LanesReceiver::attach(region.span());
+    EXPECT_EQ(rx.max_message_size(), Ring::max_message_size(kCapacity));
+    EXPECT_EQ(LanesSender::attach(region.span()).lane(), 0u);
+}
+
 TEST(LanesTest, ThreeSendersEveryMessageInOrderPerSender) {
     constexpr std::size_t kCapacity = 4096;
     constexpr std::uint32_t kPerSender = 2000;
