@@ -32,6 +32,7 @@
 #include <system_error>
 #include <vector>
 
+#include "fuzz_program.hpp"
 #include "fuzz_targets.hpp"
 #include "ipckit/deadline.hpp"
 #include "ipckit/detail/ring_layout.hpp"
@@ -50,46 +51,9 @@ void check(bool ok, const char* what) {
     if (!ok) fuzz_fail("ring", what);
 }
 
-class Input {
-public:
-    Input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-    [[nodiscard]] bool empty() const { return at_ == size_; }
-    // Past the end the input reads as zeros, so every program is valid.
-    std::uint64_t take(std::size_t bytes) {
-        std::uint64_t value = 0;
-        for (std::size_t i = 0; i < bytes; ++i) {
-            const std::uint64_t byte = at_ < size_ ? data_[at_++] : 0;
-            value |= byte << (8 * i);
-        }
-        return value;
-    }
-    std::span<const std::uint8_t> take_span(std::size_t bytes) {
-        const std::size_t n = std::min(bytes, size_ - at_);
-        const std::span<const std::uint8_t> s(data_ + at_, n);
-        at_ += n;
-        return s;
-    }
+using Input = ProgramInput;
 
-private:
-    const std::uint8_t* data_;
-    std::size_t size_;
-    std::size_t at_ = 0;
-};
-
-// The region lives on the heap at its exact size, so one byte read or written past its end is
-// an AddressSanitizer report (a mapping would have no red zone after it).
-struct Region {
-    explicit Region(std::size_t bytes_in_region)
-        : bytes(
-              static_cast<std::byte*>(::operator new (bytes_in_region, std::align_val_t{layout::kLineSize}))),
-          size(bytes_in_region) {}
-    ~Region() { ::operator delete (bytes, std::align_val_t{layout::kLineSize}); }
-    Region(const Region&) = delete;
-    Region& operator=(const Region&) = delete;
-    [[nodiscard]] std::span<std::byte> span() const { return {bytes, size}; }
-    std::byte* bytes;
-    std::size_t size;
-};
+using Region = HeapRegion;  // fuzz_program.hpp: its exact size on the heap
 
 // The message number `sequence` of `size` bytes: each differs, so a stale or shifted record shows.
 Bytes make_message(std::uint32_t sequence, std::size_t size) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../src/channels/shared_region.hpp"
+#include "fuzz_program.hpp"
 #include "fuzz_targets.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/memfd.hpp"
@@ -31,22 +32,7 @@ void check(bool ok, const char* what) {
     if (!ok) fuzz_fail("shrink", what);
 }
 
-class Program {
-public:
-    Program(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-    [[nodiscard]] bool empty() const { return at_ == size_; }
-    std::uint64_t take(std::size_t bytes) {
-        std::uint64_t value = 0;
-        for (std::size_t i = 0; i < bytes; ++i)
-            value |= std::uint64_t{at_ < size_ ? data_[at_++] : 0u} << (8 * i);
-        return value;
-    }
-
-private:
-    const std::uint8_t* data_;
-    std::size_t size_;
-    std::size_t at_ = 0;
-};
+using Program = ProgramInput;  // fuzz_program.hpp
 
 constexpr std::size_t kPage = 4096;
 
