@@ -10,8 +10,11 @@
 #include <cstring>
 #include <new>
 #include <span>
+#include <system_error>
+#include <vector>
 
 #include "ipckit/detail/endpoint.hpp"  // kLineSize
+#include "ipckit/error.hpp"
 
 namespace ipckit::fuzz {
 
@@ -60,5 +63,17 @@ struct HeapRegion {
     std::byte* bytes;
     std::size_t size;
 };
+
+// Message number `sequence` of `size` bytes: each differs, so a stale or shifted record shows.
+inline std::vector<std::byte> make_message(std::uint64_t sequence, std::size_t size) {
+    std::vector<std::byte> m(size);
+    for (std::size_t i = 0; i < size; ++i)
+        m[i] = static_cast<std::byte>(sequence * 31 + i);
+    return m;
+}
+
+inline bool is(const Error& e, std::errc code) {
+    return e.code() == std::make_error_condition(code);
+}
 
 }  // namespace ipckit::fuzz

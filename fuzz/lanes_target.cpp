@@ -61,7 +61,6 @@ void check(bool ok, const char* what) {
 }
 
 using Input = ProgramInput;
-
 using Region = HeapRegion;  // fuzz_program.hpp: its exact size on the heap
 
 // The first bytes of every message say who sent it and which of its messages it is (as far as
@@ -75,10 +74,6 @@ Bytes make_message(std::uint8_t sender, std::uint32_t seq, std::size_t size) {
     for (std::size_t i = 0; i < size; ++i)
         m[i] = static_cast<std::byte>(i < kTagSize ? tag[i] : sender * 131 + seq * 31 + i);
     return m;
-}
-
-bool is(const Error& e, std::errc code) {
-    return e.code() == std::make_error_condition(code);
 }
 
 constexpr std::size_t kMaxSenders = 4;

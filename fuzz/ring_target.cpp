@@ -52,20 +52,7 @@ void check(bool ok, const char* what) {
 }
 
 using Input = ProgramInput;
-
 using Region = HeapRegion;  // fuzz_program.hpp: its exact size on the heap
-
-// The message number `sequence` of `size` bytes: each differs, so a stale or shifted record shows.
-Bytes make_message(std::uint32_t sequence, std::size_t size) {
-    Bytes m(size);
-    for (std::size_t i = 0; i < size; ++i)
-        m[i] = static_cast<std::byte>(sequence * 31 + i);
-    return m;
-}
-
-bool is(const Error& e, std::errc code) {
-    return e.code() == std::make_error_condition(code);
-}
 
 class Session {
 public:

@@ -46,19 +46,7 @@ void check(bool ok, const char* what) {
 }
 
 using Input = ProgramInput;
-
 using Region = HeapRegion;  // fuzz_program.hpp: its exact size on the heap
-
-Bytes make_message(std::uint64_t sequence, std::size_t size) {
-    Bytes m(size);
-    for (std::size_t i = 0; i < size; ++i)
-        m[i] = static_cast<std::byte>(sequence * 31 + i);
-    return m;
-}
-
-bool is(const Error& e, std::errc code) {
-    return e.code() == std::make_error_condition(code);
-}
 
 constexpr std::size_t kMaxSubscribers = 4;
 
