@@ -28,6 +28,26 @@ namespace ipckit::detail {
 
 enum class Role { create, open };
 
+// An opener of a shared region (a ring, lanes, a topic) may arrive between the creator's
+// shm_open and its format: it retries this long.
+inline constexpr std::chrono::seconds kFormatGrace{1};
+
+// Attaches one side (a ring end, a lanes end, a topic end: `Side::attach(bytes, wait)`) to a
+// shared region, giving a creator that is still formatting it kFormatGrace to finish: an opener
+// retries while the header is not valid yet (protocol_error); a creator never does.
+template <class Side>
+Side attach_formatted(std::span<std::byte> region, WaitMode wait, Role role) {
+    const auto grace = Deadline::after(kFormatGrace);
+    for (;;) {
+        try {
+            return Side::attach(region, wait);
+        } catch (const Error& e) {
+            if (role == Role::create || e.code() != std::errc::protocol_error || grace.expired()) throw;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
 // The one error for a message larger than the caller's buffer, whatever the transport:
 // std::errc::message_size naming both sizes; the message stays queued for a larger buffer.
 [[noreturn]] void throw_buffer_too_small(std::string_view address, std::size_t message, std::size_t buffer);

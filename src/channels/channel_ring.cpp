@@ -31,8 +31,6 @@ using namespace std::chrono_literals;
 constexpr std::size_t kDefaultRingCapacity = 4u << 20;
 // Per lane, for senders=N (N of them in one region): 256 KiB messages by default.
 constexpr std::size_t kDefaultLaneCapacity = 512u << 10;
-// An opener may arrive between the creator's shm_open and its format: it retries this long.
-constexpr auto kFormatGrace = 1s;
 
 // How long one ring wait lasts before the region's guard is checked again.
 constexpr auto kGuardSlice = 50ms;
@@ -208,20 +206,6 @@ auto guarded(const BusGuard& guard, Deadline deadline, Call call) -> decltype(ca
     }
 }
 
-// Attaches one side, giving a creator that is still formatting a moment to finish.
-template <class Side>
-Side attach_side(const RingRegion& region, const Address& address, Role role) {
-    const auto grace = Deadline::after(kFormatGrace);
-    for (;;) {
-        try {
-            return Side::attach(region.bytes(), address.wait);
-        } catch (const Error& e) {
-            if (role == Role::create || e.code() != std::errc::protocol_error || grace.expired()) throw;
-        }
-        std::this_thread::sleep_for(1ms);
-    }
-}
-
 // Producer: RingProducer, or LanesSender for senders=N (the same calls).
 template <class Producer>
 class RingSender final : public SenderBackend {
@@ -229,7 +213,7 @@ public:
     RingSender(const Address& address, Role role, Deadline deadline)
         : SenderBackend(address),
           region_(address, role, deadline),
-          producer_(attach_side<Producer>(region_, address, role)),
+          producer_(attach_formatted<Producer>(region_.bytes(), address.wait, role)),
           // A receiver that is there already counts as come: if it closes before the first
           // send, that send is `closed`, as a FIFO writer's would be, not a wait for another.
           consumer_seen_(ring_consumer_present(producer_)) {}
@@ -298,7 +282,7 @@ public:
     RingReceiver(const Address& address, Role role, Deadline deadline)
         : ReceiverBackend(address),
           region_(address, role, deadline),
-          consumer_(attach_side<Consumer>(region_, address, role)) {}
+          consumer_(attach_formatted<Consumer>(region_.bytes(), address.wait, role)) {}
 
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
         return guarded(region_.guard(), deadline, [&](Deadline d) { return consumer_.recv(buffer, d); });

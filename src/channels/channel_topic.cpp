@@ -27,8 +27,6 @@ using namespace std::chrono_literals;
 
 // As the ring's default: 1 MiB messages without asking.
 constexpr std::size_t kDefaultTopicCapacity = 4u << 20;
-// An opener may arrive between the creator's shm_open and its format: it retries this long.
-constexpr auto kFormatGrace = 1s;
 
 class TopicRegion {
 public:
@@ -115,25 +113,12 @@ private:
     std::optional<Mapping> mapping_;
 };
 
-template <class Side>
-Side attach_side(const TopicRegion& region, const Address& address, Role role) {
-    const auto grace = Deadline::after(kFormatGrace);
-    for (;;) {
-        try {
-            return Side::attach(region.bytes(), address.wait);
-        } catch (const Error& e) {
-            if (role == Role::create || e.code() != std::errc::protocol_error || grace.expired()) throw;
-        }
-        std::this_thread::sleep_for(1ms);
-    }
-}
-
 class TopicSender final : public SenderBackend {
 public:
     TopicSender(const Address& address, Role role, Deadline deadline)
         : SenderBackend(address),
           region_(address, role, deadline),
-          publisher_(attach_side<TopicPublisher>(region_, address, role)) {
+          publisher_(attach_formatted<TopicPublisher>(region_.bytes(), address.wait, role)) {
         // attach validated the header (slot count in range) before this reads it.
         if (!region_.created()) region_.wait_for_a_subscriber();
     }
@@ -152,7 +137,7 @@ public:
     TopicReceiver(const Address& address, Role role, Deadline deadline)
         : ReceiverBackend(address),
           region_(address, role, deadline),
-          subscriber_(attach_side<TopicSubscriber>(region_, address, role)) {}
+          subscriber_(attach_formatted<TopicSubscriber>(region_.bytes(), address.wait, role)) {}
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
         return subscriber_.recv(buffer, deadline);
     }
