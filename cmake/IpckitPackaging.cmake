@@ -18,6 +18,7 @@ if(TARGET ipckit_python)
   list(APPEND CPACK_COMPONENTS_ALL python)
 endif()
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_STRIP_FILES ON)  # debug information stays in the build, not in the packages
 set(CPACK_DEBIAN_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # The tool and the module link libipckit.so.0 of the lib component, which no installed

@@ -19,19 +19,21 @@ fail() {
   exit 1
 }
 
+mkdir -p "$build"
+log="$build/package-test.log"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 # Packages are for /usr; the Python package goes where Debian's python3 looks for them.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_SHARED_LIBS=ON \
   -DCMAKE_INSTALL_PREFIX=/usr -DIPCKIT_BUILD_TESTS=OFF -DIPCKIT_WERROR=ON \
-  -DIPCKIT_PYTHON_INSTALL_DIR=lib/python3/dist-packages -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON \
-  "${launcher[@]}" >"$build.log" 2>&1 || { cat "$build.log" >&2; fail "configure failed"; }
+  -DIPCKIT_PYTHON_INSTALL_DIR:STRING=lib/python3/dist-packages -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON \
+  "${launcher[@]}" >"$log" 2>&1 || { cat "$log" >&2; fail "configure failed"; }
 # Only what the packages hold (the examples and micro-benchmarks are not packaged).
-targets=(ipckit ipckit_cli)
+targets=(ipckit ipckit_tool)
 grep -q '^IPCKIT_PYTHON:BOOL=ON' "$build/CMakeCache.txt" && targets+=(ipckit_python)
-cmake --build "$build" --target "${targets[@]}" >>"$build.log" 2>&1 || { tail -50 "$build.log" >&2; fail "build failed"; }
+cmake --build "$build" --target "${targets[@]}" >>"$log" 2>&1 || { tail -50 "$log" >&2; fail "build failed"; }
 rm -f "$build"/*.deb
-(cd "$build" && cpack -G DEB) >>"$build.log" 2>&1 || { tail -50 "$build.log" >&2; fail "cpack failed"; }
+(cd "$build" && cpack -G DEB) >>"$log" 2>&1 || { tail -50 "$log" >&2; fail "cpack failed"; }
 
 root=$(mktemp -d /tmp/ipckit-package-root-XXXXXX)
 scratch=$(mktemp -d /tmp/ipckit-package-test-XXXXXX)
@@ -48,39 +50,18 @@ libdir="$usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)"
 export LD_LIBRARY_PATH="$libdir"
 tool="$usr/bin/ipckit"
 
-# The man page and the completion are readable.
-man -l "$usr/share/man/man1/ipckit.1.gz" 2>/dev/null | grep -q 'ipckit recv' || fail "the man page does not render"
+# The man page and the completion are readable (rendered where man is installed).
+page="$usr/share/man/man1/ipckit.1.gz"
+zcat "$page" | grep -q '^\.TH IPCKIT 1' || fail "$page is no ipckit(1) man page"
+if command -v man >/dev/null; then
+  man -l "$page" 2>/dev/null | grep -q 'ipckit recv' || fail "the man page does not render"
+fi
 bash -c "source '$usr/share/bash-completion/completions/ipckit' && complete -p ipckit" >/dev/null ||
   fail "the bash completion does not load"
 "$tool" --version
 
 # C++ with find_package, against the root only.
-mkdir -p "$scratch/cpp"
-cat >"$scratch/cpp/main.cpp" <<'CPP'
-#include <ipckit/channel.hpp>
-
-#include <cstdio>
-#include <string>
-#include <unistd.h>
-
-int main() {
-    const std::string address = "shm:@ipckit-package-" + std::to_string(getpid());
-    auto rx = ipckit::Receiver::create(address);
-    auto tx = ipckit::Sender::open(address);
-    if (!tx.send(ipckit::as_bytes("hello")).ok()) return 1;
-    std::vector<std::byte> message;
-    if (!rx.recv(message).ok()) return 2;
-    std::printf("%.*s\n", static_cast<int>(message.size()), reinterpret_cast<const char*>(message.data()));
-    return 0;
-}
-CPP
-cat >"$scratch/cpp/CMakeLists.txt" <<'CMAKE'
-cmake_minimum_required(VERSION 3.25)
-project(consumer CXX)
-find_package(ipckit REQUIRED)
-add_executable(consumer main.cpp)
-target_link_libraries(consumer PRIVATE ipckit::ipckit)
-CMAKE
+cp -r tests/tool/consumer "$scratch/cpp"
 cmake -S "$scratch/cpp" -B "$scratch/cpp/build" -G Ninja -DCMAKE_PREFIX_PATH="$usr" \
   -DCMAKE_FIND_USE_CMAKE_SYSTEM_PATH=OFF -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF >/dev/null
 grep -q "^ipckit_DIR:PATH=$usr/" "$scratch/cpp/build/CMakeCache.txt" ||
@@ -91,7 +72,7 @@ echo "package-test: find_package(ipckit) consumer: ok"
 
 export PKG_CONFIG_LIBDIR="$libdir/pkgconfig"
 # shellcheck disable=SC2046 # the flags are meant to split
-c++ -o "$scratch/pc-cpp" "$scratch/cpp/main.cpp" $(pkg-config --cflags --libs ipckit)
+c++ -o "$scratch/pc-cpp" tests/tool/consumer/main.cpp $(pkg-config --cflags --libs ipckit)
 [ "$("$scratch/pc-cpp")" = hello ] || fail "the pkg-config ipckit consumer failed"
 echo "package-test: pkg-config ipckit consumer: ok"
 

@@ -123,6 +123,16 @@ ipckit_status query(std::string_view call, const Handle* handle, Out* out, Get&&
     });
 }
 
+// The handle's address, owned by it; NULL (and a last error) for a NULL handle.
+template <class Handle>
+const char* address_of(std::string_view call, const Handle* handle) noexcept {
+    if (handle == nullptr) {
+        invalid(call, null_text(handle));
+        return nullptr;
+    }
+    return handle->channel.address().c_str();
+}
+
 template <class Handle, class Channel, class Make>
 ipckit_status make_channel(std::string_view call, const char* address, Handle** out, Make&& make) noexcept {
     if (out == nullptr) return invalid(call, "the out-pointer is NULL");
@@ -215,11 +225,7 @@ ipckit_status ipckit_sender_max_message_size(const ipckit_sender* sender, size_t
 }
 
 const char* ipckit_sender_address(const ipckit_sender* sender) noexcept {
-    if (sender == nullptr) {
-        invalid("ipckit_sender_address", "sender is NULL");
-        return nullptr;
-    }
-    return sender->channel.address().c_str();
+    return address_of("ipckit_sender_address", sender);
 }
 
 ipckit_status ipckit_sender_close(ipckit_sender* sender, ipckit_sender_close_info* info) noexcept {
@@ -296,11 +302,7 @@ ipckit_status ipckit_receiver_max_message_size(const ipckit_receiver* receiver, 
 }
 
 const char* ipckit_receiver_address(const ipckit_receiver* receiver) noexcept {
-    if (receiver == nullptr) {
-        invalid("ipckit_receiver_address", "receiver is NULL");
-        return nullptr;
-    }
-    return receiver->channel.address().c_str();
+    return address_of("ipckit_receiver_address", receiver);
 }
 
 ipckit_status ipckit_receiver_native_handle(const ipckit_receiver* receiver, int* fd) noexcept {
