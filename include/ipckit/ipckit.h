@@ -139,8 +139,8 @@ IPCKIT_API ipckit_status ipckit_poll_set_new(ipckit_poll_set** set) IPCKIT_NOEXC
 /* Adds a receiver (not owned: it must outlive the set); *index (may be NULL) is its index. */
 IPCKIT_API ipckit_status ipckit_poll_set_add(ipckit_poll_set* set, ipckit_receiver* receiver, size_t* index) IPCKIT_NOEXCEPT;
 /* Waits until a receiver has a message (or its end of stream). Writes up to capacity indices
- * of ready receivers into ready, their number into *count: IPCKIT_OK, or IPCKIT_TIMED_OUT with
- * *count 0. */
+ * of ready receivers into ready, their number into *count: IPCKIT_OK, or with *count 0
+ * IPCKIT_TIMED_OUT (IPCKIT_WOULD_BLOCK for timeout 0). */
 IPCKIT_API ipckit_status ipckit_poll_set_wait(ipckit_poll_set* set, int64_t timeout_ns, size_t* ready,
                                               size_t capacity, size_t* count) IPCKIT_NOEXCEPT;
 IPCKIT_API void ipckit_poll_set_free(ipckit_poll_set* set) IPCKIT_NOEXCEPT;

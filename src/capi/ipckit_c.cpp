@@ -360,7 +360,8 @@ ipckit_status ipckit_poll_set_wait(ipckit_poll_set* set, int64_t timeout_ns, siz
             if (*count == capacity) break;
             ready[(*count)++] = index;
         }
-        return found.empty() ? IPCKIT_TIMED_OUT : IPCKIT_OK;
+        if (!found.empty()) return IPCKIT_OK;
+        return timeout_ns == 0 ? IPCKIT_WOULD_BLOCK : IPCKIT_TIMED_OUT;
     });
 }
 

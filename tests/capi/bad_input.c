@@ -140,7 +140,7 @@ int main(void) {
     EXPECT_ERROR(ipckit_poll_set_wait(set, 0, NULL, 4, &size), "ipckit_poll_set_wait", EINVAL);
     EXPECT_ERROR(ipckit_poll_set_wait(set, 0, NULL, 0, NULL), "ipckit_poll_set_wait", EINVAL);
     size_t ready[4];
-    if (ipckit_poll_set_wait(set, IPCKIT_NO_WAIT, ready, 4, &size) != IPCKIT_TIMED_OUT || size != 0) {
+    if (ipckit_poll_set_wait(set, IPCKIT_NO_WAIT, ready, 4, &size) != IPCKIT_WOULD_BLOCK || size != 0) {
         fprintf(stderr, "bad_input: an empty queue polled ready\n");
         failures++;
     }

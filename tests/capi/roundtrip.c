@@ -95,6 +95,17 @@ static void tool_to_c(const char* address, int zero_copy) {
     const char* const args[] = {"send", address, "hello", "world", NULL};
     const pid_t pid = start_tool(args, NULL);
 
+    /* A poll set wakes when the first message is there. */
+    ipckit_poll_set* set = NULL;
+    check(ipckit_poll_set_new(&set), IPCKIT_OK, "ipckit_poll_set_new");
+    check(ipckit_poll_set_add(set, open_receiver, NULL), IPCKIT_OK, "ipckit_poll_set_add");
+    size_t ready[2] = {99, 99};
+    size_t count = 0;
+    const ipckit_status polled = ipckit_poll_set_wait(set, IPCKIT_SECONDS(20), ready, 2, &count);
+    ipckit_poll_set_free(set);
+    check(polled, IPCKIT_OK, "ipckit_poll_set_wait");
+    if (count != 1 || ready[0] != 0) fail("%s: the poll set gave %zu ready, the first %zu", address, count, ready[0]);
+
     char buffer[64];
     size_t size = 0;
     check(ipckit_receiver_recv(open_receiver, buffer, sizeof buffer, &size, IPCKIT_SECONDS(20)), IPCKIT_OK,
