@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <new>
 #include <ostream>
 #include <string>
@@ -47,6 +48,18 @@ std::string object_of(const std::string& address) {
     const auto colon = address.find(':');
     const auto options = address.find('?', colon);
     return address.substr(colon + 1, options == std::string::npos ? std::string::npos : options - colon - 1);
+}
+
+// The rightful pair still talks: a sender of this uid reaches `receiver` at `address`.
+void expect_owner_still_talks(Receiver& receiver, const std::string& address) {
+    auto sender = test::spawn([&] {
+        Sender tx = Sender::open(address, Deadline::after(10s));
+        return tx.send(as_bytes("owner"), Deadline::after(10s)).ok() ? 0 : 1;
+    });
+    std::vector<std::byte> message;
+    ASSERT_EQ(receiver.recv(message, Deadline::after(10s)).status, Status::ok) << address;
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(message.data()), message.size()), "owner");
+    EXPECT_EQ(sender.wait(30s), 0);
 }
 
 TEST_P(FaultsUsersTest, AnotherUserIsRefusedWithAnErrorNamingTheObjectAndChangesNothing) {
@@ -92,13 +105,7 @@ TEST_P(FaultsUsersTest, AnotherUserIsRefusedWithAnErrorNamingTheObjectAndChanges
         EXPECT_EQ(receiver.recv(message, Deadline::after(100ms)).status, Status::timed_out) << address;
     }
     // ...and the rightful pair still talks.
-    auto sender = test::spawn([&] {
-        Sender tx = Sender::open(address, Deadline::after(10s));
-        return tx.send(as_bytes("owner"), Deadline::after(10s)).ok() ? 0 : 1;
-    });
-    ASSERT_EQ(receiver.recv(message, Deadline::after(10s)).status, Status::ok) << address;
-    EXPECT_EQ(std::string(reinterpret_cast<const char*>(message.data()), message.size()), "owner");
-    EXPECT_EQ(sender.wait(30s), 0);
+    expect_owner_still_talks(receiver, address);
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, FaultsUsersTest, ::testing::ValuesIn(test::all_transports()),
@@ -189,14 +196,7 @@ TEST_P(FaultsUsersServerTest, AnotherUsersConnectionIsDroppedByTheServerItself) 
     }
     EXPECT_EQ(intruder.wait(30s), 0) << address << ": uid " << kNobody << " " << seen.text;
 
-    // The rightful pair still talks.
-    auto sender = test::spawn([&] {
-        Sender tx = Sender::open(address, Deadline::after(10s));
-        return tx.send(as_bytes("owner"), Deadline::after(10s)).ok() ? 0 : 1;
-    });
-    ASSERT_EQ(receiver.recv(message, Deadline::after(10s)).status, Status::ok) << address;
-    EXPECT_EQ(std::string(reinterpret_cast<const char*>(message.data()), message.size()), "owner");
-    EXPECT_EQ(sender.wait(30s), 0);
+    expect_owner_still_talks(receiver, address);
 }
 
 INSTANTIATE_TEST_SUITE_P(Abstract, FaultsUsersServerTest,
