@@ -48,15 +48,8 @@ std::optional<Spread> summarize(const std::vector<Pair>& pairs) {
 }
 
 std::string_view to_string(Verdict verdict) noexcept {
-    switch (verdict) {
-        case Verdict::met:
-            return "met";
-        case Verdict::missed:
-            return "missed";
-        case Verdict::unstable:
-            return "unstable";
-    }
-    return "?";
+    constexpr std::string_view kNames[] = {"met", "missed", "unstable"};  // in the enum's order
+    return kNames[static_cast<int>(verdict)];
 }
 
 Verdict judge(const Spread& spread, double target, bool at_most) {
