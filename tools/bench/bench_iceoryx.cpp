@@ -43,9 +43,11 @@ namespace {
 
 #if IPCKIT_BENCH_ICEORYX
 
-// Chunk pools: each size the default sweep uses, plus room for iceoryx's chunk header.
+// Chunk pools: each size the default sweep uses, plus room for iceoryx's chunk header. A row is
+// several slices, each with a fresh peer whose chunks RouDi frees only when it has noticed the
+// peer gone: twice the chunks one slice holds at most.
 constexpr std::pair<std::size_t, int> kPools[] = {
-    {256, 4096}, {2048, 1024}, {(64u << 10) + 1024, 160}, {(1u << 20) + 1024, 24}, {(16u << 20) + 1024, 8},
+    {256, 4096}, {2048, 1024}, {(64u << 10) + 1024, 160}, {(1u << 20) + 1024, 48}, {(16u << 20) + 1024, 16},
 };
 constexpr std::size_t kLargestMessage = 16u << 20;
 
@@ -167,8 +169,11 @@ private:
 void init_runtime(const std::string& name) {
     static bool done = false;
     if (done) return;
-    // Its info lines ("RouDi cleaned up resources of …") would land in the table's progress.
-    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn,
+    // Its info lines ("RouDi cleaned up resources of …") would land in the table's progress, and
+    // so would an error line for every loan refused while RouDi has not yet freed an ended
+    // slice's chunks (the loop waits for them): a failure that matters ends the row, which
+    // says why.
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kFatal,
                                                              iox::log::LogLevelOutput::kHideLogLevel);
     iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
     done = true;
