@@ -2,12 +2,9 @@
 // common: the 128-byte control line at offset 0 and the 8-byte commit word that starts every
 // record (docs/ring-layout.md, "The control line" and "Records").
 //
-// Internal: used by src/rings/ (the topic today; the ring and the lanes at the merge of the
-// version-2 ring, which carries the same definitions in ring_layout.hpp until they are folded
-// together here), and by tests and fuzz targets that corrupt a region on purpose.
-//
-// A separate namespace (detail::region) so that this header and the version-1 ring layout can
-// be included in one translation unit until the ring moves to version 2.
+// Internal: used by src/rings/ (region.cpp stamps and checks the control line for every kind;
+// ring_layout.hpp and topic_layout.hpp name these definitions for their kinds), and by tests and
+// fuzz targets that corrupt a region on purpose.
 #pragma once
 
 #include <atomic>
