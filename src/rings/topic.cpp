@@ -210,7 +210,10 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
 
 TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
-    const auto claim = claim_endpoint(g.header->publisher_end, "topic publisher");
+    // A publisher that died asleep left its sleeper count: start clean.
+    const auto claim = claim_endpoint(g.header->publisher_end, "topic publisher", [&] {
+        g.header->wait.publisher_sleepers.store(0, std::memory_order_relaxed);
+    });
     TopicPublisher p;
     p.header_ = g.header;
     p.slots_ = slots(g.header);
@@ -385,9 +388,22 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
     while (floor > oldest_) {
         if (!drop_ && floor > cached_floor_ && !room_for(floor, Clock::now())) {
             if (deadline.is_immediate()) return Status::would_block;
+            // Asleep, it watches the holders of the subscribers that hold it back: a death wakes it.
+            auto holding_back = [&](detail::HolderWords* words, std::size_t max) {
+                std::size_t n = 0;
+                for (std::uint32_t i = 0; i < slot_count_ && n < max; ++i) {
+                    const auto state =
+                        OwnerWord::unpack(slots_[i].end.owner.load(std::memory_order_acquire)).state;
+                    if (state != EndpointState::attached && state != EndpointState::claiming) continue;
+                    if (slots_[i].cursor.position.load(std::memory_order_acquire) >= floor) continue;
+                    words[n++] = &slots_[i].end.holder;
+                }
+                return n;
+            };
             const Status s = wait_until(
                 mode_, deadline, sleeper_, header_->wait.publisher_sleepers, header_->wait.space_event,
-                [](Clock::time_point) { return false; }, [&] { return room_for(floor, Clock::now()); });
+                [](Clock::time_point) { return false; }, holding_back,
+                [&] { return room_for(floor, Clock::now()); }, [] {});
             if (s != Status::ok) return s;
         }
         advance_oldest(floor);
@@ -490,7 +506,15 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
                         "topic: all " + str(g.slots) + " subscriber slots are held by live subscribers");
         }
         try {
-            claim = claim_endpoint(all[index].end, "topic subscriber slot " + str(index));
+            // A subscriber that died asleep or armed is still counted among the sleepers (which
+            // all subscribers share): take its count back, as its slot's flags say.
+            SlotLine& line = all[index].cursor;
+            claim = claim_endpoint(all[index].end, "topic subscriber slot " + str(index), [&] {
+                if (line.sleeping.exchange(0, std::memory_order_relaxed) != 0)
+                    g.header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
+                if (line.doorbell_armed.exchange(0, std::memory_order_relaxed) != 0)
+                    g.header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
+            });
             break;
         } catch (const Error& e) {
             if (e.code() != std::errc::device_or_resource_busy) throw;
@@ -508,7 +532,8 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
     s.slot_index_ = index;
     s.epoch_ = claim.epoch;
     s.took_over_ = claim.took_over;
-    s.publisher_ = EndpointWatch(&g.header->publisher_end);
+    s.publisher_ = EndpointWatch(&g.header->publisher_end, EndpointWatch::JoinAfter{});
+    s.sleeper_.set_sleeping_flag(&s.slot_->cursor.sleeping);
     TopicHeader& h = *g.header;
     for (int attempt = 0;; ++attempt) {
         // acquire (inside): the history entries and records below `committed` are the published
@@ -536,7 +561,6 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
         s.slot_->cursor.position.store(start, std::memory_order_relaxed);
         s.slot_->cursor.sequence.store(s.expected_, std::memory_order_relaxed);
         s.slot_->cursor.missed.store(0, std::memory_order_relaxed);
-        s.slot_->cursor.doorbell_armed.store(0, std::memory_order_relaxed);  // a dead holder's
         // The store-buffer handshake with the publisher's advance_oldest: our cursor, then the
         // bump (a seq_cst read-modify-write), then `oldest`. Either the publisher sees the bump
         // and rescans (finding our cursor), or we see the oldest it moved to and start again.
@@ -593,6 +617,7 @@ TopicSubscriber& TopicSubscriber::operator=(TopicSubscriber&& other) noexcept {
         armed_ = std::exchange(other.armed_, false);
         doorbell_ = std::move(other.doorbell_);
         publisher_ = std::move(other.publisher_);
+        sleeper_ = other.sleeper_;
     }
     return *this;
 }
@@ -664,7 +689,7 @@ Status TopicSubscriber::next_record(Deadline deadline) {
     if (publisher_gone(Clock::now())) return probe() == Status::ok ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
     s = wait_until(mode_, deadline, sleeper_, header_->wait.subscriber_sleepers, header_->wait.data_event,
-                   publisher_gone, [&] { return probe() == Status::ok; });
+                   publisher_, publisher_gone, [&] { return probe() == Status::ok; });
     if (s == Status::closed && probe() == Status::ok) return Status::ok;  // drain what it committed
     return s;
 }
@@ -799,8 +824,7 @@ void TopicSubscriber::disarm() noexcept {
 
 int TopicSubscriber::publisher_fd() {
     if (header_ == nullptr) return -1;
-    (void)publisher_.gone(Clock::now());  // makes the watch (and its pidfd) for the current holder
-    return publisher_.fd();
+    return publisher_.fd();  // a pidfd for a holder in this PID namespace
 }
 
 }  // namespace ipckit
