@@ -26,7 +26,7 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 # Packages are for /usr; the Python package goes where Debian's python3 looks for them.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_SHARED_LIBS=ON \
   -DCMAKE_INSTALL_PREFIX=/usr -DIPCKIT_BUILD_TESTS=OFF -DIPCKIT_WERROR=ON \
-  -DIPCKIT_PYTHON_INSTALL_DIR:STRING=lib/python3/dist-packages -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON \
+  -DIPCKIT_PYTHON_INSTALL_SUBDIR=lib/python3/dist-packages -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON \
   "${launcher[@]}" >"$log" 2>&1 || { cat "$log" >&2; fail "configure failed"; }
 # Only what the packages hold (the examples and micro-benchmarks are not packaged).
 targets=(ipckit ipckit_tool)
