@@ -8,12 +8,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
@@ -204,14 +207,11 @@ TEST(SharedRegionTest, AnotherServerOfTheSameNameIsRefused) {
 
 // Whether process `pid` (its main thread) sleeps in a futex on a word of a mapping whose path
 // names `name`: /proc/PID/syscall gives the call a blocked thread is in and its arguments
-// ("running" when it is in none), /proc/PID/maps where the word lies. That is a ring call
-// waiting, seen in the kernel, not guessed from how long the call has had.
-bool sleeps_on_a_futex_in(pid_t pid, const std::string& name) {
-    std::ifstream call("/proc/" + std::to_string(pid) + "/syscall");
-    long number = -1;
-    std::string word;
-    if (!(call >> number >> word) || number != SYS_futex) return false;
-    const auto address = std::stoull(word, nullptr, 16);
+// ("running" when it is in none), /proc/PID/maps where the word lies. A ring end sleeps in
+// futex_waitv (its event word beside its peer's holder word), whose first argument is an array in
+// the sleeper's memory: its words are read through /proc/PID/mem. That is a ring call waiting,
+// seen in the kernel, not guessed from how long the call has had.
+bool in_mapping_of(pid_t pid, const std::string& name, unsigned long long address) {
     std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
     for (std::string line; std::getline(maps, line);) {
         if (line.find(name) == std::string::npos) continue;
@@ -222,6 +222,30 @@ bool sleeps_on_a_futex_in(pid_t pid, const std::string& name) {
         if (address >= start && address < end) return true;
     }
     return false;
+}
+
+bool sleeps_on_a_futex_in(pid_t pid, const std::string& name) {
+    constexpr long kFutexWaitv = 449;  // SYS_futex_waitv on x86-64 (Linux 5.16)
+    std::ifstream call("/proc/" + std::to_string(pid) + "/syscall");
+    long number = -1;
+    std::string first, second;
+    if (!(call >> number >> first >> second)) return false;
+    const auto argument = std::stoull(first, nullptr, 16);
+    if (number == SYS_futex) return in_mapping_of(pid, name, argument);
+    if (number != kFutexWaitv) return false;
+    struct Waiter {  // struct futex_waitv
+        std::uint64_t value, address;
+        std::uint32_t flags, reserved;
+    };
+    const auto count = std::min<unsigned long long>(std::stoull(second, nullptr, 16), 128);
+    std::vector<Waiter> waiters(count);
+    std::ifstream memory("/proc/" + std::to_string(pid) + "/mem", std::ios::binary);
+    memory.seekg(static_cast<std::streamoff>(argument));
+    if (!memory.read(reinterpret_cast<char*>(waiters.data()),
+                     static_cast<std::streamsize>(count * sizeof(Waiter))))
+        return false;
+    return std::any_of(waiters.begin(), waiters.end(),
+                       [&](const Waiter& w) { return in_mapping_of(pid, name, w.address); });
 }
 
 bool wait_until_sleeping_in(pid_t pid, const std::string& name) {

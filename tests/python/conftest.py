@@ -87,11 +87,13 @@ def python_child(code, *args, **popen):
 
 
 # The x86-64 system calls a waiting receive, poll or read sleeps in (the transports wait in a
-# futex, poll, a socket or queue receive, or short sleeps between tries).
+# futex, futex_waitv (a ring end's event word beside its peer's holder word), poll, a socket or
+# queue receive, or short sleeps between tries).
 WAIT_SYSCALLS = {
     0: "read", 7: "poll", 23: "select", 35: "nanosleep", 45: "recvfrom", 47: "recvmsg",
     70: "msgrcv", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait",
     243: "mq_timedreceive", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 441: "epoll_pwait2",
+    449: "futex_waitv",
 }
 FUTEX = 202
 
