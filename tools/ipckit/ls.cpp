@@ -59,7 +59,8 @@ void print_json(const std::vector<ipckit::IpcObject>& objects) {
         out += fmt::format(
             "  {{\"kind\": {}, \"address\": {}, \"owner\": {}, \"owner_uid\": {}, \"mode\": \"{}\", "
             "\"size\": {}, \"messages\": {}, \"id\": {}, \"creator_pid\": {}, \"creator_source\": \"{}\", "
-            "\"creator_alive\": {}, \"in_use\": {}, \"last_sender_pid\": {}, \"last_receiver_pid\": {}, "
+            "\"creator_alive\": {}, \"creator_in_other_pid_namespace\": {}, \"in_use\": {}, "
+            "\"last_sender_pid\": {}, \"last_receiver_pid\": {}, "
             "\"stale\": {}}}",
             json_string(ipckit::to_string(o.kind)), json_string(o.address), json_string(o.owner),
             json_number_or_null(o.owner_uid != static_cast<uid_t>(-1), o.owner_uid),
@@ -67,7 +68,7 @@ void print_json(const std::vector<ipckit::IpcObject>& objects) {
             json_number_or_null(o.messages.has_value(), o.messages.value_or(0)),
             json_number_or_null(o.sysv_id >= 0, o.sysv_id),
             json_number_or_null(o.creator_source != ipckit::CreatorSource::unknown, o.creator_pid),
-            ipckit::to_string(o.creator_source), o.creator_alive, o.in_use,
+            ipckit::to_string(o.creator_source), o.creator_alive, o.creator_in_other_pid_namespace, o.in_use,
             json_number_or_null(queue, o.last_sender_pid), json_number_or_null(queue, o.last_receiver_pid),
             o.stale);
     }
@@ -94,7 +95,9 @@ void print_table(const std::vector<ipckit::IpcObject>& objects) {
         const bool known_creator = o.creator_source != ipckit::CreatorSource::unknown;
         row(ipckit::to_string(o.kind), o.address, o.owner, ipckit::detail::mode_text(o.mode),
             o.size ? std::to_string(*o.size) : "-", o.messages ? std::to_string(*o.messages) : "-",
-            known_creator ? std::to_string(o.creator_pid) : "-",
+            !known_creator                     ? std::string("-")
+            : o.creator_in_other_pid_namespace ? "in another PID namespace"
+                                               : std::to_string(o.creator_pid),
             known_creator ? yes_no(o.creator_alive) : "-", yes_no(o.in_use), yes_no(o.stale));
     }
 }
