@@ -45,6 +45,9 @@ int fuzz_lanes(const std::uint8_t* data, std::size_t size);
 // The input is a program of ring calls on a memfd that shrinks and grows under the mapping, as a
 // `truncate` of /dev/shm/NAME would do: never SIGBUS; an Error naming the region once it is lost.
 int fuzz_shrink(const std::uint8_t* data, std::size_t size);
+// The input's first bytes choose the reader's limit and whether bodies are read or skipped; the
+// rest is a recorded log (file:), read from a memfd and compared with a reference decoder.
+int fuzz_log(const std::uint8_t* data, std::size_t size);
 
 // A broken invariant: ipckit accepted hostile input and gave a wrong answer.
 [[noreturn]] inline void fuzz_fail(const char* target, const char* what) {

@@ -14,7 +14,7 @@
 namespace ipckit {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Transport>, 12> kSchemes{{
+constexpr std::array<std::pair<std::string_view, Transport>, 13> kSchemes{{
     {"fd", Transport::fd},
     {"fifo", Transport::fifo},
     {"sysvmq", Transport::sysvmq},
@@ -27,6 +27,7 @@ constexpr std::array<std::pair<std::string_view, Transport>, 12> kSchemes{{
     {"tcp", Transport::tcp},
     {"nats", Transport::nats},
     {"topic", Transport::topic},
+    {"file", Transport::file},
 }};
 
 [[noreturn]] void malformed(std::string_view address, std::string_view expected) {
@@ -290,6 +291,10 @@ void parse_option(Address& a, std::string_view option) {
             if (!n || *n > 64) bad("a number of messages from 0 to 64");
             a.history = *n;
         }
+    } else if (name == "pace") {
+        if (a.transport != Transport::file) bad("no pace option: only file: has it");
+        if (value != "recorded" && value != "fast") bad("recorded or fast");
+        a.pace_recorded = value == "recorded";
     } else if (name == "senders") {
         if (a.transport != Transport::shm && a.transport != Transport::sysvshm)
             bad("no senders option: only shm: and sysvshm: have it");
@@ -299,7 +304,7 @@ void parse_option(Address& a, std::string_view option) {
     } else {
         malformed(a.text, "unknown option \"" + std::string(name) +
                               "\" (known: mode, capacity, max, wait, type, framing, keep; rings: "
-                              "senders; topics: subscribers, overflow, history)");
+                              "senders; topics: subscribers, overflow, history; file: pace)");
     }
 }
 
@@ -325,7 +330,7 @@ Address parse_address(std::string_view given) {
     if (colon == std::string_view::npos || colon == 0) {
         malformed(text,
                   "expected SCHEME:TARGET, where SCHEME is one of fd, fifo, sysvmq, posixmq, shm, sysvshm, "
-                  "unix, unix+seqpacket, unix+dgram, tcp, nats, topic");
+                  "unix, unix+seqpacket, unix+dgram, tcp, nats, topic, file");
     }
     const auto scheme = text.substr(0, colon);
     auto rest = text.substr(colon + 1);
@@ -339,7 +344,7 @@ Address parse_address(std::string_view given) {
     if (!known) {
         malformed(text, "unknown scheme \"" + std::string(scheme) +
                             "\"; expected fd, fifo, sysvmq, posixmq, shm, sysvshm, unix, unix+seqpacket, "
-                            "unix+dgram, tcp, nats or topic");
+                            "unix+dgram, tcp, nats, topic or file");
     }
 
     // Options come after the last '?', so a path may not contain '?': a documented limit.
@@ -360,6 +365,9 @@ Address parse_address(std::string_view given) {
         }
         case Transport::fifo:
             if (rest.empty()) malformed(text, "expected fifo:PATH");
+            break;
+        case Transport::file:
+            if (rest.empty()) malformed(text, "expected file:PATH, the path of a recorded log");
             break;
         case Transport::sysvmq:
         case Transport::sysvshm:

@@ -56,7 +56,7 @@ namespace {
 using detail::Role;
 
 // Each transport family has one backend file; this table says which family a transport is.
-enum class Family { stream, packet, queue, ring, nats, topic };
+enum class Family { stream, packet, queue, ring, nats, topic, file };
 
 Family family_of(Transport transport) {
     switch (transport) {
@@ -78,6 +78,8 @@ Family family_of(Transport transport) {
             return Family::nats;
         case Transport::topic:
             return Family::topic;
+        case Transport::file:
+            return Family::file;
     }
     return Family::stream;  // unreachable: parse_address knows only the transports above
 }
@@ -97,6 +99,8 @@ std::unique_ptr<detail::SenderBackend> make_sender_backend(const Address& addres
             return detail::make_nats_sender(address, role, deadline);
         case Family::topic:
             return detail::make_topic_sender(address, role, deadline);
+        case Family::file:
+            return detail::make_file_sender(address, role, deadline);
     }
     return nullptr;
 }
@@ -116,6 +120,8 @@ std::unique_ptr<detail::ReceiverBackend> make_receiver_backend(const Address& ad
             return detail::make_nats_receiver(address, role, deadline);
         case Family::topic:
             return detail::make_topic_receiver(address, role, deadline);
+        case Family::file:
+            return detail::make_file_receiver(address, role, deadline);
     }
     return nullptr;
 }

@@ -145,6 +145,8 @@ std::unique_ptr<SenderBackend> make_ring_sender(const Address& address, Role rol
 std::unique_ptr<ReceiverBackend> make_ring_receiver(const Address& address, Role role, Deadline deadline);
 std::unique_ptr<SenderBackend> make_topic_sender(const Address& address, Role role, Deadline deadline);
 std::unique_ptr<ReceiverBackend> make_topic_receiver(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<SenderBackend> make_file_sender(const Address& address, Role role, Deadline deadline);
+std::unique_ptr<ReceiverBackend> make_file_receiver(const Address& address, Role role, Deadline deadline);
 
 // The opening side of a socket: a finite deadline also covers a server that is not
 // listening yet (connection refused, no such socket), so peers may start in either order.
