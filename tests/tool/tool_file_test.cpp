@@ -15,12 +15,10 @@ namespace {
 [[maybe_unused]] const auto* const registry_environment =
     ::testing::AddGlobalTestEnvironment(new test::PrivateRegistry);
 
-using namespace std::chrono_literals;
 using test::run;
 
-std::string tool() {
-    return test::bin_path("ipckit");
-}
+// The built tool, as the user runs it.
+const std::string kIpckit = test::bin_path("ipckit");
 
 TEST(ToolFileTest, BridgeRecordsATopicAndReplaysItPacedIntoAnother) {
     test::TempDir dir;
@@ -34,22 +32,23 @@ TEST(ToolFileTest, BridgeRecordsATopicAndReplaysItPacedIntoAnother) {
     // Recording: the bridge subscribes (creating the topic), the publisher comes and goes,
     // and the bridge ends when its source closes.
     auto recorder = test::spawn([&] {
-        const auto r = run({tool(), "bridge", recorded, "file:" + log, "--progress", "0", "--timeout", "20"});
+        const auto r =
+            run({kIpckit, "bridge", recorded, "file:" + log, "--progress", "0", "--timeout", "20"});
         if (r.exit_code != 0) std::fprintf(stderr, "record: %s\n", r.err.c_str());
         return r.exit_code;
     });
-    const auto sent = run({tool(), "send", recorded, "--timeout", "20"}, lines);
+    const auto sent = run({kIpckit, "send", recorded, "--timeout", "20"}, lines);
     ASSERT_EQ(sent.exit_code, 0) << sent.err;
     ASSERT_EQ(recorder.wait(), 0);
 
     // Replaying at the recorded pace into a second topic, to a subscriber that was there first.
     auto player = test::spawn([&] {
-        const auto r = run({tool(), "recv", replayed, "--timeout", "20"});
+        const auto r = run({kIpckit, "recv", replayed, "--timeout", "20"});
         if (r.out != lines) std::fprintf(stderr, "replayed %zu bytes of %zu\n", r.out.size(), lines.size());
         return r.exit_code == 0 && r.out == lines ? 0 : 1;
     });
-    const auto replay = run(
-        {tool(), "bridge", "file:" + log + "?pace=recorded", replayed, "--progress", "0", "--timeout", "20"});
+    const auto replay = run({kIpckit, "bridge", "file:" + log + "?pace=recorded", replayed, "--progress", "0",
+                             "--timeout", "20"});
     EXPECT_EQ(replay.exit_code, 0) << replay.err;
     EXPECT_NE(replay.err.find("500 messages"), std::string::npos) << replay.err;
     EXPECT_EQ(player.wait(), 0);
@@ -71,7 +70,7 @@ TEST(ToolFileTest, RecvOfADamagedLogPrintsTheRecordsBeforeTheDamageThenWhere) {
         out.write(reinterpret_cast<const char*>(torn.data()), torn.size());
         out << "only part";
     }
-    const auto r = run({tool(), "recv", "file:" + log});
+    const auto r = run({kIpckit, "recv", "file:" + log});
     EXPECT_EQ(r.out, "one\ntwo\n");
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("record 3 at byte 46: the log ends inside a record of 50 bytes"), std::string::npos)
