@@ -56,7 +56,7 @@ enum class Transport {
     unix_seqpacket,  // unix+seqpacket:…
     unix_dgram,      // unix+dgram:…
     tcp,             // tcp://HOST:PORT
-    nats,            // nats://HOST:PORT/SUBJECT — a subject on a NATS server (src/bridges/nats.cpp)
+    nats,            // nats://HOST:PORT/SUBJECT — a subject on a NATS server (docs/nats.md)
     topic,           // topic:/NAME | topic:@NAME — one publisher, many subscribers, in shared memory
     file,  // file:PATH — a recorded log: a sender appends, a receiver replays (docs/record-replay.md)
 };

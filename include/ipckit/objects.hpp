@@ -14,9 +14,9 @@
 //
 // The creator: the kernel records it only for System V segments (`cpid`). For every other
 // kind it comes from ipckit's registry — a per-user directory where whoever creates an
-// object writes a small record (`registry_record`) — or it is unknown. An unknown creator
-// counts as gone: such an object is stale as soon as no live process uses it (that is how a
-// queue made by `ipcmk -Q` becomes stale once ipcmk has exited).
+// object writes a small record (`registry_record`) — or it is unknown (the registry itself is
+// ipckit/registry.hpp). An unknown creator counts as gone: such an object is stale as soon as no live process
+// uses it (that is how a queue made by `ipcmk -Q` becomes stale once ipcmk has exited).
 //
 // Example:
 //     for (const auto& object : ipckit::list_objects())
@@ -41,15 +41,9 @@
 #include <string_view>
 #include <vector>
 
+#include "ipckit/registry.hpp"
+
 namespace ipckit {
-
-struct Address;
-
-// The kind of an object is the scheme of its address.
-enum class ObjectKind { sysvmq, sysvshm, posixmq, shm, fifo, unix_socket };
-
-// "sysvmq", "sysvshm", "posixmq", "shm", "fifo", "unix".
-[[nodiscard]] std::string_view to_string(ObjectKind kind) noexcept;
 
 // Where an object's creator PID came from.
 enum class CreatorSource {
@@ -127,30 +121,5 @@ struct StaleReport {
 // Removes every stale object that matches and that we own (never forced). An object that
 // vanished meanwhile is skipped silently; other failures are reported, not thrown.
 [[nodiscard]] StaleReport remove_stale(const StaleOptions& options = {});
-
-// ipckit's registry of the objects it created. Called by whoever creates an object, right
-// after an exclusive create: the channel layer with the address it parsed, other code with
-// an address in text (for a private System V object, "sysvmq:id=N" / "sysvshm:id=N"). Never
-// throws, never fails the caller: if the registry directory is unusable the record is simply
-// not written. The directory is $IPCKIT_REGISTRY_DIR, else $XDG_RUNTIME_DIR/ipckit, else
-// /tmp/ipckit-UID; it must be a real directory (not a symlink), owned by us, with no group or
-// other access.
-void registry_record(ObjectKind kind, std::string_view address) noexcept;
-void registry_forget(ObjectKind kind, std::string_view address) noexcept;
-
-// An object's name in the registry: its kind and its address as `list_objects` prints it.
-struct RegistryEntry {
-    ObjectKind kind = ObjectKind::shm;
-    std::string address;
-};
-
-// Records the object `address` names, without parsing any text again, and returns the entry
-// to forget it by; nothing for an address that names no lasting object (tcp:, fd:, an
-// abstract socket, a private System V key).
-[[nodiscard]] std::optional<RegistryEntry> registry_record(const Address& address) noexcept;
-void registry_forget(const RegistryEntry& entry) noexcept;
-
-// The registry directory in use, or empty if none is usable (for `ipckit ls` and the docs).
-[[nodiscard]] std::string registry_directory();
 
 }  // namespace ipckit

@@ -10,7 +10,8 @@
 #include <algorithm>
 #include <string>
 
-#include "../channels/shared_region.hpp"
+#include "channels/locator.hpp"
+#include "channels/shared_region.hpp"
 #include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/error.hpp"
@@ -18,7 +19,6 @@
 #include "ipckit/mapping.hpp"
 #include "ipckit/objects.hpp"
 #include "ipckit/process.hpp"
-#include "locator.hpp"
 
 namespace ipckit {
 namespace {
@@ -163,7 +163,7 @@ void read_lanes(const RegionView& view, const region::ControlLine& control, Chan
 
 // A file in /dev/shm: an ipckit region (its magic) or not ours (nothing).
 std::optional<ChannelStats> read_region(const std::string& name) {
-    const std::string path = std::string(admin::kShmDir) + name;
+    const std::string path = std::string(detail::kShmDir) + name;
     const Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     struct stat st {};
     if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;

@@ -11,16 +11,16 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "channels/locator.hpp"
+#include "core/proc_text.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/objects.hpp"
-#include "locator.hpp"
-#include "proc_text.hpp"
 
 namespace ipckit {
 namespace {
 
-using namespace admin;
+using namespace detail;
 
 [[noreturn]] void not_found(const Locator& locator, std::string_view where) {
     std::string message = "no such object: " + locator.canonical;

@@ -12,17 +12,17 @@
 #include <set>
 #include <utility>
 
+#include "channels/locator.hpp"
+#include "channels/registry.hpp"
+#include "core/proc_text.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/objects.hpp"
 #include "ipckit/process.hpp"
-#include "locator.hpp"
-#include "proc_text.hpp"
-#include "registry.hpp"
 
 namespace ipckit {
 namespace {
 
-using namespace admin;
+using namespace detail;
 
 // /proc/sysvipc/{msg,shm}: a header line names the columns; find them by name.
 std::vector<std::map<std::string, std::string>> read_sysvipc_table(const char* path, bool& ok) {

@@ -10,25 +10,10 @@
 #include "ipckit/detail/object_rules.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/unix_socket.hpp"
+#include "transports.hpp"
 
 namespace ipckit {
 namespace {
-
-constexpr std::array<std::pair<std::string_view, Transport>, 13> kSchemes{{
-    {"fd", Transport::fd},
-    {"fifo", Transport::fifo},
-    {"sysvmq", Transport::sysvmq},
-    {"posixmq", Transport::posixmq},
-    {"shm", Transport::shm},
-    {"sysvshm", Transport::sysvshm},
-    {"unix", Transport::unix_stream},
-    {"unix+seqpacket", Transport::unix_seqpacket},
-    {"unix+dgram", Transport::unix_dgram},
-    {"tcp", Transport::tcp},
-    {"nats", Transport::nats},
-    {"topic", Transport::topic},
-    {"file", Transport::file},
-}};
 
 [[noreturn]] void malformed(std::string_view address, std::string_view expected) {
     std::string message = "address \"";
@@ -63,7 +48,64 @@ bool is_sysv_key(std::string_view text) {
     return parse_int<std::int32_t>(text).has_value() || parse_int<std::uint32_t>(text).has_value();
 }
 
-void parse_unix_target(const Address& a, std::string_view target) {
+}  // namespace
+
+// The forms of a target, one per kind of object (the table in transports.cpp names one per
+// scheme).
+namespace detail {
+
+void parse_fd_target(Address& a, std::string_view target) {
+    const auto fd = parse_int<int>(target);
+    if (!fd || *fd < 0) malformed(a.text, "expected fd:N with N an inherited descriptor number");
+    a.fd = *fd;
+}
+
+void parse_path_target(Address& a, std::string_view target) {
+    if (target.empty()) malformed(a.text, "expected " + std::string(to_string(a.transport)) + ":PATH");
+}
+
+void parse_sysv_target(Address& a, std::string_view target) {
+    if (target.starts_with("id=")) {  // an existing object by id, as ipcs and ipckit ls show it
+        const auto id = parse_int<int>(target.substr(3));
+        if (!id || *id < 0) malformed(a.text, "expected id=N with N a System V identifier (ipcs -q / -m)");
+        a.sysv_id = *id;
+        return;
+    }
+    if (!is_sysv_key(target)) {
+        malformed(a.text,
+                  "expected a System V key: decimal, 0x hex, or PATH#PROJ with PROJ 1-255 or one character");
+    }
+}
+
+// The one rule for POSIX names, so a name PosixQueue or PosixShm takes is taken here.
+void parse_posix_name_target(Address& a, std::string_view target) {
+    const auto object = a.transport == Transport::posixmq ? PosixObject::queue : PosixObject::shm;
+    if (const auto problem = posix_name_problem(target, object))
+        malformed(a.text, "expected a POSIX name, " + posix_name_rule(object) + ": " + *problem);
+}
+
+void parse_shm_target(Address& a, std::string_view target) {
+    // shm:@NAME: a sealed memfd served on the abstract socket @NAME (no file anywhere).
+    if (!target.starts_with('@')) return parse_posix_name_target(a, target);
+    if (target.size() < 2 || target.size() - 1 > UnixAddress::max_length ||
+        target.find('\0') != std::string_view::npos) {
+        malformed(a.text, "expected shm:@NAME with NAME 1-" + std::to_string(UnixAddress::max_length) +
+                              " bytes (an abstract socket name)");
+    }
+}
+
+void parse_topic_target(Address& a, std::string_view target) {
+    // topic:@NAME: a sealed memfd passed over an abstract socket, as shm:@NAME.
+    if (target.starts_with('@')) {
+        if (target.size() < 2 || target.size() > 100)
+            malformed(a.text, "expected topic:@NAME with a NAME of 1-99 characters");
+    } else if (const auto problem = posix_name_problem(target, PosixObject::shm)) {
+        malformed(a.text, "expected topic:/NAME or topic:@NAME, with /NAME a POSIX name, " +
+                              posix_name_rule(PosixObject::shm) + ": " + *problem);
+    }
+}
+
+void parse_unix_target(Address& a, std::string_view target) {
     if (target.empty()) malformed(a.text, "expected a socket path or @NAME after the colon");
     // sun_path holds 108 bytes with the terminating NUL; an abstract name has no NUL but
     // spends one byte on the leading zero that replaces '@'.
@@ -167,6 +209,10 @@ void parse_nats_target(Address& a, std::string_view rest) {
     a.target = std::string(authority);
     a.subject = std::string(subject);
 }
+
+}  // namespace detail
+
+namespace {
 
 // The address as shown in messages: a token's value never appears.
 std::string redact_token(std::string_view text) {
@@ -311,41 +357,36 @@ void parse_option(Address& a, std::string_view option) {
 }  // namespace
 
 std::string_view to_string(Transport transport) noexcept {
-    for (const auto& [name, t] : kSchemes) {
-        if (t == transport) return name;
-    }
-    return "unknown";
+    return detail::transport_entry(transport).scheme;
 }
 
 bool is_stream(Transport transport) noexcept {
-    return transport == Transport::fd || transport == Transport::fifo ||
-           transport == Transport::unix_stream || transport == Transport::tcp;
+    return detail::transport_entry(transport).stream;
 }
 
 Address parse_address(std::string_view given) {
     Address a;
     a.text = redact_token(given);
     std::string_view text = a.text;  // what messages show
-    const auto colon = text.find(':');
-    if (colon == std::string_view::npos || colon == 0) {
-        malformed(text,
-                  "expected SCHEME:TARGET, where SCHEME is one of fd, fifo, sysvmq, posixmq, shm, sysvshm, "
-                  "unix, unix+seqpacket, unix+dgram, tcp, nats, topic, file");
+    std::string schemes;             // "fd, fifo, …, nats, topic", for messages
+    std::string last;
+    for (const auto& entry : detail::transports()) {
+        if (!last.empty()) schemes += (schemes.empty() ? "" : ", ") + last;
+        last = entry.scheme;
     }
+    const auto colon = text.find(':');
+    if (colon == std::string_view::npos || colon == 0)
+        malformed(text, "expected SCHEME:TARGET, where SCHEME is one of " + schemes + ", " + last);
     const auto scheme = text.substr(0, colon);
     auto rest = text.substr(colon + 1);
-    bool known = false;
-    for (const auto& [name, t] : kSchemes) {
-        if (name == scheme) {
-            a.transport = t;
-            known = true;
-        }
+    const detail::TransportEntry* entry = nullptr;
+    for (const auto& candidate : detail::transports()) {
+        if (candidate.scheme == scheme) entry = &candidate;
     }
-    if (!known) {
-        malformed(text, "unknown scheme \"" + std::string(scheme) +
-                            "\"; expected fd, fifo, sysvmq, posixmq, shm, sysvshm, unix, unix+seqpacket, "
-                            "unix+dgram, tcp, nats, topic or file");
-    }
+    if (entry == nullptr)
+        malformed(text,
+                  "unknown scheme \"" + std::string(scheme) + "\"; expected " + schemes + " or " + last);
+    a.transport = entry->transport;
 
     // Options come after the last '?', so a path may not contain '?': a documented limit.
     std::string_view options;
@@ -356,77 +397,7 @@ Address parse_address(std::string_view given) {
     }
     a.target = std::string(rest);
 
-    switch (a.transport) {
-        case Transport::fd: {
-            const auto fd = parse_int<int>(rest);
-            if (!fd || *fd < 0) malformed(text, "expected fd:N with N an inherited descriptor number");
-            a.fd = *fd;
-            break;
-        }
-        case Transport::fifo:
-            if (rest.empty()) malformed(text, "expected fifo:PATH");
-            break;
-        case Transport::file:
-            if (rest.empty()) malformed(text, "expected file:PATH, the path of a recorded log");
-            break;
-        case Transport::sysvmq:
-        case Transport::sysvshm:
-            if (rest.starts_with("id=")) {  // an existing object by id, as ipcs and ipckit ls show it
-                const auto id = parse_int<int>(rest.substr(3));
-                if (!id || *id < 0)
-                    malformed(text, "expected id=N with N a System V identifier (ipcs -q / -m)");
-                a.sysv_id = *id;
-                break;
-            }
-            if (!is_sysv_key(rest)) {
-                malformed(text,
-                          "expected a System V key: decimal, 0x hex, or PATH#PROJ with PROJ 1-255 or one "
-                          "character");
-            }
-            break;
-        case Transport::shm:
-            // shm:@NAME: a sealed memfd served on the abstract socket @NAME (no file anywhere).
-            if (rest.starts_with('@')) {
-                if (rest.size() < 2 || rest.size() - 1 > UnixAddress::max_length ||
-                    rest.find('\0') != std::string_view::npos) {
-                    malformed(text, "expected shm:@NAME with NAME 1-" +
-                                        std::to_string(UnixAddress::max_length) +
-                                        " bytes (an abstract socket name)");
-                }
-                break;
-            }
-            [[fallthrough]];
-        case Transport::posixmq:
-            // The one rule for POSIX names, so a name PosixQueue or PosixShm takes is taken here.
-            if (const auto object =
-                    a.transport == Transport::shm ? detail::PosixObject::shm : detail::PosixObject::queue;
-                const auto problem = detail::posix_name_problem(rest, object)) {
-                malformed(text,
-                          "expected a POSIX name, " + detail::posix_name_rule(object) + ": " + *problem);
-            }
-            break;
-        case Transport::unix_stream:
-        case Transport::unix_seqpacket:
-        case Transport::unix_dgram:
-            parse_unix_target(a, rest);
-            break;
-        case Transport::tcp:
-            parse_tcp_target(a, rest);
-            break;
-        case Transport::nats:
-            parse_nats_target(a, rest);
-            break;
-        case Transport::topic:
-            // topic:@NAME: a sealed memfd passed over an abstract socket, as shm:@NAME.
-            if (rest.starts_with('@')) {
-                if (rest.size() < 2 || rest.size() > 100)
-                    malformed(text, "expected topic:@NAME with a NAME of 1-99 characters");
-            } else if (const auto problem = detail::posix_name_problem(rest, detail::PosixObject::shm)) {
-                malformed(text, "expected topic:/NAME or topic:@NAME, with /NAME a POSIX name, " +
-                                    detail::posix_name_rule(detail::PosixObject::shm) + ": " + *problem);
-            }
-            break;
-    }
+    entry->parse_target(a, rest);
 
     while (!options.empty()) {
         const auto amp = options.find('&');

@@ -2,10 +2,10 @@
 
 #include <utility>
 
-#include "../bridges/nats_channel.hpp"
 #include "channel_backend.hpp"
 #include "ipckit/error.hpp"
-#include "ipckit/objects.hpp"
+#include "ipckit/registry.hpp"
+#include "transports.hpp"
 
 namespace ipckit {
 namespace detail {
@@ -55,87 +55,16 @@ namespace {
 
 using detail::Role;
 
-// Each transport family has one backend file; this table says which family a transport is.
-enum class Family { stream, packet, queue, ring, nats, topic, file };
-
-Family family_of(Transport transport) {
-    switch (transport) {
-        case Transport::fd:
-        case Transport::fifo:
-        case Transport::unix_stream:
-        case Transport::tcp:
-            return Family::stream;
-        case Transport::unix_seqpacket:
-        case Transport::unix_dgram:
-            return Family::packet;
-        case Transport::sysvmq:
-        case Transport::posixmq:
-            return Family::queue;
-        case Transport::shm:
-        case Transport::sysvshm:
-            return Family::ring;
-        case Transport::nats:
-            return Family::nats;
-        case Transport::topic:
-            return Family::topic;
-        case Transport::file:
-            return Family::file;
-    }
-    return Family::stream;  // unreachable: parse_address knows only the transports above
-}
-
-std::unique_ptr<detail::SenderBackend> make_sender_backend(const Address& address, Role role,
-                                                           Deadline deadline) {
-    switch (family_of(address.transport)) {
-        case Family::stream:
-            return detail::make_stream_sender(address, role, deadline);
-        case Family::packet:
-            return detail::make_packet_sender(address, role, deadline);
-        case Family::queue:
-            return detail::make_queue_sender(address, role, deadline);
-        case Family::ring:
-            return detail::make_ring_sender(address, role, deadline);
-        case Family::nats:
-            return detail::make_nats_sender(address, role, deadline);
-        case Family::topic:
-            return detail::make_topic_sender(address, role, deadline);
-        case Family::file:
-            return detail::make_file_sender(address, role, deadline);
-    }
-    return nullptr;
-}
-
-std::unique_ptr<detail::ReceiverBackend> make_receiver_backend(const Address& address, Role role,
-                                                               Deadline deadline) {
-    switch (family_of(address.transport)) {
-        case Family::stream:
-            return detail::make_stream_receiver(address, role, deadline);
-        case Family::packet:
-            return detail::make_packet_receiver(address, role, deadline);
-        case Family::queue:
-            return detail::make_queue_receiver(address, role, deadline);
-        case Family::ring:
-            return detail::make_ring_receiver(address, role, deadline);
-        case Family::nats:
-            return detail::make_nats_receiver(address, role, deadline);
-        case Family::topic:
-            return detail::make_topic_receiver(address, role, deadline);
-        case Family::file:
-            return detail::make_file_receiver(address, role, deadline);
-    }
-    return nullptr;
-}
-
 std::unique_ptr<detail::SenderBackend> make_sender(std::string_view text, Role role, Deadline deadline) {
     const Address address = parse_address(text);
-    auto backend = make_sender_backend(address, role, deadline);
+    auto backend = detail::transport_entry(address.transport).make_sender(address, role, deadline);
     if (role == Role::create) backend->record_created(address);
     return backend;
 }
 
 std::unique_ptr<detail::ReceiverBackend> make_receiver(std::string_view text, Role role, Deadline deadline) {
     const Address address = parse_address(text);
-    auto backend = make_receiver_backend(address, role, deadline);
+    auto backend = detail::transport_entry(address.transport).make_receiver(address, role, deadline);
     if (role == Role::create) backend->record_created(address);
     return backend;
 }

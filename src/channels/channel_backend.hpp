@@ -1,6 +1,7 @@
 // Internal: what a transport implements to be reached through the channel API.
-// One backend per transport family, each in its own file (channel_stream.cpp,
-// channel_packet.cpp, channel_queue.cpp, channel_ring.cpp); channel.cpp picks one by address.
+// One backend per transport family, each in its own file (channel_stream.cpp, channel_packet.cpp,
+// channel_queue.cpp, channel_ring.cpp, channel_topic.cpp, channel_nats.cpp); the table in
+// transports.cpp says which one an address's scheme takes.
 #pragma once
 
 #include <unistd.h>
@@ -20,7 +21,7 @@
 #include "ipckit/channel.hpp"
 #include "ipckit/deadline.hpp"
 #include "ipckit/error.hpp"
-#include "ipckit/objects.hpp"
+#include "ipckit/registry.hpp"
 #include "ipckit/ring.hpp"
 #include "ipckit/unix_socket.hpp"
 
@@ -54,7 +55,7 @@ Side attach_formatted(std::span<std::byte> region, WaitMode wait, Role role) {
 
 // Records an object a channel created in ipckit's registry, so that `ipckit ls` can name its
 // creator and `ipckit rm --stale` can tell whether that process lives, and forgets it when
-// the channel goes away (and, unless kept, removes the object). Never fails: see objects.hpp.
+// the channel goes away (and, unless kept, removes the object). Never fails: see registry.hpp.
 class Registration {
 public:
     Registration() = default;
@@ -133,20 +134,6 @@ private:
     std::string address_;
     Registration registration_;
 };
-
-// The transports' constructors, one per family.
-std::unique_ptr<SenderBackend> make_stream_sender(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<ReceiverBackend> make_stream_receiver(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<SenderBackend> make_packet_sender(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<ReceiverBackend> make_packet_receiver(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<SenderBackend> make_queue_sender(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<ReceiverBackend> make_queue_receiver(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<SenderBackend> make_ring_sender(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<ReceiverBackend> make_ring_receiver(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<SenderBackend> make_topic_sender(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<ReceiverBackend> make_topic_receiver(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<SenderBackend> make_file_sender(const Address& address, Role role, Deadline deadline);
-std::unique_ptr<ReceiverBackend> make_file_receiver(const Address& address, Role role, Deadline deadline);
 
 // The opening side of a socket: a finite deadline also covers a server that is not
 // listening yet (connection refused, no such socket), so peers may start in either order.

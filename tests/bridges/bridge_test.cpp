@@ -26,12 +26,12 @@
 #include <thread>
 #include <vector>
 
-#include "bridges/nats_server.hpp"
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/nats.hpp"
 #include "support/host_pair.hpp"
+#include "support/nats_server.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {

@@ -1,4 +1,4 @@
-// ipckit's registry of the objects it created (src/admin/registry.hpp, ipckit/objects.hpp).
+// ipckit's registry of the objects it created (registry.hpp; the public side ipckit/registry.hpp).
 #include "registry.hpp"
 
 #include <dirent.h>
@@ -11,12 +11,39 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "core/proc_text.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/process.hpp"
-#include "proc_text.hpp"
 
 namespace ipckit {
-namespace admin {
+
+std::string_view to_string(ObjectKind kind) noexcept {
+    switch (kind) {
+        case ObjectKind::sysvmq:
+            return "sysvmq";
+        case ObjectKind::sysvshm:
+            return "sysvshm";
+        case ObjectKind::posixmq:
+            return "posixmq";
+        case ObjectKind::shm:
+            return "shm";
+        case ObjectKind::fifo:
+            return "fifo";
+        case ObjectKind::unix_socket:
+            return "unix";
+    }
+    return "unknown";
+}
+
+namespace detail {
+
+std::optional<ObjectKind> kind_from_text(std::string_view text) {
+    for (const auto kind : {ObjectKind::sysvmq, ObjectKind::sysvshm, ObjectKind::posixmq, ObjectKind::shm,
+                            ObjectKind::fifo, ObjectKind::unix_socket})
+        if (to_string(kind) == text) return kind;
+    return std::nullopt;
+}
+
 namespace {
 
 bool usable_private_directory(const std::string& path) {
@@ -161,25 +188,25 @@ void prune_record(const std::string& dir, const Record& record) {
     if (::lstat(path.c_str(), &st) == 0 && st.st_ino == record.file_ino) ::unlink(path.c_str());
 }
 
-}  // namespace admin
+}  // namespace detail
 
 std::string registry_directory() {
-    return admin::find_registry_directory();
+    return detail::find_registry_directory();
 }
 
 void registry_record(ObjectKind kind, std::string_view address) noexcept {
     try {
-        const admin::Locator locator = admin::parse_locator(address);
-        if (locator.kind == kind) admin::write_record(locator);
+        const detail::Locator locator = detail::parse_locator(address);
+        if (locator.kind == kind) detail::write_record(locator);
     } catch (...) {
     }
 }
 
 std::optional<RegistryEntry> registry_record(const Address& address) noexcept {
     try {
-        const auto locator = admin::locate(address);
+        const auto locator = detail::locate(address);
         if (!locator) return std::nullopt;
-        admin::write_record(*locator);
+        detail::write_record(*locator);
         return RegistryEntry{locator->kind, locator->canonical};
     } catch (...) {
         return std::nullopt;  // a key that ftok cannot compute names nothing to record
@@ -188,13 +215,13 @@ std::optional<RegistryEntry> registry_record(const Address& address) noexcept {
 
 void registry_forget(ObjectKind kind, std::string_view address) noexcept {
     try {
-        admin::forget_record(kind, admin::parse_locator(address).canonical);
+        detail::forget_record(kind, detail::parse_locator(address).canonical);
     } catch (...) {
     }
 }
 
 void registry_forget(const RegistryEntry& entry) noexcept {
-    admin::forget_record(entry.kind, entry.address);
+    detail::forget_record(entry.kind, entry.address);
 }
 
 }  // namespace ipckit

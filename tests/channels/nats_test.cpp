@@ -14,11 +14,11 @@
 #include <thread>
 #include <vector>
 
-#include "bridges/nats_server.hpp"
 #include "ipckit/address.hpp"
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/poll_set.hpp"
+#include "support/nats_server.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {

@@ -1,5 +1,6 @@
 // Internal: ipckit's registry — one small record file per object it created, in a private
-// per-user directory (the public side is in ipckit/objects.hpp).
+// per-user directory (the public side is ipckit/registry.hpp). The channels write records; the
+// admin layer (src/admin: `ipckit ls`, `ipckit rm`) reads and prunes them.
 #pragma once
 
 #include <sys/types.h>
@@ -8,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "ipckit/objects.hpp"
+#include "ipckit/registry.hpp"
 #include "locator.hpp"
 
-namespace ipckit::admin {
+namespace ipckit::detail {
 
 struct Record {
     ObjectKind kind = ObjectKind::shm;
@@ -32,4 +33,4 @@ struct Record {
 // created again meanwhile, and its fresh record must survive.
 void prune_record(const std::string& dir, const Record& record);
 
-}  // namespace ipckit::admin
+}  // namespace ipckit::detail

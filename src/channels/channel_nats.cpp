@@ -12,7 +12,7 @@
 // for or the receiver closes: at least once.
 //
 // libnats starts its own threads; the callbacks below only touch atomics and a mutex.
-#include "nats_channel.hpp"
+#include "channel_backend.hpp"
 
 #include <algorithm>
 #include <atomic>

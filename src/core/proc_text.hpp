@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace ipckit::admin {
+namespace ipckit::detail {
 
 // The whole file (never through a symbolic link), or nothing if it cannot be read.
 [[nodiscard]] std::optional<std::string> read_small_file(const std::string& path, int dir_fd = AT_FDCWD);
@@ -37,4 +37,4 @@ template <typename Number>
 [[nodiscard]] std::string user_name(uid_t uid);
 [[nodiscard]] std::string describe_user(uid_t uid);
 
-}  // namespace ipckit::admin
+}  // namespace ipckit::detail

@@ -12,9 +12,9 @@
 #include <string_view>
 
 #include "ipckit/address.hpp"
-#include "ipckit/objects.hpp"
+#include "ipckit/registry.hpp"
 
-namespace ipckit::admin {
+namespace ipckit::detail {
 
 inline constexpr const char* kShmDir = "/dev/shm";
 inline constexpr const char* kMqueueDir = "/dev/mqueue";
@@ -73,4 +73,4 @@ struct MqueueProbe {
 [[nodiscard]] MqueueProbe probe_mqueue(const std::string& name);
 [[nodiscard]] bool mqueue_mounted();
 
-}  // namespace ipckit::admin
+}  // namespace ipckit::detail

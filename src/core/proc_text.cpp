@@ -1,4 +1,4 @@
-// Small readers of /proc text (src/admin/proc_text.hpp).
+// Small readers of /proc text (proc_text.hpp).
 #include "proc_text.hpp"
 
 #include <pwd.h>
@@ -9,7 +9,7 @@
 
 #include "ipckit/fd.hpp"
 
-namespace ipckit::admin {
+namespace ipckit::detail {
 
 std::optional<std::string> read_small_file(const std::string& path, int dir_fd) {
     Fd fd(::openat(dir_fd, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
@@ -74,4 +74,4 @@ std::string describe_user(uid_t uid) {
     return user_name(uid) + " (uid " + std::to_string(uid) + ")";
 }
 
-}  // namespace ipckit::admin
+}  // namespace ipckit::detail

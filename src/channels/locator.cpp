@@ -1,4 +1,4 @@
-// The object an address names (src/admin/locator.hpp).
+// The object an address names (locator.hpp).
 #include "locator.hpp"
 
 #include <mqueue.h>
@@ -14,7 +14,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/sysv_key.hpp"
 
-namespace ipckit::admin {
+namespace ipckit::detail {
 namespace {
 
 constexpr long kMqueueMagic = 0x19800202;  // MQUEUE_MAGIC from linux/magic.h
@@ -169,4 +169,4 @@ Identity identify(const Locator& locator) {
     return identity;
 }
 
-}  // namespace ipckit::admin
+}  // namespace ipckit::detail
