@@ -104,7 +104,9 @@ const LogRecord* LogReader::peek() {
     // Checked before the caller allocates: a hostile length within the limit still cannot
     // make a buffer larger than the file.
     const std::uint64_t body_at = offset_ + header.size();
-    if (const auto size = file_size(); size < body_at || size - body_at < record.length)
+    if (known_size_ < body_at + record.length)
+        known_size_ = file_size();  // asked again only when the size last seen is too small
+    if (const auto size = known_size_; size < body_at || size - body_at < record.length)
         fail(std::errc::bad_message, "the log ends inside a record of " + std::to_string(record.length) +
                                          " bytes (" + std::to_string(size > body_at ? size - body_at : 0) +
                                          " present)");

@@ -17,6 +17,7 @@
 #include "ipckit/channel.hpp"
 #include "ipckit/detail/record_log.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/poll_set.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {
@@ -151,6 +152,13 @@ TEST(ChannelFileTest, PacedReplayWaitsOutTheRecordedGapAndFastReplayDoesNot) {
     EXPECT_EQ(paced.recv(m, Deadline::after(5ms)).status, Status::timed_out);
     const auto fast = replay("file:" + path);
     ASSERT_EQ(fast.size(), 2u);
+
+    // A wait set sees the paced record as not ready yet, and an unpaced one (or the end) as ready.
+    Receiver unpaced = Receiver::open("file:" + path);
+    PollSet set;
+    set.add(paced);
+    set.add(unpaced);
+    EXPECT_EQ(set.wait(Deadline::after(20ms)), std::vector<std::size_t>{1});
 }
 
 struct Damage {

@@ -76,6 +76,8 @@ private:
     std::string object_;
     std::uint64_t offset_ = 0;
     std::uint64_t taken_ = 0;
+    std::uint64_t known_size_ =
+        0;  // the file's size when last asked (a file cut shorter since: take() sees it)
     std::optional<LogRecord> next_;
     std::optional<Error> failure_;
 };
