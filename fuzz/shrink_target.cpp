@@ -16,7 +16,7 @@
 #include <span>
 #include <vector>
 
-#include "../src/channels/shared_region.hpp"
+#include "rings/shared_region.hpp"
 #include "fuzz_program.hpp"
 #include "fuzz_targets.hpp"
 #include "ipckit/error.hpp"

@@ -7,7 +7,7 @@
 // as lost, never SIGBUS); for a System V or POSIX queue, what the kernel reports. Rates are not
 // here: they are differences between two snapshots (`ipckit top` takes them). A region whose
 // header or cursors are inconsistent is returned with `problem` saying "corrupt: " and what, and
-// no figures; so is one of another layout version ("layout version 3: this ipckit reads 2").
+// no figures; so is one of another layout version ("layout version 2: this ipckit reads 3").
 //
 // Not seen: regions in a sealed memfd (shm:@NAME, topic:@NAME: reaching one means connecting to
 // its creator) and rings in System V segments (attaching would change the segment's nattch).
@@ -30,9 +30,9 @@
 namespace ipckit {
 
 struct ChannelHolder {
-    std::string role;  // "producer", "consumer", "receiver", "lane 3", "publisher", "subscriber 2"
-    pid_t pid = 0;
-    bool alive = false;  // attached and its process (pid and start time) still runs
+    std::string role;    // "producer", "consumer", "receiver", "lane 3", "publisher", "subscriber 2"
+    pid_t pid = 0;       // in the holder's own PID namespace: for display
+    bool alive = false;  // its holder word says so: the kernel marks it when the process dies
 };
 
 struct ChannelStats {

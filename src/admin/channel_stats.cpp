@@ -11,14 +11,13 @@
 #include <string>
 
 #include "channels/locator.hpp"
-#include "channels/shared_region.hpp"
 #include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/mapping.hpp"
 #include "ipckit/objects.hpp"
-#include "ipckit/process.hpp"
+#include "rings/shared_region.hpp"
 
 namespace ipckit {
 namespace {
@@ -68,9 +67,10 @@ void add_holder(ChannelStats& stats, const ring::EndpointLine& line, std::string
     if (owner.state == ring::EndpointState::vacant || owner.state == ring::EndpointState::closed) return;
     if (owner.state != ring::EndpointState::attached && owner.state != ring::EndpointState::claiming)
         corrupt("the " + role + "'s owner word has state " + std::to_string(static_cast<int>(owner.state)));
-    // Liveness by pid and start time, as takeover decides it (endpoint.hpp).
-    const ProcessRef holder{static_cast<pid_t>(owner.pid), load(line.start_ticks)};
-    stats.holders.push_back({std::move(role), holder.pid, holder.pid > 0 && holder.alive()});
+    // Alive as takeover decides it: the holder word, a robust futex the kernel marks at the
+    // holder's death in any PID namespace (endpoint.hpp). The pid is for display.
+    stats.holders.push_back(
+        {std::move(role), static_cast<pid_t>(owner.pid), ring::holder_alive(load(line.holder))});
 }
 
 void check_capacity(std::uint64_t capacity) {

@@ -6,7 +6,6 @@
 
 #include <unistd.h>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -14,12 +13,12 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "ipckit/address.hpp"
 #include "ipckit/channel.hpp"
 #include "ipckit/deadline.hpp"
+#include "ipckit/detail/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/registry.hpp"
 #include "ipckit/ring.hpp"
@@ -29,9 +28,10 @@ namespace ipckit::detail {
 
 enum class Role { create, open };
 
-// An opener of a shared region (a ring, lanes, a topic) may arrive between the creator's
-// shm_open and its format: it retries this long.
-inline constexpr std::chrono::seconds kFormatGrace{1};
+// Where the shared-memory region an address names lives (rings/region_memory.hpp): shm:,
+// sysvshm:, topic:.
+struct RegionPlace;
+[[nodiscard]] RegionPlace region_place(const Address& address);
 
 // Attaches one side (a ring end, a lanes end, a topic end: `Side::attach(bytes, wait)`) to a
 // shared region, giving a creator that is still formatting it kFormatGrace to finish: an opener
@@ -39,13 +39,12 @@ inline constexpr std::chrono::seconds kFormatGrace{1};
 template <class Side>
 Side attach_formatted(std::span<std::byte> region, WaitMode wait, Role role) {
     const auto grace = Deadline::after(kFormatGrace);
-    for (;;) {
+    for (auto backoff = Backoff::for_peer();;) {
         try {
             return Side::attach(region, wait);
         } catch (const Error& e) {
-            if (role == Role::create || e.code() != std::errc::protocol_error || grace.expired()) throw;
+            if (role == Role::create || e.code() != std::errc::protocol_error || !backoff.pause(grace)) throw;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
 }
 
@@ -134,24 +133,6 @@ private:
     std::string address_;
     Registration registration_;
 };
-
-// The opening side of a socket: a finite deadline also covers a server that is not
-// listening yet (connection refused, no such socket), so peers may start in either order.
-// With Deadline::never() the first refusal is final: nobody may ever come.
-template <class Connector>
-auto connect_retrying(Deadline deadline, Connector connector) {
-    for (auto pause = std::chrono::microseconds(100);;
-         pause = std::min(pause * 2, std::chrono::microseconds(20'000))) {
-        try {
-            return connector();
-        } catch (const Error& e) {
-            const bool absent =
-                e.code() == std::errc::connection_refused || e.code() == std::errc::no_such_file_or_directory;
-            if (!absent || deadline.is_never() || deadline.remaining() <= pause) throw;
-        }
-        std::this_thread::sleep_for(pause);
-    }
-}
 
 // An abstract Unix socket has no permissions: anyone may connect to one, or bind a name before
 // its rightful owner. Both ends therefore check the other's uid (SO_PEERCRED), and only the

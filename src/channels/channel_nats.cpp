@@ -25,6 +25,7 @@
 #include <random>
 #include <thread>
 
+#include "ipckit/detail/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/nats.hpp"
 
@@ -154,14 +155,13 @@ public:
         }
         // A finite deadline covers a server that is not up yet, as for sockets; without one the
         // first refusal is final.
-        for (auto pause = 10ms;; pause = std::min(pause * 2, std::chrono::milliseconds(500))) {
+        for (auto backoff = detail::Backoff::for_peer();;) {
             s = natsConnection_Connect(&connection_, options_);
             if (s == NATS_OK) break;
-            if (s != NATS_NO_SERVER || deadline.is_never() || deadline.remaining() <= pause) {
+            if (s != NATS_NO_SERVER || deadline.is_never() || !backoff.pause(deadline)) {
                 natsOptions_Destroy(options_);
                 throw_nats(s, shown_, "cannot connect to the NATS server at " + server_);
             }
-            std::this_thread::sleep_for(pause);
         }
         if (!address.stream.empty()) {
             s = natsConnection_JetStream(&js_, connection_, nullptr);

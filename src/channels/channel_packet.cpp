@@ -199,7 +199,7 @@ Endpoint seqpacket_endpoint(const Address& address, Role role, Deadline deadline
                     return peer ? peer->fd().duplicate() : Fd();
                 }};
     }
-    Fd fd = connect_retrying(deadline, [&] {
+    Fd fd = retry_while_absent(deadline, [&] {
         UnixSocket socket = UnixSocket::connect(where, SocketType::seqpacket, deadline);
         check_abstract_server(where, socket, address);
         return socket.fd().duplicate();
@@ -221,7 +221,7 @@ std::unique_ptr<SenderBackend> make_packet_sender(const Address& address, Role r
             "address \"" + address.text + "\": the receiver creates a unix+dgram channel; open the sender");
     }
     const auto where = UnixAddress::parse(address.target);
-    Fd fd = connect_retrying(deadline, [&] {
+    Fd fd = retry_while_absent(deadline, [&] {
         return UnixSocket::connect(where, SocketType::datagram, deadline).fd().duplicate();
     });
     return std::make_unique<PacketSender>(address, nullptr, ready_now(std::move(fd)), false);

@@ -1,26 +1,17 @@
 // Ring transports (shm:/NAME, shm:@NAME, sysvshm:KEY): the lock-free ring in POSIX or System V
-// shared memory, or in a sealed memfd served on an abstract socket (shared_region.hpp). The
+// shared memory, or in a sealed memfd served on an abstract socket (rings/region_memory.hpp). The
 // creating side makes the object, sizes it for the ring and formats it; the opening side maps
 // what is there and validates it (Ring*::attach checks the header).
 //
 // Delivery (docs/channels.md): a sender waits for a receiver before its first record, and its
 // close lingers until what it committed is taken or the reader is gone. A POSIX shm file can be
-// truncated under us: its mapping is guarded (BusGuard), and every call that would wait does so
-// in slices, checking the guard between them.
-#include <fcntl.h>
-
-#include <optional>
-#include <thread>
-
+// truncated under us: its mapping is guarded (BusGuard), checked before and after every wait.
 #include "channel_backend.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/lanes.hpp"
-#include "ipckit/mapping.hpp"
-#include "ipckit/posix_shm.hpp"
 #include "ipckit/ring.hpp"
 #include "ipckit/sysv_key.hpp"
-#include "ipckit/sysv_shm.hpp"
-#include "shared_region.hpp"
+#include "rings/region_memory.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -32,46 +23,8 @@ constexpr std::size_t kDefaultRingCapacity = 4u << 20;
 // Per lane, for senders=N (N of them in one region): 256 KiB messages by default.
 constexpr std::size_t kDefaultLaneCapacity = 512u << 10;
 
-// How long one ring wait lasts before the region's guard is checked again.
-constexpr auto kGuardSlice = 50ms;
 // How long a sender's close waits for its records to be taken when nobody says otherwise.
 constexpr auto kDrainLinger = std::chrono::seconds(10);
-
-// ---- The ring API the channel needs, whether or not this build's ring has it yet ----------
-// (consumer_present, wait_for_consumer, drain, took_over, pending_at_attach: the ring's
-// takeover work adds them; until then a producer assumes a consumer and does not linger.)
-template <class P>
-bool ring_consumer_present(P& producer) {
-    if constexpr (requires { producer.consumer_present(); }) {
-        return producer.consumer_present();
-    } else {
-        return true;
-    }
-}
-template <class P>
-Status ring_wait_for_consumer(P& producer, Deadline deadline) {
-    if constexpr (requires { producer.wait_for_consumer(deadline); }) {
-        return producer.wait_for_consumer(deadline);
-    } else {
-        return Status::ok;
-    }
-}
-template <class P>
-Status ring_drain(P& producer, Deadline deadline) {
-    if constexpr (requires { producer.drain(deadline); }) {
-        return producer.drain(deadline);
-    } else {
-        return Status::ok;
-    }
-}
-template <class C>
-std::size_t ring_pending_at_attach(const C& consumer) {
-    if constexpr (requires { consumer.pending_at_attach(); }) {
-        return consumer.pending_at_attach();
-    } else {
-        return 0;
-    }
-}
 
 // Bytes, and the format, of what `address` names: a 1:1 ring, or lanes for senders=N.
 std::size_t region_capacity(const Address& address) {
@@ -90,102 +43,53 @@ void format_for(const Address& address, std::span<std::byte> region) {
     }
 }
 
+}  // namespace
+
+RegionPlace region_place(const Address& address) {
+    RegionPlace place;
+    place.object = address.text;
+    place.mode = address.mode;
+    place.keep = address.keep;
+    if (address.transport == Transport::sysvshm) {
+        place.backing = RegionPlace::Backing::sysv;
+        place.sysv_id = address.sysv_id;
+        if (address.sysv_id < 0) place.key = SysvKey::parse(address.target);
+    } else if (address.target.starts_with('@')) {
+        place.backing = RegionPlace::Backing::memfd;
+        place.name = address.target.substr(1);
+    } else {
+        place.name = address.target;
+    }
+    return place;
+}
+
+namespace {
+
 // The shared memory under a ring, owned: removed by the creator unless keep=1, unmapped last.
 class RingRegion {
 public:
-    RingRegion(const Address& address, Role role, Deadline deadline) {
-        if (role == Role::create) {
-            create(address);
-        } else {
-            open(address, deadline);
-        }
-    }
-    [[nodiscard]] std::span<std::byte> bytes() const { return bytes_; }
+    RingRegion(const Address& address, Role role, Deadline deadline)
+        : memory_(role == Role::create ? RegionMemory::create(region_place(address), region_size_for(address),
+                                                              [&](std::span<std::byte> region) {
+                                                                  format_for(address, region);
+                                                              })
+                                       : RegionMemory::open(region_place(address), deadline)),
+          guard_(memory_.truncatable() ? BusGuard(memory_.bytes(), address.text) : BusGuard()) {}
+    [[nodiscard]] std::span<std::byte> bytes() const { return memory_.bytes(); }
     // A named POSIX file can be truncated under us; the other kinds cannot.
     [[nodiscard]] const BusGuard& guard() const { return guard_; }
 
 private:
-    static bool abstract(const Address& address) { return address.target.starts_with('@'); }
-
-    void create(const Address& address) {
-        if (address.transport == Transport::shm && abstract(address)) {
-            if (address.keep) {
-                throw_error(
-                    std::errc::invalid_argument,
-                    "address \"" + address.text +
-                        "\": keep=1 cannot apply to shm:@NAME (it lives exactly as long as its holders)");
-            }
-            shared_.emplace(SharedRegion::create(
-                address.target.substr(1), region_size_for(address),
-                [&](std::span<std::byte> region) { format_for(address, region); }, address.text));
-            bytes_ = shared_->bytes();
-            return;
-        }
-        if (address.sysv_id >= 0) {
-            throw_error(
-                std::errc::invalid_argument,
-                "address \"" + address.text + "\": an id names an existing segment; create one by key");
-        }
-        const std::size_t size = region_size_for(address);
-        if (address.transport == Transport::shm) {
-            posix_.emplace(PosixShm::create(address.target, size, address.mode));
-            // ftruncate on tmpfs reserves nothing: a /dev/shm too small for the ring would
-            // otherwise show as SIGBUS when the ring first reaches a page it cannot get.
-            // Allocating every page now turns that into ENOSPC here, before anyone attaches.
-            if (const int err = ::posix_fallocate(posix_->fd().get(), 0, static_cast<off_t>(size));
-                err != 0) {
-                throw_errno("posix_fallocate", address.target + ", " + std::to_string(size) + " bytes", err);
-            }
-            if (address.keep) posix_->keep();
-            mapping_.emplace(posix_->map(Access::read_write));
-            bytes_ = mapping_->bytes();
-            guard_ = BusGuard(bytes_, address.text);
-        } else {
-            sysv_.emplace(SysvShm::create(SysvKey::parse(address.target), size, address.mode));
-            if (address.keep) sysv_->keep();
-            attachment_.emplace(sysv_->attach(Access::read_write));
-            bytes_ = attachment_->bytes();
-        }
-        format_for(address, bytes_);
-    }
-
-    void open(const Address& address, Deadline deadline) {
-        if (address.transport == Transport::shm && abstract(address)) {
-            shared_.emplace(SharedRegion::open(address.target.substr(1), deadline, address.text));
-            bytes_ = shared_->bytes();
-        } else if (address.transport == Transport::shm) {
-            posix_.emplace(connect_retrying(
-                deadline, [&] { return PosixShm::open(address.target, Access::read_write); }));
-            // The creator sizes the object just after shm_open: an opener that came in between
-            // sees 0 bytes (mmap would fail), so it waits for the size as for the format.
-            for (const auto grace = Deadline::after(kFormatGrace); posix_->size() == 0 && !grace.expired();)
-                std::this_thread::sleep_for(1ms);
-            mapping_.emplace(posix_->map(Access::read_write));
-            bytes_ = mapping_->bytes();
-            guard_ = BusGuard(bytes_, address.text);
-        } else {
-            sysv_.emplace(connect_retrying(deadline, [&] {
-                return address.sysv_id >= 0 ? SysvShm::open_id(address.sysv_id)
-                                            : SysvShm::open(SysvKey::parse(address.target));
-            }));
-            attachment_.emplace(sysv_->attach(Access::read_write));
-            bytes_ = attachment_->bytes();
-        }
-    }
-
-    std::optional<PosixShm> posix_;
-    std::optional<Mapping> mapping_;
-    std::optional<SysvShm> sysv_;
-    std::optional<SysvAttachment> attachment_;
-    std::optional<SharedRegion> shared_;
-    std::span<std::byte> bytes_;
-    BusGuard guard_;  // declared after the mappings: unregistered before they are unmapped
+    RegionMemory memory_;
+    BusGuard guard_;  // declared after the memory: unregistered before it is unmapped
 };
 
 // Runs `call` with the caller's deadline when the region cannot be truncated; otherwise first
-// without waiting and then in slices, checking the guard after each, so a truncated region is
-// an Error naming it, never a hang on zeroed memory. An error the ring raised because it read
-// zeros is reported as the truncation it is.
+// without waiting, checking the guard (a region truncated before the wait is an Error naming it,
+// never a sleep on zeroed memory), then with the caller's deadline, checking it again. No
+// slices: an idle end sleeps until a message, a close or a death (docs/reliability.md says what
+// a truncation during a sleep costs). An error the ring raised because it read zeros is
+// reported as the truncation it is.
 template <class Call>
 auto guarded(const BusGuard& guard, Deadline deadline, Call call) -> decltype(call(deadline)) {
     if (!guard.active()) return call(deadline);
@@ -194,12 +98,9 @@ auto guarded(const BusGuard& guard, Deadline deadline, Call call) -> decltype(ca
         guard.check();
         const bool waits = r.status == Status::would_block || r.status == Status::timed_out;
         if (!waits || deadline.is_immediate()) return r;
-        for (;;) {
-            const Deadline slice = Deadline::after(kGuardSlice);
-            r = call(deadline.when() < slice.when() ? deadline : slice);
-            guard.check();
-            if (r.status != Status::timed_out || deadline.expired()) return r;
-        }
+        r = call(deadline);
+        guard.check();
+        return r;
     } catch (const Error&) {
         guard.check();
         throw;
@@ -216,7 +117,7 @@ public:
           producer_(attach_formatted<Producer>(region_.bytes(), address.wait, role)),
           // A receiver that is there already counts as come: if it closes before the first
           // send, that send is `closed`, as a FIFO writer's would be, not a wait for another.
-          consumer_seen_(ring_consumer_present(producer_)) {}
+          consumer_seen_(producer_.consumer_present()) {}
 
     ~RingSender() override {
         try {
@@ -251,7 +152,7 @@ public:
         finished_ = true;
         if (sent_ == 0) return {};
         const IoResult drained = guarded(region_.guard(), Deadline::after(kDrainLinger), [&](Deadline d) {
-            return IoResult{ring_drain(producer_, d), 0};
+            return IoResult{producer_.drain(d), 0};
         });
         return {0, drained.status != Status::ok};
     }
@@ -262,7 +163,7 @@ private:
     IoResult wait_for_receiver(Deadline deadline) {
         if (consumer_seen_) return {Status::ok, 0};
         const IoResult waited = guarded(region_.guard(), deadline, [&](Deadline d) {
-            return IoResult{ring_wait_for_consumer(producer_, d), 0};
+            return IoResult{producer_.wait_for_consumer(d), 0};
         });
         consumer_seen_ = waited.ok();
         return waited;
@@ -297,7 +198,7 @@ public:
         region_.guard().check();
         return found;
     }
-    std::size_t waiting_at_open() const override { return ring_pending_at_attach(consumer_); }
+    std::size_t waiting_at_open() const override { return consumer_.pending_at_attach(); }
     RecordView read(Deadline deadline) override {
         return guarded(region_.guard(), deadline, [&](Deadline d) { return consumer_.read(d); });
     }

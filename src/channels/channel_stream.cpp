@@ -158,7 +158,7 @@ StreamEndpoint make_endpoint(const Address& address, Role role, Deadline deadlin
                     return peer ? Fd(peer->fd().duplicate()) : Fd();
                 });
             }
-            return StreamEndpoint(connect_retrying(deadline, [&] {
+            return StreamEndpoint(retry_while_absent(deadline, [&] {
                 UnixSocket socket = UnixSocket::connect(where, SocketType::stream, deadline);
                 check_abstract_server(where, socket, address);
                 return socket.fd().duplicate();
@@ -173,7 +173,7 @@ StreamEndpoint make_endpoint(const Address& address, Role role, Deadline deadlin
                     return peer ? Fd(peer->fd().duplicate()) : Fd();
                 });
             }
-            return StreamEndpoint(connect_retrying(deadline, [&] {
+            return StreamEndpoint(retry_while_absent(deadline, [&] {
                 return TcpStream::connect(address.target, address.port, deadline).fd().duplicate();
             }));
         }

@@ -1,69 +1,32 @@
 // Topic transport (topic:/NAME, topic:@NAME): one publisher (a Sender), up to `subscribers`
 // Receivers, each receiving every message, over the shared-memory topic (ipckit/topic.hpp) in
 // POSIX shared memory, or for topic:@NAME in a sealed memfd served on an abstract socket
-// (shared_region.hpp, as shm:@NAME). Who creates: whichever side comes first, publisher or subscriber, by the
-// usual create/open roles (the tool's automatic mode: a receiver creates unless the object exists, a sender
-// opens and otherwise creates). The creator sizes and formats the region with its address's options
+// (rings/region_memory.hpp, as shm:@NAME). Who creates: whichever side comes first, publisher or subscriber,
+// by the usual create/open roles (the tool's automatic mode: a receiver creates unless the object exists, a
+// sender opens and otherwise creates). The creator sizes and formats the region with its address's options
 // (capacity, subscribers, overflow, history) and removes the name when it goes away, unless keep=1; openers
 // take the region as it is. A subscriber that arrives before any publisher waits for one; a publisher with no
 // subscribers publishes into the history only.
-#include <fcntl.h>
-
-#include <optional>
-#include <thread>
-
 #include "channel_backend.hpp"
+#include "ipckit/detail/backoff.hpp"
 #include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/error.hpp"
-#include "ipckit/mapping.hpp"
-#include "ipckit/posix_shm.hpp"
 #include "ipckit/topic.hpp"
-#include "shared_region.hpp"
+#include "rings/region_memory.hpp"
 
 namespace ipckit::detail {
 namespace {
-
-using namespace std::chrono_literals;
 
 // As the ring's default: 1 MiB messages without asking.
 constexpr std::size_t kDefaultTopicCapacity = 4u << 20;
 
 class TopicRegion {
 public:
-    TopicRegion(const Address& address, Role role, Deadline deadline) {
-        if (address.target.starts_with('@')) {
-            open_shared(address, role, deadline);
-            return;
-        }
-        if (role == Role::create) {
-            const std::size_t capacity = address.capacity.value_or(kDefaultTopicCapacity);
-            const std::size_t size = Topic::region_size(capacity, address.subscribers);
-            posix_.emplace(PosixShm::create(address.target, size, address.mode));
-            // As for the ring: allocate every page now, so a full /dev/shm is ENOSPC here and
-            // never SIGBUS later.
-            if (const int err = ::posix_fallocate(posix_->fd().get(), 0, static_cast<off_t>(size));
-                err != 0) {
-                throw_errno("posix_fallocate", address.target + ", " + std::to_string(size) + " bytes", err);
-            }
-            if (address.keep) posix_->keep();
-            mapping_.emplace(posix_->map(Access::read_write));
-            Topic::format(mapping_->bytes(), TopicOptions{capacity, address.subscribers, address.history,
-                                                          address.drop ? Overflow::drop : Overflow::block});
-            created_ = true;
-        } else {
-            posix_.emplace(connect_retrying(
-                deadline, [&] { return PosixShm::open(address.target, Access::read_write); }));
-            // The creator's shm_open makes the name visible before its ftruncate gives it a size:
-            // an object of 0 bytes is one being created, so look again for a moment.
-            const auto grace = Deadline::after(kFormatGrace);
-            while (posix_->size() == 0 && !grace.expired())
-                std::this_thread::sleep_for(1ms);
-            mapping_.emplace(posix_->map(Access::read_write));
-        }
-    }
-    [[nodiscard]] std::span<std::byte> bytes() const {
-        return shared_ ? shared_->bytes() : mapping_->bytes();
-    }
+    TopicRegion(const Address& address, Role role, Deadline deadline)
+        : memory_(role == Role::create ? create(address)
+                                       : RegionMemory::open(region_place(address), deadline)),
+          created_(role == Role::create) {}
+    [[nodiscard]] std::span<std::byte> bytes() const { return memory_.bytes(); }
     [[nodiscard]] bool created() const { return created_; }
 
     // A receiver that created the topic claims its slot a moment after the format made the
@@ -73,44 +36,27 @@ public:
         auto* header = reinterpret_cast<topic::TopicHeader*>(bytes().data());
         const auto slots = static_cast<std::uint32_t>(header->control.kind_words[topic::kSlotsWord]);
         const auto grace = Deadline::after(kFormatGrace);
-        while (!grace.expired()) {
+        for (auto backoff = Backoff::for_peer(); backoff.pause(grace);) {
             for (std::uint32_t i = 0; i < slots; ++i) {
                 const auto owner = ring::OwnerWord::unpack(topic::slots(header)[i].end.owner.load());
                 if (owner.state != ring::EndpointState::vacant) return;
             }
-            std::this_thread::sleep_for(1ms);
         }
     }
 
 private:
-    // topic:@NAME: a sealed memfd served on the abstract socket @NAME, as shm:@NAME.
-    void open_shared(const Address& address, Role role, Deadline deadline) {
-        const std::string name = address.target.substr(1);
-        if (role != Role::create) {
-            shared_.emplace(SharedRegion::open(name, deadline, address.text));
-            return;
-        }
-        if (address.keep) {
-            throw_error(
-                std::errc::invalid_argument,
-                "address \"" + address.text +
-                    "\": keep=1 cannot apply to topic:@NAME (it lives exactly as long as its holders)");
-        }
+    static RegionMemory create(const Address& address) {
         const std::size_t capacity = address.capacity.value_or(kDefaultTopicCapacity);
-        shared_.emplace(SharedRegion::create(
-            name, Topic::region_size(capacity, address.subscribers),
+        return RegionMemory::create(
+            region_place(address), Topic::region_size(capacity, address.subscribers),
             [&](std::span<std::byte> region) {
                 Topic::format(region, TopicOptions{capacity, address.subscribers, address.history,
                                                    address.drop ? Overflow::drop : Overflow::block});
-            },
-            address.text));
-        created_ = true;
+            });
     }
 
-    bool created_ = false;
-    std::optional<SharedRegion> shared_;
-    std::optional<PosixShm> posix_;
-    std::optional<Mapping> mapping_;
+    RegionMemory memory_;
+    bool created_;
 };
 
 class TopicSender final : public SenderBackend {

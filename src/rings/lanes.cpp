@@ -18,6 +18,7 @@
 
 #include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
+#include "region.hpp"
 #include "wait.hpp"
 
 namespace ipckit {
@@ -30,32 +31,7 @@ namespace {
 using detail::cpu_relax;
 using detail::kAdaptiveSpin;
 using detail::kSpinYieldEvery;
-// Without futex_waitv (Linux < 5.16) an empty receiver looks again this often.
-constexpr auto kFallbackSlice = std::chrono::milliseconds(1);
-
-// futex_waitv(2): its uapi struct, spelled here so older kernel headers still build.
-struct FutexWaiter {
-    std::uint64_t val;
-    std::uint64_t uaddr;
-    std::uint32_t flags;
-    std::uint32_t reserved;
-};
-constexpr long kSysFutexWaitv = 449;
-constexpr std::uint32_t kFutex2SizeU32 = 0x02;  // shared (no FUTEX_PRIVATE_FLAG): other processes wake us
-
-std::atomic<bool> futex_waitv_missing{false};
-
-std::string str(std::uint64_t value) {
-    return std::to_string(value);
-}
-
-[[noreturn]] void corrupt_header(const std::string& what) {
-    throw_error(std::errc::protocol_error, "lanes header: " + what);
-}
-
-bool valid_capacity(std::uint64_t capacity) {
-    return std::has_single_bit(capacity) && capacity >= kMinCapacity && capacity <= kMaxCapacity;
-}
+using detail::region::str;
 
 struct LanesGeometry {
     LanesHeader* header;
@@ -64,49 +40,25 @@ struct LanesGeometry {
 };
 
 void check_region(std::span<std::byte> region) {
-    if (reinterpret_cast<std::uintptr_t>(region.data()) % kLineSize != 0)
-        throw_error(std::errc::invalid_argument,
-                    "lanes region is not aligned to " + str(kLineSize) + " bytes");
-    if (region.size() < kLanesHeaderSize + kHeaderSize + kMinCapacity) {
-        throw_error(std::errc::invalid_argument, "lanes region of " + str(region.size()) +
-                                                     " bytes is too small: one lane needs " +
-                                                     str(kLanesHeaderSize + kHeaderSize + kMinCapacity));
-    }
+    detail::region::check_span(region, Kind::lanes, kLanesHeaderSize + kHeaderSize + kMinCapacity);
 }
 
 // Every field read once into locals and checked against the region before use.
 LanesGeometry validate(std::span<std::byte> region) {
     check_region(region);
-    auto* header = std::launder(reinterpret_cast<LanesHeader*>(region.data()));
-    const ControlLine& control = header->control;
-    const std::uint64_t magic = control.magic.load(std::memory_order_acquire);
-    if (magic != kMagic) corrupt_header("bad magic (not an ipckit region, or not formatted yet)");
-    const std::uint32_t version = control.version;
-    if (version != kVersion)
-        corrupt_header("version " + str(version) + ", this ipckit reads version " + str(kVersion));
-    const auto kind = static_cast<std::uint32_t>(control.kind);
-    if (kind != static_cast<std::uint32_t>(Kind::lanes)) {
-        corrupt_header("kind " + str(kind) + " is not a lanes region (kind 2)" +
-                       (kind == 1   ? ": it is a 1:1 ring (open it without senders=N)"
-                        : kind == 3 ? ": it is a topic"
-                                    : ""));
-    }
-    const std::uint32_t header_size = control.header_size;
-    const std::uint64_t capacity = control.capacity;
+    const auto control = detail::region::read_control(region, Kind::lanes, kLanesHeaderSize);
     const std::uint64_t lanes = control.kind_words[0];
     const std::uint64_t stride = control.kind_words[1];
-    if (header_size != kLanesHeaderSize)
-        corrupt_header("header size " + str(header_size) + ", expected 1024");
-    if (!valid_capacity(capacity))
-        corrupt_header("lane capacity " + str(capacity) + " is not a power of two");
-    if (lanes < 1 || lanes > Lanes::kMaxLanes) corrupt_header("lane count " + str(lanes) + " outside 1..64");
-    if (stride != kHeaderSize + capacity)
-        corrupt_header("lane stride " + str(stride) + ", expected " + str(kHeaderSize + capacity));
+    const auto corrupt = [](const std::string& what) { detail::region::corrupt_header(Kind::lanes, what); };
+    if (lanes < 1 || lanes > Lanes::kMaxLanes) corrupt("lane count " + str(lanes) + " outside 1..64");
+    if (stride != kHeaderSize + control.capacity)
+        corrupt("lane stride " + str(stride) + ", expected " + str(kHeaderSize + control.capacity));
     if ((region.size() - kLanesHeaderSize) / stride < lanes) {
-        corrupt_header(str(lanes) + " lanes of " + str(stride) + " bytes need a region of " +
-                       str(kLanesHeaderSize + lanes * stride) + " bytes, but it has " + str(region.size()));
+        corrupt(str(lanes) + " lanes of " + str(stride) + " bytes need a region of " +
+                str(kLanesHeaderSize + lanes * stride) + " bytes, but it has " + str(region.size()));
     }
-    return {header, static_cast<std::uint32_t>(lanes), stride};
+    return {std::launder(reinterpret_cast<LanesHeader*>(region.data())), static_cast<std::uint32_t>(lanes),
+            stride};
 }
 
 std::span<std::byte> lane_bytes(std::span<std::byte> region, const LanesGeometry& g, std::uint32_t i) {
@@ -138,40 +90,22 @@ std::size_t Lanes::format(std::span<std::byte> region, LanesOptions options) {
                     "lanes: " + str(options.lanes) + " senders, expected 1 to " + str(kMaxLanes));
     }
     check_region(region);
-    std::uint64_t capacity = options.capacity;
+    // Each lane is a kind-1 ring: its header, then its records.
     const std::uint64_t room = (region.size() - kLanesHeaderSize) / options.lanes;
-    if (capacity == 0) {
-        if (room < kHeaderSize + kMinCapacity) {
-            throw_error(std::errc::invalid_argument, "lanes region of " + str(region.size()) +
-                                                         " bytes is too small for " + str(options.lanes) +
-                                                         " lanes");
-        }
-        capacity = std::bit_floor(std::min<std::uint64_t>(room - kHeaderSize, kMaxCapacity));
-    } else if (!valid_capacity(capacity)) {
-        throw_error(std::errc::invalid_argument, "lane capacity " + str(capacity) +
-                                                     " is not a power of two between " + str(kMinCapacity) +
-                                                     " and " + str(kMaxCapacity));
-    } else if (kHeaderSize + capacity > room) {
-        throw_error(std::errc::invalid_argument, str(options.lanes) + " lanes of " + str(capacity) +
-                                                     " bytes need a region of " +
-                                                     str(region_size(options.lanes, capacity)) +
-                                                     " bytes; the region has " + str(region.size()));
+    if (room < kHeaderSize + kMinCapacity) {
+        throw_error(std::errc::invalid_argument, "lanes region of " + str(region.size()) +
+                                                     " bytes is too small for " + str(options.lanes) +
+                                                     " lanes");
     }
+    const std::uint64_t capacity =
+        detail::region::choose_capacity(Kind::lanes, options.capacity, room - kHeaderSize,
+                                        region_size(options.lanes, options.capacity), region.size());
     const std::uint64_t stride = kHeaderSize + capacity;
     auto* header = ::new (region.data()) LanesHeader{};
     for (std::uint32_t i = 0; i < options.lanes; ++i)
         Ring::format(region.subspan(kLanesHeaderSize + i * stride, stride), RingOptions{capacity});
-    ControlLine& control = header->control;
-    control.version = kVersion;
-    control.kind = Kind::lanes;
-    control.header_size = static_cast<std::uint32_t>(kLanesHeaderSize);
-    control.line_size = static_cast<std::uint32_t>(kLineSize);
-    control.record_alignment = kRecordAlignment;
-    control.capacity = capacity;
-    control.kind_words[0] = options.lanes;
-    control.kind_words[1] = stride;
-    // release: an attacher that acquires the magic sees every field and every formatted lane.
-    control.magic.store(kMagic, std::memory_order_release);
+    // Stamped after every lane is formatted: an attacher that sees the magic sees them all.
+    detail::region::stamp(header->control, Kind::lanes, kLanesHeaderSize, capacity, {options.lanes, stride});
     return static_cast<std::size_t>(capacity);
 }
 
@@ -216,7 +150,7 @@ LanesReceiver LanesReceiver::attach(std::span<std::byte> region, WaitMode mode) 
         r.took_over_ = r.took_over_ || r.lanes_.back().took_over();
         r.pending_at_attach_ += r.lanes_.back().pending_at_attach();
         const auto* ring = std::launder(reinterpret_cast<const RingHeader*>(lane.data()));
-        r.senders_.emplace_back(&ring->producer_end);
+        r.senders_.emplace_back(&ring->producer_end, EndpointWatch::JoinAfter{});
     }
     r.max_message_ = r.lanes_.front().max_message_size();
     r.capacity_ = r.lanes_.front().capacity();
@@ -282,36 +216,22 @@ void LanesReceiver::disarm() noexcept {
 }
 
 void LanesReceiver::sleep_on_lanes(Deadline until) {
-    if (futex_waitv_missing.load(std::memory_order_relaxed)) {
-        std::this_thread::sleep_for(std::min<Clock::duration>(kFallbackSlice, until.when() - Clock::now()));
-        return;
-    }
     const std::size_t n = lanes_.size();
-    FutexWaiter waiters[Lanes::kMaxLanes];
+    std::atomic<std::uint32_t>* events[Lanes::kMaxLanes];
+    std::uint32_t keys[Lanes::kMaxLanes];
+    std::atomic<std::uint32_t>* holders[Lanes::kMaxLanes];
     // The keys before the announcement: a notify after this changes a word, and futex_waitv then
     // returns at once. Then the announcement, a fence, and the re-check (the ring's handshake).
     for (std::size_t i = 0; i < n; ++i) {
-        const detail::RingWaitWords w = lanes_[i].wait_words();
-        waiters[i] = {w.data_event->load(std::memory_order_acquire),
-                      reinterpret_cast<std::uint64_t>(w.data_event), kFutex2SizeU32, 0};
+        events[i] = lanes_[i].wait_words().data_event;
+        keys[i] = events[i]->load(std::memory_order_acquire);
+        holders[i] = senders_[i].holder_word();  // a sender's claim, close or death wakes us too
     }
     for (std::size_t i = 0; i < n; ++i)
         lanes_[i].wait_words().consumer_sleepers->fetch_add(1, std::memory_order_relaxed);
     sleeper_.pass();
     std::size_t lane = 0;
-    if (!scan(lane)) {
-        const auto since = until.when().time_since_epoch();  // steady_clock is CLOCK_MONOTONIC
-        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since);
-        const timespec ts{
-            static_cast<time_t>(secs.count()),
-            static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(since - secs).count())};
-        // ENOSYS (before 5.16), or anything but a wake-up, a changed word or the timeout (a
-        // seccomp filter, say): sleep in short slices from now on rather than spin on an error.
-        if (::syscall(kSysFutexWaitv, waiters, static_cast<unsigned>(n), 0u, &ts, CLOCK_MONOTONIC) < 0 &&
-            errno != ETIMEDOUT && errno != EAGAIN && errno != EINTR) {
-            futex_waitv_missing.store(true, std::memory_order_relaxed);
-        }
-    }
+    if (!scan(lane) && !all_left(Clock::now())) detail::sleep_on(events, keys, n, holders, n, until);
     for (std::size_t i = 0; i < n; ++i)
         lanes_[i].wait_words().consumer_sleepers->fetch_sub(1, std::memory_order_relaxed);
 }
@@ -339,7 +259,7 @@ Status LanesReceiver::next_lane(Deadline deadline, std::size_t& lane) {
             }
             continue;
         }
-        sleep_on_lanes(Deadline::at(std::min(deadline.when(), now + EndpointWatch::kCheckInterval)));
+        sleep_on_lanes(deadline);
     }
 }
 

@@ -1,4 +1,4 @@
-// The shared-memory ring, layout version 2: bytes in ipckit/detail/ring_layout.hpp, the contract
+// The shared-memory ring, layout version 3: bytes in ipckit/detail/ring_layout.hpp, the contract
 // in docs/ring-layout.md (kind 1), the design and its measurements in docs/ring.md.
 #include "ipckit/ring.hpp"
 
@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
-#include <random>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,6 +21,7 @@
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
+#include "region.hpp"
 #include "wait.hpp"
 
 namespace ipckit {
@@ -29,6 +29,9 @@ namespace ipckit {
 using namespace detail::ring;
 using Clock = Deadline::Clock;
 using detail::wait_until;
+using detail::region::hex;
+using detail::region::str;
+using detail::region::wake_all;
 
 namespace {
 
@@ -70,28 +73,6 @@ inline void publish_cursor(std::atomic<std::uint64_t>& cursor, std::uint64_t val
 inline std::atomic_ref<std::uint64_t> word_at(const std::byte* data, std::uint64_t offset) noexcept {
     return std::atomic_ref<std::uint64_t>(
         *reinterpret_cast<std::uint64_t*>(const_cast<std::byte*>(data) + offset));  // 8-aligned
-}
-
-std::string hex(std::uint64_t value) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string s = "0x";
-    bool started = false;
-    for (int shift = 60; shift >= 0; shift -= 4) {
-        const auto d = static_cast<unsigned>((value >> shift) & 0xf);
-        if (d != 0 || started || shift == 0) {
-            s += digits[d];
-            started = true;
-        }
-    }
-    return s;
-}
-
-std::string str(std::uint64_t value) {
-    return std::to_string(value);
-}
-
-[[noreturn]] void corrupt_header(const std::string& what) {
-    throw_error(std::errc::protocol_error, "ring header: " + what);
 }
 
 [[noreturn]] void corrupt_record(std::uint64_t cursor, std::uint64_t offset, const std::string& what) {
@@ -165,66 +146,14 @@ struct Geometry {
     std::uint64_t capacity;
 };
 
-void check_region(std::span<std::byte> region) {
-    if (reinterpret_cast<std::uintptr_t>(region.data()) % kLineSize != 0) {
-        throw_error(std::errc::invalid_argument, "ring region at " +
-                                                     hex(reinterpret_cast<std::uintptr_t>(region.data())) +
-                                                     " is not aligned to " + str(kLineSize) + " bytes");
-    }
-    if (region.size() < kHeaderSize + kMinCapacity) {
-        throw_error(std::errc::invalid_argument,
-                    "ring region of " + str(region.size()) + " bytes is too small: a ring needs at least " +
-                        str(kHeaderSize + kMinCapacity) + " (a " + str(kHeaderSize) + "-byte header and " +
-                        str(kMinCapacity) + " bytes of records)");
-    }
-}
-
-bool valid_capacity(std::uint64_t capacity) {
-    return std::has_single_bit(capacity) && capacity >= kMinCapacity && capacity <= kMaxCapacity;
-}
-
 // Reads every header field once, into locals, and checks it: the header is shared with a process
 // that may be buggy or hostile, and a value read twice could change between check and use.
 Geometry validate(std::span<std::byte> region) {
-    check_region(region);
-    auto* header = std::launder(reinterpret_cast<RingHeader*>(region.data()));
-    const ControlLine& control = header->control;
-    // acquire: pairs with format's release of the magic, so the fields below are the formatted ones.
-    const std::uint64_t magic = control.magic.load(std::memory_order_acquire);
-    if (magic != kMagic) {
-        corrupt_header("bad magic " + hex(magic) + ", expected " + hex(kMagic) +
-                       " (not an ipckit ring, or not formatted yet)");
-    }
-    const std::uint32_t version = control.version;
-    if (version != kVersion) {
-        corrupt_header("version " + str(version) + ", this ipckit reads version " + str(kVersion) +
-                       (version == 1 ? " (a region of an older ipckit: format it again)" : ""));
-    }
-    const auto kind = static_cast<std::uint32_t>(control.kind);
-    if (kind != static_cast<std::uint32_t>(Kind::ring)) {
-        corrupt_header("kind " + str(kind) + " is not a 1:1 ring (kind 1)" +
-                       (kind == 2   ? ": it is a lanes region (senders=N)"
-                        : kind == 3 ? ": it is a topic"
-                                    : ""));
-    }
-    const std::uint32_t header_size = control.header_size;
-    const std::uint32_t alignment = control.record_alignment;
-    const std::uint32_t line_size = control.line_size;
-    if (header_size != kHeaderSize || alignment != kRecordAlignment || line_size != kLineSize) {
-        corrupt_header("layout (header " + str(header_size) + ", record alignment " + str(alignment) +
-                       ", line " + str(line_size) + ") differs from this ipckit's (" + str(kHeaderSize) +
-                       ", " + str(kRecordAlignment) + ", " + str(kLineSize) + ")");
-    }
-    const std::uint64_t capacity = control.capacity;
-    if (!valid_capacity(capacity)) {
-        corrupt_header("capacity " + str(capacity) + " is not a power of two between " + str(kMinCapacity) +
-                       " and " + str(kMaxCapacity));
-    }
-    if (capacity > region.size() - kHeaderSize) {
-        corrupt_header("capacity " + str(capacity) + " needs a region of " + str(kHeaderSize + capacity) +
-                       " bytes, but the region has " + str(region.size()));
-    }
-    return {header, region.data() + kHeaderSize, capacity};
+    detail::region::check_span(region, Kind::ring, kHeaderSize + kMinCapacity);
+    const auto control = detail::region::read_control(region, Kind::ring, kHeaderSize);
+    detail::region::check_fits(Kind::ring, kHeaderSize, control.capacity, region.size());
+    return {std::launder(reinterpret_cast<RingHeader*>(region.data())), region.data() + kHeaderSize,
+            control.capacity};
 }
 
 struct Cursors {
@@ -249,16 +178,6 @@ Cursors read_cursors(const RingHeader& header, std::uint64_t capacity) {
     return {head, tail};
 }
 
-// Bumps a futex word and wakes everyone on it. Rare (attach, close): the system call is fine.
-void wake_all(std::atomic<std::uint32_t>& event) noexcept {
-    event.fetch_add(1, std::memory_order_release);
-    try {
-        (void)detail::futex_wake(event, INT_MAX);
-    } catch (...) {
-        // A waiter also looks again at its next ~20 ms slice.
-    }
-}
-
 // Wakes the other side if it announced that it sleeps.
 inline void notify(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event) {
     // Called after the handshake fence. We store a commit word (or our cursor) then load the
@@ -275,34 +194,15 @@ inline void notify(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32
     }
 }
 
-// Doorbell names start with this (as the topic's), and a producer rings only names that do: a
-// hostile doorbell line can make it send one byte to another ipckit doorbell, nothing else.
-constexpr std::string_view kBellPrefix = "ipckit-bell-";
-
 // Rings the consumer's doorbell if it is armed: one non-blocking datagram. `sender` is the
 // producer's cached unbound socket; null makes a temporary one (close and attach are rare).
 void ring_doorbell(RingHeader& header, Fd* sender) noexcept {
     DoorbellLine& line = header.doorbell;
     // acquire: pairs with arm()'s release, so the name is the one written before arming.
     if (line.armed.load(std::memory_order_acquire) == 0) return;
-    const std::uint32_t length = line.name_length;
-    if (length <= kBellPrefix.size() || length > sizeof line.name) return;
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path + 1, line.name, length);
-    if (std::string_view(address.sun_path + 1, kBellPrefix.size()) != kBellPrefix) return;
     Fd temporary;
-    Fd& fd = sender != nullptr ? *sender : temporary;
-    if (!fd) {
-        fd.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-        if (!fd) return;  // the futex wake still reaches a blocking waiter
-    }
-    const char ring = 1;
-    // Errors ignored: a full socket already has a ring pending; a refused one belongs to a
-    // consumer that died armed.
-    (void)::sendto(fd.get(), &ring, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
-                   reinterpret_cast<const sockaddr*>(&address),
-                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + length));
+    detail::region::ring_doorbell(line.name, line.name_length, sizeof line.name,
+                                  sender != nullptr ? *sender : temporary);
 }
 
 // Gone for a waiter: closed, or held by a dead process. An end nobody has claimed yet is not
@@ -326,33 +226,15 @@ std::size_t Ring::max_message_size(std::size_t capacity) noexcept {
 }
 
 std::size_t Ring::format(std::span<std::byte> region, RingOptions options) {
-    check_region(region);
-    const std::uint64_t room = region.size() - kHeaderSize;
-    std::uint64_t capacity = options.capacity;
-    if (capacity == 0) {
-        capacity = std::bit_floor(std::min(room, kMaxCapacity));
-    } else if (!valid_capacity(capacity)) {
-        throw_error(std::errc::invalid_argument, "ring capacity " + str(capacity) +
-                                                     " is not a power of two between " + str(kMinCapacity) +
-                                                     " and " + str(kMaxCapacity));
-    } else if (capacity > room) {
-        throw_error(std::errc::invalid_argument, "ring capacity " + str(capacity) + " needs a region of " +
-                                                     str(kHeaderSize + capacity) + " bytes; the region has " +
-                                                     str(region.size()));
-    }
+    detail::region::check_span(region, Kind::ring, kHeaderSize + kMinCapacity);
+    const std::uint64_t capacity =
+        detail::region::choose_capacity(Kind::ring, options.capacity, region.size() - kHeaderSize,
+                                        kHeaderSize + options.capacity, region.size());
     auto* header = ::new (region.data()) RingHeader{};
     std::byte* data = region.data() + kHeaderSize;
     // The end mark at position 0: whatever bytes were there must not read as a record.
     word_at(data, 0).store(invalid_word(0), std::memory_order_relaxed);
-    ControlLine& control = header->control;
-    control.version = kVersion;
-    control.kind = Kind::ring;
-    control.header_size = static_cast<std::uint32_t>(kHeaderSize);
-    control.line_size = static_cast<std::uint32_t>(kLineSize);
-    control.record_alignment = kRecordAlignment;
-    control.capacity = capacity;
-    // release: an attacher that acquires the magic sees every field above.
-    control.magic.store(kMagic, std::memory_order_release);
+    detail::region::stamp(header->control, Kind::ring, kHeaderSize, capacity);
     return static_cast<std::size_t>(capacity);
 }
 
@@ -377,7 +259,11 @@ void detail::RingEndCloser::operator()(RingHeader* header) const noexcept {
 RingProducer RingProducer::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
     detail::enable_light_barriers();  // before this end publishes anything
-    const Claim claim = claim_endpoint(g.header->producer_end, "ring producer");
+    // A producer that died asleep left its sleeper count and its space request: start clean.
+    const Claim claim = claim_endpoint(g.header->producer_end, "ring producer", [&] {
+        g.header->wait.producer_sleepers.store(0, std::memory_order_relaxed);
+        g.header->wait.space_wanted.store(0, std::memory_order_relaxed);
+    });
     RingProducer p;
     p.header_ =
         detail::RingEndHandle(g.header, detail::RingEndCloser{claim.epoch, true});  // closes on a throw
@@ -441,17 +327,16 @@ bool RingProducer::consumer_present() {
 
 Status RingProducer::wait_for_consumer(Deadline deadline) {
     if (!header_) throw_error(std::errc::bad_file_descriptor, "ring producer is closed");
-    // A consumer's attach bumps space_event and wakes us; the slices bound a missed wake-up.
+    // A consumer's claim changes its holder word (waking us, who announced ourselves in it), and
+    // its attach bumps space_event.
+    std::atomic<std::uint32_t>* holder = consumer_.holder_word();
     for (;;) {
         const std::uint32_t key = header_->wait.space_event.load(std::memory_order_acquire);
         if (consumer_present()) return Status::ok;
         // A try_ form (a zero deadline) would have to wait: would_block, as every try_ says.
         if (deadline.is_immediate()) return Status::would_block;
-        const auto now = Clock::now();
-        if (now >= deadline.when()) return Status::timed_out;
-        (void)detail::futex_wait(
-            header_->wait.space_event, key,
-            Deadline::at(std::min(deadline.when(), now + EndpointWatch::kCheckInterval)));
+        if (Clock::now() >= deadline.when()) return Status::timed_out;
+        detail::sleep_on(header_->wait.space_event, key, &holder, 1, deadline);
     }
 }
 
@@ -467,7 +352,7 @@ Status RingProducer::drain(Deadline deadline) {
         if (deadline.is_immediate()) return Status::timed_out;
         const Status s = wait_until(
             mode_, deadline, sleeper_, header_->wait.producer_sleepers, header_->wait.space_event,
-            [this](Clock::time_point now) { return consumer_gone(now); },
+            [this](Clock::time_point now) { return consumer_gone(now); }, detail::one_holder(consumer_),
             [&] { return drained() || consumer_closed(); }, [this] { want_space(capacity_); });
         if (s == Status::ok) continue;
         if (s == Status::closed) return drained() ? Status::ok : Status::closed;
@@ -522,7 +407,7 @@ Status RingProducer::reserve(std::size_t size, Deadline deadline) {
             if (deadline.is_immediate()) return Status::would_block;
             const Status s = wait_until(
                 mode_, deadline, sleeper_, header_->wait.producer_sleepers, header_->wait.space_event,
-                [this](Clock::time_point now) { return consumer_gone(now); },
+                [this](Clock::time_point now) { return consumer_gone(now); }, detail::one_holder(consumer_),
                 [&] {
                     refresh_tail();
                     return has_space(need) || consumer_closed();
@@ -610,7 +495,11 @@ void RingProducer::commit(std::size_t size) {
 RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
     detail::enable_light_barriers();  // before this end publishes anything
-    const Claim claim = claim_endpoint(g.header->consumer_end, "ring consumer");
+    // A consumer that died asleep or armed left its sleeper count and its doorbell: start clean.
+    const Claim claim = claim_endpoint(g.header->consumer_end, "ring consumer", [&] {
+        g.header->wait.consumer_sleepers.store(0, std::memory_order_relaxed);
+        g.header->doorbell.armed.store(0, std::memory_order_relaxed);
+    });
     RingConsumer c;
     c.header_ =
         detail::RingEndHandle(g.header, detail::RingEndCloser{claim.epoch, false});  // closes on a throw
@@ -628,10 +517,7 @@ RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     c.tail_ = cursors.tail;
     c.took_over_ = claim.took_over;
     c.pending_at_attach_ = walk(g.data, cursors.tail, cursors.tail, g.capacity, c.max_message_).messages;
-    c.producer_ = EndpointWatch(&g.header->producer_end);
-    // A consumer that died armed left its sleeper count and its doorbell: take both back.
-    if (g.header->doorbell.armed.exchange(0, std::memory_order_relaxed) != 0)
-        g.header->wait.consumer_sleepers.fetch_sub(1, std::memory_order_relaxed);
+    c.producer_ = EndpointWatch(&g.header->producer_end, EndpointWatch::JoinAfter{});
     wake_all(g.header->wait.space_event);  // a producer in wait_for_consumer
     return c;
 }
@@ -639,18 +525,8 @@ RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
 int RingConsumer::doorbell_fd() {
     if (!header_) throw_error(std::errc::bad_file_descriptor, "ring consumer is closed");
     if (doorbell_) return doorbell_.get();
-    Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) throw_errno("socket", "ring doorbell");
-    std::random_device random;
-    const std::string name = std::string(kBellPrefix) + "ring-" + std::to_string(::getpid()) + "-" +
-                             std::to_string(random()) + "-" + std::to_string(random());
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path + 1, name.data(), name.size());
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address),
-               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) != 0) {
-        throw_errno("bind", "ring doorbell @" + name);
-    }
+    std::string name;
+    Fd fd = detail::region::bind_doorbell("ring-", name);
     DoorbellLine& line = header_->doorbell;
     std::memcpy(line.name, name.data(), name.size());
     line.name_length = static_cast<std::uint32_t>(name.size());
@@ -678,16 +554,12 @@ void RingConsumer::disarm() noexcept {
     if (!header_) return;
     if (header_->doorbell.armed.exchange(0, std::memory_order_relaxed) != 0)
         header_->wait.consumer_sleepers.fetch_sub(1, std::memory_order_relaxed);
-    if (!doorbell_) return;
-    char rings[64];
-    while (::recv(doorbell_.get(), rings, sizeof rings, MSG_DONTWAIT) > 0) {
-    }
+    detail::region::drain_doorbell(doorbell_);
 }
 
 int RingConsumer::producer_fd() {
     if (!header_) return -1;
-    (void)producer_.gone(Clock::now());  // makes the watch (and its pidfd) for the current holder
-    return producer_.fd();
+    return producer_.fd();  // a pidfd for a holder in this PID namespace
 }
 
 void RingConsumer::close() noexcept {
@@ -724,7 +596,7 @@ Status RingConsumer::wait_for_data(Deadline deadline) {
     if (producer_gone(Clock::now())) return arrived() ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
     const Status s = wait_until(
-        mode_, deadline, sleeper_, header_->wait.consumer_sleepers, header_->wait.data_event,
+        mode_, deadline, sleeper_, header_->wait.consumer_sleepers, header_->wait.data_event, producer_,
         [this](Clock::time_point now) { return producer_gone(now); },
         [&] { return arrived() || producer_.closed(); });
     if (s == Status::closed) return arrived() ? Status::ok : Status::closed;

@@ -12,13 +12,13 @@
 #include <climits>
 #include <cstring>
 #include <new>
-#include <random>
 #include <string>
 #include <utility>
 
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/error.hpp"
+#include "region.hpp"
 #include "wait.hpp"
 
 namespace ipckit {
@@ -40,38 +40,18 @@ using detail::wait_until;
 // A joiner whose start is overtaken by the publisher (it wrote faster than the joiner could
 // settle) tries again this often before it starts at the oldest intact record.
 constexpr int kJoinAttempts = 64;
-// Doorbell names start with this, and a publisher rings only names that do: a hostile slot can
-// make it send one byte to another ipckit doorbell, not to any abstract socket on the machine.
-constexpr std::string_view kBellPrefix = "ipckit-bell-";
-
-std::string str(std::uint64_t value) {
-    return std::to_string(value);
-}
-
-[[noreturn]] void corrupt_header(const std::string& what) {
-    throw_error(std::errc::protocol_error, "topic header: " + what);
-}
+using detail::region::str;
+using detail::region::wake_all;
 
 [[noreturn]] void corrupt_record(std::uint64_t position, std::uint64_t capacity, const std::string& what) {
     throw_error(std::errc::bad_message, "topic record at offset " + str(position & (capacity - 1)) +
                                             " (position " + str(position) + "): " + what);
 }
 
-bool valid_capacity(std::uint64_t capacity) {
-    return std::has_single_bit(capacity) && capacity >= kMinCapacity && capacity <= kMaxCapacity;
-}
-
 std::size_t max_message(std::uint64_t capacity) {
     // A record and the 8-byte invalidation after it take at most half the area, so one always
     // fits however the free space is split around the end.
     return static_cast<std::size_t>(capacity / 2 - kRecordHeader - kCommitWordSize);
-}
-
-void check_alignment(std::span<std::byte> region) {
-    if (reinterpret_cast<std::uintptr_t>(region.data()) % kLineSize != 0) {
-        throw_error(std::errc::invalid_argument,
-                    "topic region is not aligned to " + str(kLineSize) + " bytes");
-    }
 }
 
 inline std::atomic<std::uint64_t>& word_at(std::byte* data, std::uint64_t offset) noexcept {
@@ -96,54 +76,25 @@ struct Geometry {
 // Reads every header field once, into locals, and checks it: the header is shared with
 // processes that may be buggy or hostile.
 Geometry validate(std::span<std::byte> region) {
-    check_alignment(region);
-    if (region.size() < kFixedHeaderSize + kMinCapacity) {
-        throw_error(std::errc::invalid_argument, "topic region of " + str(region.size()) +
-                                                     " bytes is too small: a topic needs at least " +
-                                                     str(header_size(1) + kMinCapacity));
-    }
-    auto* header = std::launder(reinterpret_cast<TopicHeader*>(region.data()));
-    const ControlLine& control = header->control;
-    // acquire: pairs with format's release of the magic, so the fields below are the formatted ones.
-    const std::uint64_t magic = control.magic.load(std::memory_order_acquire);
-    if (magic != kMagic) corrupt_header("bad magic (not an ipckit topic, or not formatted yet)");
-    const std::uint32_t version = control.version;
-    if (version != kVersion) {
-        corrupt_header("version " + str(version) + ", this ipckit reads version " + str(kVersion));
-    }
-    const auto kind = static_cast<std::uint32_t>(control.kind);
-    if (kind != static_cast<std::uint32_t>(Kind::topic)) {
-        corrupt_header("kind " + str(kind) + " is not a topic (kind 3): open it as what it is");
-    }
-    const std::uint32_t line_size = control.line_size;
-    const std::uint32_t alignment = control.record_alignment;
-    if (line_size != kLineSize || alignment != kRecordAlignment) {
-        corrupt_header("line " + str(line_size) + ", record alignment " + str(alignment) +
-                       " differ from this ipckit's (" + str(kLineSize) + ", " + str(kRecordAlignment) + ")");
-    }
+    detail::region::check_span(region, Kind::topic, header_size(1) + kMinCapacity);
+    // The header grows with the slots, so its size is checked here, against the kind words.
+    const auto control = detail::region::read_control(region, Kind::topic, 0);
+    const auto corrupt = [](const std::string& what) { detail::region::corrupt_header(Kind::topic, what); };
     const std::uint64_t slots = control.kind_words[kSlotsWord];
     const std::uint64_t history = control.kind_words[kHistoryWord];
     const std::uint64_t overflow = control.kind_words[kOverflowWord];
-    if (slots < 1 || slots > kMaxSubscribers) {
-        corrupt_header("subscriber slots " + str(slots) + " outside 1 … " + str(kMaxSubscribers));
-    }
-    if (history > kMaxHistory) corrupt_header("history " + str(history) + " over " + str(kMaxHistory));
-    if (overflow > 1) corrupt_header("overflow " + str(overflow) + " is neither block (0) nor drop (1)");
+    if (slots < 1 || slots > kMaxSubscribers)
+        corrupt("subscriber slots " + str(slots) + " outside 1 … " + str(kMaxSubscribers));
+    if (history > kMaxHistory) corrupt("history " + str(history) + " over " + str(kMaxHistory));
+    if (overflow > 1) corrupt("overflow " + str(overflow) + " is neither block (0) nor drop (1)");
     const std::uint32_t size = control.header_size;
     const std::size_t expected_size = header_size(static_cast<std::uint32_t>(slots));
-    if (size != expected_size) {
-        corrupt_header("header size " + str(size) + ", expected " + str(expected_size) + " for " +
-                       str(slots) + " slots");
-    }
+    if (size != expected_size)
+        corrupt("header size " + str(size) + ", expected " + str(expected_size) + " for " + str(slots) +
+                " slots");
     const std::uint64_t capacity = control.capacity;
-    if (!valid_capacity(capacity)) {
-        corrupt_header("capacity " + str(capacity) + " is not a power of two between " + str(kMinCapacity) +
-                       " and " + str(kMaxCapacity));
-    }
-    if (capacity > region.size() || size > region.size() - capacity) {
-        corrupt_header("capacity " + str(capacity) + " needs a region of " + str(size + capacity) +
-                       " bytes, but the region has " + str(region.size()));
-    }
+    detail::region::check_fits(Kind::topic, size, capacity, region.size());
+    auto* header = std::launder(reinterpret_cast<TopicHeader*>(region.data()));
     const std::uint64_t committed = header->publisher.committed.load(std::memory_order_acquire);
     const std::uint64_t next_sequence = header->publisher.next_sequence.load(std::memory_order_acquire);
     const std::uint64_t oldest = header->oldest.position.load(std::memory_order_acquire);
@@ -173,16 +124,6 @@ inline void wake_sleepers(std::atomic<std::uint32_t>& sleepers, std::atomic<std:
     if (sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
         event.fetch_add(1, std::memory_order_release);
         (void)detail::futex_wake(event, INT_MAX);
-    }
-}
-
-// Rare paths (close, leave): wake unconditionally; never throws.
-void wake_all(std::atomic<std::uint32_t>& event) noexcept {
-    event.fetch_add(1, std::memory_order_release);
-    try {
-        (void)detail::futex_wake(event, INT_MAX);
-    } catch (...) {
-        // A sleeper notices at its next slice.
     }
 }
 
@@ -234,7 +175,7 @@ std::size_t Topic::max_message_size(std::size_t capacity) noexcept {
 }
 
 std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
-    check_alignment(region);
+    detail::region::check_span(region, Kind::topic, header_size(1) + kMinCapacity);
     if (options.subscribers < 1 || options.subscribers > kMaxSubscribers) {
         throw_error(std::errc::invalid_argument, "topic subscribers=" + str(options.subscribers) +
                                                      " is outside 1 … " + str(kMaxSubscribers));
@@ -249,38 +190,19 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
                                                      " bytes is too small: " + str(options.subscribers) +
                                                      " slots need " + str(size + kMinCapacity));
     }
-    const std::uint64_t room = region.size() - size;
-    std::uint64_t capacity = options.capacity;
-    if (capacity == 0) {
-        capacity = std::bit_floor(std::min(room, kMaxCapacity));
-    } else if (!valid_capacity(capacity)) {
-        throw_error(std::errc::invalid_argument, "topic capacity " + str(capacity) +
-                                                     " is not a power of two between " + str(kMinCapacity) +
-                                                     " and " + str(kMaxCapacity));
-    } else if (capacity > room) {
-        throw_error(std::errc::invalid_argument, "topic capacity " + str(capacity) + " needs a region of " +
-                                                     str(size + capacity) + " bytes; the region has " +
-                                                     str(region.size()));
-    }
+    const std::uint64_t capacity = detail::region::choose_capacity(
+        Kind::topic, options.capacity, region.size() - size, size + options.capacity, region.size());
     std::memset(region.data(), 0, size);
     auto* header = ::new (region.data()) TopicHeader{};
     for (std::uint32_t i = 0; i < options.subscribers; ++i)
         ::new (&slots(header)[i]) Slot{};
     // The first record's position must not hold a word that passes for a commit word.
     word_at(region.data() + size, 0).store(invalid_word(0), std::memory_order_relaxed);
-    ControlLine& control = header->control;
-    control.version = kVersion;
-    control.kind = Kind::topic;
-    control.header_size = static_cast<std::uint32_t>(size);
-    control.line_size = static_cast<std::uint32_t>(kLineSize);
-    control.record_alignment = kRecordAlignment;
-    control.capacity = capacity;
-    control.kind_words[kSlotsWord] = options.subscribers;
-    control.kind_words[kHistoryWord] = options.history;
-    control.kind_words[kOverflowWord] = static_cast<std::uint64_t>(
-        options.overflow == Overflow::drop ? OverflowWord::drop : OverflowWord::block);
-    // release: an attacher that acquires the magic sees every field above.
-    control.magic.store(kMagic, std::memory_order_release);
+    detail::region::stamp(
+        header->control, Kind::topic, size, capacity,
+        {options.subscribers, options.history,
+         static_cast<std::uint64_t>(options.overflow == Overflow::drop ? OverflowWord::drop
+                                                                       : OverflowWord::block)});
     return static_cast<std::size_t>(capacity);
 }
 
@@ -288,7 +210,10 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
 
 TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
-    const auto claim = claim_endpoint(g.header->publisher_end, "topic publisher");
+    // A publisher that died asleep left its sleeper count: start clean.
+    const auto claim = claim_endpoint(g.header->publisher_end, "topic publisher", [&] {
+        g.header->wait.publisher_sleepers.store(0, std::memory_order_relaxed);
+    });
     TopicPublisher p;
     p.header_ = g.header;
     p.slots_ = slots(g.header);
@@ -463,9 +388,22 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
     while (floor > oldest_) {
         if (!drop_ && floor > cached_floor_ && !room_for(floor, Clock::now())) {
             if (deadline.is_immediate()) return Status::would_block;
+            // Asleep, it watches the holders of the subscribers that hold it back: a death wakes it.
+            auto holding_back = [&](detail::HolderWords* words, std::size_t max) {
+                std::size_t n = 0;
+                for (std::uint32_t i = 0; i < slot_count_ && n < max; ++i) {
+                    const auto state =
+                        OwnerWord::unpack(slots_[i].end.owner.load(std::memory_order_acquire)).state;
+                    if (state != EndpointState::attached && state != EndpointState::claiming) continue;
+                    if (slots_[i].cursor.position.load(std::memory_order_acquire) >= floor) continue;
+                    words[n++] = &slots_[i].end.holder;
+                }
+                return n;
+            };
             const Status s = wait_until(
                 mode_, deadline, sleeper_, header_->wait.publisher_sleepers, header_->wait.space_event,
-                [](Clock::time_point) { return false; }, [&] { return room_for(floor, Clock::now()); });
+                [](Clock::time_point) { return false; }, holding_back,
+                [&] { return room_for(floor, Clock::now()); }, [] {});
             if (s != Status::ok) return s;
         }
         advance_oldest(floor);
@@ -525,23 +463,8 @@ void TopicPublisher::ring_doorbells() noexcept {
         SlotLine& line = slots_[i].cursor;
         // acquire: pairs with arm()'s release, so the name is the one written before arming.
         if (line.doorbell_armed.load(std::memory_order_acquire) == 0) continue;
-        const std::uint32_t length = line.doorbell_length;
-        if (length <= kBellPrefix.size() || length > kDoorbellNameSize) continue;
-        sockaddr_un address{};
-        address.sun_family = AF_UNIX;
-        std::memcpy(address.sun_path + 1, line.doorbell_name, length);
-        if (std::string_view(address.sun_path + 1, kBellPrefix.size()) != kBellPrefix) continue;
-        if (!bell_sender_) {
-            const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-            if (fd < 0) return;  // the futex wake above still reaches blocking waiters
-            bell_sender_.reset(fd);
-        }
-        const char ring = 1;
-        // Non-blocking, errors ignored: a full socket already has a ring pending, and a refused
-        // one belongs to a subscriber that died armed.
-        (void)::sendto(bell_sender_.get(), &ring, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
-                       reinterpret_cast<const sockaddr*>(&address),
-                       static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + length));
+        detail::region::ring_doorbell(line.doorbell_name, line.doorbell_length, kDoorbellNameSize,
+                                      bell_sender_);
     }
 }
 
@@ -583,7 +506,15 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
                         "topic: all " + str(g.slots) + " subscriber slots are held by live subscribers");
         }
         try {
-            claim = claim_endpoint(all[index].end, "topic subscriber slot " + str(index));
+            // A subscriber that died asleep or armed is still counted among the sleepers (which
+            // all subscribers share): take its count back, as its slot's flags say.
+            SlotLine& line = all[index].cursor;
+            claim = claim_endpoint(all[index].end, "topic subscriber slot " + str(index), [&] {
+                if (line.sleeping.exchange(0, std::memory_order_relaxed) != 0)
+                    g.header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
+                if (line.doorbell_armed.exchange(0, std::memory_order_relaxed) != 0)
+                    g.header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
+            });
             break;
         } catch (const Error& e) {
             if (e.code() != std::errc::device_or_resource_busy) throw;
@@ -601,7 +532,8 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
     s.slot_index_ = index;
     s.epoch_ = claim.epoch;
     s.took_over_ = claim.took_over;
-    s.publisher_ = EndpointWatch(&g.header->publisher_end);
+    s.publisher_ = EndpointWatch(&g.header->publisher_end, EndpointWatch::JoinAfter{});
+    s.sleeper_.set_sleeping_flag(&s.slot_->cursor.sleeping);
     TopicHeader& h = *g.header;
     for (int attempt = 0;; ++attempt) {
         // acquire (inside): the history entries and records below `committed` are the published
@@ -629,7 +561,6 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
         s.slot_->cursor.position.store(start, std::memory_order_relaxed);
         s.slot_->cursor.sequence.store(s.expected_, std::memory_order_relaxed);
         s.slot_->cursor.missed.store(0, std::memory_order_relaxed);
-        s.slot_->cursor.doorbell_armed.store(0, std::memory_order_relaxed);  // a dead holder's
         // The store-buffer handshake with the publisher's advance_oldest: our cursor, then the
         // bump (a seq_cst read-modify-write), then `oldest`. Either the publisher sees the bump
         // and rescans (finding our cursor), or we see the oldest it moved to and start again.
@@ -686,6 +617,7 @@ TopicSubscriber& TopicSubscriber::operator=(TopicSubscriber&& other) noexcept {
         armed_ = std::exchange(other.armed_, false);
         doorbell_ = std::move(other.doorbell_);
         publisher_ = std::move(other.publisher_);
+        sleeper_ = other.sleeper_;
     }
     return *this;
 }
@@ -757,7 +689,7 @@ Status TopicSubscriber::next_record(Deadline deadline) {
     if (publisher_gone(Clock::now())) return probe() == Status::ok ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
     s = wait_until(mode_, deadline, sleeper_, header_->wait.subscriber_sleepers, header_->wait.data_event,
-                   publisher_gone, [&] { return probe() == Status::ok; });
+                   publisher_, publisher_gone, [&] { return probe() == Status::ok; });
     if (s == Status::closed && probe() == Status::ok) return Status::ok;  // drain what it committed
     return s;
 }
@@ -857,18 +789,8 @@ bool TopicSubscriber::ready() {
 int TopicSubscriber::doorbell_fd() {
     if (header_ == nullptr) throw_error(std::errc::bad_file_descriptor, "topic subscriber is closed");
     if (doorbell_) return doorbell_.get();
-    Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) throw_errno("socket", "topic doorbell");
-    std::random_device random;
-    const std::string name = std::string(kBellPrefix) + std::to_string(::getpid()) + "-" + str(slot_index_) +
-                             "-" + std::to_string(random());
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path + 1, name.data(), name.size());
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address),
-               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) != 0) {
-        throw_errno("bind", "topic doorbell @" + name);
-    }
+    std::string name;
+    Fd fd = detail::region::bind_doorbell("slot" + str(slot_index_) + "-", name);
     std::memcpy(slot_->cursor.doorbell_name, name.data(), name.size());
     slot_->cursor.doorbell_length = static_cast<std::uint32_t>(name.size());
     doorbell_ = std::move(fd);
@@ -897,15 +819,12 @@ void TopicSubscriber::disarm() noexcept {
     header_->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
     slot_->cursor.doorbell_armed.store(0, std::memory_order_relaxed);
     armed_ = false;
-    char rings[64];
-    while (::recv(doorbell_.get(), rings, sizeof rings, MSG_DONTWAIT) > 0) {
-    }
+    detail::region::drain_doorbell(doorbell_);
 }
 
 int TopicSubscriber::publisher_fd() {
     if (header_ == nullptr) return -1;
-    (void)publisher_.gone(Clock::now());  // makes the watch (and its pidfd) for the current holder
-    return publisher_.fd();
+    return publisher_.fd();  // a pidfd for a holder in this PID namespace
 }
 
 }  // namespace ipckit

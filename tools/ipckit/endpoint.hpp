@@ -5,9 +5,9 @@
 
 #include <chrono>
 #include <string>
-#include <thread>
 
 #include "ipckit/channel.hpp"
+#include "ipckit/detail/backoff.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit::cli {
@@ -43,14 +43,13 @@ inline Receiver reach_receiver(const std::string& address, Reach reach, Deadline
 // usual order in two shells, either way round); without one it creates the object at once.
 inline Sender reach_sender(const std::string& address, Reach reach, Deadline deadline) {
     if (reach == Reach::create) return Sender::create(address);
-    for (;;) {
+    for (auto backoff = detail::Backoff::for_peer();;) {
         try {
             return Sender::open(address, deadline);
         } catch (const Error& e) {
             if (reach == Reach::open || !does_not_exist(e)) throw;
         }
-        if (deadline.is_never() || deadline.expired()) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        if (deadline.is_never() || !backoff.pause(deadline)) break;
     }
     return Sender::create(address);
 }

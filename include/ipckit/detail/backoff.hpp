@@ -1,12 +1,16 @@
-// ipckit/detail/backoff.hpp — the one back-off of ipckit: how a wait sleeps where the kernel
-// offers nothing to wait on (a System V queue has no timed msgrcv, a FIFO no "reader came"
-// event, an unconnected datagram socket no "room in the peer's queue" poll).
+// ipckit/detail/backoff.hpp — the one wait-and-retry policy of ipckit: how a wait sleeps where
+// the kernel offers nothing to wait on (a System V queue has no timed msgrcv, a FIFO no "reader
+// came" event, an unconnected datagram socket no "room in the peer's queue" poll, a name no
+// "created now" event).
 //
-// Internal: used by the mechanisms and the channels. Each pause is twice the last, from the
-// profile's first to its longest, and never runs past the deadline. Two profiles, so every
-// wait of a kind costs the same:
+// Internal: used by every loop that waits to open, attach or receive. Each pause is twice the
+// last, from the profile's first to its longest, and never runs past the deadline. Two
+// profiles, so every wait of a kind costs the same:
 //   Backoff::for_message()  20 µs → 2 ms   a message or room for one, expected soon
-//   Backoff::for_peer()      1 ms → 20 ms  another process: to open a FIFO, drain a queue
+//   Backoff::for_peer()    100 µs → 20 ms  another process: to create or format an object, to
+//                                          listen, open a FIFO, drain a queue
+// `retry_while_absent` retries an open while its object does not exist yet; an opener gives a
+// creator kFormatGrace to size and format what it made.
 //
 // Example:
 //     for (auto backoff = detail::Backoff::for_message(); backoff.pause(deadline);)
@@ -18,9 +22,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <system_error>
 #include <thread>
 
 #include "ipckit/deadline.hpp"
+#include "ipckit/error.hpp"
 
 namespace ipckit::detail {
 
@@ -32,7 +38,7 @@ public:
         return {std::chrono::microseconds(20), std::chrono::milliseconds(2)};
     }
     [[nodiscard]] static constexpr Backoff for_peer() noexcept {
-        return {std::chrono::milliseconds(1), std::chrono::milliseconds(20)};
+        return {std::chrono::microseconds(100), std::chrono::milliseconds(20)};
     }
 
     // Sleeps the next pause, cut short at the deadline; false, without sleeping, once the
@@ -50,5 +56,26 @@ private:
     Duration pause_;
     Duration longest_;
 };
+
+// An opener of a shared region may arrive between the creator's create and its format (or its
+// size): it looks again, for_peer, this long.
+inline constexpr std::chrono::seconds kFormatGrace{1};
+
+// Runs `open` until it returns, retrying (for_peer) while it throws that its object is absent:
+// no such file or name, or a socket nobody listens on yet. So peers may start in either order.
+// Other errors, and the last one at the deadline, are thrown. With Deadline::never() the first
+// absence is final: nobody may ever come.
+template <class Open>
+auto retry_while_absent(Deadline deadline, Open open) {
+    for (auto backoff = Backoff::for_peer();;) {
+        try {
+            return open();
+        } catch (const Error& e) {
+            const bool absent =
+                e.code() == std::errc::connection_refused || e.code() == std::errc::no_such_file_or_directory;
+            if (!absent || deadline.is_never() || !backoff.pause(deadline)) throw;
+        }
+    }
+}
 
 }  // namespace ipckit::detail

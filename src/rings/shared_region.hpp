@@ -1,5 +1,6 @@
-// Internal: shared memory for the channel layer that cannot leak, cannot be truncated, and, when
-// it is a named file that someone else can truncate, cannot kill its holders with SIGBUS.
+// Internal: shared memory under a region (region_memory.hpp) that cannot leak, cannot be
+// truncated, and, when it is a named file that someone else can truncate, cannot kill its
+// holders with SIGBUS.
 //
 // `SharedRegion` (shm:@NAME and topic:@NAME): the creator puts the region in a memfd,
 // seals its size (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) and serves the descriptor on an

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <thread>
 
-#include "channel_backend.hpp"
+#include "ipckit/detail/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/memfd.hpp"
 #include "ipckit/unix_socket.hpp"
@@ -226,7 +226,7 @@ SharedRegion SharedRegion::create(std::string_view socket_name, std::size_t size
 
 SharedRegion SharedRegion::open(std::string_view socket_name, Deadline deadline, std::string object) {
     const UnixAddress address = UnixAddress::abstract(socket_name);
-    UnixSocket socket = connect_retrying(deadline, [&] {
+    UnixSocket socket = retry_while_absent(deadline, [&] {
         return UnixSocket::connect(address, SocketType::seqpacket,
                                    deadline.is_never() ? Deadline::never() : deadline);
     });
