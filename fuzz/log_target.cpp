@@ -32,13 +32,6 @@ void check(bool ok, const char* what) {
     if (!ok) fuzz_fail("log", what);
 }
 
-std::uint64_t le(std::span<const std::byte> bytes, std::size_t count) {
-    std::uint64_t value = 0;
-    for (std::size_t i = 0; i < count; ++i)
-        value |= std::to_integer<std::uint64_t>(bytes[i]) << (8 * i);
-    return value;
-}
-
 struct Expected {
     std::vector<Bytes> records;
     std::optional<std::errc> error;
@@ -56,7 +49,7 @@ Expected reference(std::span<const std::byte> log, std::size_t limit) {
             return e;
         }
     }
-    if (le(log.subspan(8), 4) != detail::kLogVersion) {
+    if (little_endian(log.subspan(8), 4) != detail::kLogVersion) {
         e.error = std::errc::protocol_error;
         return e;
     }
@@ -66,7 +59,7 @@ Expected reference(std::span<const std::byte> log, std::size_t limit) {
             e.error = std::errc::bad_message;
             return e;
         }
-        const std::size_t length = le(log.subspan(at), 4);
+        const std::size_t length = little_endian(log.subspan(at), 4);
         if (length > limit) {
             e.error = std::errc::message_size;
             return e;
