@@ -6,8 +6,8 @@
 #include <string>
 
 #include "commands.hpp"
-#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/objects.hpp"
+#include "mechanisms/object_rules.hpp"
 
 namespace {
 
