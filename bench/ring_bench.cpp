@@ -12,6 +12,17 @@
 //                          touch routine `ipckit bench`'s loan rows and raw-loan-ring use
 //                          (tools/bench/bench_touch.hpp)
 //
+// Where a 64-byte message's nanoseconds go (docs/ring.md, "Where a small message's time goes"):
+//   BM_RingSendRecvSpin/N  BM_RingSendRecv with both ends in WaitMode::spin (no sleeper fences)
+//   BM_ChannelSendRecv/N   try_send + try_recv of N bytes in one thread through ipckit::Sender and
+//                          Receiver on shm:/NAME?wait=spin: the channel layer over the bare ring
+//   BM_SlotSendRecv/N      the same through a bare ring of 64-byte-aligned slots with cached
+//                          cursors (raw-copy-ring's algorithm): the least a copying ring can cost
+//   BM_SlotStream/B        two processes, 64-byte messages through that bare ring, each side
+//                          publishing its cursor every B messages (1: a cursor line crosses
+//                          between the cores with every message; 16: raw-copy-ring's batch)
+//   BM_ChannelStream/N     two processes, N-byte messages through Sender/Receiver (shm?wait=spin)
+//
 // Run: build-ring/bin/ring_bench (Release build); the ratios of interest are
 // RingPingPong/0 p50 ÷ RawPingPong p50 (target ≤ 1.5), RingPingPong/2 p50 ÷ RawPingPong p50 (≤ 2),
 // RingStream/1048576 bytes/s ÷ Memcpy/1048576 (≥ 0.9) and RingStreamLoan ÷ RingStream (≥ 1.5).
@@ -31,11 +42,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "bench_touch.hpp"
+#include "ipckit/channel.hpp"
 #include "ipckit/ring.hpp"
 
 namespace {
@@ -127,12 +141,12 @@ void cpu_relax() {
 
 // ---- one thread: the cost of the calls themselves ----
 
-void BM_RingSendRecv(benchmark::State& state) {
+void send_recv(benchmark::State& state, ipckit::WaitMode mode) {
     const auto size = static_cast<std::size_t>(state.range(0));
     SharedRegion region(ipckit::Ring::region_size(8 << 20));
     ipckit::Ring::format(region.span());
-    auto tx = ipckit::RingProducer::attach(region.span());
-    auto rx = ipckit::RingConsumer::attach(region.span());
+    auto tx = ipckit::RingProducer::attach(region.span(), mode);
+    auto rx = ipckit::RingConsumer::attach(region.span(), mode);
     std::vector<std::byte> in(size, std::byte{1}), out(size);
     for (auto _ : state) {
         if (!tx.try_send(in).ok()) state.SkipWithError("send");
@@ -141,7 +155,15 @@ void BM_RingSendRecv(benchmark::State& state) {
     }
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
 }
+void BM_RingSendRecv(benchmark::State& state) {
+    send_recv(state, ipckit::WaitMode::adaptive);
+}
+// Both ends spin: each side's sleeper handshake fence is a compiler barrier only.
+void BM_RingSendRecvSpin(benchmark::State& state) {
+    send_recv(state, ipckit::WaitMode::spin);
+}
 BENCHMARK(BM_RingSendRecv)->Arg(8)->Arg(64)->Arg(1024)->Arg(64 << 10)->Arg(1 << 20);
+BENCHMARK(BM_RingSendRecvSpin)->Arg(64);
 
 void BM_RingLoanRead(benchmark::State& state) {
     const auto size = static_cast<std::size_t>(state.range(0));
@@ -299,6 +321,151 @@ void BM_RingStreamLoan(benchmark::State& state) {
 }
 BENCHMARK(BM_RingStream)->Arg(64)->Arg(1 << 20)->Arg(16 << 20)->UseRealTime();
 BENCHMARK(BM_RingStreamLoan)->Arg(64)->Arg(1 << 20)->Arg(16 << 20)->UseRealTime();
+
+// ---- where a small message's time goes ----
+
+// A unique shm address for one benchmark run.
+std::string channel_address(const char* what) {
+    return "shm:/ipckit-ring-bench-" + std::to_string(::getpid()) + "-" + what + "?wait=spin";
+}
+
+void BM_ChannelSendRecv(benchmark::State& state) {
+    const auto size = static_cast<std::size_t>(state.range(0));
+    const std::string address = channel_address("send-recv");
+    auto rx = ipckit::Receiver::create(address);
+    auto tx = ipckit::Sender::open(address, ipckit::Deadline::after(10s));
+    std::vector<std::byte> in(size, std::byte{1}), out(size);
+    for (auto _ : state) {
+        if (!tx.try_send(in).ok()) state.SkipWithError("send");
+        if (!rx.recv(std::span(out), ipckit::Deadline::immediate()).ok()) state.SkipWithError("recv");
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
+}
+BENCHMARK(BM_ChannelSendRecv)->Arg(8)->Arg(64)->Arg(1024);
+
+// The bare ring of raw-copy-ring (tools/bench/bench_baselines.cpp): two cursors on lines of their
+// own, slots rounded to whole lines, each side caching the other's cursor and publishing its own
+// every `batch` slots and before it waits.
+struct SlotRing {
+    static constexpr std::size_t kSlots = 1 << 16;
+    alignas(128) std::atomic<std::uint64_t> head{0};
+    alignas(128) std::atomic<std::uint64_t> tail{0};
+    alignas(128) std::byte slots[kSlots][64];
+};
+
+// One end of the slot ring: the producer (`Producer`) copies into the slot at its cursor, the
+// consumer out of it. Each keeps the other's cursor as last read and reads the shared one only
+// when the ring looks full (producer) or empty (consumer).
+template <bool Producer>
+class SlotEnd {
+public:
+    SlotEnd(SlotRing& ring, std::uint64_t batch)
+        : ring_(ring),
+          mine_(Producer ? ring.head : ring.tail),
+          theirs_(Producer ? ring.tail : ring.head),
+          batch_(batch) {}
+    // Producer: copies `message` in; consumer: copies the next message into it. False: must wait.
+    bool move(std::span<std::byte> message) {
+        const auto blocked = [&] { return Producer ? own_ - other_ == SlotRing::kSlots : own_ == other_; };
+        if (blocked()) {
+            publish();
+            other_ = theirs_.load(std::memory_order_acquire);
+            if (blocked()) return false;
+        }
+        std::byte* slot = ring_.slots[own_ & (SlotRing::kSlots - 1)];
+        if (Producer)
+            std::memcpy(slot, message.data(), message.size());
+        else
+            std::memcpy(message.data(), slot, message.size());
+        if (++own_ - published_ >= batch_) publish();
+        return true;
+    }
+    void publish() {
+        mine_.store(own_, std::memory_order_release);
+        published_ = own_;
+    }
+
+private:
+    SlotRing& ring_;
+    std::atomic<std::uint64_t>& mine_;
+    const std::atomic<std::uint64_t>& theirs_;
+    std::uint64_t batch_, own_ = 0, other_ = 0, published_ = 0;
+};
+using SlotProducer = SlotEnd<true>;
+using SlotConsumer = SlotEnd<false>;
+
+void BM_SlotSendRecv(benchmark::State& state) {
+    const auto size = static_cast<std::size_t>(state.range(0));
+    SharedRegion region(sizeof(SlotRing));
+    auto* ring = new (region.data()) SlotRing();
+    SlotProducer tx(*ring, 1);
+    SlotConsumer rx(*ring, 1);
+    std::vector<std::byte> in(size, std::byte{1}), out(size);
+    for (auto _ : state) {
+        if (!tx.move(in)) state.SkipWithError("send");
+        if (!rx.move(out)) state.SkipWithError("recv");
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
+}
+BENCHMARK(BM_SlotSendRecv)->Arg(8)->Arg(64);
+
+void BM_SlotStream(benchmark::State& state) {
+    const auto batch = static_cast<std::uint64_t>(state.range(0));
+    constexpr std::size_t kSize = 64;
+    SharedRegion region(sizeof(SlotRing) + 4096);
+    auto* ring = new (region.data()) SlotRing();
+    auto* stop = new (region.data() + sizeof(SlotRing)) std::atomic<int>(0);
+    Peer consumer([&] {
+        SlotConsumer rx(*ring, batch);
+        std::vector<std::byte> m(kSize);
+        for (std::uint32_t idle = 0; stop->load(std::memory_order_relaxed) == 0;) {
+            if (rx.move(m)) continue;
+            cpu_relax();
+            if ((++idle & 255) == 0) ::sched_yield();  // a small machine: let the producer run
+        }
+        return 0;
+    });
+    SlotProducer tx(*ring, batch);
+    std::vector<std::byte> source(kSize, std::byte{3});
+    std::uint32_t idle = 0;
+    for (auto _ : state) {
+        while (!tx.move(source)) {
+            cpu_relax();
+            if ((++idle & 255) == 0) ::sched_yield();
+        }
+    }
+    tx.publish();
+    stop->store(1);
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kSize));
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(BM_SlotStream)->Arg(1)->Arg(16)->UseRealTime();
+
+void BM_ChannelStream(benchmark::State& state) {
+    const auto size = static_cast<std::size_t>(state.range(0));
+    const std::string address = channel_address("stream");
+    std::optional<ipckit::Receiver> rx(ipckit::Receiver::create(address));
+    Peer sender([&] {
+        auto tx = ipckit::Sender::open(address, ipckit::Deadline::after(10s));
+        std::vector<std::byte> source(size, std::byte{3});
+        while (tx.send(source, ipckit::Deadline::after(2s)).ok()) {
+        }
+        return 0;
+    });
+    std::vector<std::byte> m(size);
+    for (auto _ : state) {
+        if (!rx->recv(std::span(m), ipckit::Deadline::after(10s)).ok()) {
+            state.SkipWithError("recv failed");
+            break;
+        }
+    }
+    rx.reset();  // the sender sees the receiver gone and leaves
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(BM_ChannelStream)->Arg(64)->UseRealTime();
 
 }  // namespace
 

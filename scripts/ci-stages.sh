@@ -6,9 +6,14 @@
 #   IPCKIT_FUZZ_SECONDS=60 bash scripts/ci-stages.sh fuzz
 #
 # skipped: lists every test of the last run in build/ (the README's test command) that was
-#   skipped, with the reason it printed; it never fails (a skip is not a pass, nor a failure).
-# asan: the whole test suite built with -fsanitize=address,undefined (preset `asan`, build-asan/).
-# tsan: the tests labelled `concurrency` built with -fsanitize=thread (preset `tsan`, build-tsan/).
+#   skipped or not run, with the reason it printed; fails only if there is no record of the run
+#   (a skip is not a pass, nor a failure).
+# asan: the whole test suite built with -fsanitize=address,undefined (preset `asan`, build-asan/),
+#   then the list of its skips, as for build/.
+# ubsan: as asan with -fsanitize=undefined alone (preset `ubsan`, build-ubsan/); not run by
+#   default, asan covers it.
+# tsan: the tests labelled `concurrency` built with -fsanitize=thread (preset `tsan`, build-tsan/),
+#   then the list of its skips.
 # fuzz: each libFuzzer target for a bounded time (scripts/fuzz.sh, build-fuzz/).
 # Any sanitizer report fails its stage: the presets compile with -fno-sanitize-recover=all, and
 # the runtime options below make every report abort the process, which fails the test. Prints
@@ -25,37 +30,36 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 
 fuzz_seconds="${IPCKIT_FUZZ_SECONDS:-20}"
 
-# Every skipped test in ctest's log of a build directory, one line each: NAME: REASON. A skipped
-# test printed "[  SKIPPED ]" and did not fail (the log calls a skip by exit status 77
-# "passed"). A gtest skip prints its reason between "…: Skipped" and "[  SKIPPED ] NAME"; a
-# script prints "[  SKIPPED ] REASON".
+# Every test of a build's last run that was skipped or not run, one line each with the reason it
+# printed (scripts/list-skipped.py reads the JUnit file the test presets write: ctest's text log
+# calls an exit status 77 "passed").
 list_skipped() {
-  local log="$1/Testing/Temporary/LastTest.log"
-  if [ ! -f "$log" ]; then
-    echo "ci-stages: no test log at $log (run the README's test command first)" >&2
+  python3 scripts/list-skipped.py "$@"
+}
+
+# A sanitizer stage: its workflow, then the list of its skips, which must be there: the JUnit
+# file written by this run, and in a build where a test is always skipped (`expected`: the
+# Python module, which no sanitizer build can load) that test listed with its reason, so a
+# lister that misses skips fails CI instead of printing an empty list.
+sanitizer_stage() {
+  local preset="$1" dir="$2" expected="$3" status listed
+  local marker
+  marker=$(mktemp)
+  cmake --workflow --preset "$preset"
+  status=$?
+  if [ ! "$dir/Testing/Temporary/LastTest.junit.xml" -nt "$marker" ]; then
+    echo "ci-stages: $preset: no test results written by this run in $dir: its skips cannot be listed" >&2
+    rm -f "$marker"
     return 1
   fi
-  awk '
-    /^[0-9]+\/[0-9]+ Test: / { name = $0; sub(/^[0-9]+\/[0-9]+ Test: /, "", name); sub(/  #.*/, "", name);
-                                reason = ""; in_reason = 0; skipped = 0; in_output = 0; next }
-    /^Output:$/ { in_output = 1; next }
-    /^<end of output>$/ { in_output = 0; next }
-    in_output && /^\[  SKIPPED \] / {
-      # A script says its reason on this line; gtest repeats the test name here.
-      if (reason == "" && !in_reason) { reason = $0; sub(/^\[  SKIPPED \] /, "", reason) }
-      in_reason = 0; skipped = 1; next
-    }
-    in_output && in_reason { reason = reason (reason == "" ? "" : " ") $0; next }
-    in_output && /: Skipped$/ { in_reason = 1; next }
-    in_output { next }
-    /^Test Failed/ { name = ""; next }
-    /^Test Passed|Skip regular expression found/ && skipped && name != "" {
-      print "  " name ": " (reason == "" ? "(no reason given)" : reason)
-      count++
-      name = ""
-    }
-    END { printf "ci-stages: %d test(s) skipped\n", count }
-  ' "$log"
+  rm -f "$marker"
+  listed=$(list_skipped "$dir") || return 1
+  echo "$listed"
+  if [ -n "$expected" ] && ! grep -q "^  $dir: $expected: ." <<<"$listed"; then
+    echo "ci-stages: $preset: the list of skips lacks $expected, which every sanitizer build skips" >&2
+    return 1
+  fi
+  return $status
 }
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(skipped asan tsan fuzz)
@@ -65,11 +69,12 @@ summary=()
 for stage in "${stages[@]}"; do
   case "$stage" in
     skipped) command=(list_skipped build) ;;
-    asan) command=(cmake --workflow --preset asan) ;;
-    tsan) command=(cmake --workflow --preset tsan) ;;
+    asan) command=(sanitizer_stage asan build-asan python_module) ;;
+    ubsan) command=(sanitizer_stage ubsan build-ubsan python_module) ;;
+    tsan) command=(sanitizer_stage tsan build-tsan "") ;;
     fuzz) command=(bash scripts/fuzz.sh "$fuzz_seconds") ;;
     *)
-      echo "ci-stages: unknown stage \"$stage\" (known: skipped, asan, tsan, fuzz)" >&2
+      echo "ci-stages: unknown stage \"$stage\" (known: skipped, asan, ubsan, tsan, fuzz)" >&2
       exit 2
       ;;
   esac

@@ -5,15 +5,13 @@
 //
 // Delivery (docs/channels.md): a sender waits for a receiver before its first record, and its
 // close lingers until what it committed is taken or the reader is gone. A POSIX shm file can be
-// truncated under us: its mapping is guarded (BusGuard), and every call that would wait does so
-// in slices, checking the guard between them.
+// truncated under us: its mapping is guarded (BusGuard), checked before and after every wait.
 #include "channel_backend.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/lanes.hpp"
 #include "ipckit/ring.hpp"
 #include "ipckit/sysv_key.hpp"
 #include "rings/region_memory.hpp"
-#include "rings/wait.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -25,9 +23,6 @@ constexpr std::size_t kDefaultRingCapacity = 4u << 20;
 // Per lane, for senders=N (N of them in one region): 256 KiB messages by default.
 constexpr std::size_t kDefaultLaneCapacity = 512u << 10;
 
-// How long one ring wait lasts before the region's guard is checked again: the ring's own sleep
-// slice, so a guarded wait is one loop of one pace, not a slice of slices.
-constexpr auto kGuardSlice = kSleepSlice;
 // How long a sender's close waits for its records to be taken when nobody says otherwise.
 constexpr auto kDrainLinger = std::chrono::seconds(10);
 
@@ -92,9 +87,11 @@ private:
 };
 
 // Runs `call` with the caller's deadline when the region cannot be truncated; otherwise first
-// without waiting and then in slices, checking the guard after each, so a truncated region is
-// an Error naming it, never a hang on zeroed memory. An error the ring raised because it read
-// zeros is reported as the truncation it is.
+// without waiting, checking the guard (a region truncated before the wait is an Error naming it,
+// never a sleep on zeroed memory), then with the caller's deadline, checking it again. No
+// slices: an idle end sleeps until a message, a close or a death (docs/reliability.md says what
+// a truncation during a sleep costs). An error the ring raised because it read zeros is
+// reported as the truncation it is.
 template <class Call>
 auto guarded(const BusGuard& guard, Deadline deadline, Call call) -> decltype(call(deadline)) {
     if (!guard.active()) return call(deadline);
@@ -103,12 +100,9 @@ auto guarded(const BusGuard& guard, Deadline deadline, Call call) -> decltype(ca
         guard.check();
         const bool waits = r.status == Status::would_block || r.status == Status::timed_out;
         if (!waits || deadline.is_immediate()) return r;
-        for (;;) {
-            const Deadline slice = Deadline::after(kGuardSlice);
-            r = call(deadline.when() < slice.when() ? deadline : slice);
-            guard.check();
-            if (r.status != Status::timed_out || deadline.expired()) return r;
-        }
+        r = call(deadline);
+        guard.check();
+        return r;
     } catch (const Error&) {
         guard.check();
         throw;

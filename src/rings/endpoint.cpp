@@ -1,133 +1,110 @@
-// Claiming, releasing and watching the ends of a shared-memory structure (layout version 2):
+// Claiming, releasing and watching the ends of a shared-memory structure (layout version 3):
 // include/ipckit/detail/endpoint.hpp, docs/ring-layout.md ("Endpoints").
 #include "ipckit/detail/endpoint.hpp"
 
 #include <unistd.h>
 
-#include <thread>
-
 #include "ipckit/error.hpp"
+#include "keeper.hpp"
 
 namespace ipckit::detail::ring {
-namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// A claimer writes its start time between winning the CAS and storing `attached`: a few
-// instructions and one read of /proc/self/stat. A `claiming` state older than this, held by a
-// live process, means that process is stuck (stopped by a debugger, say): report it as busy.
-constexpr auto kClaimingGrace = std::chrono::milliseconds(100);
-
-bool holder_alive(const EndpointLine& line, const OwnerWord& owner) {
-    // acquire on `owner` (by the caller) ordered this load after the holder's start-time store.
-    const std::uint64_t ticks =
-        owner.state == EndpointState::attached ? line.start_ticks.load(std::memory_order_relaxed) : 0;
-    return ProcessRef{static_cast<pid_t>(owner.pid), ticks}.alive();
+Claim begin_claim(EndpointLine& line, const std::string& what) {
+    // The owner word's state is checked first only to name a corrupt region; the holder word
+    // alone decides who holds the end.
+    const OwnerWord seen = OwnerWord::unpack(line.owner.load(std::memory_order_acquire));
+    if (static_cast<unsigned>(seen.state) > static_cast<unsigned>(EndpointState::closed)) {
+        throw_error(std::errc::protocol_error, what + ": owner state " +
+                                                   std::to_string(static_cast<unsigned>(seen.state)) +
+                                                   " is not a known state (the region is corrupt)");
+    }
+    const Hold hold = keeper_hold(line);
+    if (hold.outcome == HoldOutcome::busy) {
+        const std::string by = same_pid_namespace(line) ? "pid " + std::to_string(seen.pid)
+                                                        : std::string("a process in another PID namespace");
+        throw_error(std::errc::device_or_resource_busy, what + " is held by " + by + " (alive)");
+    }
+    // Ours now: the owner word is read again, as the holder we replaced left it.
+    const OwnerWord before = OwnerWord::unpack(line.owner.load(std::memory_order_acquire));
+    Claim claim;
+    claim.epoch = (before.epoch + 1) & 0xffffff;
+    claim.took_over = hold.outcome == HoldOutcome::took_over;
+    claim.previous_pid = claim.took_over ? before.pid : 0;
+    const OwnerWord claiming{static_cast<std::uint32_t>(::getpid()), EndpointState::claiming, claim.epoch};
+    line.owner.store(claiming.pack(), std::memory_order_relaxed);
+    return claim;
 }
 
-}  // namespace
+void finish_claim(EndpointLine& line, const Claim& claim) noexcept {
+    line.start_ticks.store(ProcessRef::self().start_ticks, std::memory_order_relaxed);
+    line.pid_namespace.store(own_pid_namespace(), std::memory_order_relaxed);
+    const OwnerWord attached{static_cast<std::uint32_t>(::getpid()), EndpointState::attached, claim.epoch};
+    // release: a watcher that acquires `attached` sees the reset of what a dead holder left, and
+    // this holder's display fields.
+    line.owner.store(attached.pack(), std::memory_order_release);
+}
 
 Claim claim_endpoint(EndpointLine& line, const std::string& what) {
-    const ProcessRef self = ProcessRef::self();
-    const auto grace_end = Clock::now() + kClaimingGrace;
-    std::uint64_t word = line.owner.load(std::memory_order_acquire);
-    for (;;) {
-        const OwnerWord seen = OwnerWord::unpack(word);
-        Claim claim;
-        switch (seen.state) {
-            case EndpointState::vacant:
-            case EndpointState::closed:
-                break;
-            case EndpointState::claiming:
-            case EndpointState::attached:
-                if (holder_alive(line, seen)) {
-                    if (seen.state == EndpointState::claiming && Clock::now() < grace_end) {
-                        std::this_thread::yield();  // it is writing its start time: look again
-                        word = line.owner.load(std::memory_order_acquire);
-                        continue;
-                    }
-                    throw_error(std::errc::device_or_resource_busy,
-                                what + " is held by pid " + std::to_string(seen.pid) + " (alive)");
-                }
-                claim.took_over = true;
-                claim.previous_pid = seen.pid;
-                break;
-            default:
-                throw_error(std::errc::protocol_error, what + ": owner state " +
-                                                           std::to_string(static_cast<unsigned>(seen.state)) +
-                                                           " is not a known state (the region is corrupt)");
-        }
-        claim.epoch = (seen.epoch + 1) & 0xffffff;
-        const OwnerWord mine{static_cast<std::uint32_t>(self.pid), EndpointState::claiming, claim.epoch};
-        // acq_rel: one winner among racing claimers, and the winner sees what the loser published.
-        if (!line.owner.compare_exchange_strong(word, mine.pack(), std::memory_order_acq_rel,
-                                                std::memory_order_acquire)) {
-            continue;  // `word` now holds what beat us: decide again
-        }
-        line.start_ticks.store(self.start_ticks, std::memory_order_relaxed);
-        OwnerWord attached = mine;
-        attached.state = EndpointState::attached;
-        // release: a watcher that acquires `attached` reads our start time, not the dead holder's.
-        line.owner.store(attached.pack(), std::memory_order_release);
-        return claim;
-    }
+    return claim_endpoint(line, what, [] {});
 }
 
 void release_endpoint(EndpointLine& line, std::uint32_t epoch) noexcept {
-    std::uint64_t word = line.owner.load(std::memory_order_relaxed);
-    for (;;) {
-        OwnerWord seen = OwnerWord::unpack(word);
-        if (seen.epoch != epoch || seen.state != EndpointState::attached ||
-            seen.pid != static_cast<std::uint32_t>(::getpid())) {
-            return;  // taken over while we were away (we were presumed dead): not ours to close
-        }
-        seen.state = EndpointState::closed;
-        // release: everything this holder published happens-before a peer that sees `closed`.
-        if (line.owner.compare_exchange_weak(word, seen.pack(), std::memory_order_release,
-                                             std::memory_order_relaxed)) {
-            return;
-        }
-    }
+    OwnerWord seen = OwnerWord::unpack(line.owner.load(std::memory_order_relaxed));
+    if (seen.epoch != epoch || seen.state != EndpointState::attached) return;
+    seen.state = EndpointState::closed;
+    // Ours only if our keeper holds it: a forked child's copy of an end changes nothing.
+    (void)keeper_release(line, seen.pack());
+}
+
+bool same_pid_namespace(const EndpointLine& line) noexcept {
+    const std::uint64_t theirs = line.pid_namespace.load(std::memory_order_relaxed);
+    return theirs == 0 || theirs == own_pid_namespace();
+}
+
+EndpointWatch::EndpointWatch(const EndpointLine* line, JoinAfter) noexcept : line_(line) {
+    if (line_ == nullptr || !gone()) return;
+    const OwnerWord left = owner();
+    if (left.state == EndpointState::vacant) return;
+    stale_ = true;
+    stale_epoch_ = left.epoch;
 }
 
 bool EndpointWatch::closed() const noexcept {
-    // acquire: pairs with release_endpoint, so the holder's last publication is visible.
-    return line_ != nullptr &&
-           OwnerWord::unpack(line_->owner.load(std::memory_order_acquire)).state == EndpointState::closed;
+    return owner().state == EndpointState::closed;
 }
 
 OwnerWord EndpointWatch::owner() const noexcept {
-    return line_ == nullptr ? OwnerWord{} : OwnerWord::unpack(line_->owner.load(std::memory_order_acquire));
+    if (line_ == nullptr) return {};
+    // acquire: pairs with release_endpoint, so the holder's last publication is visible.
+    const OwnerWord word = OwnerWord::unpack(line_->owner.load(std::memory_order_acquire));
+    if (stale_ && word.epoch == stale_epoch_) return {};  // the holder that left before we came
+    return word;
 }
 
-bool EndpointWatch::gone(std::chrono::steady_clock::time_point now) {
+bool EndpointWatch::gone(std::chrono::steady_clock::time_point) const noexcept {
     if (line_ == nullptr) return true;
-    const std::uint64_t word = line_->owner.load(std::memory_order_acquire);
-    const OwnerWord owner = OwnerWord::unpack(word);
-    switch (owner.state) {
+    switch (owner().state) {
         case EndpointState::vacant:
         case EndpointState::closed:
             return true;
         case EndpointState::claiming:
-            return false;  // someone is arriving right now
         case EndpointState::attached:
-            break;
+            // acquire: a death seen here comes after everything the dead holder published.
+            return !holder_alive(line_->holder.load(std::memory_order_acquire));
         default:
             return true;  // corrupt: nobody can be relied on to hold it
     }
+}
+
+int EndpointWatch::fd() {
+    if (line_ == nullptr || gone() || !same_pid_namespace(*line_)) return -1;
+    const std::uint64_t word = line_->owner.load(std::memory_order_acquire);
     if (word != watched_word_) {
-        // A new holder (or the first we see): watch that process, not the one before it.
         watched_word_ = word;
-        watch_ = ProcessWatch(
-            ProcessRef{static_cast<pid_t>(owner.pid), line_->start_ticks.load(std::memory_order_relaxed)});
-        holder_dead_ = watch_.gone();
-        next_check_ = now + kCheckInterval;
-        return holder_dead_;
+        watch_ = ProcessWatch(ProcessRef{static_cast<pid_t>(OwnerWord::unpack(word).pid),
+                                         line_->start_ticks.load(std::memory_order_relaxed)});
     }
-    if (holder_dead_ || now < next_check_) return holder_dead_;
-    next_check_ = now + kCheckInterval;
-    holder_dead_ = watch_.gone();
-    return holder_dead_;
+    return watch_.fd();
 }
 
 }  // namespace ipckit::detail::ring

@@ -31,21 +31,6 @@ namespace {
 using detail::cpu_relax;
 using detail::kAdaptiveSpin;
 using detail::kSpinYieldEvery;
-// Without futex_waitv (Linux < 5.16) an empty receiver looks again this often.
-constexpr auto kFallbackSlice = std::chrono::milliseconds(1);
-
-// futex_waitv(2): its uapi struct, spelled here so older kernel headers still build.
-struct FutexWaiter {
-    std::uint64_t val;
-    std::uint64_t uaddr;
-    std::uint32_t flags;
-    std::uint32_t reserved;
-};
-constexpr long kSysFutexWaitv = 449;
-constexpr std::uint32_t kFutex2SizeU32 = 0x02;  // shared (no FUTEX_PRIVATE_FLAG): other processes wake us
-
-std::atomic<bool> futex_waitv_missing{false};
-
 using detail::region::str;
 
 struct LanesGeometry {
@@ -165,7 +150,7 @@ LanesReceiver LanesReceiver::attach(std::span<std::byte> region, WaitMode mode) 
         r.took_over_ = r.took_over_ || r.lanes_.back().took_over();
         r.pending_at_attach_ += r.lanes_.back().pending_at_attach();
         const auto* ring = std::launder(reinterpret_cast<const RingHeader*>(lane.data()));
-        r.senders_.emplace_back(&ring->producer_end);
+        r.senders_.emplace_back(&ring->producer_end, EndpointWatch::JoinAfter{});
     }
     r.max_message_ = r.lanes_.front().max_message_size();
     r.capacity_ = r.lanes_.front().capacity();
@@ -231,36 +216,22 @@ void LanesReceiver::disarm() noexcept {
 }
 
 void LanesReceiver::sleep_on_lanes(Deadline until) {
-    if (futex_waitv_missing.load(std::memory_order_relaxed)) {
-        std::this_thread::sleep_for(std::min<Clock::duration>(kFallbackSlice, until.when() - Clock::now()));
-        return;
-    }
     const std::size_t n = lanes_.size();
-    FutexWaiter waiters[Lanes::kMaxLanes];
+    std::atomic<std::uint32_t>* events[Lanes::kMaxLanes];
+    std::uint32_t keys[Lanes::kMaxLanes];
+    std::atomic<std::uint32_t>* holders[Lanes::kMaxLanes];
     // The keys before the announcement: a notify after this changes a word, and futex_waitv then
     // returns at once. Then the announcement, a fence, and the re-check (the ring's handshake).
     for (std::size_t i = 0; i < n; ++i) {
-        const detail::RingWaitWords w = lanes_[i].wait_words();
-        waiters[i] = {w.data_event->load(std::memory_order_acquire),
-                      reinterpret_cast<std::uint64_t>(w.data_event), kFutex2SizeU32, 0};
+        events[i] = lanes_[i].wait_words().data_event;
+        keys[i] = events[i]->load(std::memory_order_acquire);
+        holders[i] = senders_[i].holder_word();  // a sender's claim, close or death wakes us too
     }
     for (std::size_t i = 0; i < n; ++i)
         lanes_[i].wait_words().consumer_sleepers->fetch_add(1, std::memory_order_relaxed);
     sleeper_.pass();
     std::size_t lane = 0;
-    if (!scan(lane)) {
-        const auto since = until.when().time_since_epoch();  // steady_clock is CLOCK_MONOTONIC
-        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since);
-        const timespec ts{
-            static_cast<time_t>(secs.count()),
-            static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(since - secs).count())};
-        // ENOSYS (before 5.16), or anything but a wake-up, a changed word or the timeout (a
-        // seccomp filter, say): sleep in short slices from now on rather than spin on an error.
-        if (::syscall(kSysFutexWaitv, waiters, static_cast<unsigned>(n), 0u, &ts, CLOCK_MONOTONIC) < 0 &&
-            errno != ETIMEDOUT && errno != EAGAIN && errno != EINTR) {
-            futex_waitv_missing.store(true, std::memory_order_relaxed);
-        }
-    }
+    if (!scan(lane) && !all_left(Clock::now())) detail::sleep_on(events, keys, n, holders, n, until);
     for (std::size_t i = 0; i < n; ++i)
         lanes_[i].wait_words().consumer_sleepers->fetch_sub(1, std::memory_order_relaxed);
 }
@@ -288,7 +259,7 @@ Status LanesReceiver::next_lane(Deadline deadline, std::size_t& lane) {
             }
             continue;
         }
-        sleep_on_lanes(Deadline::at(std::min(deadline.when(), now + EndpointWatch::kCheckInterval)));
+        sleep_on_lanes(deadline);
     }
 }
 

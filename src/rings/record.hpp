@@ -1,4 +1,4 @@
-// record.hpp — what every kind of shared-memory region (layout version 2) has in
+// record.hpp — what every kind of shared-memory region (layout version 3) has in
 // common: the 128-byte control line at offset 0 and the 8-byte commit word that starts every
 // record (docs/ring-layout.md, "The control line" and "Records").
 //
@@ -18,7 +18,7 @@ namespace ipckit::detail::region {
 using ring::kLineSize;  // 128: one prefetched pair of cache lines (endpoint.hpp)
 
 inline constexpr std::uint64_t kMagic = 0x31474e49524b5049;  // "IPKRING1" read as little-endian
-inline constexpr std::uint32_t kVersion = 2;
+inline constexpr std::uint32_t kVersion = 3;
 
 enum class Kind : std::uint32_t {
     ring = 1,   // one producer, one consumer
@@ -42,7 +42,7 @@ struct alignas(kLineSize) ControlLine {
     std::uint32_t header_size;  // offset of the data area (kind 1, 3) or of lane 0 (kind 2)
     std::uint32_t line_size;
     std::uint32_t record_alignment;
-    std::uint32_t reserved0;
+    std::uint32_t flags;     // zero; reserved for the counters' options (region-layout-v3.md, part B)
     std::uint64_t capacity;  // bytes of data area (per lane, for kind 2), a power of two
     // Kind-specific: lanes (count, stride) and topics (subscriber slots, history, overflow).
     std::uint64_t kind_words[4];

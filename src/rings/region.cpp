@@ -106,7 +106,7 @@ Control read_control(std::span<std::byte> region, Kind kind, std::size_t header_
     const std::uint32_t version = control.version;
     if (version != kVersion) {
         corrupt_header(kind, "version " + str(version) + ", this ipckit reads version " + str(kVersion) +
-                                 (version == 1 ? " (a region of an older ipckit: format it again)" : ""));
+                                 (version < kVersion ? " (a region of an older ipckit: format it again)" : ""));
     }
     const auto found = static_cast<std::uint32_t>(control.kind);
     if (found != static_cast<std::uint32_t>(kind)) {

@@ -1,4 +1,4 @@
-// The shared-memory ring, layout version 2: bytes in src/rings/ring_layout.hpp, the contract
+// The shared-memory ring, layout version 3: bytes in ring_layout.hpp, the contract
 // in docs/ring-layout.md (kind 1), the design and its measurements in docs/ring.md.
 #include "ipckit/ring.hpp"
 
@@ -259,7 +259,11 @@ void detail::RingEndCloser::operator()(RingHeader* header) const noexcept {
 RingProducer RingProducer::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
     detail::enable_light_barriers();  // before this end publishes anything
-    const Claim claim = claim_endpoint(g.header->producer_end, "ring producer");
+    // A producer that died asleep left its sleeper count and its space request: start clean.
+    const Claim claim = claim_endpoint(g.header->producer_end, "ring producer", [&] {
+        g.header->wait.producer_sleepers.store(0, std::memory_order_relaxed);
+        g.header->wait.space_wanted.store(0, std::memory_order_relaxed);
+    });
     RingProducer p;
     p.header_ =
         detail::RingEndHandle(g.header, detail::RingEndCloser{claim.epoch, true});  // closes on a throw
@@ -323,17 +327,16 @@ bool RingProducer::consumer_present() {
 
 Status RingProducer::wait_for_consumer(Deadline deadline) {
     if (!header_) throw_error(std::errc::bad_file_descriptor, "ring producer is closed");
-    // A consumer's attach bumps space_event and wakes us; the slices bound a missed wake-up.
+    // A consumer's claim changes its holder word (waking us, who announced ourselves in it), and
+    // its attach bumps space_event.
+    std::atomic<std::uint32_t>* holder = consumer_.holder_word();
     for (;;) {
         const std::uint32_t key = header_->wait.space_event.load(std::memory_order_acquire);
         if (consumer_present()) return Status::ok;
         // A try_ form (a zero deadline) would have to wait: would_block, as every try_ says.
         if (deadline.is_immediate()) return Status::would_block;
-        const auto now = Clock::now();
-        if (now >= deadline.when()) return Status::timed_out;
-        (void)detail::futex_wait(
-            header_->wait.space_event, key,
-            Deadline::at(std::min(deadline.when(), now + EndpointWatch::kCheckInterval)));
+        if (Clock::now() >= deadline.when()) return Status::timed_out;
+        detail::sleep_on(header_->wait.space_event, key, &holder, 1, deadline);
     }
 }
 
@@ -349,7 +352,7 @@ Status RingProducer::drain(Deadline deadline) {
         if (deadline.is_immediate()) return Status::timed_out;
         const Status s = wait_until(
             mode_, deadline, sleeper_, header_->wait.producer_sleepers, header_->wait.space_event,
-            [this](Clock::time_point now) { return consumer_gone(now); },
+            [this](Clock::time_point now) { return consumer_gone(now); }, detail::one_holder(consumer_),
             [&] { return drained() || consumer_closed(); }, [this] { want_space(capacity_); });
         if (s == Status::ok) continue;
         if (s == Status::closed) return drained() ? Status::ok : Status::closed;
@@ -404,7 +407,7 @@ Status RingProducer::reserve(std::size_t size, Deadline deadline) {
             if (deadline.is_immediate()) return Status::would_block;
             const Status s = wait_until(
                 mode_, deadline, sleeper_, header_->wait.producer_sleepers, header_->wait.space_event,
-                [this](Clock::time_point now) { return consumer_gone(now); },
+                [this](Clock::time_point now) { return consumer_gone(now); }, detail::one_holder(consumer_),
                 [&] {
                     refresh_tail();
                     return has_space(need) || consumer_closed();
@@ -492,7 +495,11 @@ void RingProducer::commit(std::size_t size) {
 RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
     detail::enable_light_barriers();  // before this end publishes anything
-    const Claim claim = claim_endpoint(g.header->consumer_end, "ring consumer");
+    // A consumer that died asleep or armed left its sleeper count and its doorbell: start clean.
+    const Claim claim = claim_endpoint(g.header->consumer_end, "ring consumer", [&] {
+        g.header->wait.consumer_sleepers.store(0, std::memory_order_relaxed);
+        g.header->doorbell.armed.store(0, std::memory_order_relaxed);
+    });
     RingConsumer c;
     c.header_ =
         detail::RingEndHandle(g.header, detail::RingEndCloser{claim.epoch, false});  // closes on a throw
@@ -510,10 +517,7 @@ RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     c.tail_ = cursors.tail;
     c.took_over_ = claim.took_over;
     c.pending_at_attach_ = walk(g.data, cursors.tail, cursors.tail, g.capacity, c.max_message_).messages;
-    c.producer_ = EndpointWatch(&g.header->producer_end);
-    // A consumer that died armed left its sleeper count and its doorbell: take both back.
-    if (g.header->doorbell.armed.exchange(0, std::memory_order_relaxed) != 0)
-        g.header->wait.consumer_sleepers.fetch_sub(1, std::memory_order_relaxed);
+    c.producer_ = EndpointWatch(&g.header->producer_end, EndpointWatch::JoinAfter{});
     wake_all(g.header->wait.space_event);  // a producer in wait_for_consumer
     return c;
 }
@@ -555,8 +559,7 @@ void RingConsumer::disarm() noexcept {
 
 int RingConsumer::producer_fd() {
     if (!header_) return -1;
-    (void)producer_.gone(Clock::now());  // makes the watch (and its pidfd) for the current holder
-    return producer_.fd();
+    return producer_.fd();  // a pidfd for a holder in this PID namespace
 }
 
 void RingConsumer::close() noexcept {
@@ -593,7 +596,7 @@ Status RingConsumer::wait_for_data(Deadline deadline) {
     if (producer_gone(Clock::now())) return arrived() ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
     const Status s = wait_until(
-        mode_, deadline, sleeper_, header_->wait.consumer_sleepers, header_->wait.data_event,
+        mode_, deadline, sleeper_, header_->wait.consumer_sleepers, header_->wait.data_event, producer_,
         [this](Clock::time_point now) { return producer_gone(now); },
         [&] { return arrived() || producer_.closed(); });
     if (s == Status::closed) return arrived() ? Status::ok : Status::closed;

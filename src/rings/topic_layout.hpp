@@ -99,6 +99,9 @@ struct alignas(kLineSize) SlotLine {
     // attach): until it equals the owner word's epoch, the slot's subscriber has not joined yet,
     // and TopicPublisher::subscribers() does not count it.
     std::atomic<std::uint32_t> joined_epoch;
+    // 1 while the subscriber is counted in subscriber_sleepers by a futex sleep (set after the
+    // count, cleared before it): a takeover of a slot whose holder died asleep takes the count back.
+    std::atomic<std::uint32_t> sleeping;
 };
 static_assert(sizeof(SlotLine) == kLineSize);
 

@@ -34,7 +34,10 @@ using detail::wait_until;
 
 TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode) {
     const Geometry g = validate(region);
-    const auto claim = claim_endpoint(g.header->publisher_end, "topic publisher");
+    // A publisher that died asleep left its sleeper count: start clean.
+    const auto claim = claim_endpoint(g.header->publisher_end, "topic publisher", [&] {
+        g.header->wait.publisher_sleepers.store(0, std::memory_order_relaxed);
+    });
     TopicPublisher p;
     p.header_ = g.header;
     p.slots_ = slots(g.header);
@@ -189,9 +192,22 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
     while (floor > oldest_) {
         if (!drop_ && floor > cached_floor_ && !room_for(floor, Clock::now())) {
             if (deadline.is_immediate()) return Status::would_block;
+            // Asleep, it watches the holders of the subscribers that hold it back: a death wakes it.
+            auto holding_back = [&](detail::HolderWords* words, std::size_t max) {
+                std::size_t n = 0;
+                for (std::uint32_t i = 0; i < slot_count_ && n < max; ++i) {
+                    const auto state =
+                        OwnerWord::unpack(slots_[i].end.owner.load(std::memory_order_acquire)).state;
+                    if (state != EndpointState::attached && state != EndpointState::claiming) continue;
+                    if (slots_[i].cursor.position.load(std::memory_order_acquire) >= floor) continue;
+                    words[n++] = &slots_[i].end.holder;
+                }
+                return n;
+            };
             const Status s = wait_until(
                 mode_, deadline, sleeper_, header_->wait.publisher_sleepers, header_->wait.space_event,
-                [](Clock::time_point) { return false; }, [&] { return room_for(floor, Clock::now()); });
+                [](Clock::time_point) { return false; }, holding_back,
+                [&] { return room_for(floor, Clock::now()); }, [] {});
             if (s != Status::ok) return s;
         }
         advance_oldest(floor);

@@ -43,7 +43,15 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
                         "topic: all " + str(g.slots) + " subscriber slots are held by live subscribers");
         }
         try {
-            claim = claim_endpoint(all[index].end, "topic subscriber slot " + str(index));
+            // A subscriber that died asleep or armed is still counted among the sleepers (which
+            // all subscribers share): take its count back, as its slot's flags say.
+            SlotLine& line = all[index].cursor;
+            claim = claim_endpoint(all[index].end, "topic subscriber slot " + str(index), [&] {
+                if (line.sleeping.exchange(0, std::memory_order_relaxed) != 0)
+                    g.header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
+                if (line.doorbell_armed.exchange(0, std::memory_order_relaxed) != 0)
+                    g.header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
+            });
             break;
         } catch (const Error& e) {
             if (e.code() != std::errc::device_or_resource_busy) throw;
@@ -61,7 +69,8 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
     s.slot_index_ = index;
     s.epoch_ = claim.epoch;
     s.took_over_ = claim.took_over;
-    s.publisher_ = EndpointWatch(&g.header->publisher_end);
+    s.publisher_ = EndpointWatch(&g.header->publisher_end, EndpointWatch::JoinAfter{});
+    s.sleeper_.set_sleeping_flag(&s.slot_->cursor.sleeping);
     TopicHeader& h = *g.header;
     for (int attempt = 0;; ++attempt) {
         // acquire (inside): the history entries and records below `committed` are the published
@@ -89,7 +98,6 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
         s.slot_->cursor.position.store(start, std::memory_order_relaxed);
         s.slot_->cursor.sequence.store(s.expected_, std::memory_order_relaxed);
         s.slot_->cursor.missed.store(0, std::memory_order_relaxed);
-        s.slot_->cursor.doorbell_armed.store(0, std::memory_order_relaxed);  // a dead holder's
         // The store-buffer handshake with the publisher's advance_oldest: our cursor, then the
         // bump (a seq_cst read-modify-write), then `oldest`. Either the publisher sees the bump
         // and rescans (finding our cursor), or we see the oldest it moved to and start again.
@@ -197,7 +205,7 @@ Status TopicSubscriber::next_record(Deadline deadline) {
     if (publisher_gone(Clock::now())) return probe() == Status::ok ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
     s = wait_until(mode_, deadline, sleeper_, header_->wait.subscriber_sleepers, header_->wait.data_event,
-                   publisher_gone, [&] { return probe() == Status::ok; });
+                   publisher_, publisher_gone, [&] { return probe() == Status::ok; });
     if (s == Status::closed && probe() == Status::ok) return Status::ok;  // drain what it committed
     return s;
 }
@@ -332,8 +340,7 @@ void TopicSubscriber::disarm() noexcept {
 
 int TopicSubscriber::publisher_fd() {
     if (header_ == nullptr) return -1;
-    (void)publisher_.gone(Clock::now());  // makes the watch (and its pidfd) for the current holder
-    return publisher_.fd();
+    return publisher_.fd();  // a pidfd for a holder in this PID namespace
 }
 
 }  // namespace ipckit

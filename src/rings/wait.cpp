@@ -5,7 +5,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <mutex>
+#include <thread>
 
 namespace ipckit::detail {
 
@@ -29,6 +32,58 @@ void enable_light_barriers() noexcept {
         // their fence.
         g_light_barriers.store(true, std::memory_order_relaxed);
     });
+}
+
+void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t event_count,
+              HolderWords const* holders, std::size_t count, Deadline deadline) {
+    HolderWords words[kMaxWaitAny];
+    std::uint32_t expected[kMaxWaitAny];
+    std::size_t n = std::min(event_count, kMaxWaitAny);
+    std::copy_n(events, n, words);
+    std::copy_n(keys, n, expected);
+    bool all_watched = event_count + count <= kMaxWaitAny;
+    for (std::size_t i = 0; i < count && all_watched; ++i) {
+        std::atomic<std::uint32_t>& holder = *holders[i];
+        std::uint32_t value = holder.load(std::memory_order_acquire);
+        if ((value & ring::kHolderOwnerDied) != 0) {
+            // The kernel woke one sleeper at the death: wake the others, once (clear the bit).
+            if ((value & ring::kHolderWaiters) != 0 &&
+                holder.compare_exchange_strong(value, value & ~ring::kHolderWaiters,
+                                               std::memory_order_relaxed))
+                (void)futex_wake(holder, INT_MAX);
+            continue;
+        }
+        // Announce a sleeper, so that the holder's close, its death (the kernel) and a claim wake us.
+        if ((value & ring::kHolderWaiters) == 0 &&
+            !holder.compare_exchange_strong(value, value | ring::kHolderWaiters, std::memory_order_relaxed))
+            return;  // it changed under us: the caller looks again
+        words[n] = &holder;
+        expected[n] = value | ring::kHolderWaiters;
+        ++n;
+    }
+    if (all_watched) {
+        switch (futex_wait_any(words, expected, n, deadline)) {
+            case WaitAny::ok:
+            case WaitAny::timed_out:
+                return;
+            case WaitAny::not_supported:
+                break;
+        }
+    }
+    const auto slice = std::min(deadline.when(), std::chrono::steady_clock::now() + kSleepSlice);
+    if (event_count == 1) {
+        (void)futex_wait(*events[0], keys[0], Deadline::at(slice));
+    } else {
+        // Several event words and no futex_waitv: a short nap, as before version 3.
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+            std::chrono::milliseconds(1), slice - std::chrono::steady_clock::now()));
+    }
+}
+
+void sleep_on(std::atomic<std::uint32_t>& event, std::uint32_t key, HolderWords const* holders,
+              std::size_t count, Deadline deadline) {
+    HolderWords events[1] = {&event};
+    sleep_on(events, &key, 1, holders, count, deadline);
 }
 
 void SleeperBarrier::pass() noexcept {

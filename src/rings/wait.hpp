@@ -60,8 +60,25 @@ inline constexpr unsigned kSpinsPerClockRead = 16;
 // spin: after this long without progress, yield once. With more spinning processes than
 // cores, the peer we wait for may be the one we keep off the CPU. A running peer never sees it.
 inline constexpr auto kSpinYieldEvery = std::chrono::microseconds(200);
-// A sleeper wakes at least this often to see whether its peer died without waking it.
-inline constexpr auto kSleepSlice = ring::EndpointWatch::kCheckInterval;
+// Without futex_waitv (Linux < 5.16) a sleeper cannot sleep on its peer's holder word beside its
+// event word: it wakes this often to look whether the peer died.
+inline constexpr auto kSleepSlice = std::chrono::milliseconds(20);
+
+// The holder words a waiter watches beside its event word: a death, a close or a claim changes
+// one and wakes it. Filled by a callable `(std::atomic<std::uint32_t>** words, std::size_t max)
+// -> std::size_t count`, asked before each sleep (a topic publisher watches whichever
+// subscribers hold it back).
+using HolderWords = std::atomic<std::uint32_t>*;
+
+// Sleeps until `event` moves from `key`, a holder word in `holders` changes (its holder closes,
+// dies, or a new one claims it), or `deadline`. Dead holders are skipped (their death was seen;
+// their other sleepers are woken, since the kernel wakes only one). With more holders than
+// futex_waitv takes, or without futex_waitv, sleeps on `event` for one kSleepSlice at most.
+void sleep_on(std::atomic<std::uint32_t>& event, std::uint32_t key, HolderWords const* holders,
+              std::size_t count, Deadline deadline);
+// The same for several event words at once (a lanes receiver: every lane's data_event).
+void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t event_count,
+              HolderWords const* holders, std::size_t count, Deadline deadline);
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -90,15 +107,23 @@ inline void notifier_barrier(const ring::EndpointLine& peer) noexcept {
 
 // The sleeper's half: detail::SleeperBarrier (ipckit/detail/sleeper.hpp), one per waiting end.
 
+// A callable for wait_until's `holders`: the holder word of `peer`.
+inline auto one_holder(const ring::EndpointWatch& peer) noexcept {
+    return [&peer](HolderWords* words, std::size_t) -> std::size_t {
+        words[0] = peer.holder_word();
+        return words[0] != nullptr ? 1 : 0;
+    };
+}
+
 // Waits until `ready()` (which re-reads what the other side publishes) is true. Returns ok when
 // it is, closed when `gone(now)` says the peer left (the caller drains what it published first),
 // or timed_out. Before it sleeps on `event` it calls `before_sleep()` (a producer says how much
 // space it wants), counts itself in `sleepers`, runs the sleeper's half of the handshake and
-// re-checks.
-template <typename Ready, typename Gone, typename BeforeSleep>
+// re-checks; it sleeps on `event` and the holder words `holders` gives (see HolderWords).
+template <typename Ready, typename Gone, typename Holders, typename BeforeSleep>
 Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
                   std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event, Gone&& gone,
-                  Ready&& ready, BeforeSleep&& before_sleep) {
+                  Holders&& holders, Ready&& ready, BeforeSleep&& before_sleep) {
     using Clock = std::chrono::steady_clock;
     if (mode != WaitMode::block) {
         const auto start = Clock::now();
@@ -124,8 +149,13 @@ Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
     }
     struct Leave {
         std::atomic<std::uint32_t>& sleepers;
-        ~Leave() { sleepers.fetch_sub(1, std::memory_order_relaxed); }
+        SleeperBarrier& barrier;
+        ~Leave() {
+            barrier.uncounting();
+            sleepers.fetch_sub(1, std::memory_order_relaxed);
+        }
     };
+    HolderWords words[kMaxWaitAny];
     for (;;) {
         {
             // The key is read before announcing: a wake after this point changes the word, and
@@ -137,12 +167,13 @@ Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
 #else
             sleepers.fetch_add(1, std::memory_order_relaxed);
 #endif
-            const Leave leave{sleepers};
+            barrier.counted();
+            const Leave leave{sleepers, barrier};
             barrier.pass();
             if (ready()) return Status::ok;
-            // Sleep in slices so a peer that died without waking us is noticed in bounded time.
-            const auto slice = std::min(deadline.when(), Clock::now() + kSleepSlice);
-            (void)futex_wait(event, key, Deadline::at(slice));
+            if (gone(Clock::now())) return Status::closed;
+            const std::size_t count = holders(words, kMaxWaitAny);
+            sleep_on(event, key, words, count, deadline);
         }
         if (ready()) return Status::ok;
         const auto now = Clock::now();
@@ -151,11 +182,12 @@ Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
     }
 }
 
+// The usual case: one peer, whose holder word is watched.
 template <typename Ready, typename Gone>
 Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
-                  std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event, Gone&& gone,
-                  Ready&& ready) {
-    return wait_until(mode, deadline, barrier, sleepers, event, gone, ready, [] {});
+                  std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event,
+                  const ring::EndpointWatch& peer, Gone&& gone, Ready&& ready) {
+    return wait_until(mode, deadline, barrier, sleepers, event, gone, one_holder(peer), ready, [] {});
 }
 
 }  // namespace ipckit::detail

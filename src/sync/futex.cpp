@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <ctime>
 
 #include "ipckit/error.hpp"
 
@@ -40,6 +41,49 @@ Status futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Dead
             return Status::timed_out;
         default:
             throw_errno("futex(FUTEX_WAIT)", "shared word");
+    }
+}
+
+namespace {
+
+// futex_waitv(2): its uapi struct, spelled here so older kernel headers still build.
+struct FutexWaiter {
+    std::uint64_t val;
+    std::uint64_t uaddr;
+    std::uint32_t flags;
+    std::uint32_t reserved;
+};
+constexpr long kSysFutexWaitv = 449;
+constexpr std::uint32_t kFutex2SizeU32 = 0x02;  // shared (no FUTEX_PRIVATE_FLAG): other processes wake us
+
+std::atomic<bool> futex_waitv_missing{false};
+
+}  // namespace
+
+WaitAny futex_wait_any(std::atomic<std::uint32_t>* const* words, const std::uint32_t* expected,
+                       std::size_t count, Deadline deadline) {
+    if (futex_waitv_missing.load(std::memory_order_relaxed) || count > kMaxWaitAny)
+        return WaitAny::not_supported;
+    if (deadline.is_immediate()) return WaitAny::timed_out;
+    FutexWaiter waiters[kMaxWaitAny];
+    for (std::size_t i = 0; i < count; ++i)
+        waiters[i] = {expected[i], reinterpret_cast<std::uint64_t>(words[i]), kFutex2SizeU32, 0};
+    timespec when{};
+    if (!deadline.is_never()) when = deadline.monotonic_timespec();
+    if (::syscall(kSysFutexWaitv, waiters, static_cast<unsigned>(count), 0u,
+                  deadline.is_never() ? nullptr : &when, CLOCK_MONOTONIC) >= 0)
+        return WaitAny::ok;
+    switch (errno) {
+        case EAGAIN:
+        case EINTR:
+            return WaitAny::ok;
+        case ETIMEDOUT:
+            return WaitAny::timed_out;
+        default:
+            // ENOSYS (before 5.16), or a seccomp filter: sleep in slices from now on rather than
+            // spin on an error.
+            futex_waitv_missing.store(true, std::memory_order_relaxed);
+            return WaitAny::not_supported;
     }
 }
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <thread>
@@ -117,13 +118,28 @@ TEST(ChannelRingOpenTest, AnOpenerThatArrivesBeforeTheRingIsSizedWaitsForIt) {
             failure = e.what();
         }
     });
-    std::this_thread::sleep_for(50ms);  // the opener finds the object still empty
+    // The opener has the object open (a second descriptor of it in this process) while it is
+    // still empty: it found it unsized, and must wait.
+    const auto opener_has_it = [&] {
+        int open = 0;
+        for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+            std::error_code error;
+            if (std::filesystem::read_symlink(entry.path(), error) == "/dev/shm" + name) ++open;
+        }
+        return open >= 2;
+    };
+    bool found_empty = opener_has_it();
+    for (int slice = 0; slice < 10'000 && !found_empty; ++slice) {
+        std::this_thread::sleep_for(1ms);
+        found_empty = opener_has_it();
+    }
     const std::size_t size = Ring::region_size(4096);
     ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
     void* region = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     ASSERT_NE(region, MAP_FAILED);
     Ring::format(std::span(static_cast<std::byte*>(region), size), RingOptions{4096});
     opener.join();
+    EXPECT_TRUE(found_empty) << "the opener never had " << name << " open before it was sized";
     EXPECT_EQ(failure, "");
     EXPECT_TRUE(opened.has_value());
     opened.reset();

@@ -3,12 +3,15 @@
 // vanish with their last holder, and a truncated shm:/ ring that is an Error, not SIGBUS.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -199,43 +202,118 @@ TEST(SharedRegionTest, AnotherServerOfTheSameNameIsRefused) {
 
 // ---- shm:/NAME truncated under live peers ---------------------------------------------------
 
-TEST(TruncatedRingTest, TruncatingTheFileUnderAReceiverAndASenderIsAnErrorNotSigbus) {
-    const std::string name = test::unique_name("ipckit-test");
-    const std::string address = "shm:/" + name;
-    Receiver rx = Receiver::create(address);
-    Pipe truncated = Pipe::create();
-    auto sender = test::spawn([&] {
-        Sender tx = Sender::open(address, Deadline::after(10s));
-        if (!tx.send(as_bytes("before")).ok()) return 1;
-        std::array<std::byte, 1> go{};
-        if (truncated.reader.read_exact(go, Deadline::after(30s)).status != Status::ok) return 2;
-        const std::vector<std::byte> big(64 * 1024, std::byte{7});
-        try {
-            for (int i = 0; i < 1000; ++i)
-                (void)tx.send(big, Deadline::after(10s));
-        } catch (const Error& e) {
-            return std::string(e.what()).find(address) != std::string::npos &&
-                           std::string(e.what()).find("truncated") != std::string::npos
-                       ? 0
-                       : 3;
-        }
-        return 4;  // went on writing into a region that is no longer there
-    });
-    std::vector<std::byte> message;
-    ASSERT_EQ(rx.recv(message, Deadline::after(10s)).status, Status::ok);
-    EXPECT_EQ(text(message), "before");
-    const auto cut = test::run({"/usr/bin/truncate", "-s", "0", "/dev/shm/" + name});
-    ASSERT_EQ(cut.exit_code, 0) << cut.err;
-    (void)truncated.writer.write_all(as_bytes("t"));
+// Whether process `pid` (its main thread) sleeps in a futex on a word of a mapping whose path
+// names `name`: /proc/PID/syscall gives the call a blocked thread is in and its arguments
+// ("running" when it is in none), /proc/PID/maps where the word lies. That is a ring call
+// waiting, seen in the kernel, not guessed from how long the call has had.
+bool sleeps_on_a_futex_in(pid_t pid, const std::string& name) {
+    std::ifstream call("/proc/" + std::to_string(pid) + "/syscall");
+    long number = -1;
+    std::string word;
+    constexpr long kFutexWaitv = 449;  // a ring end asleep on its event and its peer's holder word
+    if (!(call >> number >> word) || (number != SYS_futex && number != kFutexWaitv)) return false;
+    auto address = std::stoull(word, nullptr, 16);
+    if (number == kFutexWaitv) {
+        // The argument is the array of waiters {val, uaddr, flags, reserved}: the first one's word.
+        std::ifstream memory("/proc/" + std::to_string(pid) + "/mem", std::ios::binary);
+        std::uint64_t waiter[2] = {};
+        memory.seekg(static_cast<std::streamoff>(address));
+        if (!memory.read(reinterpret_cast<char*>(waiter), sizeof waiter)) return false;
+        address = waiter[1];
+    }
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    for (std::string line; std::getline(maps, line);) {
+        if (line.find(name) == std::string::npos) continue;
+        unsigned long long start = 0, end = 0;
+        char dash = 0;
+        std::istringstream range(line);
+        range >> std::hex >> start >> dash >> end;
+        if (address >= start && address < end) return true;
+    }
+    return false;
+}
+
+bool wait_until_sleeping_in(pid_t pid, const std::string& name) {
+    for (int i = 0; i < 30'000; ++i) {
+        if (sleeps_on_a_futex_in(pid, name)) return true;
+        std::this_thread::sleep_for(1ms);
+    }
+    return false;
+}
+
+// Exit codes of a child whose one call was in progress when the file was truncated.
+enum { kErrorNamingIt = 0, kReturned = 1, kOtherError = 2, kFillFailed = 3 };
+
+int ended_by_truncation(const std::string& address, const std::function<void()>& call) {
     try {
-        for (int i = 0; i < 1000; ++i)
-            (void)rx.recv(message, Deadline::after(10s));
-        ADD_FAILURE() << "the receiver never noticed its region was truncated";
+        call();
+        return kReturned;  // returned as though the region were still there
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        if (what.find(address) != std::string::npos && what.find("truncated") != std::string::npos)
+            return kErrorNamingIt;
+        std::fprintf(stderr, "%s\n", what.c_str());
+        return kOtherError;
+    }
+}
+
+void expect_truncated_error(const std::function<void()>& call, const std::string& address) {
+    try {
+        call();
+        ADD_FAILURE() << "a call on " << address << " after its truncation returned";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find(address), std::string::npos) << e.what();
         EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
     }
-    EXPECT_EQ(sender.wait(30s), 0) << "the sender died by a signal or missed the truncation";
+}
+
+void truncate_shm(const std::string& name) {
+    const auto cut = test::run({"/usr/bin/truncate", "-s", "0", "/dev/shm/" + name});
+    ASSERT_EQ(cut.exit_code, 0) << cut.err;
+}
+
+// The receiver is inside recv, asleep on the empty ring, when `truncate -s 0` cuts the file: that
+// very call ends with the Error, no signal; the live sender's next send gets it too.
+TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingRecvEndsThatCallWithAnErrorNotSigbus) {
+    const std::string name = test::unique_name("ipckit-test");
+    const std::string address = "shm:/" + name;
+    Pipe created = Pipe::create();
+    auto receiver = test::spawn([&] {
+        Receiver rx = Receiver::create(address);
+        (void)created.writer.write_all(as_bytes("c"));
+        std::vector<std::byte> message;
+        return ended_by_truncation(address, [&] { (void)rx.recv(message, Deadline::after(30s)); });
+    });
+    std::array<std::byte, 1> got{};
+    ASSERT_EQ(created.reader.read_exact(got, Deadline::after(30s)).status, Status::ok);
+    Sender tx = Sender::open(address, Deadline::after(10s));
+    ASSERT_TRUE(wait_until_sleeping_in(receiver.pid(), name)) << "the receiver never waited in recv";
+    truncate_shm(name);
+    EXPECT_EQ(receiver.wait(30s), kErrorNamingIt) << "the recv in progress (-N: killed by signal N)";
+    const std::vector<std::byte> big(64 * 1024, std::byte{7});
+    expect_truncated_error([&] { (void)tx.send(big, Deadline::after(10s)); }, address);
+}
+
+// The sender is inside send, asleep on the full ring, when the file is cut: that call ends with
+// the Error, no signal; the live receiver's next recv gets it too.
+TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingSendEndsThatCallWithAnErrorNotSigbus) {
+    const std::string name = test::unique_name("ipckit-test");
+    const std::string address = "shm:/" + name;
+    Receiver rx = Receiver::create(address);
+    auto sender = test::spawn([&] {
+        Sender tx = Sender::open(address, Deadline::after(10s));
+        const std::vector<std::byte> big(64 * 1024, std::byte{7});
+        int sent = 0;
+        while (sent < 10'000 && tx.try_send(big).ok())
+            ++sent;
+        if (sent == 0 || sent == 10'000) return static_cast<int>(kFillFailed);
+        return ended_by_truncation(address, [&] { (void)tx.send(big, Deadline::after(30s)); });
+    });
+    ASSERT_TRUE(wait_until_sleeping_in(sender.pid(), name)) << "the sender never waited in send";
+    truncate_shm(name);
+    EXPECT_EQ(sender.wait(30s), kErrorNamingIt) << "the send in progress (-N: killed by signal N)";
+    std::vector<std::byte> message;
+    expect_truncated_error([&] { (void)rx.recv(message, Deadline::after(10s)); }, address);
 }
 
 }  // namespace

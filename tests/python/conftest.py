@@ -86,6 +86,56 @@ def python_child(code, *args, **popen):
     )
 
 
+# The x86-64 system calls a waiting receive, poll or read sleeps in (the transports wait in a
+# futex, poll, a socket or queue receive, or short sleeps between tries).
+WAIT_SYSCALLS = {
+    0: "read", 7: "poll", 23: "select", 35: "nanosleep", 45: "recvfrom", 47: "recvmsg",
+    70: "msgrcv", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait",
+    243: "mq_timedreceive", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 441: "epoll_pwait2",
+    449: "futex_waitv",  # a ring end asleep on its event word and its peer's holder word at once
+}
+FUTEX = 202
+
+
+def _in_shared_mapping(pid, address):
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            span, perms = line.split()[:2]
+            start, end = (int(x, 16) for x in span.split("-"))
+            if start <= address < end:
+                return perms[3] == "s"
+    return False
+
+
+def blocked_in_wait(pid, tid=None):
+    """The system call thread `tid` of process `pid` (its main thread by default) sleeps in, if
+    it is one a wait sleeps in; else None. Read from /proc/PID/task/TID/syscall: the number of
+    the call the thread is blocked in and its arguments ("running" when it is in none). A futex
+    counts only on a word in shared memory (a ring's), not a private one: a thread waiting for
+    the GIL sleeps in a futex too."""
+    try:
+        with open(f"/proc/{pid}/task/{tid or pid}/syscall") as f:
+            fields = f.read().split()
+        number = int(fields[0])
+        if number == FUTEX and not _in_shared_mapping(pid, int(fields[1], 16)):
+            return None
+    except (OSError, IndexError, ValueError):
+        return None
+    return WAIT_SYSCALLS.get(number)
+
+
+def wait_until_blocked(pid, tid=None, timeout=30.0):
+    """Returns once thread `tid` of `pid` is asleep in a wait's system call (its name), so an
+    event sent now lands while the wait is in progress; fails the test after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (call := blocked_in_wait(pid, tid)) is None:
+        assert time.monotonic() < deadline, f"thread {tid or pid} of {pid} never blocked in a wait"
+        time.sleep(0.001)
+    return call
+
+
 def tool(*args, **run):
     """Runs the C++ tool `ipckit ARGS...`."""
     return subprocess.run([IPCKIT_TOOL, *args], capture_output=True, text=True, timeout=60, **run)
@@ -107,14 +157,3 @@ def open_sender(address, timeout=10.0):
             if e.errno not in (2, 111) or time.monotonic() > deadline:  # ENOENT, ECONNREFUSED
                 raise
         time.sleep(0.01)
-
-
-def rss_kib():
-    """Resident memory of this process's own heap and stacks: VmRSS less the shared memory
-    it maps (a ring's pages count in VmRSS once touched, which is not a leak)."""
-    fields = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return int(fields["VmRSS"][0]) - int(fields["RssShmem"][0])

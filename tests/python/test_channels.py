@@ -1,13 +1,14 @@
 """The channel API from Python over every transport: Python to Python across processes,
 Python to and from the C++ tool, the wait set, and the GIL released while a call waits."""
 
+import os
 import subprocess
 import threading
 
 import pytest
 
 import ipckit
-from conftest import IPCKIT_TOOL, open_sender, python_child, tool, unique_name
+from conftest import IPCKIT_TOOL, open_sender, python_child, tool, unique_name, wait_until_blocked
 
 SIZES = [0, 1, 7, 64, 1000, 4000]
 
@@ -135,11 +136,14 @@ def test_poll_set_says_which_receivers_are_ready(tmp_path):
 def test_other_threads_run_while_recv_waits():
     address = f"shm:/{unique_name()}"
     with ipckit.Receiver.create(address) as rx, ipckit.Sender.open(address) as tx:
-        # The sender thread can only run if the waiting recv released the GIL.
+        # The sender thread starts once the receiver thread sleeps in recv's wait, and can only
+        # run (as could this thread's check) if that waiting recv released the GIL.
         sender = threading.Thread(target=lambda: tx.send(b"from a thread"))
         results = []
         receiver = threading.Thread(target=lambda: results.append(rx.recv(timeout=30)))
         receiver.start()
+        wait_until_blocked(os.getpid(), receiver.native_id)
+        assert results == []
         sender.start()
         receiver.join(60)
         sender.join(60)

@@ -3,12 +3,11 @@ the channel usable; a killed sender shows as Closed after what it sent."""
 
 import signal
 import subprocess
-import time
 
 import pytest
 
 import ipckit
-from conftest import open_sender, python_child
+from conftest import open_sender, python_child, wait_until_blocked
 
 
 def test_sigint_interrupts_a_blocking_recv_and_the_channel_stays_usable(transport):
@@ -30,7 +29,8 @@ def test_sigint_interrupts_a_blocking_recv_and_the_channel_stays_usable(transpor
     )
     try:
         assert child.stdout.readline() == "ready\n"
-        time.sleep(0.3)  # let it enter the wait (if not, the signal still lands in the try)
+        # The signal lands while recv waits: the child's thread is asleep in the wait's call.
+        wait_until_blocked(child.pid)
         child.send_signal(signal.SIGINT)
         assert child.stdout.readline() == "interrupted\n"
         with open_sender(transport.address) as tx:
@@ -62,7 +62,7 @@ def test_sigint_interrupts_a_poll_set_wait_and_a_blocking_read():
     try:
         for _ in range(2):
             assert child.stdout.readline() == "ready\n"
-            time.sleep(0.3)
+            wait_until_blocked(child.pid)
             child.send_signal(signal.SIGINT)
             assert child.stdout.readline() == "interrupted\n"
         assert child.wait(timeout=60) == 0

@@ -817,14 +817,14 @@ TEST(RingTest, RacingNewConsumersOneWins) {
     EXPECT_EQ(race.losers.load(), kRacers - 1);
 }
 
-TEST(RingTest, VersionOneRegionIsRefusedWithAClearError) {
+TEST(RingTest, AnOlderVersionRegionIsRefusedWithAClearError) {
     SharedRegion region(4096);
     Ring::format(region.span());
-    region.header().control.version = 1;  // the magic is the same in both versions
+    region.header().control.version = 2;  // the magic is the same in every version
     std::string message;
     EXPECT_EQ(error_of([&] { (void)RingConsumer::attach(region.span()); }, &message),
               std::errc::protocol_error);
-    EXPECT_NE(message.find("ring header: version 1, this ipckit reads version 2"), std::string::npos)
+    EXPECT_NE(message.find("ring header: version 2, this ipckit reads version 3"), std::string::npos)
         << message;
     EXPECT_EQ(error_of([&] { (void)RingProducer::attach(region.span()); }), std::errc::protocol_error);
 }

@@ -8,7 +8,8 @@
 # "The installed tree only" is checked, not assumed: the consumers search no default paths
 # (no system or user package registry, no system prefixes, PKG_CONFIG_LIBDIR is the prefix's
 # alone), no installed text file names the source or the build tree, and neither do the
-# consumers' compile and link commands.
+# consumers' compile and link commands. Nor does an install write outside its prefix: every file
+# in its install_manifest.txt lies under it, the Python package's too.
 # Usage: install_test.sh BIN_DIR SOURCE_DIR   (as tests/CMakeLists.txt passes them)
 set -euo pipefail
 bin_dir=$1
@@ -101,9 +102,26 @@ consume() {
   echo "install_test: $label: pkg-config --cflags --libs ipckit: ok"
 }
 
+# Every file an install wrote (cmake's install_manifest.txt in the build it installed from)
+# lies under its prefix: nothing reaches the system, such as the Python package into the
+# interpreter's own site-packages.
+check_manifest() {
+  local label=$1 prefix=$2 manifest="$3/install_manifest.txt" outside
+  [ -s "$manifest" ] || fail "$label: no install manifest at $manifest"
+  outside=$(grep -v "^$prefix/" "$manifest" || true)
+  [ -z "$outside" ] || fail "$label: the install wrote outside $prefix: $(tr '\n' ' ' <<<"$outside")"
+}
+
 # 1. The static library of this build.
 static_prefix="$scratch/static"
 cmake --install "$build_dir" --prefix "$static_prefix" >/dev/null
+check_manifest static "$static_prefix" "$build_dir"
+# With the Python module built, its package is installed too: under the prefix.
+if grep -q '^IPCKIT_PYTHON_INSTALL_SUBDIR:' "$build_dir/CMakeCache.txt"; then
+  [ -n "$(find "$static_prefix" -path '*/ipckit/__init__.py')" ] ||
+    fail "static: the Python package was not installed under $static_prefix"
+  echo "install_test: static: the Python package installed under the prefix: ok"
+fi
 consume static "$static_prefix" "$build_dir"
 
 # 2. A shared library, built from the same sources (the library alone).
@@ -117,6 +135,7 @@ cmake --build "$shared_build" --target ipckit -j2 >>"$scratch/shared.log" 2>&1 |
   { cat "$scratch/shared.log" >&2; fail "shared: build failed"; }
 shared_prefix="$scratch/shared"
 cmake --install "$shared_build" --prefix "$shared_prefix" >/dev/null
+check_manifest shared "$shared_prefix" "$shared_build"
 [ -n "$(find "$shared_prefix" -name 'libipckit.so*')" ] ||
   fail "shared: no libipckit.so installed under $shared_prefix"
 consume shared "$shared_prefix" "$shared_build"

@@ -177,9 +177,37 @@ void add_raw_loops(ContenderList& list);
 void add_channels(ContenderList& list);
 void add_loan(ContenderList& list);  // shm-loan: the ring's zero-copy path
 void add_peers(ContenderList& list);
-// The iceoryx peer (bench_iceoryx.cpp), or null when it was not built in.
+// The iceoryx peer (bench_iceoryx.cpp), or null when it was not built in. The contenders it makes
+// while one is alive share one RouDi (the usual row and the polling one).
 [[nodiscard]] std::unique_ptr<Contender> make_iceoryx();
 [[nodiscard]] ContenderList all_contenders();
+
+// One pair of interleaved slices (bench_pairs.hpp): a slice of a row between two slices of its
+// baseline. Figures are p50 ns (latency) or bytes/s (throughput).
+struct Pair {
+    double before = 0;        // the baseline slice before the row's
+    double row = 0;           // the row's slice
+    double after = 0;         // the baseline slice after it
+    bool steady = true;       // before and after within the margin
+    bool remeasured = false;  // the first attempt's baselines disagreed
+    [[nodiscard]] double ratio() const { return row / ((before + after) / 2); }
+};
+
+// The median of a row's pair ratios and their spread.
+struct Spread {
+    double median = 0, q1 = 0, q3 = 0, min = 0, max = 0;
+    std::size_t steady = 0;  // pairs the figures come from
+    std::size_t total = 0;   // pairs measured
+    // Fewer than half of the pairs were steady: the figures come from every pair and say little.
+    [[nodiscard]] bool unsteady() const { return steady * 2 < total; }
+};
+// The pairs of one row against one baseline.
+struct PairedRatio {
+    std::string row, base;
+    Mode mode = Mode::latency;
+    std::size_t size = 0, base_size = 0;
+    std::vector<Pair> pairs;
+};
 
 // A finished row.
 struct Result {
@@ -191,9 +219,12 @@ struct Result {
     std::size_t count = 0;
     std::uint64_t p50 = 0, p99 = 0, p999 = 0, max = 0;  // latency, ns
     double msgs_per_s = 0, bytes_per_s = 0;             // throughput
-    std::optional<double> ratio;
-    std::string ratio_to;  // the baseline the ratio divides by
-    std::string error;     // empty when the row ran
+    std::optional<double> ratio;                        // the median of the pairs' ratios
+    std::string ratio_to;                               // the baseline the ratio divides by
+    std::optional<Spread> spread;                       // of the pairs' ratios
+    std::vector<Pair> pairs;
+    std::size_t slices = 0;  // slices the row's figures come from
+    std::string error;       // empty when the row ran
     [[nodiscard]] bool ok() const { return error.empty(); }
 };
 
@@ -227,6 +258,14 @@ public:
 void pin_to_cpu(int cpu);
 
 // Helpers for contenders.
+// One turn of a spin loop: tells the CPU the loop waits.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#endif
+}
 [[nodiscard]] std::int64_t now_ns() noexcept;
 // Bytes of ring for messages of `size`: the channel's default capacity, 4 MiB, while a message
 // fits it (the `shm` rows then use the default address), else the power of two that holds two of

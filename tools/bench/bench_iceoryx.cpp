@@ -22,6 +22,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -42,9 +43,11 @@ namespace {
 
 #if IPCKIT_BENCH_ICEORYX
 
-// Chunk pools: each size the default sweep uses, plus room for iceoryx's chunk header.
+// Chunk pools: each size the default sweep uses, plus room for iceoryx's chunk header. A row is
+// several slices, each with a fresh peer whose chunks RouDi frees only when it has noticed the
+// peer gone: twice the chunks one slice holds at most.
 constexpr std::pair<std::size_t, int> kPools[] = {
-    {256, 4096}, {2048, 1024}, {(64u << 10) + 1024, 160}, {(1u << 20) + 1024, 24}, {(16u << 20) + 1024, 8},
+    {256, 4096}, {2048, 1024}, {(64u << 10) + 1024, 160}, {(1u << 20) + 1024, 48}, {(16u << 20) + 1024, 16},
 };
 constexpr std::size_t kLargestMessage = 16u << 20;
 
@@ -136,6 +139,15 @@ public:
 
 private:
     void stop() noexcept {
+        if (started_) {
+            // This process's iceoryx runtime notices RouDi gone (its keep-alive thread, and its
+            // goodbye when the program exits) and prints errors about it. The table is out by now
+            // and nothing else writes to stderr after the run: silence them, before RouDi goes.
+            if (const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) {
+                ::dup2(null, 2);
+                ::close(null);
+            }
+        }
         if (pid_ > 0) {
             ::kill(pid_, SIGKILL);
             int status = 0;
@@ -147,13 +159,6 @@ private:
             for (const auto& file : roudi_files())
                 ::unlink(file.c_str());
             started_ = false;
-            // This process's iceoryx runtime says goodbye to RouDi when the program exits and,
-            // RouDi being gone, prints three lines of errors about it. The table is out by now and
-            // nothing else writes to stderr after the run: silence them.
-            if (const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) {
-                ::dup2(null, 2);
-                ::close(null);
-            }
         }
     }
     pid_t pid_ = -1;
@@ -164,8 +169,11 @@ private:
 void init_runtime(const std::string& name) {
     static bool done = false;
     if (done) return;
-    // Its info lines ("RouDi cleaned up resources of …") would land in the table's progress.
-    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn,
+    // Its info lines ("RouDi cleaned up resources of …") would land in the table's progress, and
+    // so would an error line for every loan refused while RouDi has not yet freed an ended
+    // slice's chunks (the loop waits for them): a failure that matters ends the row, which
+    // says why.
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kFatal,
                                                              iox::log::LogLevelOutput::kHideLogLevel);
     iox::runtime::PoshRuntime::initRuntime(iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
     done = true;
@@ -264,35 +272,48 @@ private:
     std::optional<iox::popo::WaitSet<>> waitset_;
 };
 
+// What the run's iceoryx rows share: the RouDi the bench started and the peers' runtimes to
+// clean up. The usual row and the polling one (iceoryx?wait=spin) use the same, and it goes
+// (RouDi stopped, files removed) with the last of them.
+struct IceoryxRun {
+    std::optional<RouDi> roudi;
+    std::string roudi_error;
+    std::vector<std::string> peer_runtimes;
+    IceoryxRun() = default;
+    IceoryxRun(const IceoryxRun&) = delete;
+    IceoryxRun& operator=(const IceoryxRun&) = delete;
+    ~IceoryxRun() {
+        // A peer that was killed (it did not end in time) leaves its runtime's socket and lock
+        // file, which iceoryx names after the runtime; they go with the run.
+        for (const auto& path : peer_runtimes) {
+            ::unlink(path.c_str());
+            ::unlink((path + ".lock").c_str());
+        }
+    }
+};
+
 class Iceoryx final : public Contender {
 public:
-    Iceoryx() : Contender("iceoryx", Category::peer) {}
+    explicit Iceoryx(std::shared_ptr<IceoryxRun> run)
+        : Contender("iceoryx", Category::peer), run_(std::move(run)) {}
     std::optional<std::string> cannot_carry(std::size_t size) const override {
         if (size > kLargestMessage)
             return std::string("over the bench's RouDi config's largest chunk, 16 MiB");
         return {};
     }
     std::unique_ptr<Side> prepare(const RowPlan& plan, PeerLaunch&) override {
-        if (!roudi_error_.empty()) throw std::runtime_error(roudi_error_);
-        if (!roudi_) {
+        if (!run_->roudi_error.empty()) throw std::runtime_error(run_->roudi_error);
+        if (!run_->roudi) {
             try {
-                roudi_.emplace(plan.dir);
+                run_->roudi.emplace(plan.dir);
             } catch (const std::exception& e) {
-                roudi_error_ = std::string("absent: RouDi did not start: ") + e.what();
-                throw std::runtime_error(roudi_error_);
+                run_->roudi_error = std::string("absent: RouDi did not start: ") + e.what();
+                throw std::runtime_error(run_->roudi_error);
             }
             init_runtime("ipckit-bench-" + std::to_string(::getpid()));
         }
-        peer_runtimes_.push_back("/tmp/" + plan.stem + "-b");
+        run_->peer_runtimes.push_back("/tmp/" + plan.stem + "-b");
         return std::make_unique<IceoryxSide>(plan, true);
-    }
-    ~Iceoryx() override {
-        // A peer that was killed (it did not end in time) leaves its runtime's socket and lock
-        // file, which iceoryx names after the runtime; they go with the run.
-        for (const auto& path : peer_runtimes_) {
-            ::unlink(path.c_str());
-            ::unlink((path + ".lock").c_str());
-        }
     }
     std::unique_ptr<Side> join(const RowPlan& plan, const std::vector<std::string>&) override {
         init_runtime(plan.stem + "-b");
@@ -300,9 +321,7 @@ public:
     }
 
 private:
-    std::optional<RouDi> roudi_;
-    std::string roudi_error_;
-    std::vector<std::string> peer_runtimes_;
+    std::shared_ptr<IceoryxRun> run_;
 };
 
 #endif
@@ -311,7 +330,13 @@ private:
 
 #if IPCKIT_BENCH_ICEORYX
 std::unique_ptr<Contender> make_iceoryx() {
-    return std::make_unique<Iceoryx>();
+    static std::weak_ptr<IceoryxRun> current;
+    auto run = current.lock();
+    if (!run) {
+        run = std::make_shared<IceoryxRun>();
+        current = run;
+    }
+    return std::make_unique<Iceoryx>(std::move(run));
 }
 #else
 std::unique_ptr<Contender> make_iceoryx() {

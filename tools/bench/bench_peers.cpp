@@ -9,6 +9,8 @@
 #include <memory>
 #include <thread>
 
+#include <sched.h>
+
 #include "bench_harness.hpp"
 #include "ipckit/error.hpp"
 
@@ -40,6 +42,52 @@ public:
 
 private:
     std::string why_;
+};
+
+// A peer in its fastest mode: the same library, but every receive polls the library's
+// non-blocking receive in a loop instead of waiting in it (iceoryx without its WaitSet, ZeroMQ
+// and nng with their don't-wait flag, Boost's try_receive), as ipckit's `?wait=spin` rows do.
+// Bounded like every spin here: it looks at the abort flags and yields every 1024 turns.
+class PollingSide final : public Side {
+public:
+    explicit PollingSide(std::unique_ptr<Side> inner) : inner_(std::move(inner)) {}
+    void connect() override { inner_->connect(); }
+    void send(std::span<const std::byte> message) override { inner_->send(message); }
+    void recv(std::span<std::byte> buffer) override {
+        for (std::uint32_t turns = 1; !inner_->try_recv(buffer); ++turns) {
+            cpu_relax();
+            if ((turns & 1023) == 0) {
+                check_abort("polling");
+                ::sched_yield();
+            }
+        }
+    }
+    bool try_recv(std::span<std::byte> buffer) override { return inner_->try_recv(buffer); }
+    std::span<std::byte> send_buffer(std::size_t size) override { return inner_->send_buffer(size); }
+    std::span<std::byte> recv_buffer(std::size_t size) override { return inner_->recv_buffer(size); }
+
+private:
+    std::unique_ptr<Side> inner_;
+};
+
+class Polling final : public Contender {
+public:
+    explicit Polling(std::unique_ptr<Contender> inner)
+        : Contender(inner->name() + "?wait=spin", Category::peer, "spin"), inner_(std::move(inner)) {}
+    bool measures(Mode mode) const override { return inner_->measures(mode); }
+    std::optional<std::string> cannot_carry(std::size_t size) const override {
+        return inner_->cannot_carry(size);
+    }
+    std::optional<std::string> absent() const override { return inner_->absent(); }
+    std::unique_ptr<Side> prepare(const RowPlan& plan, PeerLaunch& launch) override {
+        return std::make_unique<PollingSide>(inner_->prepare(plan, launch));
+    }
+    std::unique_ptr<Side> join(const RowPlan& plan, const std::vector<std::string>& args) override {
+        return std::make_unique<PollingSide>(inner_->join(plan, args));
+    }
+
+private:
+    std::unique_ptr<Contender> inner_;
 };
 
 // Waits in the libraries are bounded by this much at a time, so the loops can look at the
@@ -306,31 +354,46 @@ public:
 }  // namespace
 
 void add_peers(ContenderList& list) {
-    if (auto iceoryx = make_iceoryx())
-        list.push_back(std::move(iceoryx));
-    else
-        list.push_back(std::make_unique<Absent>(
+    // Each peer in its usual mode (a blocking wait), then in its fastest (polling).
+    const auto add = [&](std::unique_ptr<Contender> usual, std::unique_ptr<Contender> fastest) {
+        list.push_back(std::move(usual));
+        list.push_back(std::make_unique<Polling>(std::move(fastest)));
+    };
+    const auto iceoryx = []() -> std::unique_ptr<Contender> {
+        if (auto found = make_iceoryx()) return found;
+        return std::make_unique<Absent>(
             "iceoryx",
             "absent: iceoryx was not found at build time (install iceoryx, libiceoryx-posh-dev, "
-            "libiceoryx-hoofs-dev, rebuild)"));
+            "libiceoryx-hoofs-dev, rebuild)");
+    };
+    add(iceoryx(), iceoryx());
 #if IPCKIT_BENCH_BOOST
-    list.push_back(std::make_unique<BoostMq>());
+    add(std::make_unique<BoostMq>(), std::make_unique<BoostMq>());
 #else
-    list.push_back(std::make_unique<Absent>(
-        "boost-mq",
-        "absent: Boost.Interprocess was not found at build time (install libboost-dev, rebuild)"));
+    const auto boost = [] {
+        return std::make_unique<Absent>(
+            "boost-mq",
+            "absent: Boost.Interprocess was not found at build time (install libboost-dev, rebuild)");
+    };
+    add(boost(), boost());
 #endif
 #if IPCKIT_BENCH_ZMQ
-    list.push_back(std::make_unique<Zmq>());
+    add(std::make_unique<Zmq>(), std::make_unique<Zmq>());
 #else
-    list.push_back(std::make_unique<Absent>(
-        "zmq", "absent: ZeroMQ was not found at build time (install libzmq3-dev, rebuild)"));
+    const auto zmq = [] {
+        return std::make_unique<Absent>(
+            "zmq", "absent: ZeroMQ was not found at build time (install libzmq3-dev, rebuild)");
+    };
+    add(zmq(), zmq());
 #endif
 #if IPCKIT_BENCH_NNG
-    list.push_back(std::make_unique<Nng>());
+    add(std::make_unique<Nng>(), std::make_unique<Nng>());
 #else
-    list.push_back(std::make_unique<Absent>(
-        "nng", "absent: nng was not found at build time (install libnng-dev, rebuild)"));
+    const auto nng = [] {
+        return std::make_unique<Absent>(
+            "nng", "absent: nng was not found at build time (install libnng-dev, rebuild)");
+    };
+    add(nng(), nng());
 #endif
 }
 

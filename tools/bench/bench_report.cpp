@@ -1,6 +1,8 @@
 // `ipckit bench` output: table, claims, JSON and CSV.
 #include "bench_report.hpp"
 
+#include "bench_pairs.hpp"
+
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -132,6 +134,42 @@ std::string format_ratio(double ratio) {
     return ratio >= 0.1 ? fmt::format("{:.2f}x", ratio) : fmt::format("{:.2g}x", ratio);
 }
 
+// "0.81x [0.75-0.85]": the median of the pairs and their quartiles; "?" after it when fewer
+// than half of the pairs were steady.
+std::string ratio_cell(const Result& r) {
+    if (!r.ratio || !r.spread) return "-";
+    return fmt::format("{} [{}-{}]{}", format_ratio(r.spread->median), format_ratio(r.spread->q1),
+                       format_ratio(r.spread->q3), r.spread->unsteady() ? "?" : "");
+}
+
+// "median 0.81x (quartiles 0.75-0.85x, min-max 0.70-0.90x, 8 pairs, 7 steady)".
+std::string describe_spread(const Spread& s) {
+    return fmt::format("median {} (quartiles {}-{}, min-max {}-{}, {} pairs, {} steady)",
+                       format_ratio(s.median), format_ratio(s.q1), format_ratio(s.q3), format_ratio(s.min),
+                       format_ratio(s.max), s.total, s.steady);
+}
+
+std::string json_pairs(const std::vector<Pair>& pairs) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < pairs.size(); ++i) {
+        const auto& p = pairs[i];
+        out += fmt::format(
+            "{}{{\"before\": {}, \"row\": {}, \"after\": {}, \"ratio\": {}, \"steady\": {}, "
+            "\"remeasured\": {}}}",
+            i == 0 ? "" : ", ", json_number(p.before), json_number(p.row), json_number(p.after),
+            json_number(p.ratio()), p.steady ? "true" : "false", p.remeasured ? "true" : "false");
+    }
+    return out + "]";
+}
+
+std::string json_spread(const Spread& s) {
+    return fmt::format(
+        "{{\"median\": {}, \"q1\": {}, \"q3\": {}, \"min\": {}, \"max\": {}, \"pairs\": {}, "
+        "\"steady\": {}}}",
+        json_number(s.median), json_number(s.q1), json_number(s.q3), json_number(s.min), json_number(s.max),
+        s.total, s.steady);
+}
+
 double speed(const Result& r) {
     return r.mode == Mode::latency ? -static_cast<double>(r.p50) : r.bytes_per_s;
 }
@@ -181,17 +219,35 @@ std::string ratio_baseline(std::string_view transport, Mode mode) {
     return "raw-copy-ring";
 }
 
-void compute_ratios(std::vector<Result>& results) {
+const std::vector<Target>& targets() {
+    static const std::vector<Target> list = {
+        {"shm?wait=spin", "raw-spin", Mode::latency, 64, 1.3, true},
+        {"shm", "raw-spin", Mode::latency, 64, 1.5, true},
+        {"shm", "raw-copy-ring", Mode::throughput, 64, 0.5, false},
+        {"shm", "raw-copy-ring", Mode::throughput, 1 << 20, 0.95, false},
+        {"shm-loan", "raw-loan-ring", Mode::throughput, 1 << 20, 0.9, false},
+        {"shm-loan", "raw-loan-ring", Mode::throughput, 16 << 20, 0.9, false},
+        {"shm-loan", "shm", Mode::throughput, 64, 0.9, false},
+        {"shm-loan", "shm", Mode::throughput, 16 << 20, 1.3, false},
+        // A topic with one subscriber against the 1:1 ring it is built like.
+        {"topic", "shm", Mode::latency, 64, 1.2, true},
+        {"topic", "shm", Mode::throughput, 64, 0.8, false},
+        {"topic", "shm", Mode::throughput, 1 << 20, 0.8, false},
+    };
+    return list;
+}
+
+void attach_ratios(std::vector<Result>& results, const std::vector<PairedRatio>& ratios) {
     for (auto& r : results) {
         if (!r.ok()) continue;
         const std::string base = ratio_baseline(r.transport, r.mode);
-        const Result* b = find_row(results, base, r.mode, r.mode == Mode::latency ? 0 : r.size);
-        if (b == nullptr) continue;
-        if (r.mode == Mode::latency && b->p50 > 0)
-            r.ratio = static_cast<double>(r.p50) / static_cast<double>(b->p50);
-        else if (r.mode == Mode::throughput && b->bytes_per_s > 0)
-            r.ratio = r.bytes_per_s / b->bytes_per_s;
-        if (r.ratio) r.ratio_to = base;
+        const PairedRatio* paired = find_ratio(ratios, r.transport, base, r.mode, r.size);
+        if (paired == nullptr) continue;
+        r.pairs = paired->pairs;
+        r.spread = summarize(paired->pairs);
+        if (!r.spread) continue;
+        r.ratio = r.spread->median;
+        r.ratio_to = base;
     }
 }
 
@@ -217,14 +273,15 @@ void print_table(std::FILE* out, const std::vector<Result>& results) {
         if (mode == Mode::latency) {
             fmt::print(out,
                        "\nLatency: round trip between two processes (ping-pong), from every sample; "
-                       "ratio = p50 / the baseline's p50\n");
-            fmt::print(out, "{:<20} {:<8} {:>7} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {}\n", "transport",
+                       "ratio = median over pairs of p50 / the baseline's p50 [quartiles]\n");
+            fmt::print(out, "{:<20} {:<8} {:>7} {:>8} {:>10} {:>10} {:>10} {:>10} {:>22} {}\n", "transport",
                        "wait", "size", "count", "p50", "p99", "p99.9", "max", "ratio", "baseline");
         } else {
-            fmt::print(out,
-                       "\nThroughput: one process sends flat out, the other counts; "
-                       "ratio = bytes/s / the baseline's bytes/s at that size\n");
-            fmt::print(out, "{:<20} {:<8} {:>7} {:>8} {:>10} {:>12} {:>9} {}\n", "transport", "wait", "size",
+            fmt::print(
+                out,
+                "\nThroughput: one process sends flat out, the other counts; "
+                "ratio = median over pairs of bytes/s / the baseline's bytes/s at that size [quartiles]\n");
+            fmt::print(out, "{:<20} {:<8} {:>7} {:>8} {:>10} {:>12} {:>22} {}\n", "transport", "wait", "size",
                        "count", "msgs/s", "MB/s", "ratio", "baseline");
         }
         for (const std::size_t size : sizes) {
@@ -237,14 +294,12 @@ void print_table(std::FILE* out, const std::vector<Result>& results) {
                 if (!r.ok()) {
                     fmt::print(out, "{}{:>8} {}\n", head, "-", r.error);
                 } else if (mode == Mode::latency) {
-                    fmt::print(out, "{}{:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {}\n", head, r.count,
+                    fmt::print(out, "{}{:>8} {:>10} {:>10} {:>10} {:>10} {:>22} {}\n", head, r.count,
                                format_ns(double(r.p50)), format_ns(double(r.p99)), format_ns(double(r.p999)),
-                               format_ns(double(r.max)), r.ratio ? fmt::format("{:.1f}x", *r.ratio) : "-",
-                               r.ratio_to);
+                               format_ns(double(r.max)), ratio_cell(r), r.ratio_to);
                 } else {
-                    fmt::print(out, "{}{:>8} {:>10} {:>12.1f} {:>9} {}\n", head, r.count,
-                               format_rate(r.msgs_per_s), r.bytes_per_s / 1e6,
-                               r.ratio ? format_ratio(*r.ratio) : "-", r.ratio_to);
+                    fmt::print(out, "{}{:>8} {:>10} {:>12.1f} {:>22} {}\n", head, r.count,
+                               format_rate(r.msgs_per_s), r.bytes_per_s / 1e6, ratio_cell(r), r.ratio_to);
                 }
             }
             if (any) fmt::print(out, "\n");
@@ -331,34 +386,23 @@ std::vector<std::string> summarize_claims(const std::vector<Result>& results) {
     return lines;
 }
 
-std::vector<std::string> summarize_targets(const std::vector<Result>& results) {
+std::vector<std::string> summarize_targets(const std::vector<Result>& results,
+                                           const std::vector<PairedRatio>& ratios) {
     std::vector<std::string> lines;
     const auto verdict = [](bool met) { return met ? "met" : "missed"; };
-    // A throughput ratio of one row to another at one size; `messages` compares msgs/s.
-    const auto ratio_line = [&](std::string_view row, std::string_view base, std::size_t size, double target,
-                                bool messages) {
-        const Result* a = find_row(results, row, Mode::throughput, size);
-        const Result* b = find_row(results, base, Mode::throughput, size);
-        if (a == nullptr || b == nullptr) return;
-        const double x = messages ? a->msgs_per_s / b->msgs_per_s : a->bytes_per_s / b->bytes_per_s;
-        lines.push_back(fmt::format("{} / {} at {}{}: {:.3f}x (target >= {:.2f}x): {}", row, base,
-                                    format_bytes(size), messages ? " (msgs/s)" : "", x, target,
-                                    verdict(x >= target)));
-    };
-    ratio_line("shm", "raw-copy-ring", 1 << 20, 0.95, false);
-    ratio_line("shm-loan", "raw-loan-ring", 1 << 20, 0.9, false);
-    ratio_line("shm-loan", "raw-loan-ring", 16 << 20, 0.9, false);
-    ratio_line("shm-loan", "shm", 64, 0.9, true);
-    ratio_line("shm-loan", "shm", 16 << 20, 1.3, false);
-    // A topic with one subscriber against the 1:1 ring it is built like.
-    ratio_line("topic", "shm", 64, 0.8, true);
-    ratio_line("topic", "shm", 1 << 20, 0.8, false);
-    if (const Result* topic = find_row(results, "topic", Mode::latency, 64),
-        *shm = find_row(results, "shm", Mode::latency, 64);
-        topic != nullptr && shm != nullptr && shm->p50 > 0) {
-        const double x = double(topic->p50) / double(shm->p50);
-        lines.push_back(
-            fmt::format("topic p50 / shm p50 at 64B: {:.2f}x (target <= 1.20x): {}", x, verdict(x <= 1.2)));
+    for (const auto& t : targets()) {
+        const PairedRatio* paired = find_ratio(ratios, t.row, t.base, t.mode, t.size);
+        if (paired == nullptr) continue;
+        const auto spread = summarize(paired->pairs);
+        const std::string what = fmt::format("{} / {}, {} {}{}", t.row, t.base, to_string(t.mode),
+                                             format_bytes(t.size), t.mode == Mode::latency ? " p50" : "");
+        const std::string bound = fmt::format("target {} {}", t.at_most ? "<=" : ">=", format_ratio(t.bound));
+        if (!spread) {
+            lines.push_back(fmt::format("{}: no pairs ({}): unstable", what, bound));
+            continue;
+        }
+        lines.push_back(fmt::format("{}: {}; {}: {}", what, describe_spread(*spread), bound,
+                                    to_string(judge(*spread, t.bound, t.at_most))));
     }
     // With N subscribers DESIGN.md asks for the slowest one's lag and rate, reported beside the
     // one-subscriber topic's (no target).
@@ -382,18 +426,6 @@ std::vector<std::string> summarize_targets(const std::vector<Result>& results) {
         }
         lines.push_back(line + ": reported");
     }
-    // Latency: the ring against the floor.
-    if (const Result* spin = find_row(results, "raw-spin", Mode::latency, 0);
-        spin != nullptr && spin->p50 > 0) {
-        for (const auto& [row, target] :
-             {std::pair<const char*, double>{"shm?wait=spin", 1.5}, {"shm", 1.7}}) {
-            const Result* r = find_row(results, row, Mode::latency, 64);
-            if (r == nullptr) continue;
-            const double x = double(r->p50) / double(spin->p50);
-            lines.push_back(fmt::format("{} p50 / raw-spin p50 at 64B: {:.1f}x (target <= {:.1f}x): {}", row,
-                                        x, target, verdict(x <= target)));
-        }
-    }
     // ipckit's best row against the best peer, size by size.
     std::set<std::pair<int, std::size_t>> seen;
     for (const auto& r : results) {
@@ -415,7 +447,8 @@ std::vector<std::string> summarize_targets(const std::vector<Result>& results) {
     return lines;
 }
 
-std::string to_json(const Machine& machine, const std::vector<Result>& results) {
+std::string to_json(const Machine& machine, const std::vector<Result>& results,
+                    const std::vector<PairedRatio>& ratios) {
     std::string out = "{\n  \"machine\": {\n";
     out += fmt::format("    \"cpu_model\": {},\n    \"cores\": {},\n    \"kernel\": {},\n",
                        json_string(machine.cpu_model), machine.cores, json_string(machine.kernel));
@@ -428,6 +461,10 @@ std::string to_json(const Machine& machine, const std::vector<Result>& results) 
         machine.quick ? "true" : "false", machine.budget.warmup.count(), machine.budget.duration.count(),
         machine.budget.max_count);
     out += "    \"wait\": \"block\",\n";
+    out +=
+        fmt::format("    \"pairs\": {},\n    \"margin\": {},\n", machine.pairs, json_number(machine.margin));
+    out += fmt::format("    \"floor_start_ns\": {},\n    \"floor_end_ns\": {},\n", machine.floor_start_ns,
+                       machine.floor_end_ns);
     out += fmt::format("    \"pid\": {},\n", ::getpid());
     out += fmt::format("    \"channel_layer\": {},\n    \"peers\": {{", json_string(machine.channel_layer));
     bool first = true;
@@ -453,9 +490,28 @@ std::string to_json(const Machine& machine, const std::vector<Result>& results) 
             out += fmt::format(", \"msgs_per_s\": {}, \"bytes_per_s\": {}", json_number(r.msgs_per_s),
                                json_number(r.bytes_per_s));
         }
-        if (r.ratio)
-            out += ", \"ratio\": " + json_number(*r.ratio) + ", \"ratio_to\": " + json_string(r.ratio_to);
+        out += fmt::format(", \"slices\": {}", r.slices);
+        if (r.ratio && r.spread)
+            out += ", \"ratio\": " + json_number(*r.ratio) + ", \"ratio_to\": " + json_string(r.ratio_to) +
+                   ", \"ratio_spread\": " + json_spread(*r.spread) + ", \"pairs\": " + json_pairs(r.pairs);
         out += "}";
+    }
+    out += "\n  ],\n  \"targets\": [";
+    first = true;
+    for (const auto& t : targets()) {
+        const PairedRatio* paired = find_ratio(ratios, t.row, t.base, t.mode, t.size);
+        if (paired == nullptr) continue;
+        const auto spread = summarize(paired->pairs);
+        out += first ? "\n    {" : ",\n    {";
+        first = false;
+        out += fmt::format(
+            "\"row\": {}, \"base\": {}, \"mode\": {}, \"size\": {}, \"bound\": {}, "
+            "\"at_most\": {}, \"verdict\": {}",
+            json_string(t.row), json_string(t.base), json_string(to_string(t.mode)), t.size,
+            json_number(t.bound), t.at_most ? "true" : "false",
+            json_string(spread ? to_string(judge(*spread, t.bound, t.at_most)) : "unstable"));
+        if (spread) out += ", \"spread\": " + json_spread(*spread);
+        out += ", \"pairs\": " + json_pairs(paired->pairs) + "}";
     }
     out += "\n  ]\n}\n";
     return out;
@@ -464,7 +520,7 @@ std::string to_json(const Machine& machine, const std::vector<Result>& results) 
 std::string to_csv(const std::vector<Result>& results) {
     std::string out =
         "transport,category,wait,mode,size,count,p50_ns,p99_ns,p999_ns,max_ns,msgs_per_s,bytes_per_s,ratio,"
-        "ratio_to,error\n";
+        "ratio_to,ratio_q1,ratio_q3,pairs,steady_pairs,error\n";
     for (const auto& r : results) {
         const bool latency = r.ok() && r.mode == Mode::latency;
         const bool throughput = r.ok() && r.mode == Mode::throughput;
@@ -472,7 +528,10 @@ std::string to_csv(const std::vector<Result>& results) {
                            to_string(r.mode), r.size, r.count);
         out += latency ? fmt::format("{},{},{},{},", r.p50, r.p99, r.p999, r.max) : ",,,,";
         out += throughput ? fmt::format("{:.6g},{:.6g},", r.msgs_per_s, r.bytes_per_s) : ",,";
-        out += r.ratio ? fmt::format("{:.4g},{},", *r.ratio, r.ratio_to) : ",,";
+        out += r.ratio && r.spread
+                   ? fmt::format("{:.4g},{},{:.4g},{:.4g},{},{},", *r.ratio, r.ratio_to, r.spread->q1,
+                                 r.spread->q3, r.spread->total, r.spread->steady)
+                   : ",,,,,,";
         out += csv_field(r.error) + "\n";
     }
     return out;

@@ -20,8 +20,11 @@ struct SendOptions {
 };
 
 // Sends one message; false (after saying why on stderr) if it could not be sent.
-bool send_one(Sender& sender, const std::string& message, const SendOptions& options, std::size_t& sent) {
-    const IoResult r = sender.send(as_bytes(message), deadline_after(options.timeout));
+// The first message's deadline is the one the open began with: --timeout bounds the wait for a
+// receiver as a whole, not once for the object and again for the receiver.
+bool send_one(Sender& sender, const std::string& message, const SendOptions& options, std::size_t& sent,
+              Deadline first) {
+    const IoResult r = sender.send(as_bytes(message), sent == 0 ? first : deadline_after(options.timeout));
     if (r.ok()) {
         ++sent;
         return true;
@@ -57,17 +60,18 @@ int finish(Sender& sender, const SendOptions& options) {
 }
 
 int run_send(const SendOptions& options) {
-    Sender sender = reach_sender(options.address, options.reach, deadline_after(options.timeout));
+    const Deadline first = deadline_after(options.timeout);
+    Sender sender = reach_sender(options.address, options.reach, first);
     std::size_t sent = 0;
     if (!options.messages.empty()) {
         for (const auto& message : options.messages) {
-            if (!send_one(sender, message, options, sent)) return 1;
+            if (!send_one(sender, message, options, sent, first)) return 1;
         }
         return finish(sender, options);
     }
     std::string line;
     while (std::getline(std::cin, line)) {
-        if (!send_one(sender, line, options, sent)) return 1;
+        if (!send_one(sender, line, options, sent, first)) return 1;
     }
     return finish(sender, options);
 }

@@ -1,27 +1,27 @@
 // ipckit/detail/endpoint.hpp — who holds one end of a shared-memory structure, and taking an end
-// over from a process that died. Layout version 2 of every ring kind (the 1:1 ring, the lanes of
+// over from a process that died. Layout version 3 of every ring kind (the 1:1 ring, the lanes of
 // `senders=N`, the topic's publisher and subscribers) records each end in one EndpointLine.
 //
 // Internal: used by src/rings/ and the tests that corrupt a region on purpose. See
 // docs/ring-layout.md ("Endpoints") for the protocol.
 //
-// The owner word packs the holder's PID, a state and an epoch into one 64-bit atomic, so a claim
-// is one compare-and-swap and two processes racing to take over a dead holder cannot both win:
+// Liveness is the `holder` word, a robust futex: it carries the TID of the holding process's
+// keeper thread (src/rings/keeper.cpp), and the kernel sets FUTEX_OWNER_DIED in it when that
+// process dies, in whatever PID namespace. Alive means "a TID and not owner-died": nothing
+// compares PIDs, so a holder in another PID namespace is never taken for dead.
 //
-//     bits  0–31  pid of the holder (0 when vacant)
+// The owner word beside it packs the holder's PID (for display), a state and an epoch:
+//
+//     bits  0–31  pid of the holder in its own PID namespace (display only)
 //     bits 32–39  state: vacant, claiming, attached, closed
-//     bits 40–63  epoch: +1 at every claim, so the other side sees "a new holder" even when the
-//                 new holder reuses the dead one's PID
-//
-// `start_ticks` beside it is the holder's start time (ProcessRef): written while the state is
-// `claiming`, before `attached` is stored with release, so whoever acquires `attached` reads the
-// start time that belongs to that holder.
+//     bits 40–63  epoch: +1 at every claim, so the other side sees "a new holder"
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -55,64 +55,110 @@ struct OwnerWord {
     }
 };
 
+// The holder word's bits: the robust-futex ABI (Documentation/locking/robust-futex-ABI.rst).
+inline constexpr std::uint32_t kHolderTidMask = 0x3fffffff;
+inline constexpr std::uint32_t kHolderOwnerDied = 0x40000000;  // set by the kernel at the death
+inline constexpr std::uint32_t kHolderWaiters = 0x80000000;    // somebody sleeps on the word
+
+// Alive: a keeper's TID, and the kernel has not marked it dead. One load, no system call.
+[[nodiscard]] constexpr bool holder_alive(std::uint32_t holder) noexcept {
+    return (holder & kHolderTidMask) != 0 && (holder & kHolderOwnerDied) == 0;
+}
+
 // One end's record. Written at claim, close and takeover only, so it stays shared in every cache
 // and reading it on each operation (is the peer closed?) costs a hit, not a miss.
 struct alignas(kLineSize) EndpointLine {
     std::atomic<std::uint64_t> owner;
-    std::atomic<std::uint64_t> start_ticks;
+    std::atomic<std::uint32_t> holder;  // the robust futex above
     // Rings only: nonzero when the holder's waits may sleep on a futex (`block`, `adaptive`): its
     // peer then keeps a fence after each publication; zero for `spin`, whose peer drops it (see
     // src/rings/wait.hpp). Written by the holder at attach.
     std::atomic<std::uint32_t> may_sleep;
+    // The holder's robust-list link: a pointer in the holder's address space, read by the kernel
+    // when the holder dies, by nobody else.
+    std::uint64_t robust_next;
+    std::atomic<std::uint64_t> start_ticks;    // display: the holder's start time
+    std::atomic<std::uint64_t> pid_namespace;  // display: inode of the holder's PID namespace
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "owner words must be lock-free across processes");
+static_assert(offsetof(EndpointLine, holder) == 8 && offsetof(EndpointLine, robust_next) == 16 &&
+                  offsetof(EndpointLine, start_ticks) == 24 && offsetof(EndpointLine, pid_namespace) == 32,
+              "the endpoint line of layout version 3");
 
 // What a successful claim found.
 struct Claim {
     std::uint32_t epoch = 0;         // this holder's epoch (pass it to release_endpoint)
     bool took_over = false;          // the previous holder had died without closing
-    std::uint32_t previous_pid = 0;  // the dead holder, when took_over
+    std::uint32_t previous_pid = 0;  // the dead holder (display), when took_over
 };
 
-// Claims `line` for this process. Vacant or closed: a fresh claim. Held (attached or claiming)
-// by a process that is gone (pid + start time, a zombie is gone): taken over. Held by a live
-// process: Error device_or_resource_busy, "<what> is held by pid N (alive)". An unknown state
-// is a corrupt region: Error protocol_error naming `what`.
+// Claims `line` for this process through its keeper thread. Vacant or closed: a fresh claim.
+// Held by a process that died (the kernel marked its holder word): taken over, and `reset` runs
+// before the owner word says `attached`, to clear what the dead holder left half-done. Held by a
+// live process: Error device_or_resource_busy, "<what> is held by pid N (alive)" (or "by a
+// process in another PID namespace (alive)"). More than 2048 ends in one process: Error
+// too_many_files_open. An unknown state is a corrupt region: Error protocol_error.
+template <typename Reset>
+[[nodiscard]] Claim claim_endpoint(EndpointLine& line, const std::string& what, Reset&& reset);
 [[nodiscard]] Claim claim_endpoint(EndpointLine& line, const std::string& what);
 
-// Marks the end closed if this process (`epoch`) still holds it; a holder that was taken over
-// (its epoch moved on) leaves the line alone. Release order: everything the holder published
-// happens-before a peer that acquires `closed`.
+// Marks the end closed and frees its holder word if this process holds it (`epoch`); a copy in a
+// forked child, or a holder whose epoch moved on, leaves the line alone. Release order: what the
+// holder published happens-before a peer that acquires `closed`.
 void release_endpoint(EndpointLine& line, std::uint32_t epoch) noexcept;
 
-// The other side of an end, as seen by its peer: cheap to ask on every operation (`closed()` is
-// one load), and a rate-limited liveness check for waits (`gone()`, at most every kCheckInterval).
-// A new holder (a new epoch) re-arms the watch, so a consumer whose producer was replaced by a
-// takeover sees the new producer, not the dead one.
+// Whether the holder recorded in `line` is this process's own (pid namespace inode equal).
+[[nodiscard]] bool same_pid_namespace(const EndpointLine& line) noexcept;
+
+// The other side of an end, as seen by its peer: `closed()` and `gone()` are one load each
+// (the holder word is exact: the kernel marks a death). A new holder re-arms the watch, so a
+// consumer whose producer was replaced by a takeover sees the new producer, not the dead one.
 class EndpointWatch {
 public:
     EndpointWatch() = default;
     explicit EndpointWatch(const EndpointLine* line) noexcept : line_(line) {}
+    // A watch for an end that joins after its peer: a peer that had already left (closed, or
+    // died) when the watch was made is one still to come. Until a new holder claims the line,
+    // owner() says vacant and closed() false, as for a peer never attached; so a receiver that
+    // attaches after its sender died drains what it left and waits for the next sender.
+    struct JoinAfter {};
+    EndpointWatch(const EndpointLine* line, JoinAfter) noexcept;
 
     // The end was closed cleanly (one acquire load).
     [[nodiscard]] bool closed() const noexcept;
-    // Nobody holds the end now: closed, never claimed, or its holder died. Looks the holder's
-    // process up at most every kCheckInterval; between looks it answers from the last one.
-    [[nodiscard]] bool gone(std::chrono::steady_clock::time_point now);
-    // The holder's state as of the last look, and whether one was ever attached.
+    // Nobody holds the end now: closed, never claimed, or its holder died. `now` is unused (the
+    // answer is exact), kept so that callers need not know.
+    [[nodiscard]] bool gone(std::chrono::steady_clock::time_point now = {}) const noexcept;
+    // The holder's state, and whether one was ever attached.
     [[nodiscard]] OwnerWord owner() const noexcept;
-    // A descriptor that polls readable when the watched holder exits (a pidfd), or -1.
-    [[nodiscard]] int fd() const noexcept { return watch_.fd(); }
-
-    static constexpr std::chrono::milliseconds kCheckInterval{20};
+    // The holder word a waiter sleeps on beside its event word (null without a line).
+    [[nodiscard]] std::atomic<std::uint32_t>* holder_word() const noexcept {
+        return line_ == nullptr ? nullptr : &const_cast<EndpointLine*>(line_)->holder;
+    }
+    // A descriptor that polls readable when the watched holder exits (a pidfd), or -1: only for a
+    // holder in this PID namespace (a PID from another one names another process).
+    [[nodiscard]] int fd();
 
 private:
     const EndpointLine* line_ = nullptr;
+    bool stale_ = false;              // the holder at the watch's making had left already
+    std::uint32_t stale_epoch_ = 0;   // ... with this epoch
     std::uint64_t watched_word_ = 0;  // the owner word the ProcessWatch was made for
     ProcessWatch watch_;
-    bool holder_dead_ = false;
-    std::chrono::steady_clock::time_point next_check_{};
 };
+
+// claim_endpoint's two halves, around the caller's reset: the holder word (and the owner word
+// `claiming`), then the display fields and `attached`.
+[[nodiscard]] Claim begin_claim(EndpointLine& line, const std::string& what);
+void finish_claim(EndpointLine& line, const Claim& claim) noexcept;
+
+template <typename Reset>
+Claim claim_endpoint(EndpointLine& line, const std::string& what, Reset&& reset) {
+    const Claim claim = begin_claim(line, what);
+    if (claim.took_over) reset();
+    finish_claim(line, claim);
+    return claim;
+}
 
 }  // namespace ipckit::detail::ring

@@ -4,6 +4,9 @@
 // explains. Thread-safety: one per end, used by the thread that waits on it.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
 #include "ipckit/wait_mode.hpp"
 
 namespace ipckit::detail {
@@ -18,7 +21,19 @@ public:
     explicit SleeperBarrier(WaitMode mode) noexcept : ring_(true), may_sleep_(mode != WaitMode::spin) {}
     void pass() noexcept;
 
+    // A topic subscriber's slot flag, 1 while it is counted among the shared sleepers, so that a
+    // takeover of its slot after a death takes the count back (set after counting, cleared
+    // before uncounting: a death in between leaves one count too many, never one too few).
+    void set_sleeping_flag(std::atomic<std::uint32_t>* flag) noexcept { flag_ = flag; }
+    void counted() noexcept {
+        if (flag_ != nullptr) flag_->store(1, std::memory_order_relaxed);
+    }
+    void uncounting() noexcept {
+        if (flag_ != nullptr) flag_->store(0, std::memory_order_relaxed);
+    }
+
 private:
+    std::atomic<std::uint32_t>* flag_ = nullptr;
     bool ring_ = false, may_sleep_ = false, issued_ = false;
 };
 

@@ -1,0 +1,35 @@
+// The keeper: one thread per process that holds ring ends, whose robust futex list the kernel
+// walks when the process dies (docs/ring-layout.md, "Endpoints"). Internal to src/rings.
+//
+// Thread-safety: every function may be called from any thread; the list is guarded by a
+// process-local mutex. After fork the child holds nothing (its keeper state is cleared).
+#pragma once
+
+#include <cstdint>
+
+#include "ipckit/detail/endpoint.hpp"
+
+namespace ipckit::detail::ring {
+
+enum class HoldOutcome { fresh, took_over, busy };
+
+struct Hold {
+    HoldOutcome outcome = HoldOutcome::busy;
+    std::uint32_t seen = 0;  // the holder word that decided the outcome
+};
+
+// Takes `line`'s holder word for this process (CAS from "nobody" or "owner died" to the keeper's
+// TID) and links the line into the keeper's robust list, starting the keeper at the first hold.
+// A live holder: busy, nothing changed. Throws too_many_files_open past the kernel's 2048 ends,
+// and the error of pthread_create when the keeper cannot start.
+[[nodiscard]] Hold keeper_hold(EndpointLine& line);
+
+// If this process holds `line`: stores `closed_owner` in its owner word (release), unlinks it and
+// frees its holder word (waking its sleepers). False when this process does not hold it (a forked
+// child's copy, or a line never held here): nothing changed.
+bool keeper_release(EndpointLine& line, std::uint64_t closed_owner) noexcept;
+
+// The inode of this process's PID namespace (/proc/self/ns/pid), 0 when unknown.
+[[nodiscard]] std::uint64_t own_pid_namespace() noexcept;
+
+}  // namespace ipckit::detail::ring
