@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The sanitizer and fuzzing stages of CI, run by .ci/run after the README's test command.
 #
-#   bash scripts/ci-stages.sh                 # skipped, asan, tsan, fuzz (each fuzz target 20 s)
+#   bash scripts/ci-stages.sh                 # skipped, packages, pip, asan, tsan, fuzz (each fuzz target 20 s)
 #   bash scripts/ci-stages.sh asan tsan       # only the stages named
 #   IPCKIT_FUZZ_SECONDS=60 bash scripts/ci-stages.sh fuzz
 #
 # skipped: lists every test of the last run in build/ (the README's test command) that was
 #   skipped or not run, with the reason it printed; fails only if there is no record of the run
 #   (a skip is not a pass, nor a failure).
+# packages (long: a second, shared build of the library and the tool): cpack -G DEB, the four
+#   packages unpacked with dpkg -x into a temporary root, consumers built against it
+#   (scripts/package-test.sh, build-deb/).
+# pip (long: pip builds the library for the module): `pip install ./python` offline into a fresh
+#   venv of the python3 on PATH, then a round trip with the tool (scripts/pip-test.sh).
 # asan: the whole test suite built with -fsanitize=address,undefined (preset `asan`, build-asan/),
 #   then the list of its skips, as for build/.
 # ubsan: as asan with -fsanitize=undefined alone (preset `ubsan`, build-ubsan/); not run by
@@ -62,19 +67,21 @@ sanitizer_stage() {
   return $status
 }
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(skipped asan tsan fuzz)
+[ ${#stages[@]} -eq 0 ] && stages=(skipped packages pip asan tsan fuzz)
 
 failed=0
 summary=()
 for stage in "${stages[@]}"; do
   case "$stage" in
     skipped) command=(list_skipped build) ;;
+    packages) command=(bash scripts/package-test.sh) ;;
+    pip) command=(bash scripts/pip-test.sh) ;;
     asan) command=(sanitizer_stage asan build-asan python_module) ;;
     ubsan) command=(sanitizer_stage ubsan build-ubsan python_module) ;;
     tsan) command=(sanitizer_stage tsan build-tsan "") ;;
     fuzz) command=(bash scripts/fuzz.sh "$fuzz_seconds") ;;
     *)
-      echo "ci-stages: unknown stage \"$stage\" (known: skipped, asan, ubsan, tsan, fuzz)" >&2
+      echo "ci-stages: unknown stage \"$stage\" (known: skipped, packages, pip, asan, ubsan, tsan, fuzz)" >&2
       exit 2
       ;;
   esac

@@ -16,6 +16,9 @@ packages=(
   python3 python3-jsonschema                   # validates `ipckit bench --json` in the tests
   pybind11-dev python3-dev                     # the Python module (python/)
   python3-pytest python3-numpy                 # its tests (tests/python/), NumPy for zero copy
+  python3-venv                                 # `pip install ./python` into a fresh venv (CI stage pip)
+  rustc                                        # Rust through the C API (examples/rust/, tests/capi/)
+  dpkg-dev                                     # cpack -G DEB (dpkg-shlibdeps) and the package stage
 )
 
 if [ "$(id -u)" -ne 0 ]; then

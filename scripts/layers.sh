@@ -6,13 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-layers=(core mechanisms sync rings channels admin bridges)
+layers=(core mechanisms sync rings channels admin bridges capi)
 rank() { local i; for i in "${!layers[@]}"; do [[ ${layers[$i]} == "$1" ]] && echo "$i" && return; done; echo -1; }
 
 # The public headers with no source file of their name.
 declare -A extra=(
   [ipckit/shm_safe.hpp]=mechanisms [ipckit/detail/sleeper.hpp]=sync [ipckit/wait_mode.hpp]=rings
-  [ipckit/loan.hpp]=rings [ipckit/nats.hpp]=channels)
+  [ipckit/loan.hpp]=rings [ipckit/nats.hpp]=channels [ipckit/ipckit.h]=capi)
 
 layer_of() {  # an include's text, the including file -> its layer
   local inc=$1 file=$2

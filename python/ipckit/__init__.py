@@ -17,15 +17,18 @@ message. Blocking calls release the GIL and are interrupted by Ctrl-C.
 
 from ._errors import Closed, Error, Timeout
 from ._ipckit import LoanBlock, PollSet, ReadBlock, Receiver, Sender, objects
+from ._numpy import NumPyMissing, array
 
 __all__ = [
     "Closed",
     "Error",
     "LoanBlock",
+    "NumPyMissing",
     "PollSet",
     "ReadBlock",
     "Receiver",
     "Sender",
     "Timeout",
+    "array",
     "objects",
 ]

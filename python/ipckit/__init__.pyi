@@ -102,3 +102,10 @@ class PollSet:
 
 def objects() -> list[dict[str, Any]]:
     """The IPC objects on this machine, as `ipckit ls --json` lists them."""
+
+class NumPyMissing(ImportError):
+    """A call that needs NumPy was made in an interpreter without it."""
+
+def array(buffer: BufferLike, dtype: Any = "uint8", shape: Any = None) -> Any:
+    """A numpy.ndarray sharing buffer's memory (a loan or a read view): no copy. Raises
+    NumPyMissing when NumPy is not installed."""

@@ -81,3 +81,17 @@ def test_the_frame_publisher_example_reaches_two_subscribers():
     assert lines[0].startswith("frame_subscriber 0: 30 frames of 480x640 uint8, 0 wrong"), r.stdout
     assert lines[1].startswith("frame_subscriber 1: 30 frames of 480x640 uint8, 0 wrong"), r.stdout
     assert lines[2] == "frame_publisher: 30 frames to 2 subscribers", r.stdout
+
+
+def test_ipckit_array_is_the_record_itself(ring):
+    with ipckit.Receiver.create(ring.address) as rx, ipckit.Sender.open(ring.address) as tx:
+        with tx.loan(12) as buf:
+            a = ipckit.array(buf, dtype=numpy.uint32, shape=(3,))
+            a[:] = [7, 8, 9]  # straight into the ring
+            assert numpy.shares_memory(a, numpy.frombuffer(buf, dtype=numpy.uint8))
+            del a
+        with rx.read(timeout=10) as view:
+            b = ipckit.array(view, dtype=numpy.uint32)
+            assert b.tolist() == [7, 8, 9]
+            assert not b.flags.writeable
+            del b

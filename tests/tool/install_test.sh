@@ -39,30 +39,8 @@ check_no_tree_paths() {
   done
 }
 
-mkdir -p "$scratch/consumer"
-cat >"$scratch/consumer/main.cpp" <<'CPP'
-#include <ipckit/io.hpp>
-#include <ipckit/pipe.hpp>
-
-#include <array>
-#include <cstdio>
-
-int main() {
-    auto pipe = ipckit::Pipe::create();
-    if (!pipe.writer.write_all(ipckit::as_bytes("hello")).ok()) return 1;
-    std::array<std::byte, 5> buffer{};
-    if (!pipe.reader.read_exact(buffer).ok()) return 2;
-    std::printf("%.5s\n", reinterpret_cast<const char*>(buffer.data()));
-    return 0;
-}
-CPP
-cat >"$scratch/consumer/CMakeLists.txt" <<'CMAKE'
-cmake_minimum_required(VERSION 3.25)
-project(consumer CXX)
-find_package(ipckit REQUIRED)
-add_executable(consumer main.cpp)
-target_link_libraries(consumer PRIVATE ipckit::ipckit)
-CMAKE
+# The consumer (tests/tool/consumer/) is copied out, so its build names no source tree.
+cp -r "$source_dir/tests/tool/consumer" "$scratch/consumer"
 
 # consume LABEL PREFIX LIBRARY_BUILD_DIR: both consumers against PREFIX, with nothing else
 # to search.

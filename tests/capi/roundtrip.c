@@ -1,0 +1,206 @@
+/* The C API against the real `ipckit` tool, both ways, over shm: and topic:. Built by
+ * capi_test.sh with -std=c11 -Wall -Wextra -Werror against the installed tree only.
+ * Usage: roundtrip IPCKIT_TOOL */
+#define _POSIX_C_SOURCE 200809L
+#include <ipckit/ipckit.h>
+
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+static const char* tool;
+/* Closed by fail() too, so a failing run leaves no object behind. */
+static ipckit_receiver* open_receiver;
+static ipckit_sender* open_sender;
+
+static void fail(const char* format, ...) {
+    va_list args;
+    va_start(args, format);
+    fputs("roundtrip: ", stderr);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    va_end(args);
+    ipckit_receiver_close(open_receiver);
+    ipckit_sender_close(open_sender, NULL);
+    exit(1);
+}
+
+static void check(ipckit_status status, ipckit_status wanted, const char* what) {
+    if (status != wanted) {
+        fail("%s: %s, wanted %s (%s)", what, ipckit_status_name(status), ipckit_status_name(wanted),
+             ipckit_last_error());
+    }
+}
+
+/* Starts `ipckit VERB ADDRESS ARGS...`; with output, its stdout goes to a pipe read there. */
+static pid_t start_tool(const char* const* args, int* output) {
+    const char* argv[16] = {tool};
+    size_t n = 1;
+    while (args[n - 1] != NULL && n < 15) {
+        argv[n] = args[n - 1];
+        n++;
+    }
+    argv[n] = NULL;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    int fds[2] = {-1, -1};
+    if (output != NULL) {
+        if (pipe(fds) != 0) fail("pipe failed");
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+        posix_spawn_file_actions_addclose(&actions, fds[0]);
+        posix_spawn_file_actions_addclose(&actions, fds[1]);
+    }
+    pid_t pid = 0;
+    if (posix_spawn(&pid, tool, &actions, NULL, (char* const*)argv, environ) != 0) fail("cannot start %s", tool);
+    posix_spawn_file_actions_destroy(&actions);
+    if (output != NULL) {
+        close(fds[1]);
+        *output = fds[0];
+    }
+    return pid;
+}
+
+static void expect_exit_zero(pid_t pid, const char* what) {
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fail("%s: the tool did not exit 0 (wait status %d)", what, status);
+    }
+}
+
+/* All the tool printed, until it closed its stdout. */
+static void read_all(int fd, char* text, size_t capacity) {
+    size_t used = 0;
+    ssize_t got = 0;
+    while (used + 1 < capacity && (got = read(fd, text + used, capacity - 1 - used)) > 0) used += (size_t)got;
+    text[used] = '\0';
+    close(fd);
+}
+
+static void expect_message(const char* got, size_t size, const char* wanted, const char* what) {
+    if (size != strlen(wanted) || memcmp(got, wanted, size) != 0) {
+        fail("%s: got \"%.*s\", wanted \"%s\"", what, (int)size, got, wanted);
+    }
+}
+
+/* The tool sends two messages; this receiver takes one by copy, the other in place (rings) or
+ * by copy (topics have no zero-copy channel calls), then the end of the stream. */
+static void tool_to_c(const char* address, int zero_copy) {
+    check(ipckit_receiver_create(address, &open_receiver), IPCKIT_OK, "ipckit_receiver_create");
+    const char* const args[] = {"send", address, "hello", "world", NULL};
+    const pid_t pid = start_tool(args, NULL);
+
+    /* A poll set wakes when the first message is there. */
+    ipckit_poll_set* set = NULL;
+    check(ipckit_poll_set_new(&set), IPCKIT_OK, "ipckit_poll_set_new");
+    check(ipckit_poll_set_add(set, open_receiver, NULL), IPCKIT_OK, "ipckit_poll_set_add");
+    size_t ready[2] = {99, 99};
+    size_t count = 0;
+    const ipckit_status polled = ipckit_poll_set_wait(set, IPCKIT_SECONDS(20), ready, 2, &count);
+    ipckit_poll_set_free(set);
+    check(polled, IPCKIT_OK, "ipckit_poll_set_wait");
+    if (count != 1 || ready[0] != 0) fail("%s: the poll set gave %zu ready, the first %zu", address, count, ready[0]);
+
+    char buffer[64];
+    size_t size = 0;
+    check(ipckit_receiver_recv(open_receiver, buffer, sizeof buffer, &size, IPCKIT_SECONDS(20)), IPCKIT_OK,
+          "recv the first message");
+    expect_message(buffer, size, "hello", address);
+
+    if (zero_copy) {
+        const void* data = NULL;
+        check(ipckit_receiver_read(open_receiver, &data, &size, IPCKIT_SECONDS(20)), IPCKIT_OK,
+              "read the second message in place");
+        expect_message(data, size, "world", address);
+        check(ipckit_receiver_release(open_receiver), IPCKIT_OK, "release");
+    } else {
+        check(ipckit_receiver_recv(open_receiver, buffer, sizeof buffer, &size, IPCKIT_SECONDS(20)), IPCKIT_OK,
+              "recv the second message");
+        expect_message(buffer, size, "world", address);
+    }
+
+    check(ipckit_receiver_recv(open_receiver, buffer, sizeof buffer, &size, IPCKIT_SECONDS(20)), IPCKIT_CLOSED,
+          "recv after the tool's sender exited");
+    expect_exit_zero(pid, address);
+    ipckit_receiver_close(open_receiver);
+    open_receiver = NULL;
+    printf("roundtrip: ipckit send %s -> C receiver: ok\n", address);
+}
+
+/* The tool receives two messages; this sender sends one by copy, the other through a loan
+ * (rings) or by copy (topics). */
+static void c_to_tool(const char* address, int zero_copy) {
+    int output = -1;
+    const char* const args[] = {"recv", address, "--count", "2", "--timeout", "20", NULL};
+    const pid_t pid = start_tool(args, &output);
+
+    check(ipckit_sender_open(address, IPCKIT_SECONDS(20), &open_sender), IPCKIT_OK, "ipckit_sender_open");
+    check(ipckit_sender_send(open_sender, "one", 3, IPCKIT_SECONDS(20)), IPCKIT_OK, "send");
+    if (zero_copy) {
+        void* loan = NULL;
+        check(ipckit_sender_loan(open_sender, 16, IPCKIT_SECONDS(20), &loan), IPCKIT_OK, "loan");
+        memcpy(loan, "two", 3);
+        check(ipckit_sender_commit(open_sender, 3), IPCKIT_OK, "commit");
+    } else {
+        check(ipckit_sender_send(open_sender, "two", 3, IPCKIT_SECONDS(20)), IPCKIT_OK, "send");
+    }
+    ipckit_sender_close_info info;
+    check(ipckit_sender_close(open_sender, &info), IPCKIT_OK, "ipckit_sender_close");
+    open_sender = NULL;
+    if (info.undelivered) fail("%s: the sender reports undelivered records", address);
+
+    char printed[256];
+    read_all(output, printed, sizeof printed);
+    if (strcmp(printed, "one\ntwo\n") != 0) fail("%s: the tool printed \"%s\"", address, printed);
+    expect_exit_zero(pid, address);
+    printf("roundtrip: C sender -> ipckit recv %s: ok\n", address);
+}
+
+/* ipckit_objects lists what `ipckit ls` lists: here a live receiver's region. */
+static void objects_list(const char* address) {
+    check(ipckit_receiver_create(address, &open_receiver), IPCKIT_OK, "ipckit_receiver_create");
+    ipckit_object_list* list = NULL;
+    check(ipckit_objects(&list), IPCKIT_OK, "ipckit_objects");
+    const ipckit_object* found = NULL;
+    for (size_t i = 0; i < ipckit_object_list_size(list); i++) {
+        const ipckit_object* o = ipckit_object_list_get(list, i);
+        if (strcmp(o->address, address) == 0) found = o;
+    }
+    if (found == NULL) fail("ipckit_objects does not list %s", address);
+    if (strcmp(found->kind, "shm") != 0 || found->creator_pid != getpid() || !found->creator_alive ||
+        found->mode != 0600 || found->stale) {
+        fail("ipckit_objects: %s is kind %s, creator %d (alive %d), mode %o, stale %d", address, found->kind,
+             (int)found->creator_pid, found->creator_alive, (unsigned)found->mode, found->stale);
+    }
+    ipckit_object_list_free(list);
+    ipckit_receiver_close(open_receiver);
+    open_receiver = NULL;
+    printf("roundtrip: ipckit_objects lists %s: ok\n", address);
+}
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: roundtrip IPCKIT_TOOL\n");
+        return 2;
+    }
+    tool = argv[1];
+    char address[96];
+    const int pid = (int)getpid();
+
+    snprintf(address, sizeof address, "shm:/ipckit-capi-%d-a", pid);
+    tool_to_c(address, 1);
+    snprintf(address, sizeof address, "shm:/ipckit-capi-%d-b", pid);
+    c_to_tool(address, 1);
+    snprintf(address, sizeof address, "topic:/ipckit-capi-%d-c", pid);
+    tool_to_c(address, 0);
+    snprintf(address, sizeof address, "topic:/ipckit-capi-%d-d", pid);
+    c_to_tool(address, 0);
+    snprintf(address, sizeof address, "shm:/ipckit-capi-%d-e", pid);
+    objects_list(address);
+    return 0;
+}
