@@ -9,6 +9,7 @@
 //     unix:@svc   unix:/run/app.sock   unix+seqpacket:@svc   unix+dgram:/tmp/d.sock
 //     tcp://localhost:5555        tcp://[::1]:5555            fd:3
 //     nats://localhost:4222/cam.front?group=workers     nats://hub:4222/orders?stream=ORDERS
+//     file:/tmp/cam.ipk?pace=recorded
 //
 // Options: mode=0600 (octal permissions for created objects; 0600 by default), capacity=SIZE
 // (ring and queue capacity), max=SIZE (largest message), wait=spin|block|adaptive (rings),
@@ -22,6 +23,8 @@
 // Rings only: senders=N (1-64 lanes, one per sender). Topics only: subscribers=N (slots, 1-1024,
 // 16 by default), overflow=block|drop, history=N (0-64 messages a late subscriber gets first);
 // the creator's options decide, an opener takes what the region says.
+//
+// file: only: pace=recorded|fast (a receiver replays with the recorded gaps, or at once).
 //
 // Errors: a malformed address throws `ipckit::Error` (std::errc::invalid_argument) whose
 // message quotes the address and says what was expected, e.g.
@@ -55,6 +58,7 @@ enum class Transport {
     tcp,             // tcp://HOST:PORT
     nats,            // nats://HOST:PORT/SUBJECT — a subject on a NATS server (docs/nats.md)
     topic,           // topic:/NAME | topic:@NAME — one publisher, many subscribers, in shared memory
+    file,  // file:PATH — a recorded log: a sender appends, a receiver replays (docs/record-replay.md)
 };
 
 enum class Framing { length, line };
@@ -111,6 +115,11 @@ struct Address {
         std::string durable;  // JetStream durable consumer name
         int reconnect = 60;   // reconnection attempts before the channel is closed
     } nats;
+
+    // file: — a recorded log.
+    struct File {
+        bool pace_recorded = false;  // pace=recorded: replay with the recorded gaps (default: at once)
+    } file;
 
     // The System V key `target` names ("1234", "0x1234", "PATH#PROJ"), parsed on first use and
     // kept: ftok needs PATH to exist, which it may not when the address is only checked. Throws

@@ -71,6 +71,10 @@ struct IpcObject {
     pid_t creator_pid = 0;                  // 0 when unknown
     CreatorSource creator_source = CreatorSource::unknown;
     bool creator_alive = false;  // false when the creator is unknown
+    // The creator recorded a PID namespace that is not ours (a container's): creator_pid is its
+    // pid there, no process of ours; its liveness is unknown, so it counts as alive while the
+    // object is in use.
+    bool creator_in_other_pid_namespace = false;
     // A live process has it attached (segments: nattch > 0), open or mapped (files, POSIX
     // queues), bound (sockets), or, for a System V queue, is its last sender or receiver or
     // is blocked in msgsnd/msgrcv on it.

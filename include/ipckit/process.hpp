@@ -46,6 +46,10 @@ struct ProcessRef {
     friend bool operator==(const ProcessRef&, const ProcessRef&) = default;
 };
 
+// The inode of this process's PID namespace (/proc/self/ns/pid), 0 when unknown. A PID means
+// something only beside the namespace it was read in: ring ends and registry records keep it.
+[[nodiscard]] std::uint64_t pid_namespace_inode() noexcept;
+
 // The state letter (R, S, D, Z, …) and start time of `pid`, from /proc/PID/stat; nullopt if
 // there is no such process or /proc hides it.
 struct ProcessStat {

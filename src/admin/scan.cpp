@@ -216,7 +216,10 @@ void merge_registry(Scan& scan, const std::string& dir, bool mqueue_listed) {
         if (object != nullptr && object->creator_source == CreatorSource::unknown) {
             object->creator_pid = record.pid;
             object->creator_source = CreatorSource::registry;
-            object->creator_alive = ProcessRef{record.pid, record.start_ticks}.alive();
+            object->creator_in_other_pid_namespace =
+                record.pid_namespace != 0 && record.pid_namespace != pid_namespace_inode();
+            object->creator_alive =
+                !object->creator_in_other_pid_namespace && ProcessRef{record.pid, record.start_ticks}.alive();
         }
     }
 }
@@ -323,6 +326,7 @@ std::vector<IpcObject> list_objects() {
     for (auto& object : scan.objects) {
         if (object.creator_source == CreatorSource::kernel)
             object.creator_alive = ProcessRef{object.creator_pid}.alive();
+        if (object.creator_in_other_pid_namespace) object.creator_alive = object.in_use;
         object.stale = !object.creator_alive && !object.in_use;
         auto [it, inserted] = names.try_emplace(object.owner_uid);
         if (inserted) it->second = user_name(object.owner_uid);

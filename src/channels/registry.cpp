@@ -96,6 +96,7 @@ void write_record(const Locator& locator) noexcept {
         std::string text = "kind=" + std::string(to_string(kind)) + "\naddress=" + locator.canonical +
                            "\npid=" + std::to_string(self.pid) +
                            "\nstart=" + std::to_string(self.start_ticks) +
+                           "\npidns=" + std::to_string(pid_namespace_inode()) +
                            "\ncreated=" + std::to_string(static_cast<long long>(std::time(nullptr))) + "\n";
         if (identity.sysv_id >= 0) text += "id=" + std::to_string(identity.sysv_id) + "\n";
         if (identity.ino != 0)
@@ -162,6 +163,8 @@ std::vector<Record> read_records(const std::string& dir) {
                 (void)parse_number(value, record.pid);
             } else if (field == "start") {
                 (void)parse_number(value, record.start_ticks);
+            } else if (field == "pidns") {
+                (void)parse_number(value, record.pid_namespace);
             } else if (field == "created") {
                 (void)parse_number(value, record.created);
             } else if (field == "dev") {

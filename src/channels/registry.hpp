@@ -19,6 +19,7 @@ struct Record {
     std::string address;  // canonical
     pid_t pid = 0;
     std::uint64_t start_ticks = 0;
+    std::uint64_t pid_namespace = 0;  // the creator's (0: not recorded); pid means something there
     std::int64_t created = 0;
     Identity identity;
     std::string file;  // record file name inside the directory

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -107,6 +108,12 @@ bool ProcessWatch::gone() {
     }
     dead_ = !process_.alive();
     return dead_;
+}
+
+std::uint64_t pid_namespace_inode() noexcept {
+    // Not cached: a process may unshare(CLONE_NEWPID) and fork a child into another namespace.
+    struct stat st {};
+    return ::stat("/proc/self/ns/pid", &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
 }
 
 }  // namespace ipckit

@@ -37,7 +37,7 @@ Claim begin_claim(EndpointLine& line, const std::string& what) {
 
 void finish_claim(EndpointLine& line, const Claim& claim) noexcept {
     line.start_ticks.store(ProcessRef::self().start_ticks, std::memory_order_relaxed);
-    line.pid_namespace.store(own_pid_namespace(), std::memory_order_relaxed);
+    line.pid_namespace.store(pid_namespace_inode(), std::memory_order_relaxed);
     const OwnerWord attached{static_cast<std::uint32_t>(::getpid()), EndpointState::attached, claim.epoch};
     // release: a watcher that acquires `attached` sees the reset of what a dead holder left, and
     // this holder's display fields.
@@ -58,7 +58,7 @@ void release_endpoint(EndpointLine& line, std::uint32_t epoch) noexcept {
 
 bool same_pid_namespace(const EndpointLine& line) noexcept {
     const std::uint64_t theirs = line.pid_namespace.load(std::memory_order_relaxed);
-    return theirs == 0 || theirs == own_pid_namespace();
+    return theirs == 0 || theirs == pid_namespace_inode();
 }
 
 EndpointWatch::EndpointWatch(const EndpointLine* line, JoinAfter) noexcept : line_(line) {

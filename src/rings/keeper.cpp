@@ -8,7 +8,6 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -175,12 +174,6 @@ bool keeper_release(EndpointLine& line, std::uint64_t closed_owner) noexcept {
         }
     }
     return true;
-}
-
-std::uint64_t own_pid_namespace() noexcept {
-    // Not cached: a process may unshare(CLONE_NEWPID) and fork a child into another namespace.
-    struct stat st {};
-    return ::stat("/proc/self/ns/pid", &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
 }
 
 }  // namespace ipckit::detail::ring

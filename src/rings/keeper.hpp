@@ -29,7 +29,4 @@ struct Hold {
 // child's copy, or a line never held here): nothing changed.
 bool keeper_release(EndpointLine& line, std::uint64_t closed_owner) noexcept;
 
-// The inode of this process's PID namespace (/proc/self/ns/pid), 0 when unknown.
-[[nodiscard]] std::uint64_t own_pid_namespace() noexcept;
-
 }  // namespace ipckit::detail::ring

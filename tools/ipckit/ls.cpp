@@ -7,48 +7,13 @@
 
 #include "commands.hpp"
 #include "ipckit/objects.hpp"
+#include "json.hpp"
 #include "mechanisms/object_rules.hpp"
 
 namespace {
 
-// JSON strings: addresses are paths and may hold any byte. Bytes that are not UTF-8 become
-// U+FFFD so the output always parses.
-std::string json_string(std::string_view text) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < text.size();) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-            ++i;
-        } else if (c < 0x20 || c == 0x7f) {
-            out += fmt::format("\\u{:04x}", c);
-            ++i;
-        } else if (c < 0x80) {
-            out += static_cast<char>(c);
-            ++i;
-        } else {
-            const std::size_t length = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-            bool valid = length != 0 && c <= 0xf4 && i + length <= text.size();
-            for (std::size_t k = 1; valid && k < length; ++k)
-                valid = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
-            if (valid) {
-                out.append(text.substr(i, length));
-                i += length;
-            } else {
-                out += "\\ufffd";
-                ++i;
-            }
-        }
-    }
-    out += '"';
-    return out;
-}
-
-template <typename Number>
-std::string json_number_or_null(bool known, Number value) {
-    return known ? fmt::format("{}", value) : "null";
-}
+using ipckit::cli::json_number_or_null;
+using ipckit::cli::json_string;
 
 void print_json(const std::vector<ipckit::IpcObject>& objects) {
     std::string out = "[";
@@ -59,7 +24,8 @@ void print_json(const std::vector<ipckit::IpcObject>& objects) {
         out += fmt::format(
             "  {{\"kind\": {}, \"address\": {}, \"owner\": {}, \"owner_uid\": {}, \"mode\": \"{}\", "
             "\"size\": {}, \"messages\": {}, \"id\": {}, \"creator_pid\": {}, \"creator_source\": \"{}\", "
-            "\"creator_alive\": {}, \"in_use\": {}, \"last_sender_pid\": {}, \"last_receiver_pid\": {}, "
+            "\"creator_alive\": {}, \"creator_in_other_pid_namespace\": {}, \"in_use\": {}, "
+            "\"last_sender_pid\": {}, \"last_receiver_pid\": {}, "
             "\"stale\": {}}}",
             json_string(ipckit::to_string(o.kind)), json_string(o.address), json_string(o.owner),
             json_number_or_null(o.owner_uid != static_cast<uid_t>(-1), o.owner_uid),
@@ -67,7 +33,7 @@ void print_json(const std::vector<ipckit::IpcObject>& objects) {
             json_number_or_null(o.messages.has_value(), o.messages.value_or(0)),
             json_number_or_null(o.sysv_id >= 0, o.sysv_id),
             json_number_or_null(o.creator_source != ipckit::CreatorSource::unknown, o.creator_pid),
-            ipckit::to_string(o.creator_source), o.creator_alive, o.in_use,
+            ipckit::to_string(o.creator_source), o.creator_alive, o.creator_in_other_pid_namespace, o.in_use,
             json_number_or_null(queue, o.last_sender_pid), json_number_or_null(queue, o.last_receiver_pid),
             o.stale);
     }
@@ -94,7 +60,9 @@ void print_table(const std::vector<ipckit::IpcObject>& objects) {
         const bool known_creator = o.creator_source != ipckit::CreatorSource::unknown;
         row(ipckit::to_string(o.kind), o.address, o.owner, ipckit::detail::mode_text(o.mode),
             o.size ? std::to_string(*o.size) : "-", o.messages ? std::to_string(*o.messages) : "-",
-            known_creator ? std::to_string(o.creator_pid) : "-",
+            !known_creator                     ? std::string("-")
+            : o.creator_in_other_pid_namespace ? "in another PID namespace"
+                                               : std::to_string(o.creator_pid),
             known_creator ? yes_no(o.creator_alive) : "-", yes_no(o.in_use), yes_no(o.stale));
     }
 }
