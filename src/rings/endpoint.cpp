@@ -27,7 +27,7 @@ Claim begin_claim(EndpointLine& line, const std::string& what) {
     // Ours now: the owner word is read again, as the holder we replaced left it.
     const OwnerWord before = OwnerWord::unpack(line.owner.load(std::memory_order_acquire));
     Claim claim;
-    claim.epoch = (before.epoch + 1) & 0xffffff;
+    claim.epoch = hold.epoch;
     claim.took_over = hold.outcome == HoldOutcome::took_over;
     claim.previous_pid = claim.took_over ? before.pid : 0;
     const OwnerWord claiming{static_cast<std::uint32_t>(::getpid()), EndpointState::claiming, claim.epoch};
@@ -50,10 +50,13 @@ Claim claim_endpoint(EndpointLine& line, const std::string& what) {
 
 void release_endpoint(EndpointLine& line, std::uint32_t epoch) noexcept {
     OwnerWord seen = OwnerWord::unpack(line.owner.load(std::memory_order_relaxed));
-    if (seen.epoch != epoch || seen.state != EndpointState::attached) return;
+    const bool owner_is_ours = seen.epoch == epoch && seen.state == EndpointState::attached;
     seen.state = EndpointState::closed;
-    // Ours only if our keeper holds it: a forked child's copy of an end changes nothing.
-    (void)keeper_release(line, seen.pack());
+    // Ours only if our keeper holds it: a forked child's copy of an end changes nothing. The
+    // keeper unlinks the line even when the owner word no longer says ours (zeroed by a truncated
+    // region, or written by a hostile peer): a line left on the list would outlive its mapping.
+    (void)keeper_release(line, epoch,
+                         owner_is_ours ? std::optional<std::uint64_t>(seen.pack()) : std::nullopt);
 }
 
 bool same_pid_namespace(const EndpointLine& line) noexcept {

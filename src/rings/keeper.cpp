@@ -17,8 +17,8 @@
 #include <mutex>
 #include <vector>
 
-#include "sync/futex.hpp"
 #include "ipckit/error.hpp"
+#include "sync/futex.hpp"
 
 namespace ipckit::detail::ring {
 namespace {
@@ -36,7 +36,12 @@ struct Keeper {
     pid_t tid = 0;  // the keeper's TID in its own PID namespace; 0 until started
     // The held lines, oldest first: the list in shared memory is never read back (a peer can
     // write the links there), only written from this copy.
-    std::vector<EndpointLine*> held;
+    // Each with the epoch its claim took, so a release names the hold it ends.
+    struct Held {
+        EndpointLine* line;
+        std::uint32_t epoch;
+    };
+    std::vector<Held> held;
     std::atomic<std::uint32_t> started{0};  // futex: the keeper registered its list
 };
 
@@ -130,39 +135,52 @@ Hold keeper_hold(EndpointLine& line) {
                                               std::memory_order_acq_rel, std::memory_order_acquire))
             break;
     }
-    const Hold hold{(seen & kHolderOwnerDied) != 0 ? HoldOutcome::took_over : HoldOutcome::fresh, seen};
+    Hold hold{(seen & kHolderOwnerDied) != 0 ? HoldOutcome::took_over : HoldOutcome::fresh, seen};
     k.held.reserve(k.held.size() + 1);  // before the list changes: a throw leaves it whole
     line.robust_next =
-        reinterpret_cast<std::uint64_t>(k.held.empty() ? &k.head.list : link_of(*k.held.back()));
+        reinterpret_cast<std::uint64_t>(k.held.empty() ? &k.head.list : link_of(*k.held.back().line));
     std::atomic_signal_fence(std::memory_order_seq_cst);  // the kernel walks a linked list, whole
     k.head.list.next = link;
     std::atomic_signal_fence(std::memory_order_seq_cst);
     k.head.list_op_pending = nullptr;
-    k.held.push_back(&line);
+    // The epoch of this hold: one past what the replaced holder left in the owner word.
+    const std::uint32_t epoch =
+        (OwnerWord::unpack(line.owner.load(std::memory_order_acquire)).epoch + 1) & 0xffffff;
+    k.held.push_back({&line, epoch});
+    hold.epoch = epoch;
     // Sleepers that watched the old value (a dead holder, or nobody) look again.
     if ((seen & kHolderWaiters) != 0) (void)futex_wake(line.holder, INT_MAX);
     return hold;
 }
 
-bool keeper_release(EndpointLine& line, std::uint64_t closed_owner) noexcept {
+bool keeper_release(EndpointLine& line, std::uint32_t epoch,
+                    std::optional<std::uint64_t> closed_owner) noexcept {
     Keeper& k = keeper();
     const std::lock_guard lock(k.mutex);
-    const auto it = std::find(k.held.begin(), k.held.end(), &line);
-    if (it == k.held.end()) return false;  // not on our list: not ours
+    const auto it =
+        std::find_if(k.held.begin(), k.held.end(), [&](const Keeper::Held& h) { return h.line == &line; });
+    // Not on our list, or held again since (a stale release): not ours to end.
+    if (it == k.held.end() || it->epoch != epoch) return false;
     const auto index = static_cast<std::size_t>(it - k.held.begin());
     robust_list* link = link_of(line);
     // The list runs newest to oldest: our successor is the line held before us, our predecessor
     // the one held after us (or the head).
-    robust_list* successor = index == 0 ? &k.head.list : link_of(*k.held[index - 1]);
-    robust_list* predecessor = index + 1 == k.held.size() ? &k.head.list : link_of(*k.held[index + 1]);
+    robust_list* successor = index == 0 ? &k.head.list : link_of(*k.held[index - 1].line);
+    robust_list* predecessor = index + 1 == k.held.size() ? &k.head.list : link_of(*k.held[index + 1].line);
     // release: everything this holder published happens-before a peer that sees `closed`.
-    line.owner.store(closed_owner, std::memory_order_release);
+    if (closed_owner) line.owner.store(*closed_owner, std::memory_order_release);
     k.head.list_op_pending = link;
     std::atomic_signal_fence(std::memory_order_seq_cst);
     predecessor->next = successor;
     std::atomic_signal_fence(std::memory_order_seq_cst);
     // release: what we published happens-before a claimer that acquires the free word.
-    const std::uint32_t was = line.holder.exchange(0, std::memory_order_release);
+    // Only our own hold is freed: a word that no longer carries our TID (a zeroed or scribbled
+    // region) is somebody else's, or nobody's.
+    std::uint32_t was = line.holder.load(std::memory_order_relaxed);
+    while ((was & kHolderTidMask) == static_cast<std::uint32_t>(k.tid) &&
+           !line.holder.compare_exchange_weak(was, 0, std::memory_order_release, std::memory_order_relaxed)) {
+    }
+    if ((was & kHolderTidMask) != static_cast<std::uint32_t>(k.tid)) was = 0;
     std::atomic_signal_fence(std::memory_order_seq_cst);
     k.head.list_op_pending = nullptr;
     k.held.erase(it);

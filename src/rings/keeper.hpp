@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "ipckit/detail/endpoint.hpp"
 
@@ -15,7 +16,8 @@ enum class HoldOutcome { fresh, took_over, busy };
 
 struct Hold {
     HoldOutcome outcome = HoldOutcome::busy;
-    std::uint32_t seen = 0;  // the holder word that decided the outcome
+    std::uint32_t seen = 0;   // the holder word that decided the outcome
+    std::uint32_t epoch = 0;  // this hold's epoch (fresh or took_over): one past the owner word's
 };
 
 // Takes `line`'s holder word for this process (CAS from "nobody" or "owner died" to the keeper's
@@ -24,9 +26,13 @@ struct Hold {
 // and the error of pthread_create when the keeper cannot start.
 [[nodiscard]] Hold keeper_hold(EndpointLine& line);
 
-// If this process holds `line`: stores `closed_owner` in its owner word (release), unlinks it and
-// frees its holder word (waking its sleepers). False when this process does not hold it (a forked
-// child's copy, or a line never held here): nothing changed.
-bool keeper_release(EndpointLine& line, std::uint64_t closed_owner) noexcept;
+// If this process holds `line` under `epoch` (the hold keeper_hold returned): stores
+// `closed_owner` in its owner word (release; none: the word is left alone, as when a truncated
+// region zeroed it), unlinks it and frees its holder word if it still carries our TID (waking
+// its sleepers). The process-local record decides, never the shared owner word, so a line is
+// always unlinked before its mapping goes. False when this process does not hold it under that
+// epoch (a forked child's copy, a stale release, a line never held here): nothing changed.
+bool keeper_release(EndpointLine& line, std::uint32_t epoch,
+                    std::optional<std::uint64_t> closed_owner) noexcept;
 
 }  // namespace ipckit::detail::ring

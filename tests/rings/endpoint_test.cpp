@@ -129,6 +129,22 @@ TEST(EndpointTest, ReleasedLineIsReclaimableAndAStaleReleaseChangesNothing) {
     EXPECT_EQ(OwnerWord::unpack(line->owner.load()).state, EndpointState::attached);
 }
 
+// A truncated region is swapped for zero pages (BusGuard), so the owner word a closing end reads
+// is no longer its own: the keeper still unlinks the line and frees the hold, by its own record,
+// or the line would stay on the robust list after its mapping goes (the shrink fuzz target found
+// a close that later wrote through such a dangling link).
+TEST(EndpointTest, AnEndWhoseOwnerWordWasZeroedIsStillUnlinkedAndFreedAtItsRelease) {
+    SharedLine line;
+    const Claim claim = claim_endpoint(*line, "test end");
+    ASSERT_TRUE(holder_alive(line->holder.load()));
+    line->owner.store(0);  // what zero pages read as
+    release_endpoint(*line, claim.epoch);
+    EXPECT_EQ(line->holder.load(), 0u) << "the hold outlived its release";
+    EXPECT_EQ(line->owner.load(), 0u) << "a word that was not ours was written";
+    const Claim again = claim_endpoint(*line, "test end");  // held afresh, linked once
+    EXPECT_FALSE(again.took_over);
+}
+
 TEST(EndpointTest, RacingClaimersOfADeadHolderHaveExactlyOneWinner) {
     for (int round = 0; round < 20; ++round) {
         SharedLine line;
