@@ -70,6 +70,7 @@ void check_parsed(const Address& a, std::string_view text) {
             check(!a.target.empty() && a.target.size() <= 107, "socket path empty or over sun_path");
             break;
         case Transport::fifo:
+        case Transport::file:
         case Transport::sysvmq:
         case Transport::sysvshm:
             check(!a.target.empty(), "empty target");

@@ -48,10 +48,7 @@ struct Expected {
 };
 
 std::uint32_t le32(std::span<const std::byte> bytes) {
-    std::uint32_t value = 0;
-    for (std::size_t i = 0; i < 4; ++i)
-        value |= std::to_integer<std::uint32_t>(bytes[i]) << (8 * i);
-    return value;
+    return static_cast<std::uint32_t>(little_endian(bytes, 4));
 }
 
 Expected reference_length(std::span<const std::byte> stream, std::size_t limit) {

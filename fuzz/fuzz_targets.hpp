@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
 
 namespace ipckit::fuzz {
 
@@ -45,6 +46,17 @@ int fuzz_lanes(const std::uint8_t* data, std::size_t size);
 // The input is a program of ring calls on a memfd that shrinks and grows under the mapping, as a
 // `truncate` of /dev/shm/NAME would do: never SIGBUS; an Error naming the region once it is lost.
 int fuzz_shrink(const std::uint8_t* data, std::size_t size);
+// The input's first bytes choose the reader's limit and whether bodies are read or skipped; the
+// rest is a recorded log (file:), read from a memfd and compared with a reference decoder.
+int fuzz_log(const std::uint8_t* data, std::size_t size);
+
+// The first `count` bytes as a little-endian number: how a reference decoder reads a header.
+[[nodiscard]] inline std::uint64_t little_endian(std::span<const std::byte> bytes, std::size_t count) {
+    std::uint64_t value = 0;
+    for (std::size_t i = 0; i < count; ++i)
+        value |= std::to_integer<std::uint64_t>(bytes[i]) << (8 * i);
+    return value;
+}
 
 // A broken invariant: ipckit accepted hostile input and gave a wrong answer.
 [[noreturn]] inline void fuzz_fail(const char* target, const char* what) {

@@ -31,6 +31,7 @@ ADDRESSES = {
     "tcp": "tcp://localhost:5555",
     "tcp_v6": "tcp://[::1]:5555?framing=line",
     "tcp_v4": "tcp://127.0.0.1:65535",
+    "file": "file:/tmp/cam.ipk?pace=recorded&max=1MiB",
     "size_kib": "64KiB",
     "size_plain": "18446744073709551615",
     # malformed
@@ -57,6 +58,7 @@ ADDRESSES = {
     "bad_size_zero": "shm:/r?capacity=0",
     "bad_type": "sysvmq:1?type=0",
     "bad_wait": "shm:/r?wait=sometimes",
+    "bad_pace": "file:/tmp/x?pace=slow",
 }
 
 
@@ -268,6 +270,31 @@ LANES = {
     "image_garbage": bytes([TWO_128, L_IMAGE]) + bytes((i * 167 + 13) & 0xFF for i in range(1024 + 2 * 2176)) + bytes([L_RX, L_TX, L_RECV]) + L_READ_RELEASE,
 }
 
+# Recorded logs (see fuzz/log_target.cpp): limit byte, skip byte, then the file.
+LOG_HEADER = b"IPKLOG\r\n" + struct.pack("<II", 1, 0)
+
+
+def log_record(body: bytes, ns: int = 0, length: int | None = None) -> bytes:
+    return struct.pack("<IQ", len(body) if length is None else length, ns) + body
+
+
+def log_seed(limit: int, skip: bool, log: bytes) -> bytes:
+    return bytes([limit, int(skip)]) + log
+
+
+LOGS = {
+    "three": log_seed(64, False, LOG_HEADER + log_record(b"one", 1) + log_record(b"", 2) + log_record(b"three" * 3, 3)),
+    "skipped": log_seed(255, True, LOG_HEADER + b"".join(log_record(bytes([i]) * i * 50, i) for i in range(10))),
+    "empty_log": log_seed(64, False, LOG_HEADER),
+    "at_limit": log_seed(16, False, LOG_HEADER + log_record(b"x" * 16) + log_record(b"y" * 17)),
+    "truncated_header": log_seed(64, False, LOG_HEADER[:10]),
+    "bad_magic": log_seed(64, False, b"IPKLOG\n\n" + LOG_HEADER[8:] + log_record(b"ok")),
+    "bad_version": log_seed(64, False, LOG_HEADER[:8] + struct.pack("<II", 2, 0) + log_record(b"ok")),
+    "torn_record_header": log_seed(64, False, LOG_HEADER + log_record(b"ok") + log_record(b"more")[:7]),
+    "torn_record": log_seed(64, True, LOG_HEADER + log_record(b"ok") + log_record(b"short", length=40)),
+    "huge": log_seed(255, False, LOG_HEADER + log_record(b"ok") + log_record(b"", length=0xFFFFFFFF)),
+}
+
 
 def write(target: str, seeds: dict) -> None:
     folder = root / target
@@ -281,5 +308,6 @@ write("frame", FRAMES)
 write("ring", RINGS)
 write("topic", TOPICS)
 write("lanes", LANES)
+write("log", LOGS)
 print(f"make_seeds: {len(ADDRESSES)} address, {len(FRAMES)} frame, {len(RINGS)} ring, {len(TOPICS)} topic, "
-      f"{len(LANES)} lanes seeds in {root}")
+      f"{len(LANES)} lanes, {len(LOGS)} log seeds in {root}")

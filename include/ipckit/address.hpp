@@ -9,6 +9,7 @@
 //     unix:@svc   unix:/run/app.sock   unix+seqpacket:@svc   unix+dgram:/tmp/d.sock
 //     tcp://localhost:5555        tcp://[::1]:5555            fd:3
 //     nats://localhost:4222/cam.front?group=workers     nats://hub:4222/orders?stream=ORDERS
+//     file:/tmp/cam.ipk?pace=recorded
 //
 // Options: mode=0600 (octal permissions for created objects; 0600 by default), capacity=SIZE
 // (ring and queue capacity), max=SIZE (largest message), wait=spin|block|adaptive (rings),
@@ -23,6 +24,8 @@
 // 1-1024, 16 by default), overflow=block|drop, history=N (0-64 messages a late subscriber gets
 // first); the creator's options decide, an opener takes what the region says. SIZE is a number with an
 // optional unit: B, KiB, MiB, GiB (or K, M, G, also binary).
+//
+// file: only: pace=recorded|fast (a receiver replays with the recorded gaps, or at once).
 //
 // Errors: a malformed address throws `ipckit::Error` (std::errc::invalid_argument) whose
 // message quotes the address and says what was expected, e.g.
@@ -55,6 +58,7 @@ enum class Transport {
     tcp,             // tcp://HOST:PORT
     nats,            // nats://HOST:PORT/SUBJECT — a subject on a NATS server (docs/nats.md)
     topic,           // topic:/NAME | topic:@NAME — one publisher, many subscribers, in shared memory
+    file,  // file:PATH — a recorded log: a sender appends, a receiver replays (docs/record-replay.md)
 };
 
 enum class Framing { length, line };
@@ -94,6 +98,8 @@ struct Address {
     std::uint32_t subscribers = 16;
     bool drop = false;  // overflow=drop (default block)
     std::uint32_t history = 0;
+    // file: only: pace=recorded replays with the recorded gaps; default as fast as possible.
+    bool pace_recorded = false;
 };
 
 [[nodiscard]] Address parse_address(std::string_view text);

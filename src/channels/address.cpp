@@ -345,6 +345,10 @@ void parse_option(Address& a, std::string_view option) {
             if (!n || *n > 64) bad("a number of messages from 0 to 64");
             a.history = *n;
         }
+    } else if (name == "pace") {
+        if (a.transport != Transport::file) bad("no pace option: only file: has it");
+        if (value != "recorded" && value != "fast") bad("recorded or fast");
+        a.pace_recorded = value == "recorded";
     } else if (name == "senders") {
         if (a.transport != Transport::shm && a.transport != Transport::sysvshm)
             bad("no senders option: only shm: and sysvshm: have it");
@@ -354,7 +358,7 @@ void parse_option(Address& a, std::string_view option) {
     } else {
         malformed(a.text, "unknown option \"" + std::string(name) +
                               "\" (known: mode, capacity, max, wait, type, framing, keep; rings: "
-                              "senders; topics: subscribers, overflow, history)");
+                              "senders; topics: subscribers, overflow, history; file: pace)");
     }
 }
 

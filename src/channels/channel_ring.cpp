@@ -5,7 +5,10 @@
 //
 // Delivery (docs/channels.md): a sender waits for a receiver before its first record, and its
 // close lingers until what it committed is taken or the reader is gone. A POSIX shm file can be
-// truncated under us: its mapping is guarded (BusGuard), checked before and after every wait.
+// truncated under us: its mapping is guarded (BusGuard), checked between slices of every wait.
+#include <algorithm>
+#include <chrono>
+
 #include "channel_backend.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/lanes.hpp"
@@ -84,23 +87,26 @@ private:
     BusGuard guard_;  // declared after the memory: unregistered before it is unmapped
 };
 
-// Runs `call` with the caller's deadline when the region cannot be truncated; otherwise first
-// without waiting, checking the guard (a region truncated before the wait is an Error naming it,
-// never a sleep on zeroed memory), then with the caller's deadline, checking it again. No
-// slices: an idle end sleeps until a message, a close or a death (docs/reliability.md says what
-// a truncation during a sleep costs). An error the ring raised because it read zeros is
-// reported as the truncation it is.
+// Runs `call` with the caller's deadline when the region cannot be truncated (System V, a
+// sealed memfd). A `shm:/` file can be truncated by anyone who may write it, and nothing wakes a
+// sleeper when that happens, so there the call waits in slices of kTruncationCheck and the guard
+// is checked between them: a call in progress on a truncated region ends with the Error within
+// one slice, never a sleep on zeroed memory (docs/reliability.md). An idle `shm:/` end therefore
+// wakes once per slice; the liveness of its peer needs no slice (the holder word wakes it). An
+// error the ring raised because it read zeros is reported as the truncation it is.
+constexpr auto kTruncationCheck = std::chrono::seconds(1);
+
 template <class Call>
 auto guarded(const BusGuard& guard, Deadline deadline, Call call) -> decltype(call(deadline)) {
     if (!guard.active()) return call(deadline);
     try {
-        auto r = call(Deadline::immediate());
-        guard.check();
-        const bool waits = r.status == Status::would_block || r.status == Status::timed_out;
-        if (!waits || deadline.is_immediate()) return r;
-        r = call(deadline);
-        guard.check();
-        return r;
+        for (;;) {
+            const auto slice_end =
+                std::min(deadline.when(), std::chrono::steady_clock::now() + kTruncationCheck);
+            auto r = call(deadline.is_immediate() ? deadline : Deadline::at(slice_end));
+            guard.check();
+            if (r.status != Status::timed_out || slice_end >= deadline.when()) return r;
+        }
     } catch (const Error&) {
         guard.check();
         throw;

@@ -48,6 +48,7 @@ std::optional<Locator> locate(const Address& address) {
         case Transport::fd:
         case Transport::tcp:
         case Transport::nats:  // the server's object, not this machine's
+        case Transport::file:  // a recorded log is the user's data, never left behind by a crash
             return std::nullopt;
         case Transport::sysvmq:
         case Transport::sysvshm:

@@ -1,10 +1,10 @@
 // The table of transports: one row per address scheme.
 //
-// How to add a transport (say `file:PATH`):
-//   1. Write src/channels/channel_file.cpp: a SenderBackend and a ReceiverBackend
-//      (channel_backend.hpp), and `make_file_sender` / `make_file_receiver` that build them. Its
+// How to add a transport (`file:PATH` was the last one added: channel_file.cpp):
+//   1. Write src/channels/channel_NAME.cpp: a SenderBackend and a ReceiverBackend
+//      (channel_backend.hpp), and `make_NAME_sender` / `make_NAME_receiver` that build them. Its
 //      target is checked by one of address.cpp's forms (parse_path_target for a plain path,
-//      parse_posix_name_target, ...) or by a `parse_file_target` of its own in that file.
+//      parse_posix_name_target, ...) or by a `parse_NAME_target` of its own in that file.
 //   2. Here: declare them on the lines below and add the transport's row to kTransports.
 //   3. Name it in `Transport` (include/ipckit/address.hpp), the value users switch on.
 // Nothing else switches on the transport: the parser, the channel, is_stream and to_string all
@@ -20,14 +20,14 @@ namespace ipckit::detail {
 TargetParser parse_fd_target, parse_path_target, parse_sysv_target, parse_posix_name_target, parse_shm_target,
     parse_unix_target, parse_tcp_target, parse_nats_target, parse_topic_target;
 SenderMaker make_stream_sender, make_packet_sender, make_queue_sender, make_ring_sender, make_nats_sender,
-    make_topic_sender;
+    make_topic_sender, make_file_sender;
 ReceiverMaker make_stream_receiver, make_packet_receiver, make_queue_receiver, make_ring_receiver,
-    make_nats_receiver, make_topic_receiver;
+    make_nats_receiver, make_topic_receiver, make_file_receiver;
 
 namespace {
 
 // clang-format off
-constexpr std::array<TransportEntry, 12> kTransports{{
+constexpr std::array<TransportEntry, 13> kTransports{{
     // scheme          transport                    stream target                    backend (channel_*.cpp)
     {"fd",             Transport::fd,               true,  parse_fd_target,          make_stream_sender, make_stream_receiver},
     {"fifo",           Transport::fifo,             true,  parse_path_target,        make_stream_sender, make_stream_receiver},
@@ -41,6 +41,7 @@ constexpr std::array<TransportEntry, 12> kTransports{{
     {"tcp",            Transport::tcp,              true,  parse_tcp_target,         make_stream_sender, make_stream_receiver},
     {"nats",           Transport::nats,             false, parse_nats_target,        make_nats_sender, make_nats_receiver},
     {"topic",          Transport::topic,            false, parse_topic_target,       make_topic_sender, make_topic_receiver},
+    {"file",           Transport::file,             false, parse_path_target,        make_file_sender, make_file_receiver},
 }};
 // clang-format on
 // clang-format on

@@ -78,7 +78,7 @@ TEST(AddressTest, MalformedAddressesQuoteTheAddressAndSayWhatWasExpected) {
     EXPECT_EQ(error_of("nonsense"),
               "address \"nonsense\": expected SCHEME:TARGET, where SCHEME is one of fd, fifo, sysvmq, "
               "posixmq, shm, "
-              "sysvshm, unix, unix+seqpacket, unix+dgram, tcp, nats, topic: Invalid argument");
+              "sysvshm, unix, unix+seqpacket, unix+dgram, tcp, nats, topic, file: Invalid argument");
     EXPECT_NE(error_of("pipe:/x").find("unknown scheme \"pipe\""), std::string::npos);
     EXPECT_NE(error_of("tcp://host").find("expected tcp://HOST:PORT"), std::string::npos);
     EXPECT_NE(error_of("tcp://host:0").find("port from 1 to 65535"), std::string::npos);
@@ -172,6 +172,18 @@ TEST(AddressTest, ParsesTopicsAndTheirOptions) {
     EXPECT_NE(error_of("topic:/x?overflow=spill").find("block or drop"), std::string::npos);
     EXPECT_NE(error_of("shm:/x?history=4").find("only topic: has it"), std::string::npos);
     EXPECT_NE(error_of("topic:ticks").find("expected topic:/NAME"), std::string::npos);
+}
+
+TEST(AddressTest, ParsesFileLogsAndTheirPace) {
+    const Address a = parse_address("file:/tmp/cam.ipk?pace=recorded&max=1MiB");
+    EXPECT_EQ(a.transport, Transport::file);
+    EXPECT_EQ(a.target, "/tmp/cam.ipk");
+    EXPECT_TRUE(a.pace_recorded);
+    EXPECT_EQ(a.max_message, 1u << 20);
+    EXPECT_FALSE(parse_address("file:relative.ipk?pace=fast").pace_recorded);
+    EXPECT_NE(error_of("file:").find("expected file:PATH"), std::string::npos);
+    EXPECT_NE(error_of("file:/x?pace=slow").find("recorded or fast"), std::string::npos);
+    EXPECT_NE(error_of("topic:/x?pace=recorded").find("only file: has it"), std::string::npos);
 }
 
 TEST(SizeTest, ParsesAndFormatsUnits) {

@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -202,16 +205,34 @@ TEST(SharedRegionTest, AnotherServerOfTheSameNameIsRefused) {
 
 // ---- shm:/NAME truncated under live peers ---------------------------------------------------
 
-// Whether process `pid` (its main thread) sleeps in a futex on a word of a mapping whose path
-// names `name`: /proc/PID/syscall gives the call a blocked thread is in and its arguments
-// ("running" when it is in none), /proc/PID/maps where the word lies. That is a ring call
-// waiting, seen in the kernel, not guessed from how long the call has had.
+// The words a futex call of process `pid` waits on, from its /proc/PID/syscall arguments:
+// futex's first argument; futex_waitv's first argument points at `count` struct futex_waitv
+// {u64 val; u64 uaddr; u32 flags; u32 reserved}, read from /proc/PID/mem.
+std::vector<std::uint64_t> futex_words(pid_t pid, long number, std::uint64_t first, std::uint64_t count) {
+    if (number == SYS_futex) return {first};
+    std::vector<std::uint64_t> words;
+    std::ifstream mem("/proc/" + std::to_string(pid) + "/mem", std::ios::binary);
+    mem.seekg(static_cast<std::streamoff>(first));
+    for (std::uint64_t i = 0; i < std::min<std::uint64_t>(count, 128); ++i) {
+        std::uint64_t entry[3] = {};
+        if (!mem.read(reinterpret_cast<char*>(entry), sizeof entry)) break;
+        words.push_back(entry[1]);
+    }
+    return words;
+}
+
+// Whether process `pid` (its main thread) sleeps in a futex (or futex_waitv) on a word of a
+// mapping whose path names `name`: /proc/PID/syscall gives the call a blocked thread is in and
+// its arguments ("running" when it is in none), /proc/PID/maps where the words lie. That is a
+// ring call waiting, seen in the kernel, not guessed from how long the call has had.
 bool sleeps_on_a_futex_in(pid_t pid, const std::string& name) {
     std::ifstream call("/proc/" + std::to_string(pid) + "/syscall");
     long number = -1;
-    std::string word;
-    if (!(call >> number >> word) || number != SYS_futex) return false;
-    const auto address = std::stoull(word, nullptr, 16);
+    std::string first, second;
+    if (!(call >> number >> first >> second) || (number != SYS_futex && number != SYS_futex_waitv))
+        return false;
+    const auto words =
+        futex_words(pid, number, std::stoull(first, nullptr, 16), std::stoull(second, nullptr, 16));
     std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
     for (std::string line; std::getline(maps, line);) {
         if (line.find(name) == std::string::npos) continue;
@@ -219,7 +240,8 @@ bool sleeps_on_a_futex_in(pid_t pid, const std::string& name) {
         char dash = 0;
         std::istringstream range(line);
         range >> std::hex >> start >> dash >> end;
-        if (address >= start && address < end) return true;
+        for (const auto word : words)
+            if (word >= start && word < end) return true;
     }
     return false;
 }
@@ -258,13 +280,20 @@ void expect_truncated_error(const std::function<void()>& call, const std::string
     }
 }
 
+// What `truncate -s 0 /dev/shm/NAME` does, without a program to start: the cut comes at once
+// after the sleep was seen.
 void truncate_shm(const std::string& name) {
-    const auto cut = test::run({"/usr/bin/truncate", "-s", "0", "/dev/shm/" + name});
-    ASSERT_EQ(cut.exit_code, 0) << cut.err;
+    ASSERT_EQ(::truncate(("/dev/shm/" + name).c_str(), 0), 0) << std::strerror(errno);
 }
 
-// The receiver is inside recv, asleep on the empty ring, when `truncate -s 0` cuts the file: that
-// very call ends with the Error, no signal; the live sender's next send gets it too.
+// How long the call in progress sleeps: nothing wakes a sleep on a ring whose pages were cut, so
+// it ends with its deadline and then reports the truncation, not timed_out. Long enough for the
+// test to see the sleep and cut the file first.
+constexpr auto kSleepingCall = 3s;
+
+// The receiver is inside recv, asleep on the empty ring, when the file is cut to 0 bytes: that
+// very call ends with the Error (at its deadline), no signal; the live sender's next send gets it
+// too.
 TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingRecvEndsThatCallWithAnErrorNotSigbus) {
     const std::string name = test::unique_name("ipckit-test");
     const std::string address = "shm:/" + name;
@@ -273,7 +302,7 @@ TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingRecvEndsThatCallWithAnErro
         Receiver rx = Receiver::create(address);
         (void)created.writer.write_all(as_bytes("c"));
         std::vector<std::byte> message;
-        return ended_by_truncation(address, [&] { (void)rx.recv(message, Deadline::after(30s)); });
+        return ended_by_truncation(address, [&] { (void)rx.recv(message, Deadline::after(kSleepingCall)); });
     });
     std::array<std::byte, 1> got{};
     ASSERT_EQ(created.reader.read_exact(got, Deadline::after(30s)).status, Status::ok);
@@ -286,7 +315,7 @@ TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingRecvEndsThatCallWithAnErro
 }
 
 // The sender is inside send, asleep on the full ring, when the file is cut: that call ends with
-// the Error, no signal; the live receiver's next recv gets it too.
+// the Error (at its deadline), no signal; the live receiver's next recv gets it too.
 TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingSendEndsThatCallWithAnErrorNotSigbus) {
     const std::string name = test::unique_name("ipckit-test");
     const std::string address = "shm:/" + name;
@@ -298,7 +327,7 @@ TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingSendEndsThatCallWithAnErro
         while (sent < 10'000 && tx.try_send(big).ok())
             ++sent;
         if (sent == 0 || sent == 10'000) return static_cast<int>(kFillFailed);
-        return ended_by_truncation(address, [&] { (void)tx.send(big, Deadline::after(30s)); });
+        return ended_by_truncation(address, [&] { (void)tx.send(big, Deadline::after(kSleepingCall)); });
     });
     ASSERT_TRUE(wait_until_sleeping_in(sender.pid(), name)) << "the sender never waited in send";
     truncate_shm(name);

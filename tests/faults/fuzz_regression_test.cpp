@@ -10,11 +10,12 @@
 #include "../../fuzz/address_target.cpp"
 #include "../../fuzz/frame_target.cpp"
 #include "../../fuzz/lanes_target.cpp"
+#include "../../fuzz/log_target.cpp"
 #include "../../fuzz/ring_target.cpp"
 #include "../../fuzz/shrink_target.cpp"
 #include "../../fuzz/topic_target.cpp"
 // The files above make one translation unit; each keeps its helpers in a namespace of its own
-// (address_input, frame_input, ring_input, topic_input, lanes_input, shrink_input).
+// (address_input, frame_input, ring_input, topic_input, lanes_input, shrink_input, log_input).
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -90,6 +91,10 @@ TEST(FuzzRegressionTest, EveryLanesProgramStaysInsideTheRegion) {
 
 TEST(FuzzRegressionTest, EveryShrinkingRingProgramEndsInAnErrorNeverSigbus) {
     replay("shrink", fuzz_shrink, 5);
+}
+
+TEST(FuzzRegressionTest, EveryLogReadsLikeTheReferenceOrGivesAnErrorSayingWhere) {
+    replay("log", fuzz_log, 6);
 }
 
 // The targets themselves must be able to fail: a broken invariant ends the process.

@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -87,13 +88,26 @@ def python_child(code, *args, **popen):
 
 
 # The x86-64 system calls a waiting receive, poll or read sleeps in (the transports wait in a
-# futex, poll, a socket or queue receive, or short sleeps between tries).
+# futex or futex_waitv, poll, a socket or queue receive, or short sleeps between tries).
 WAIT_SYSCALLS = {
     0: "read", 7: "poll", 23: "select", 35: "nanosleep", 45: "recvfrom", 47: "recvmsg",
     70: "msgrcv", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait",
     243: "mq_timedreceive", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 441: "epoll_pwait2",
+    449: "futex_waitv",
 }
-FUTEX = 202
+FUTEX, FUTEX_WAITV = 202, 449
+
+
+def _futex_words(pid, number, args):
+    """The words a futex call waits on: futex's first argument; futex_waitv's first argument
+    points at `count` struct futex_waitv {u64 val; u64 uaddr; u32 flags; u32 reserved}."""
+    if number == FUTEX:
+        return [int(args[0], 16)]
+    vector, count = int(args[0], 16), min(int(args[1], 16), 128)
+    with open(f"/proc/{pid}/mem", "rb") as mem:
+        mem.seek(vector)
+        raw = mem.read(24 * count)
+    return [struct.unpack_from("=QQII", raw, 24 * i)[1] for i in range(count)]
 
 
 def _in_shared_mapping(pid, address):
@@ -116,9 +130,11 @@ def blocked_in_wait(pid, tid=None):
         with open(f"/proc/{pid}/task/{tid or pid}/syscall") as f:
             fields = f.read().split()
         number = int(fields[0])
-        if number == FUTEX and not _in_shared_mapping(pid, int(fields[1], 16)):
+        if number in (FUTEX, FUTEX_WAITV) and not any(
+            _in_shared_mapping(pid, word) for word in _futex_words(pid, number, fields[1:])
+        ):
             return None
-    except (OSError, IndexError, ValueError):
+    except (OSError, IndexError, ValueError, struct.error):
         return None
     return WAIT_SYSCALLS.get(number)
 

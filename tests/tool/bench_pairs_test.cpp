@@ -76,6 +76,19 @@ TEST(BenchPairsTest, ATargetIsMetOrMissedOnlyWhenBothQuartilesAgreeWithTheMedian
     EXPECT_EQ(judge(s, 1.0, false), Verdict::met);
     EXPECT_EQ(judge(s, 1.3, false), Verdict::missed);
     EXPECT_EQ(judge(s, 1.22, false), Verdict::unstable);
+    // A row below its floor, or above its ceiling, says the baseline failed: no verdict.
+    EXPECT_EQ(judge(s, 1.3, true, Bound::floor), Verdict::met);
+    Spread below = s;
+    below.q1 = 0.06;
+    below.median = 0.07;
+    below.q3 = 0.08;
+    EXPECT_EQ(judge(below, 1.3, true, Bound::none), Verdict::met);
+    EXPECT_EQ(judge(below, 1.3, true, Bound::floor), Verdict::unstable);
+    EXPECT_EQ(judge(s, 0.9, false, Bound::ceiling), Verdict::unstable);
+    EXPECT_EQ(judge(below, 0.5, false, Bound::ceiling), Verdict::missed);
+    EXPECT_EQ(bound_of("raw-spin"), Bound::floor);
+    EXPECT_EQ(bound_of("raw-loan-ring"), Bound::ceiling);
+    EXPECT_EQ(bound_of("shm"), Bound::none);
     s.steady = 3;  // fewer than half steady: nothing can be judged
     EXPECT_EQ(judge(s, 1.3, true), Verdict::unstable);
     EXPECT_EQ(to_string(Verdict::unstable), "unstable");

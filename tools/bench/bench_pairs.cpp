@@ -52,8 +52,16 @@ std::string_view to_string(Verdict verdict) noexcept {
     return kNames[static_cast<int>(verdict)];
 }
 
-Verdict judge(const Spread& spread, double target, bool at_most) {
+Bound bound_of(std::string_view baseline) noexcept {
+    if (baseline == "raw-spin") return Bound::floor;
+    if (baseline == "raw-copy-ring" || baseline == "raw-loan-ring") return Bound::ceiling;
+    return Bound::none;
+}
+
+Verdict judge(const Spread& spread, double target, bool at_most, Bound bound) {
     if (spread.unsteady()) return Verdict::unstable;
+    if ((bound == Bound::floor && spread.q3 < 1.0) || (bound == Bound::ceiling && spread.q1 > 1.0))
+        return Verdict::unstable;
     const auto meets = [&](double x) { return at_most ? x <= target : x >= target; };
     const bool median = meets(spread.median), q1 = meets(spread.q1), q3 = meets(spread.q3);
     if (median && q1 && q3) return Verdict::met;

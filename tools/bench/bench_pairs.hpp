@@ -43,10 +43,17 @@ namespace ipckit::bench {
 
 enum class Verdict { met, missed, unstable };
 [[nodiscard]] std::string_view to_string(Verdict verdict) noexcept;
+// What a baseline is to its rows: a floor no row can go below (raw-spin), a ceiling no row can go
+// above (the bare rings), or neither (a target against another row, such as shm).
+enum class Bound { none, floor, ceiling };
+[[nodiscard]] Bound bound_of(std::string_view baseline) noexcept;
 // met: the median and both quartiles meet the target; missed: none of them does; unstable:
-// the target lies inside the interquartile range, or fewer than half of the pairs were steady.
+// the target lies inside the interquartile range, fewer than half of the pairs were steady, or
+// the middle half of the pairs went through the baseline's bound (every quartile below 1 against
+// a floor, above 1 against a ceiling): then the baseline did not measure what it stands for
+// (a spinning floor starved on a loaded machine), and no verdict can rest on it.
 // `at_most`: the target is an upper bound (latency ratios), else a lower bound.
-[[nodiscard]] Verdict judge(const Spread& spread, double target, bool at_most);
+[[nodiscard]] Verdict judge(const Spread& spread, double target, bool at_most, Bound bound = Bound::none);
 
 // A row of the table, or a baseline: what one slice runs.
 struct RowKey {

@@ -401,8 +401,16 @@ std::vector<std::string> summarize_targets(const std::vector<Result>& results,
             lines.push_back(fmt::format("{}: no pairs ({}): unstable", what, bound));
             continue;
         }
-        lines.push_back(fmt::format("{}: {}; {}: {}", what, describe_spread(*spread), bound,
-                                    to_string(judge(*spread, t.bound, t.at_most))));
+        const Bound kind = bound_of(t.base);
+        const Verdict judged = judge(*spread, t.bound, t.at_most, kind);
+        const bool through =
+            (kind == Bound::floor && spread->q3 < 1.0) || (kind == Bound::ceiling && spread->q1 > 1.0);
+        lines.push_back(
+            fmt::format("{}: {}; {}: {}{}", what, describe_spread(*spread), bound, to_string(judged),
+                        through ? fmt::format(" ({} {} was not one in this run: the row went {} it)", t.base,
+                                              kind == Bound::floor ? "the floor" : "the ceiling",
+                                              kind == Bound::floor ? "below" : "above")
+                                : ""));
     }
     // With N subscribers DESIGN.md asks for the slowest one's lag and rate, reported beside the
     // one-subscriber topic's (no target).

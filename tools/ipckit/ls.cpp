@@ -8,47 +8,12 @@
 #include "commands.hpp"
 #include "ipckit/detail/object_rules.hpp"
 #include "ipckit/objects.hpp"
+#include "json.hpp"
 
 namespace {
 
-// JSON strings: addresses are paths and may hold any byte. Bytes that are not UTF-8 become
-// U+FFFD so the output always parses.
-std::string json_string(std::string_view text) {
-    std::string out = "\"";
-    for (std::size_t i = 0; i < text.size();) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-            ++i;
-        } else if (c < 0x20 || c == 0x7f) {
-            out += fmt::format("\\u{:04x}", c);
-            ++i;
-        } else if (c < 0x80) {
-            out += static_cast<char>(c);
-            ++i;
-        } else {
-            const std::size_t length = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-            bool valid = length != 0 && c <= 0xf4 && i + length <= text.size();
-            for (std::size_t k = 1; valid && k < length; ++k)
-                valid = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
-            if (valid) {
-                out.append(text.substr(i, length));
-                i += length;
-            } else {
-                out += "\\ufffd";
-                ++i;
-            }
-        }
-    }
-    out += '"';
-    return out;
-}
-
-template <typename Number>
-std::string json_number_or_null(bool known, Number value) {
-    return known ? fmt::format("{}", value) : "null";
-}
+using ipckit::cli::json_number_or_null;
+using ipckit::cli::json_string;
 
 void print_json(const std::vector<ipckit::IpcObject>& objects) {
     std::string out = "[";

@@ -1,0 +1,59 @@
+// ipckit/channel_stats.hpp — what every ipckit channel on this machine holds right now, read
+// from outside: the data behind `ipckit top` (docs/observability.md).
+//
+// `read_channel_stats` finds channels as `list_objects` does (objects.hpp) and reads each one
+// without changing or blocking it: a ring, lanes or topic region in /dev/shm is mapped read-only
+// and its cursors, holders and sleeper counts are loaded once (a region truncated meanwhile reads
+// as lost, never SIGBUS); for a System V or POSIX queue, what the kernel reports. Rates are not
+// here: they are differences between two snapshots (`ipckit top` takes them). A region whose
+// header or cursors are inconsistent is returned with `problem` saying "corrupt: " and what, and
+// no figures; so is one of another layout version ("layout version 2: this ipckit reads 3").
+//
+// Not seen: regions in a sealed memfd (shm:@NAME, topic:@NAME: reaching one means connecting to
+// its creator) and rings in System V segments (attaching would change the segment's nattch).
+//
+// Example:
+//     for (const auto& c : ipckit::read_channel_stats())
+//         if (c.slowest_lag_bytes && *c.slowest_lag_bytes > 1 << 20) std::cout << c.address << '\n';
+//
+// Errors: none for a channel it cannot read (it is skipped, or reported in `problem`).
+// Thread-safety: may be called from any thread; keeps no state.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ipckit {
+
+struct ChannelHolder {
+    std::string role;    // "producer", "consumer", "receiver", "lane 3", "publisher", "subscriber 2"
+    pid_t pid = 0;       // in the holder's own PID namespace: for display
+    bool alive = false;  // its holder word says so: the kernel marks it when the process dies
+};
+
+struct ChannelStats {
+    // As the tool takes it: shm:/NAME, shm:/NAME?senders=N, topic:/NAME, sysvmq:0x…, posixmq:/NAME.
+    std::string address;
+    std::string kind;  // "ring", "lanes", "topic", "sysvmq", "posixmq"
+    // Non-empty: the region is corrupt (or lost while read) or of another layout version; the
+    // figures below are then empty.
+    std::string problem;
+    std::optional<std::uint64_t> capacity;              // bytes of data area (per lane for lanes)
+    std::optional<std::uint64_t> bytes;                 // bytes ever committed (rings, topics): rate by delta
+    std::optional<std::uint64_t> messages;              // topics: messages ever published; queues: queued now
+    std::optional<std::uint64_t> backlog;               // bytes committed and not yet consumed by the slowest
+    std::optional<std::uint64_t> slowest_lag_bytes;     // the slowest reader's lag, bytes
+    std::optional<std::uint64_t> slowest_lag_messages;  // topics: the slowest subscriber's, messages
+    std::optional<std::uint64_t> missed;  // topics: records lost to overflow=drop, all subscribers
+    std::uint32_t subscribers = 0;        // topics: joined subscribers
+    std::uint32_t sleepers = 0;           // processes inside a futex wait on the region now
+    std::vector<ChannelHolder> holders;   // the region's ends that are held
+};
+
+[[nodiscard]] std::vector<ChannelStats> read_channel_stats();
+
+}  // namespace ipckit

@@ -1,0 +1,113 @@
+// read_channel_stats (src/admin/channel_stats.cpp): a ring's backlog and holders as another
+// process left them, a dead holder seen as dead, lanes, and a cursor written wrong on purpose.
+#include "ipckit/channel_stats.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "ipckit/channel.hpp"
+#include "ipckit/detail/ring_layout.hpp"
+#include "support/process.hpp"
+
+namespace ipckit {
+namespace {
+
+[[maybe_unused]] const auto* const registry_environment =
+    ::testing::AddGlobalTestEnvironment(new test::PrivateRegistry);
+
+using namespace std::chrono_literals;
+
+std::optional<ChannelStats> stats_of(const std::string& address) {
+    for (auto& c : read_channel_stats())
+        if (c.address == address) return c;
+    return std::nullopt;
+}
+
+// A child that opens a sender on `address`, sends `count` messages of 100 bytes, says so through
+// a pipe and waits to be killed (so its records stay in the ring, and its end stays held).
+test::Child sender_that_stays(const std::string& address, int count) {
+    int ready[2];
+    EXPECT_EQ(::pipe(ready), 0);
+    auto child = test::spawn([&] {
+        Sender sender = Sender::open(address, Deadline::after(10s));
+        const std::string message(100, 'r');
+        for (int i = 0; i < count; ++i)
+            if (!sender.send(as_bytes(message)).ok()) return 2;
+        const char byte = 1;
+        if (::write(ready[1], &byte, 1) != 1) return 3;
+        ::pause();
+        return 0;
+    });
+    char byte = 0;
+    EXPECT_EQ(::read(ready[0], &byte, 1), 1);
+    ::close(ready[0]);
+    ::close(ready[1]);
+    return child;
+}
+
+TEST(ChannelStatsTest, ARingShowsItsBacklogAndHoldersAndADeadProducerAsDead) {
+    const std::string name = "/" + test::unique_name("ipckit-test-stats");
+    Receiver receiver = Receiver::create("shm:" + name);
+    auto child = sender_that_stays("shm:" + name, 5);
+    auto stats = stats_of("shm:" + name);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ(stats->kind, "ring");
+    EXPECT_TRUE(stats->problem.empty()) << stats->problem;
+    const std::uint64_t record = detail::region::record_size(100);
+    EXPECT_EQ(stats->backlog, 5 * record);
+    EXPECT_EQ(stats->bytes, 5 * record);
+    ASSERT_EQ(stats->holders.size(), 2u);
+    EXPECT_EQ(stats->holders[0].role, "producer");
+    EXPECT_EQ(stats->holders[0].pid, child.pid());
+    EXPECT_TRUE(stats->holders[0].alive);
+    EXPECT_EQ(stats->holders[1].pid, ::getpid());
+
+    child.kill(SIGKILL);
+    (void)child.wait();
+    stats = stats_of("shm:" + name);
+    ASSERT_TRUE(stats.has_value());
+    ASSERT_EQ(stats->holders.size(), 2u);
+    EXPECT_FALSE(stats->holders[0].alive);
+    EXPECT_EQ(stats->backlog, 5 * record);  // committed records stay for the reader
+
+    // A consumer cursor ahead of the producer's is a corrupt region, said as such.
+    const int fd = ::open(("/dev/shm" + name).c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    constexpr off_t kConsumer = offsetof(detail::ring::RingHeader, consumer);
+    std::uint64_t consumed = 0;
+    ASSERT_EQ(::pread(fd, &consumed, 8, kConsumer), 8);
+    const std::uint64_t ahead = 1 << 20;
+    ASSERT_EQ(::pwrite(fd, &ahead, 8, kConsumer), 8);
+    stats = stats_of("shm:" + name);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_NE(stats->problem.find("corrupt: the consumer cursor"), std::string::npos) << stats->problem;
+    EXPECT_FALSE(stats->backlog.has_value());
+    ASSERT_EQ(::pwrite(fd, &consumed, 8, kConsumer), 8);
+    ::close(fd);
+}
+
+TEST(ChannelStatsTest, LanesAddTheirSendersBacklogs) {
+    const std::string name = "/" + test::unique_name("ipckit-test-stats");
+    Receiver receiver = Receiver::create("shm:" + name + "?senders=4");
+    auto first = sender_that_stays("shm:" + name + "?senders=4", 3);
+    auto second = sender_that_stays("shm:" + name + "?senders=4", 2);
+    const auto stats = stats_of("shm:" + name + "?senders=4");
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ(stats->kind, "lanes");
+    EXPECT_EQ(stats->backlog, 5 * detail::region::record_size(100));
+    EXPECT_EQ(stats->slowest_lag_bytes, 3 * detail::region::record_size(100));
+    EXPECT_EQ(std::count_if(stats->holders.begin(), stats->holders.end(),
+                            [](const ChannelHolder& h) { return h.alive; }),
+              3);
+    first.kill(SIGKILL);
+    second.kill(SIGKILL);
+}
+
+}  // namespace
+}  // namespace ipckit
