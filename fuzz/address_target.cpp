@@ -38,16 +38,18 @@ void check_parsed(const Address& a, std::string_view text) {
     check(a.mode <= 0777, "mode beyond 0777");
     check(!a.capacity || *a.capacity > 0, "capacity of zero accepted");
     check(!a.max_message || *a.max_message > 0, "max of zero accepted");
-    check(a.type > 0, "System V type not above zero");
-    check(a.wait == WaitMode::spin || a.wait == WaitMode::block || a.wait == WaitMode::adaptive,
+    check(a.sysv.type > 0, "System V type not above zero");
+    check(a.region.wait == WaitMode::spin || a.region.wait == WaitMode::block ||
+              a.region.wait == WaitMode::adaptive,
           "unknown wait mode");
-    check(a.framing == Framing::length || is_stream(a.transport), "framing option on a message transport");
+    check(a.stream.framing == Framing::length || is_stream(a.transport),
+          "framing option on a message transport");
     switch (a.transport) {
         case Transport::fd:
-            check(a.fd >= 0, "negative descriptor");
+            check(a.stream.fd >= 0, "negative descriptor");
             break;
         case Transport::tcp:
-            check(a.port != 0, "tcp port 0");
+            check(a.stream.port != 0, "tcp port 0");
             check(!a.target.empty(), "tcp without a host");
             break;
         case Transport::shm:
@@ -76,22 +78,23 @@ void check_parsed(const Address& a, std::string_view text) {
             check(!a.target.empty(), "empty target");
             break;
         case Transport::nats:
-            check(a.port != 0, "nats port 0");
+            check(a.nats.port != 0, "nats port 0");
             check(!a.target.empty(), "nats without a host");
-            check(!a.subject.empty() && a.subject.find(' ') == std::string::npos,
+            check(!a.nats.subject.empty() && a.nats.subject.find(' ') == std::string::npos,
                   "nats subject empty or spaced");
             break;
         case Transport::topic:
             check(a.target.size() >= 2 && (a.target[0] == '/' || a.target[0] == '@'),
                   "topic name without a leading '/' or '@'");
-            check(a.subscribers >= 1 && a.subscribers <= 1024, "topic subscribers out of range");
-            check(a.history <= 64, "topic history over 64");
+            check(a.region.subscribers >= 1 && a.region.subscribers <= 1024,
+                  "topic subscribers out of range");
+            check(a.region.history <= 64, "topic history over 64");
             break;
     }
     // The parser is a pure function: the same text gives the same address.
     const Address again = parse_address(a.text);
-    check(again.transport == a.transport && again.target == a.target && again.port == a.port &&
-              again.fd == a.fd && again.mode == a.mode,
+    check(again.transport == a.transport && again.target == a.target && again.stream.port == a.stream.port &&
+              again.nats.port == a.nats.port && again.stream.fd == a.stream.fd && again.mode == a.mode,
           "parsing the same text twice differs");
 }
 

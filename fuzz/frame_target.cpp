@@ -1,4 +1,4 @@
-// Fuzz target: the frame decoder of every stream transport (include/ipckit/detail/framing.hpp).
+// Fuzz target: the frame decoder of every stream transport (src/channels/framing.hpp).
 // The stream comes from another process, so any bytes must give whole messages, `closed`, or an
 // Error (a stream that ends inside a frame is one) — never a crash, an allocation of a size the peer chose,
 // or a message over the limit.
@@ -22,10 +22,10 @@
 #include <system_error>
 #include <vector>
 
+#include "channels/framing.hpp"
 #include "fuzz_targets.hpp"
 #include "ipckit/address.hpp"
 #include "ipckit/deadline.hpp"
-#include "ipckit/detail/framing.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 

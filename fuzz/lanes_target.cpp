@@ -44,9 +44,9 @@
 #include "fuzz_program.hpp"
 #include "fuzz_targets.hpp"
 #include "ipckit/deadline.hpp"
-#include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/lanes.hpp"
+#include "rings/ring_layout.hpp"
 
 namespace ipckit::fuzz {
 namespace {
@@ -177,7 +177,7 @@ private:
     }
 
     void field(std::uint64_t selector, std::uint64_t value) {
-        // Layout version 2, kind 2 (include/ipckit/detail/ring_layout.hpp). The lanes header:
+        // Layout version 2, kind 2 (src/rings/ring_layout.hpp). The lanes header:
         // magic, version, kind, header_size, capacity, lane count, stride, receiver owner and start
         // time. Then in lane (selector >> 5): its magic, capacity and header_size, the producer's
         // owner, start time and may_sleep, the consumer's owner and start time, the producer and

@@ -35,9 +35,9 @@
 #include "fuzz_program.hpp"
 #include "fuzz_targets.hpp"
 #include "ipckit/deadline.hpp"
-#include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/ring.hpp"
+#include "rings/ring_layout.hpp"
 
 namespace ipckit::fuzz {
 namespace {
@@ -129,7 +129,7 @@ private:
     }
 
     void field(std::uint64_t selector, std::uint64_t value) {
-        // Layout version 2, kind 1 (include/ipckit/detail/ring_layout.hpp): magic, version, kind,
+        // Layout version 2, kind 1 (src/rings/ring_layout.hpp): magic, version, kind,
         // capacity, header_size, record_alignment, line_size, producer and consumer owner words,
         // producer start time, producer cursor, consumer cursor, sleepers and futex words.
         static constexpr std::size_t kOffsets[] = {0,   8,   12,  32,  16,  24,  20,  128,

@@ -1,6 +1,6 @@
 // Fuzz target: a ring whose shared memory shrinks under it (a `truncate` of /dev/shm/NAME by
 // anyone with write access), guarded as the shm:/ channel guards it (BusGuard in
-// src/channels/shared_region.hpp). Whatever the program, the process never dies of SIGBUS; every
+// src/rings/shared_region.hpp). Whatever the program, the process never dies of SIGBUS; every
 // ring call gives a Status or an Error; once a call has touched memory beyond the file's end the
 // guard says the region is lost, and `check()` is an Error naming it.
 //

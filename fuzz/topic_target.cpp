@@ -29,9 +29,9 @@
 #include "fuzz_program.hpp"
 #include "fuzz_targets.hpp"
 #include "ipckit/deadline.hpp"
-#include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/topic.hpp"
+#include "rings/topic_layout.hpp"
 
 namespace ipckit::fuzz {
 namespace {

@@ -532,6 +532,7 @@ py::list objects() {
         d["creator_pid"] = or_none(o.creator_source != CreatorSource::unknown, o.creator_pid);
         d["creator_source"] = std::string(to_string(o.creator_source));
         d["creator_alive"] = o.creator_alive;
+        d["creator_in_other_pid_namespace"] = o.creator_in_other_pid_namespace;
         d["in_use"] = o.in_use;
         d["last_sender_pid"] = or_none(queue, o.last_sender_pid);
         d["last_receiver_pid"] = or_none(queue, o.last_receiver_pid);

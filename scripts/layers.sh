@@ -11,10 +11,9 @@ rank() { local i; for i in "${!layers[@]}"; do [[ ${layers[$i]} == "$1" ]] && ec
 
 # The public headers with no source file of their name.
 declare -A extra=(
-  [ipckit/detail/backoff.hpp]=core [ipckit/detail/object_rules.hpp]=mechanisms
-  [ipckit/shm_safe.hpp]=mechanisms [ipckit/detail/sleeper.hpp]=sync [ipckit/detail/record.hpp]=rings
-  [ipckit/detail/ring_layout.hpp]=rings [ipckit/detail/record_log.hpp]=channels [ipckit/detail/topic_layout.hpp]=rings [ipckit/wait_mode.hpp]=rings
-  [ipckit/nats.hpp]=channels [ipckit/loan.hpp]=rings [ipckit/ipckit.h]=capi)
+  [ipckit/shm_safe.hpp]=mechanisms [ipckit/detail/sleeper.hpp]=sync [ipckit/wait_mode.hpp]=rings
+  [ipckit/loan.hpp]=rings [ipckit/nats.hpp]=channels [ipckit/detail/record_log.hpp]=channels
+  [ipckit/ipckit.h]=capi)
 
 layer_of() {  # an include's text, the including file -> its layer
   local inc=$1 file=$2

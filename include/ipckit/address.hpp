@@ -20,10 +20,9 @@
 // creds=FILE (a .creds file), token=SECRET (never shown: the address text keeps `token=***`),
 // stream=NAME (JetStream: stored, acknowledged delivery), durable=NAME (the JetStream consumer;
 // default "ipckit"), reconnect=N (attempts after the server goes away; default 60).
-// creator leaves the object behind when it goes away); for topics only: subscribers=N (slots,
-// 1-1024, 16 by default), overflow=block|drop, history=N (0-64 messages a late subscriber gets
-// first); the creator's options decide, an opener takes what the region says. SIZE is a number with an
-// optional unit: B, KiB, MiB, GiB (or K, M, G, also binary).
+// Rings only: senders=N (1-64 lanes, one per sender). Topics only: subscribers=N (slots, 1-1024,
+// 16 by default), overflow=block|drop, history=N (0-64 messages a late subscriber gets first);
+// the creator's options decide, an opener takes what the region says.
 //
 // file: only: pace=recorded|fast (a receiver replays with the recorded gaps, or at once).
 //
@@ -41,6 +40,7 @@
 #include <string>
 #include <string_view>
 
+#include "ipckit/sysv_key.hpp"
 #include "ipckit/wait_mode.hpp"
 
 namespace ipckit {
@@ -67,39 +67,67 @@ enum class Framing { length, line };
 // Whether the transport is a byte stream (and so carries ipckit's framing).
 [[nodiscard]] bool is_stream(Transport transport) noexcept;
 
+// A parsed address: what every transport has (the object and the options of any object it
+// creates), then the options of one family of transports. Only the family of `transport` is
+// filled; the others keep their defaults.
 struct Address {
-    std::string text;  // as given, for messages
+    std::string text;  // as given, for messages (a NATS token shows as ***)
     Transport transport = Transport::fifo;
     // The object: a path, a name (with its leading '/' or '@'), a System V key text, or HOST.
     std::string target;
-    int fd = -1;             // fd:N
-    int sysv_id = -1;        // sysvmq:id=N, sysvshm:id=N (an existing object, opened by id)
-    std::uint16_t port = 0;  // tcp, nats (4222 when the address gives none)
-    std::string subject;     // nats: the subject, e.g. "cam.front" (wildcards * and > to receive)
 
-    // Options.
+    // Options of any transport that creates an object or has a limit.
     mode_t mode = 0600;
     std::optional<std::size_t> capacity;
     std::optional<std::size_t> max_message;
-    WaitMode wait = WaitMode::adaptive;  // rings and topics only
-    long type = 1;                       // System V message type
-    Framing framing = Framing::length;
     bool keep = false;
-    // NATS options.
-    std::string group;    // queue group
-    std::string creds;    // credentials file
-    std::string token;    // authentication token; `text` shows it as ***
-    std::string stream;   // JetStream stream; empty: core NATS
-    std::string durable;  // JetStream durable consumer name
-    int reconnect = 60;   // reconnection attempts before the channel is closed
-    // Rings only: 0 a 1:1 ring; N (1..64) a lanes region, one lane per sender (senders=N).
-    std::uint32_t senders = 0;
-    // Topics only.
-    std::uint32_t subscribers = 16;
-    bool drop = false;  // overflow=drop (default block)
-    std::uint32_t history = 0;
-    // file: only: pace=recorded replays with the recorded gaps; default as fast as possible.
-    bool pace_recorded = false;
+
+    // fd:, fifo:, unix:, tcp:// — byte streams.
+    struct Stream {
+        int fd = -1;             // fd:N
+        std::uint16_t port = 0;  // tcp
+        Framing framing = Framing::length;
+    } stream;
+
+    // sysvmq:, sysvshm: — System V objects.
+    struct Sysv {
+        int id = -1;    // sysvmq:id=N, sysvshm:id=N (an existing object, opened by id)
+        long type = 1;  // message type (sysvmq)
+    } sysv;
+
+    // shm:, sysvshm:, topic: — shared-memory regions.
+    struct Region {
+        WaitMode wait = WaitMode::adaptive;
+        std::uint32_t senders = 0;       // rings: 0 a 1:1 ring; N (1..64) lanes, one per sender
+        std::uint32_t subscribers = 16;  // topics: subscriber slots
+        bool drop = false;               // topics: overflow=drop (default block)
+        std::uint32_t history = 0;       // topics: messages a late subscriber gets first
+    } region;
+
+    // nats:// — a subject on a NATS server.
+    struct Nats {
+        std::uint16_t port = 4222;
+        std::string subject;  // e.g. "cam.front" (wildcards * and > to receive)
+        std::string group;    // queue group
+        std::string creds;    // credentials file
+        std::string token;    // authentication token; `text` shows it as ***
+        std::string stream;   // JetStream stream; empty: core NATS
+        std::string durable;  // JetStream durable consumer name
+        int reconnect = 60;   // reconnection attempts before the channel is closed
+    } nats;
+
+    // file: — a recorded log.
+    struct File {
+        bool pace_recorded = false;  // pace=recorded: replay with the recorded gaps (default: at once)
+    } file;
+
+    // The System V key `target` names ("1234", "0x1234", "PATH#PROJ"), parsed on first use and
+    // kept: ftok needs PATH to exist, which it may not when the address is only checked. Throws
+    // as SysvKey::parse. Not for an address opened by id (sysv.id >= 0).
+    [[nodiscard]] const SysvKey& sysv_key() const;
+
+private:
+    mutable std::optional<SysvKey> sysv_key_;
 };
 
 [[nodiscard]] Address parse_address(std::string_view text);

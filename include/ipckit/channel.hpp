@@ -4,7 +4,8 @@
 // its address names (see docs/channels.md for the table):
 //
 //     fd:R  fd:W  fifo:PATH  sysvmq:KEY  sysvmq:PATH#PROJ  posixmq:/NAME  shm:/NAME  shm:@NAME
-//     sysvshm:KEY  unix:PATH  unix:@NAME  unix+seqpacket:…  unix+dgram:…  tcp://HOST:PORT
+//     sysvshm:KEY  topic:/NAME  topic:@NAME  unix:PATH  unix:@NAME  unix+seqpacket:…
+//     unix+dgram:…  tcp://HOST:PORT
 //     nats://HOST:PORT/SUBJECT (a subject on a NATS server; see docs/nats.md and nats.hpp)
 //
 // One side creates the kernel object (`create`), the other opens it (`open`); the creating
@@ -41,7 +42,7 @@
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/io.hpp"
-#include "ipckit/ring.hpp"  // Loan, RecordView
+#include "ipckit/loan.hpp"
 
 namespace ipckit {
 

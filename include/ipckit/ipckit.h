@@ -165,6 +165,7 @@ typedef struct ipckit_object {
     int32_t last_sender_pid;   /* System V queues: lspid; 0 otherwise */
     int32_t last_receiver_pid; /* System V queues: lrpid; 0 otherwise */
     int stale;                 /* neither its creator nor any user is alive */
+    int creator_in_other_pid_namespace; /* creator_pid is another PID namespace's (display only) */
 } ipckit_object;
 
 IPCKIT_API ipckit_status ipckit_objects(ipckit_object_list** list) IPCKIT_NOEXCEPT;

@@ -52,6 +52,7 @@
 #include "ipckit/detail/sleeper.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"
+#include "ipckit/loan.hpp"
 #include "ipckit/wait_mode.hpp"
 
 namespace ipckit {
@@ -96,20 +97,6 @@ struct RingWaitWords {
 };
 }  // namespace detail
 
-// What `loan` gives: on ok, `buffer` is writable record space inside the ring.
-struct Loan {
-    Status status = Status::ok;
-    std::span<std::byte> buffer;
-    [[nodiscard]] bool ok() const noexcept { return status == Status::ok; }
-};
-
-// What `read` gives: on ok, `message` is the next record in place, valid until `release`.
-struct RecordView {
-    Status status = Status::ok;
-    std::span<const std::byte> message;
-    [[nodiscard]] bool ok() const noexcept { return status == Status::ok; }
-};
-
 class RingProducer {
 public:
     // Validates the ring in `region` and claims its producer end (one producer per ring). An end
@@ -141,7 +128,8 @@ public:
     // end can then be claimed by a new producer.
     void close() noexcept;
 
-    // For the channel layer's delivery rules:
+    // Delivery (what a channel's sender promises, docs/channels.md): nothing is committed for
+    // nobody, and a close lingers until what was committed is taken.
     // A consumer is attached and its process alive (it may be slow; it may close at any time).
     [[nodiscard]] bool consumer_present();
     // Waits until a consumer is present: ok, timed_out, or would_block for a zero deadline.
@@ -231,13 +219,6 @@ public:
     [[nodiscard]] std::size_t max_message_size() const noexcept { return max_message_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
-    // ---- detail: for receivers that wait on many rings at once (src/rings lanes) ----
-    // A message (or a held read) is there now: one load of the commit word at the cursor (two
-    // after a padding record); consumes nothing, never waits, never throws.
-    [[nodiscard]] bool has_data() const noexcept;
-    // The futex words a consumer sleeps on (see detail::RingWaitWords).
-    [[nodiscard]] detail::RingWaitWords wait_words() const noexcept;
-
     // ---- The doorbell, for a wait set (PollSet) that sleeps in poll(2), never on a timer ----
     // The doorbell is a Unix datagram socket (its abstract name in the ring's doorbell line) that
     // polls readable when the producer commits, attaches or closes while it is armed. `arm`
@@ -251,7 +232,15 @@ public:
     void disarm() noexcept;
     [[nodiscard]] int producer_fd();
 
+    // A message (or a held read) is there now: one load of the commit word at the cursor (two
+    // after a padding record); consumes nothing, never waits, never throws.
+    [[nodiscard]] bool has_data() const noexcept;
+
 private:
+    friend class LanesReceiver;  // sleeps on every lane's words at once
+    // The futex words a consumer sleeps on (see detail::RingWaitWords).
+    [[nodiscard]] detail::RingWaitWords wait_words() const noexcept;
+
     RingConsumer() = default;
     // Finds the next data record (skipping padding); on ok fills record_offset_/record_payload_.
     [[nodiscard]] Status next_record(Deadline deadline);

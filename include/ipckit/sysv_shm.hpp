@@ -44,7 +44,7 @@
 namespace ipckit {
 
 // What IPC_STAT reports about a segment.
-struct SysvShmStat {
+struct SysvShmStatus {
     std::size_t size = 0;
     unsigned long attach_count = 0;
     pid_t creator_pid = 0;
@@ -112,7 +112,7 @@ public:
     // someone is still attached (a Linux extension).
     [[nodiscard]] SysvAttachment attach(Access access) const;
     [[nodiscard]] SysvAttachment attach() const { return attach(access_); }
-    [[nodiscard]] SysvShmStat stat() const;
+    [[nodiscard]] SysvShmStatus stat() const;
 
     // IPC_RMID now (see the lifetime rule above). Whoever calls it, the object no longer owns.
     void remove();

@@ -83,7 +83,70 @@ public:
     [[nodiscard]] static std::size_t max_message_size(std::size_t capacity) noexcept;
 };
 
-class TopicPublisher {
+namespace detail {
+
+// What a TopicPublisher or TopicSubscriber holds, moved member by member: its moves add only
+// the hand-over of its end (disown).
+struct TopicPublisherState {
+    detail::topic::TopicHeader* header_ = nullptr;
+    detail::topic::Slot* slots_ = nullptr;
+    std::byte* data_ = nullptr;
+    std::uint64_t capacity_ = 0;
+    std::uint64_t mask_ = 0;
+    std::size_t max_message_ = 0;
+    std::uint32_t slot_count_ = 0;
+    std::uint32_t history_ = 0;
+    bool drop_ = false;
+    WaitMode mode_ = WaitMode::adaptive;
+    detail::SleeperBarrier sleeper_;  // a topic's: a fence (its peers fence too)
+    std::uint32_t epoch_ = 0;
+    bool took_over_ = false;
+    // Local, authoritative copies of what the publisher owns in the region.
+    std::uint64_t head_ = 0;
+    std::uint64_t sequence_ = 0;
+    std::uint64_t oldest_ = 0;
+    // The slowest live subscriber's cursor as last scanned, and the joiner count it saw.
+    std::uint64_t cached_floor_ = 0;
+    std::uint64_t seen_joiners_ = 0;
+    // The reservation between reserve() and publish().
+    std::uint64_t pending_position_ = 0;
+    std::size_t pending_size_ = 0;
+    bool pending_ = false;
+    // One liveness watch per slot, consulted only for a slot that holds the publisher back.
+    std::unique_ptr<detail::ring::EndpointWatch[]> watches_;
+    Fd bell_sender_;  // an unbound datagram socket, made at the first doorbell rung
+};
+
+struct TopicSubscriberState {
+    detail::topic::TopicHeader* header_ = nullptr;
+    detail::topic::Slot* slot_ = nullptr;
+    const std::byte* data_ = nullptr;
+    std::uint64_t capacity_ = 0;
+    std::uint64_t mask_ = 0;
+    std::size_t max_message_ = 0;
+    bool drop_ = false;
+    WaitMode mode_ = WaitMode::adaptive;
+    detail::SleeperBarrier sleeper_;  // a topic's: a fence (its peers fence too)
+    std::uint32_t slot_index_ = 0;
+    std::uint32_t epoch_ = 0;
+    bool took_over_ = false;
+    std::uint64_t cursor_ = 0;
+    std::uint64_t expected_ = 0;  // sequence of the next record; valid once known_ is true
+    bool known_ = false;          // no record delivered yet, and no history to say what comes
+    std::uint64_t missed_ = 0;
+    std::uint64_t missed_total_ = 0;
+    // The record next_record found.
+    std::uint64_t record_sequence_ = 0;
+    std::uint32_t record_length_ = 0;
+    bool holding_ = false;
+    bool armed_ = false;
+    Fd doorbell_;
+    detail::ring::EndpointWatch publisher_;
+};
+
+}  // namespace detail
+
+class TopicPublisher : private detail::TopicPublisherState {
 public:
     // Validates the topic in `region` and claims its publisher end (a dead publisher's end is
     // taken over: the new one resumes after the last record it committed).
@@ -130,36 +193,14 @@ private:
     void release_ownership() noexcept;
     void ring_doorbells() noexcept;
 
-    detail::topic::TopicHeader* header_ = nullptr;
-    detail::topic::Slot* slots_ = nullptr;
-    std::byte* data_ = nullptr;
-    std::uint64_t capacity_ = 0;
-    std::uint64_t mask_ = 0;
-    std::size_t max_message_ = 0;
-    std::uint32_t slot_count_ = 0;
-    std::uint32_t history_ = 0;
-    bool drop_ = false;
-    WaitMode mode_ = WaitMode::adaptive;
-    detail::SleeperBarrier sleeper_;  // a topic's: a fence (its peers fence too)
-    std::uint32_t epoch_ = 0;
-    bool took_over_ = false;
-    // Local, authoritative copies of what the publisher owns in the region.
-    std::uint64_t head_ = 0;
-    std::uint64_t sequence_ = 0;
-    std::uint64_t oldest_ = 0;
-    // The slowest live subscriber's cursor as last scanned, and the joiner count it saw.
-    std::uint64_t cached_floor_ = 0;
-    std::uint64_t seen_joiners_ = 0;
-    // The reservation between reserve() and publish().
-    std::uint64_t pending_position_ = 0;
-    std::size_t pending_size_ = 0;
-    bool pending_ = false;
-    // One liveness watch per slot, consulted only for a slot that holds the publisher back.
-    std::unique_ptr<detail::ring::EndpointWatch[]> watches_;
-    Fd bell_sender_;  // an unbound datagram socket, made at the first doorbell rung
+    // Moves hand the publisher end over: the moved-from one no longer holds it.
+    void disown() noexcept {
+        header_ = nullptr;
+        pending_ = false;
+    }
 };
 
-class TopicSubscriber {
+class TopicSubscriber : private detail::TopicSubscriberState {
 public:
     // Validates the topic in `region` and claims a free slot (vacant, closed, or held by a
     // process that died). It starts at the publisher's committed position, or up to `history`
@@ -223,30 +264,12 @@ private:
     void consume();
     void release_ownership() noexcept;
 
-    detail::topic::TopicHeader* header_ = nullptr;
-    detail::topic::Slot* slot_ = nullptr;
-    const std::byte* data_ = nullptr;
-    std::uint64_t capacity_ = 0;
-    std::uint64_t mask_ = 0;
-    std::size_t max_message_ = 0;
-    bool drop_ = false;
-    WaitMode mode_ = WaitMode::adaptive;
-    detail::SleeperBarrier sleeper_;  // a topic's: a fence (its peers fence too)
-    std::uint32_t slot_index_ = 0;
-    std::uint32_t epoch_ = 0;
-    bool took_over_ = false;
-    std::uint64_t cursor_ = 0;
-    std::uint64_t expected_ = 0;  // sequence of the next record; valid once known_ is true
-    bool known_ = false;          // no record delivered yet, and no history to say what comes
-    std::uint64_t missed_ = 0;
-    std::uint64_t missed_total_ = 0;
-    // The record next_record found.
-    std::uint64_t record_sequence_ = 0;
-    std::uint32_t record_length_ = 0;
-    bool holding_ = false;
-    bool armed_ = false;
-    Fd doorbell_;
-    detail::ring::EndpointWatch publisher_;
+    // Moves hand the slot over: the moved-from subscriber no longer holds it.
+    void disown() noexcept {
+        header_ = nullptr;
+        holding_ = false;
+        armed_ = false;
+    }
 };
 
 }  // namespace ipckit

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "channels/locator.hpp"
-#include "ipckit/detail/ring_layout.hpp"
-#include "ipckit/detail/topic_layout.hpp"
+#include "rings/ring_layout.hpp"
+#include "rings/topic_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/mapping.hpp"

@@ -395,6 +395,7 @@ ipckit_status ipckit_objects(ipckit_object_list** list) noexcept {
             c.creator_source = ipckit::to_string(o.creator_source).data();
             c.creator_alive = o.creator_alive ? 1 : 0;
             c.in_use = o.in_use ? 1 : 0;
+            c.creator_in_other_pid_namespace = o.creator_in_other_pid_namespace ? 1 : 0;
             c.last_sender_pid = queue ? o.last_sender_pid : 0;
             c.last_receiver_pid = queue ? o.last_receiver_pid : 0;
             c.stale = o.stale ? 1 : 0;

@@ -7,9 +7,9 @@
 #include <limits>
 #include <utility>
 
-#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/unix_socket.hpp"
+#include "mechanisms/object_rules.hpp"
 #include "transports.hpp"
 
 namespace ipckit {
@@ -57,7 +57,7 @@ namespace detail {
 void parse_fd_target(Address& a, std::string_view target) {
     const auto fd = parse_int<int>(target);
     if (!fd || *fd < 0) malformed(a.text, "expected fd:N with N an inherited descriptor number");
-    a.fd = *fd;
+    a.stream.fd = *fd;
 }
 
 void parse_path_target(Address& a, std::string_view target) {
@@ -68,7 +68,7 @@ void parse_sysv_target(Address& a, std::string_view target) {
     if (target.starts_with("id=")) {  // an existing object by id, as ipcs and ipckit ls show it
         const auto id = parse_int<int>(target.substr(3));
         if (!id || *id < 0) malformed(a.text, "expected id=N with N a System V identifier (ipcs -q / -m)");
-        a.sysv_id = *id;
+        a.sysv.id = *id;
         return;
     }
     if (!is_sysv_key(target)) {
@@ -148,7 +148,7 @@ void parse_tcp_target(Address& a, std::string_view rest) {
     const auto number = parse_int<unsigned>(port);
     if (host.empty() || !number || *number == 0 || *number > 65535) malformed(a.text, expected);
     a.target = std::string(host);
-    a.port = static_cast<std::uint16_t>(*number);
+    a.stream.port = static_cast<std::uint16_t>(*number);
 }
 
 // A NATS subject: tokens separated by '.', none empty, no spaces or control characters. A
@@ -202,11 +202,11 @@ void parse_nats_target(Address& a, std::string_view rest) {
             malformed(a.text, "an IPv6 host goes in brackets: nats://[::1]:4222/SUBJECT");
     }
     if (authority.empty()) malformed(a.text, "no host: " + std::string(expected));
-    a.port = 4222;  // NATS's registered port
+    a.nats.port = 4222;  // NATS's registered port
     if (has_port) {
         const auto number = parse_int<unsigned>(port);
         if (!number || *number == 0 || *number > 65535) malformed(a.text, "port: " + std::string(expected));
-        a.port = static_cast<std::uint16_t>(*number);
+        a.nats.port = static_cast<std::uint16_t>(*number);
     }
     if (!is_nats_subject(subject)) {
         malformed(a.text,
@@ -215,7 +215,7 @@ void parse_nats_target(Address& a, std::string_view rest) {
                       "only as whole tokens, > only last");
     }
     a.target = std::string(authority);
-    a.subject = std::string(subject);
+    a.nats.subject = std::string(subject);
 }
 
 }  // namespace detail
@@ -248,23 +248,23 @@ void parse_nats_option(Address& a, std::string_view name, std::string_view value
     };
     if (name == "group") {
         if (!is_name(value)) bad("a queue group name (no spaces, '.', '*' or '>')");
-        a.group = std::string(value);
+        a.nats.group = std::string(value);
     } else if (name == "creds") {
         if (value.empty()) bad("the path of a .creds file");
-        a.creds = std::string(value);
+        a.nats.creds = std::string(value);
     } else if (name == "token") {
         if (value.empty()) bad("a token");
-        a.token = std::string(value);
+        a.nats.token = std::string(value);
     } else if (name == "stream") {
         if (!is_name(value)) bad("a JetStream stream name (no spaces, '.', '*', '>' or '/')");
-        a.stream = std::string(value);
+        a.nats.stream = std::string(value);
     } else if (name == "durable") {
         if (!is_name(value)) bad("a JetStream consumer name (no spaces, '.', '*', '>' or '/')");
-        a.durable = std::string(value);
+        a.nats.durable = std::string(value);
     } else if (name == "reconnect") {
         const auto n = parse_int<int>(value);
         if (!n || *n < 0 || *n > 1'000'000) bad("a number of reconnection attempts, 0 or more");
-        a.reconnect = *n;
+        a.nats.reconnect = *n;
     }
 }
 
@@ -307,23 +307,23 @@ void parse_option(Address& a, std::string_view option) {
         (name == "capacity" ? a.capacity : a.max_message) = size;
     } else if (name == "wait") {
         if (value == "spin") {
-            a.wait = WaitMode::spin;
+            a.region.wait = WaitMode::spin;
         } else if (value == "block") {
-            a.wait = WaitMode::block;
+            a.region.wait = WaitMode::block;
         } else if (value == "adaptive") {
-            a.wait = WaitMode::adaptive;
+            a.region.wait = WaitMode::adaptive;
         } else {
             bad("spin, block or adaptive");
         }
     } else if (name == "type") {
         const auto type = parse_int<long>(value);
         if (!type || *type <= 0) bad("a System V message type above zero");
-        a.type = *type;
+        a.sysv.type = *type;
     } else if (name == "framing") {
         if (value == "length") {
-            a.framing = Framing::length;
+            a.stream.framing = Framing::length;
         } else if (value == "line") {
-            a.framing = Framing::line;
+            a.stream.framing = Framing::line;
         } else {
             bad("length or line");
         }
@@ -335,26 +335,26 @@ void parse_option(Address& a, std::string_view option) {
         if (a.transport != Transport::topic) bad("no " + std::string(name) + " option: only topic: has it");
         if (name == "overflow") {
             if (value != "block" && value != "drop") bad("block or drop");
-            a.drop = value == "drop";
+            a.region.drop = value == "drop";
         } else if (name == "subscribers") {
             const auto n = parse_int<std::uint32_t>(value);
             if (!n || *n < 1 || *n > 1024) bad("a number of subscriber slots from 1 to 1024");
-            a.subscribers = *n;
+            a.region.subscribers = *n;
         } else {
             const auto n = parse_int<std::uint32_t>(value);
             if (!n || *n > 64) bad("a number of messages from 0 to 64");
-            a.history = *n;
+            a.region.history = *n;
         }
     } else if (name == "pace") {
         if (a.transport != Transport::file) bad("no pace option: only file: has it");
         if (value != "recorded" && value != "fast") bad("recorded or fast");
-        a.pace_recorded = value == "recorded";
+        a.file.pace_recorded = value == "recorded";
     } else if (name == "senders") {
         if (a.transport != Transport::shm && a.transport != Transport::sysvshm)
             bad("no senders option: only shm: and sysvshm: have it");
         const auto n = parse_int<std::uint32_t>(value);
         if (!n || *n < 1 || *n > 64) bad("a number of sender lanes from 1 to 64");
-        a.senders = *n;
+        a.region.senders = *n;
     } else {
         malformed(a.text, "unknown option \"" + std::string(name) +
                               "\" (known: mode, capacity, max, wait, type, framing, keep; rings: "
@@ -415,6 +415,11 @@ Address parse_address(std::string_view given) {
         options = amp == std::string_view::npos ? std::string_view{} : options.substr(amp + 1);
     }
     return a;
+}
+
+const SysvKey& Address::sysv_key() const {
+    if (!sysv_key_) sysv_key_ = SysvKey::parse(target);
+    return *sysv_key_;
 }
 
 std::size_t parse_size(std::string_view text) {

@@ -15,10 +15,10 @@
 #include <string_view>
 #include <vector>
 
+#include "core/backoff.hpp"
 #include "ipckit/address.hpp"
 #include "ipckit/channel.hpp"
 #include "ipckit/deadline.hpp"
-#include "ipckit/detail/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/registry.hpp"
 #include "ipckit/ring.hpp"

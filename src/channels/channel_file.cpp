@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "channel_backend.hpp"
-#include "ipckit/detail/object_rules.hpp"
+#include "mechanisms/object_rules.hpp"
 #include "ipckit/detail/record_log.hpp"
 #include "ipckit/io.hpp"
 
@@ -241,7 +241,7 @@ public:
     explicit FileReceiver(const Address& address)
         : ReceiverBackend(address),
           limit_(limit_of(address)),
-          pace_recorded_(address.pace_recorded),
+          pace_recorded_(address.file.pace_recorded),
           log_(open_log(address, O_RDONLY), limit_, object_name(address)) {}
 
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {

@@ -25,7 +25,7 @@
 #include <random>
 #include <thread>
 
-#include "ipckit/detail/backoff.hpp"
+#include "core/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/nats.hpp"
 
@@ -129,15 +129,15 @@ public:
         if (s != NATS_OK) throw_nats(s, shown_, "natsOptions_Create");
         const std::string host =
             address.target.find(':') != std::string::npos ? "[" + address.target + "]" : address.target;
-        server_ = host + ":" + std::to_string(address.port);
+        server_ = host + ":" + std::to_string(address.nats.port);
         const std::string url = "nats://" + server_;
         s = natsOptions_SetURL(options_, url.c_str());
         if (s == NATS_OK) s = natsOptions_SetTimeout(options_, 2000);
         // A send leaves at once, as on every other transport, instead of waiting in libnats's
         // buffer for its flusher thread (milliseconds of latency on a busy machine).
         if (s == NATS_OK) s = natsOptions_SetSendAsap(options_, true);
-        if (s == NATS_OK) s = natsOptions_SetMaxReconnect(options_, address.reconnect);
-        if (s == NATS_OK) s = natsOptions_SetAllowReconnect(options_, address.reconnect > 0);
+        if (s == NATS_OK) s = natsOptions_SetMaxReconnect(options_, address.nats.reconnect);
+        if (s == NATS_OK) s = natsOptions_SetAllowReconnect(options_, address.nats.reconnect > 0);
         if (s == NATS_OK) s = natsOptions_SetCustomReconnectDelay(options_, &Connection::backoff, this);
         if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(options_, &Connection::on_disconnected, this);
         if (s == NATS_OK) s = natsOptions_SetReconnectedCB(options_, &Connection::on_reconnected, this);
@@ -146,9 +146,10 @@ public:
         // A client that cannot keep up gets this many messages held for it before it drops (and
         // says so): enough for a burst, bounded so a stalled receiver does not eat the memory.
         if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(options_, 65536);
-        if (s == NATS_OK && !address.creds.empty())
-            s = natsOptions_SetUserCredentialsFromFiles(options_, address.creds.c_str(), nullptr);
-        if (s == NATS_OK && !address.token.empty()) s = natsOptions_SetToken(options_, address.token.c_str());
+        if (s == NATS_OK && !address.nats.creds.empty())
+            s = natsOptions_SetUserCredentialsFromFiles(options_, address.nats.creds.c_str(), nullptr);
+        if (s == NATS_OK && !address.nats.token.empty())
+            s = natsOptions_SetToken(options_, address.nats.token.c_str());
         if (s != NATS_OK) {
             natsOptions_Destroy(options_);
             throw_nats(s, shown_, "options");
@@ -163,7 +164,7 @@ public:
                 throw_nats(s, shown_, "cannot connect to the NATS server at " + server_);
             }
         }
-        if (!address.stream.empty()) {
+        if (!address.nats.stream.empty()) {
             s = natsConnection_JetStream(&js_, connection_, nullptr);
             if (s != NATS_OK) fail(s, "JetStream context");
             ensure_stream(address);
@@ -249,17 +250,17 @@ private:
     void ensure_stream(const Address& address) {
         jsStreamInfo* info = nullptr;
         jsErrCode code{};
-        natsStatus s = js_GetStreamInfo(&info, js_, address.stream.c_str(), nullptr, &code);
+        natsStatus s = js_GetStreamInfo(&info, js_, address.nats.stream.c_str(), nullptr, &code);
         if (s == NATS_OK) {
             jsStreamInfo_Destroy(info);
             return;
         }
         if (s != NATS_NOT_FOUND)
-            fail(s, "JetStream stream " + address.stream + " (is the server run with -js?)");
+            fail(s, "JetStream stream " + address.nats.stream + " (is the server run with -js?)");
         jsStreamConfig config;
         jsStreamConfig_Init(&config);
-        config.Name = address.stream.c_str();
-        const char* subjects[] = {address.subject.c_str()};
+        config.Name = address.nats.stream.c_str();
+        const char* subjects[] = {address.nats.subject.c_str()};
         config.Subjects = subjects;
         config.SubjectsLen = 1;
         config.Storage = js_FileStorage;
@@ -269,11 +270,11 @@ private:
             return;
         }
         // Another end created it at the same moment.
-        if (js_GetStreamInfo(&info, js_, address.stream.c_str(), nullptr, nullptr) == NATS_OK) {
+        if (js_GetStreamInfo(&info, js_, address.nats.stream.c_str(), nullptr, nullptr) == NATS_OK) {
             jsStreamInfo_Destroy(info);
             return;
         }
-        fail(s, "creating JetStream stream " + address.stream);
+        fail(s, "creating JetStream stream " + address.nats.stream);
     }
 
     // Exponential back-off from 50 ms to 2 s, with jitter so that many clients do not all
@@ -330,7 +331,7 @@ public:
     NatsSender(const Address& address, Deadline deadline)
         : SenderBackend(address),
           connection_(address, deadline),
-          subject_(address.subject),
+          subject_(address.nats.subject),
           id_(random_id()) {
         if (subject_.find_first_of("*>") != std::string::npos) {
             throw_error(std::errc::invalid_argument,
@@ -445,24 +446,27 @@ private:
 class NatsReceiver final : public detail::ReceiverBackend {
 public:
     NatsReceiver(const Address& address, Deadline deadline)
-        : ReceiverBackend(address), connection_(address, deadline), grouped_(!address.group.empty()) {
+        : ReceiverBackend(address), connection_(address, deadline), grouped_(!address.nats.group.empty()) {
         natsStatus s = NATS_OK;
         if (connection_.js() != nullptr) {
-            durable_ = !address.durable.empty() ? address.durable : grouped_ ? address.group : "ipckit";
+            durable_ = !address.nats.durable.empty() ? address.nats.durable
+                       : grouped_                    ? address.nats.group
+                                                     : "ipckit";
             jsSubOptions options;
             jsSubOptions_Init(&options);
-            options.Stream = address.stream.c_str();
+            options.Stream = address.nats.stream.c_str();
             // Redelivery of what a killed receiver had taken but not acknowledged.
             options.Config.AckWait = std::chrono::nanoseconds(10s).count();
             jsErrCode code{};
-            s = js_PullSubscribe(&subscription_, connection_.js(), address.subject.c_str(), durable_.c_str(),
-                                 nullptr, &options, &code);
+            s = js_PullSubscribe(&subscription_, connection_.js(), address.nats.subject.c_str(),
+                                 durable_.c_str(), nullptr, &options, &code);
             if (s != NATS_OK) connection_.fail(s, "JetStream consumer " + durable_);
         } else {
             s = grouped_ ? natsConnection_QueueSubscribeSync(&subscription_, connection_.get(),
-                                                             address.subject.c_str(), address.group.c_str())
+                                                             address.nats.subject.c_str(),
+                                                             address.nats.group.c_str())
                          : natsConnection_SubscribeSync(&subscription_, connection_.get(),
-                                                        address.subject.c_str());
+                                                        address.nats.subject.c_str());
             if (s != NATS_OK) connection_.fail(s, "subscribe");
             s = natsSubscription_SetPendingLimits(subscription_, 65536, 512 << 20);
             if (s != NATS_OK) connection_.fail(s, "subscribe (pending limits)", subscription_);

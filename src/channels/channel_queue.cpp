@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "channel_backend.hpp"
-#include "ipckit/detail/backoff.hpp"
+#include "core/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/posix_queue.hpp"
 #include "ipckit/process.hpp"
@@ -71,14 +71,14 @@ Deadline slice_of(Deadline deadline) {
 // ---- System V ----------------------------------------------------------------------------
 
 SysvQueue make_sysv_queue(const Address& address, Role role) {
-    if (address.sysv_id >= 0) {
+    if (address.sysv.id >= 0) {
         if (role == Role::create) {
             throw_error(std::errc::invalid_argument,
                         "address \"" + address.text + "\": an id names an existing queue; create one by key");
         }
-        return SysvQueue::open_id(address.sysv_id);
+        return SysvQueue::open_id(address.sysv.id);
     }
-    const SysvKey key = SysvKey::parse(address.target);
+    const SysvKey key = address.sysv_key();
     if (role == Role::open) return SysvQueue::open(key);
     SysvQueue queue = SysvQueue::create(key, address.mode);
     if (address.keep) queue.keep();
@@ -88,7 +88,7 @@ SysvQueue make_sysv_queue(const Address& address, Role role) {
 class SysvSender final : public SenderBackend {
 public:
     SysvSender(const Address& address, Role role)
-        : SenderBackend(address), queue_(make_sysv_queue(address, role)), type_(address.type) {}
+        : SenderBackend(address), queue_(make_sysv_queue(address, role)), type_(address.sysv.type) {}
 
     ~SysvSender() override {
         try {
@@ -148,7 +148,7 @@ public:
     SysvReceiver(const Address& address, Role role)
         : ReceiverBackend(address),
           queue_(make_sysv_queue(address, role)),
-          type_(address.type),
+          type_(address.sysv.type),
           scratch_(SysvQueue::max_message_size()) {
         if (role == Role::open) waiting_ = queue_.stat().messages;
     }

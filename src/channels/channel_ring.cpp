@@ -31,16 +31,18 @@ constexpr auto kDrainLinger = std::chrono::seconds(10);
 
 // Bytes, and the format, of what `address` names: a 1:1 ring, or lanes for senders=N.
 std::size_t region_capacity(const Address& address) {
-    return address.capacity.value_or(address.senders > 0 ? kDefaultLaneCapacity : kDefaultRingCapacity);
+    return address.capacity.value_or(address.region.senders > 0 ? kDefaultLaneCapacity
+                                                                : kDefaultRingCapacity);
 }
 std::size_t region_size_for(const Address& address) {
     const std::size_t capacity = region_capacity(address);
-    return address.senders > 0 ? Lanes::region_size(address.senders, capacity) : Ring::region_size(capacity);
+    return address.region.senders > 0 ? Lanes::region_size(address.region.senders, capacity)
+                                      : Ring::region_size(capacity);
 }
 void format_for(const Address& address, std::span<std::byte> region) {
     const std::size_t capacity = region_capacity(address);
-    if (address.senders > 0) {
-        Lanes::format(region, LanesOptions{address.senders, capacity});
+    if (address.region.senders > 0) {
+        Lanes::format(region, LanesOptions{address.region.senders, capacity});
     } else {
         Ring::format(region, RingOptions{capacity});
     }
@@ -55,8 +57,8 @@ RegionPlace region_place(const Address& address) {
     place.keep = address.keep;
     if (address.transport == Transport::sysvshm) {
         place.backing = RegionPlace::Backing::sysv;
-        place.sysv_id = address.sysv_id;
-        if (address.sysv_id < 0) place.key = SysvKey::parse(address.target);
+        place.sysv_id = address.sysv.id;
+        if (address.sysv.id < 0) place.key = address.sysv_key();
     } else if (address.target.starts_with('@')) {
         place.backing = RegionPlace::Backing::memfd;
         place.name = address.target.substr(1);
@@ -120,7 +122,7 @@ public:
     RingSender(const Address& address, Role role, Deadline deadline)
         : SenderBackend(address),
           region_(address, role, deadline),
-          producer_(attach_formatted<Producer>(region_.bytes(), address.wait, role)),
+          producer_(attach_formatted<Producer>(region_.bytes(), address.region.wait, role)),
           // A receiver that is there already counts as come: if it closes before the first
           // send, that send is `closed`, as a FIFO writer's would be, not a wait for another.
           consumer_seen_(producer_.consumer_present()) {}
@@ -189,7 +191,7 @@ public:
     RingReceiver(const Address& address, Role role, Deadline deadline)
         : ReceiverBackend(address),
           region_(address, role, deadline),
-          consumer_(attach_formatted<Consumer>(region_.bytes(), address.wait, role)) {}
+          consumer_(attach_formatted<Consumer>(region_.bytes(), address.region.wait, role)) {}
 
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
         return guarded(region_.guard(), deadline, [&](Deadline d) { return consumer_.recv(buffer, d); });
@@ -237,12 +239,13 @@ private:
 }  // namespace
 
 std::unique_ptr<SenderBackend> make_ring_sender(const Address& address, Role role, Deadline deadline) {
-    if (address.senders > 0) return std::make_unique<RingSender<LanesSender>>(address, role, deadline);
+    if (address.region.senders > 0) return std::make_unique<RingSender<LanesSender>>(address, role, deadline);
     return std::make_unique<RingSender<RingProducer>>(address, role, deadline);
 }
 
 std::unique_ptr<ReceiverBackend> make_ring_receiver(const Address& address, Role role, Deadline deadline) {
-    if (address.senders > 0) return std::make_unique<RingReceiver<LanesReceiver>>(address, role, deadline);
+    if (address.region.senders > 0)
+        return std::make_unique<RingReceiver<LanesReceiver>>(address, role, deadline);
     return std::make_unique<RingReceiver<RingConsumer>>(address, role, deadline);
 }
 

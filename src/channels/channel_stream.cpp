@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "channel_backend.hpp"
-#include "ipckit/detail/framing.hpp"
+#include "framing.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fifo.hpp"
 #include "ipckit/io.hpp"
@@ -59,7 +59,7 @@ public:
     StreamSender(const Address& address, StreamEndpoint endpoint)
         : SenderBackend(address),
           endpoint_(std::move(endpoint)),
-          framing_(address.framing),
+          framing_(address.stream.framing),
           limit_(stream_limit(address)),
           kind_(address.transport == Transport::fd || address.transport == Transport::fifo
                     ? DescriptorKind::pipe
@@ -84,7 +84,7 @@ public:
     StreamReceiver(const Address& address, StreamEndpoint endpoint)
         : ReceiverBackend(address),
           endpoint_(std::move(endpoint)),
-          reader_(address.framing, stream_limit(address), address.text),
+          reader_(address.stream.framing, stream_limit(address), address.text),
           limit_(stream_limit(address)) {}
 
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
@@ -134,8 +134,8 @@ StreamEndpoint make_endpoint(const Address& address, Role role, Deadline deadlin
     switch (address.transport) {
         case Transport::fd: {
             // An inherited pipe end (or a stream socket): adopt checks what it is.
-            Fd fd =
-                sending ? PipeWriter::adopt(address.fd).release() : PipeReader::adopt(address.fd).release();
+            Fd fd = sending ? PipeWriter::adopt(address.stream.fd).release()
+                            : PipeReader::adopt(address.stream.fd).release();
             return StreamEndpoint(std::move(fd));
         }
         case Transport::fifo: {
@@ -167,14 +167,14 @@ StreamEndpoint make_endpoint(const Address& address, Role role, Deadline deadlin
         case Transport::tcp: {
             if (role == Role::create) {
                 auto listener =
-                    std::make_shared<TcpListener>(TcpListener::listen(address.target, address.port));
+                    std::make_shared<TcpListener>(TcpListener::listen(address.target, address.stream.port));
                 return StreamEndpoint(listener, [listener](Deadline d) {
                     auto peer = listener->accept(d);
                     return peer ? Fd(peer->fd().duplicate()) : Fd();
                 });
             }
             return StreamEndpoint(retry_while_absent(deadline, [&] {
-                return TcpStream::connect(address.target, address.port, deadline).fd().duplicate();
+                return TcpStream::connect(address.target, address.stream.port, deadline).fd().duplicate();
             }));
         }
         default:

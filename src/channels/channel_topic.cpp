@@ -8,11 +8,11 @@
 // take the region as it is. A subscriber that arrives before any publisher waits for one; a publisher with no
 // subscribers publishes into the history only.
 #include "channel_backend.hpp"
-#include "ipckit/detail/backoff.hpp"
-#include "ipckit/detail/topic_layout.hpp"
+#include "core/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/topic.hpp"
 #include "rings/region_memory.hpp"
+#include "rings/topic_layout.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -48,10 +48,11 @@ private:
     static RegionMemory create(const Address& address) {
         const std::size_t capacity = address.capacity.value_or(kDefaultTopicCapacity);
         return RegionMemory::create(
-            region_place(address), Topic::region_size(capacity, address.subscribers),
+            region_place(address), Topic::region_size(capacity, address.region.subscribers),
             [&](std::span<std::byte> region) {
-                Topic::format(region, TopicOptions{capacity, address.subscribers, address.history,
-                                                   address.drop ? Overflow::drop : Overflow::block});
+                Topic::format(region,
+                              TopicOptions{capacity, address.region.subscribers, address.region.history,
+                                           address.region.drop ? Overflow::drop : Overflow::block});
             });
     }
 
@@ -64,7 +65,7 @@ public:
     TopicSender(const Address& address, Role role, Deadline deadline)
         : SenderBackend(address),
           region_(address, role, deadline),
-          publisher_(attach_formatted<TopicPublisher>(region_.bytes(), address.wait, role)) {
+          publisher_(attach_formatted<TopicPublisher>(region_.bytes(), address.region.wait, role)) {
         // attach validated the header (slot count in range) before this reads it.
         if (!region_.created()) region_.wait_for_a_subscriber();
     }
@@ -83,7 +84,7 @@ public:
     TopicReceiver(const Address& address, Role role, Deadline deadline)
         : ReceiverBackend(address),
           region_(address, role, deadline),
-          subscriber_(attach_formatted<TopicSubscriber>(region_.bytes(), address.wait, role)) {}
+          subscriber_(attach_formatted<TopicSubscriber>(region_.bytes(), address.region.wait, role)) {}
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
         return subscriber_.recv(buffer, deadline);
     }

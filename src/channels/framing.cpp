@@ -1,4 +1,4 @@
-#include "ipckit/detail/framing.hpp"
+#include "framing.hpp"
 
 #include <algorithm>
 #include <cstdio>

@@ -53,11 +53,11 @@ std::optional<Locator> locate(const Address& address) {
         case Transport::sysvmq:
         case Transport::sysvshm:
             locator.kind = address.transport == Transport::sysvmq ? ObjectKind::sysvmq : ObjectKind::sysvshm;
-            if (address.sysv_id >= 0) {
+            if (address.sysv.id >= 0) {
                 locator.by_id = true;
-                locator.id = address.sysv_id;
+                locator.id = address.sysv.id;
             } else {
-                locator.key = SysvKey::parse(address.target).value();
+                locator.key = address.sysv_key().value();
                 if (locator.key == IPC_PRIVATE) return std::nullopt;  // no key reaches it
             }
             locator.canonical = sysv_address(locator.kind, locator.key, locator.id);

@@ -9,10 +9,10 @@
 #include <thread>
 #include <utility>
 
-#include "ipckit/detail/backoff.hpp"
-#include "ipckit/detail/object_rules.hpp"
+#include "core/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/io.hpp"
+#include "object_rules.hpp"
 
 namespace ipckit {
 namespace {

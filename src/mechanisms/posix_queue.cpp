@@ -12,10 +12,10 @@
 #include <type_traits>
 #include <utility>
 
-#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/io.hpp"
 #include "kernel_limit.hpp"
+#include "object_rules.hpp"
 
 namespace ipckit {
 namespace {

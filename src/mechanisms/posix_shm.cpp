@@ -9,8 +9,8 @@
 #include <cerrno>
 #include <utility>
 
-#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/error.hpp"
+#include "object_rules.hpp"
 
 namespace ipckit {
 

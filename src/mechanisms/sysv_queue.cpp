@@ -13,10 +13,10 @@
 #include <thread>
 #include <utility>
 
-#include "ipckit/detail/backoff.hpp"
-#include "ipckit/detail/object_rules.hpp"
+#include "core/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "kernel_limit.hpp"
+#include "object_rules.hpp"
 
 namespace ipckit {
 namespace {
@@ -176,11 +176,11 @@ SysvQueue SysvQueue::open(const SysvKey& key, Access access) {
 
 SysvQueue SysvQueue::open_id(int id) {
     const std::string name = "queue id " + std::to_string(id);
-    if (id < 0) throw_errno("msgctl IPC_STAT", name, EINVAL);
+    if (id < 0) throw_errno("msgctl(IPC_STAT)", name, EINVAL);
     msqid_ds ds{};
     if (::msgctl(id, IPC_STAT, &ds) != 0) {
         // EACCES: the queue exists but we may not read its status; it may still be writable.
-        if (errno != EACCES) throw_errno("msgctl IPC_STAT", name);
+        if (errno != EACCES) throw_errno("msgctl(IPC_STAT)", name);
         return SysvQueue(id, SysvKey::private_key(), false);
     }
     const key_t key = ds.msg_perm.__key;
@@ -189,7 +189,8 @@ SysvQueue SysvQueue::open_id(int id) {
 
 void SysvQueue::remove() {
     if (id_ < 0) return;
-    if (::msgctl(id_, IPC_RMID, nullptr) != 0 && !removed_errno(errno)) throw_errno("msgctl IPC_RMID", name_);
+    if (::msgctl(id_, IPC_RMID, nullptr) != 0 && !removed_errno(errno))
+        throw_errno("msgctl(IPC_RMID)", name_);
     owner_pid_ = 0;
 }
 
@@ -202,7 +203,7 @@ bool SysvQueue::exists() const noexcept {
 
 SysvQueueStatus SysvQueue::stat() const {
     msqid_ds ds{};
-    if (::msgctl(id_, IPC_STAT, &ds) != 0) throw_errno("msgctl IPC_STAT", name_);
+    if (::msgctl(id_, IPC_STAT, &ds) != 0) throw_errno("msgctl(IPC_STAT)", name_);
     SysvQueueStatus status;
     status.messages = ds.msg_qnum;
     status.bytes = ds.__msg_cbytes;
@@ -220,28 +221,28 @@ SysvQueueStatus SysvQueue::stat() const {
 }
 
 void SysvQueue::set_mode(mode_t mode) const {
-    detail::check_mode(mode, "msgctl IPC_SET", name_);
+    detail::check_mode(mode, "msgctl(IPC_SET)", name_);
     msqid_ds ds{};
-    if (::msgctl(id_, IPC_STAT, &ds) != 0) throw_errno("msgctl IPC_STAT", name_);
+    if (::msgctl(id_, IPC_STAT, &ds) != 0) throw_errno("msgctl(IPC_STAT)", name_);
     ds.msg_perm.mode = static_cast<unsigned short>((ds.msg_perm.mode & ~0777u) | mode);
-    if (::msgctl(id_, IPC_SET, &ds) != 0) throw_errno("msgctl IPC_SET", name_);
+    if (::msgctl(id_, IPC_SET, &ds) != 0) throw_errno("msgctl(IPC_SET)", name_);
 }
 
 void SysvQueue::set_capacity(std::size_t bytes) const {
     msqid_ds ds{};
-    if (::msgctl(id_, IPC_STAT, &ds) != 0) throw_errno("msgctl IPC_STAT", name_);
+    if (::msgctl(id_, IPC_STAT, &ds) != 0) throw_errno("msgctl(IPC_STAT)", name_);
     ds.msg_qbytes = static_cast<msglen_t>(bytes);
     if (::msgctl(id_, IPC_SET, &ds) != 0) {
         const int err = errno;
         if (err == EPERM && bytes > ds.msg_qbytes) {
             throw Error(std::error_code(err, std::system_category()),
-                        "msgctl IPC_SET(" + name_ + "): raising the capacity to " + std::to_string(bytes) +
+                        "msgctl(IPC_SET) on " + name_ + ": raising the capacity to " + std::to_string(bytes) +
                             " bytes, above kernel.msgmnb = " +
                             detail::limit_text(detail::read_kernel_limit(kMsgmnbPath)) +
                             ", needs CAP_SYS_RESOURCE; or raise it with sysctl kernel.msgmnb=" +
                             std::to_string(bytes));
         }
-        throw_errno("msgctl IPC_SET", name_, err);
+        throw_errno("msgctl(IPC_SET)", name_, err);
     }
 }
 

@@ -143,16 +143,16 @@ SysvAttachment SysvShm::attach(Access access) const {
     if (access == Access::read_write && access_ == Access::read_only) {
         throw_error(std::errc::permission_denied, "shmat(" + object_ + "): the segment was opened read-only");
     }
-    const SysvShmStat st = stat();
+    const SysvShmStatus st = stat();
     void* address = ::shmat(id_, nullptr, access == Access::read_only ? SHM_RDONLY : 0);
     if (address == reinterpret_cast<void*>(-1)) throw_errno("shmat", object_);
     return SysvAttachment(static_cast<std::byte*>(address), st.size, access, object_);
 }
 
-SysvShmStat SysvShm::stat() const {
+SysvShmStatus SysvShm::stat() const {
     shmid_ds ds{};
     if (::shmctl(id_, IPC_STAT, &ds) != 0) throw_errno("shmctl(IPC_STAT)", object_);
-    SysvShmStat st;
+    SysvShmStatus st;
     st.size = ds.shm_segsz;
     st.attach_count = ds.shm_nattch;
     st.creator_pid = ds.shm_cpid;

@@ -17,7 +17,7 @@
 #include <mutex>
 #include <vector>
 
-#include "ipckit/detail/futex.hpp"
+#include "sync/futex.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit::detail::ring {

@@ -16,9 +16,9 @@
 #include <string>
 #include <thread>
 
-#include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
 #include "region.hpp"
+#include "ring_layout.hpp"
 #include "wait.hpp"
 
 namespace ipckit {

@@ -10,8 +10,8 @@
 #include <cstring>
 #include <random>
 
-#include "ipckit/detail/futex.hpp"
 #include "ipckit/error.hpp"
+#include "sync/futex.hpp"
 
 namespace ipckit::detail::region {
 

@@ -3,7 +3,7 @@
 // (ring.cpp, lanes.cpp, topic.cpp) keeps only its own header, records and cursors.
 //
 // Adding a kind (the service of docs/region-layout-v3.md part C, built of kind-1 rings; the
-// counters of part B): name it in region::Kind (detail/record.hpp) and in kind_name() below;
+// counters of part B): name it in region::Kind (src/rings/record.hpp) and in kind_name() below;
 // format calls check_span, choose_capacity and, last, stamp; attach calls read_control, then
 // checks its own header size and kind words against the region with corrupt_header. A kind
 // that sleeps uses wait.hpp and wake_all/wake_sleepers; one that a PollSet watches uses the
@@ -18,8 +18,8 @@
 #include <string>
 #include <string_view>
 
-#include "ipckit/detail/record.hpp"
 #include "ipckit/fd.hpp"
+#include "record.hpp"
 
 namespace ipckit::detail::region {
 

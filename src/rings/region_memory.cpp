@@ -3,7 +3,7 @@
 
 #include <fcntl.h>
 
-#include "ipckit/detail/backoff.hpp"
+#include "core/backoff.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit::detail {

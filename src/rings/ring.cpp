@@ -1,4 +1,4 @@
-// The shared-memory ring, layout version 3: bytes in ipckit/detail/ring_layout.hpp, the contract
+// The shared-memory ring, layout version 3: bytes in ring_layout.hpp, the contract
 // in docs/ring-layout.md (kind 1), the design and its measurements in docs/ring.md.
 #include "ipckit/ring.hpp"
 
@@ -18,10 +18,10 @@
 #include <string_view>
 #include <utility>
 
-#include "ipckit/detail/futex.hpp"
-#include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
 #include "region.hpp"
+#include "ring_layout.hpp"
+#include "sync/futex.hpp"
 #include "wait.hpp"
 
 namespace ipckit {

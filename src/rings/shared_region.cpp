@@ -14,7 +14,7 @@
 #include <mutex>
 #include <thread>
 
-#include "ipckit/detail/backoff.hpp"
+#include "core/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/memfd.hpp"
 #include "ipckit/unix_socket.hpp"

@@ -46,10 +46,10 @@
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/detail/endpoint.hpp"
-#include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/sleeper.hpp"
 #include "ipckit/status.hpp"
 #include "ipckit/wait_mode.hpp"
+#include "sync/futex.hpp"
 
 namespace ipckit::detail {
 

@@ -6,7 +6,7 @@
 #include <climits>
 #include <string>
 
-#include "ipckit/detail/futex.hpp"
+#include "futex.hpp"
 #include "ipckit/error.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "ipckit/channel.hpp"
-#include "ipckit/detail/ring_layout.hpp"
+#include "rings/ring_layout.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {

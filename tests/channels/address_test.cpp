@@ -24,15 +24,15 @@ std::string error_of(std::string_view text) {
 }
 
 TEST(AddressTest, ParsesEveryTransport) {
-    EXPECT_EQ(parse_address("fd:3").fd, 3);
+    EXPECT_EQ(parse_address("fd:3").stream.fd, 3);
     EXPECT_EQ(parse_address("fd:3").transport, Transport::fd);
     EXPECT_EQ(parse_address("fifo:/tmp/x").target, "/tmp/x");
     EXPECT_EQ(parse_address("sysvmq:0x1234").transport, Transport::sysvmq);
     EXPECT_EQ(parse_address("sysvmq:4660").target, "4660");
     EXPECT_EQ(parse_address("sysvmq:/etc/hosts#7").target, "/etc/hosts#7");
     EXPECT_EQ(parse_address("sysvmq:/etc/hosts#A").target, "/etc/hosts#A");
-    EXPECT_EQ(parse_address("sysvmq:id=32769").sysv_id, 32769);
-    EXPECT_EQ(parse_address("sysvshm:id=0").sysv_id, 0);
+    EXPECT_EQ(parse_address("sysvmq:id=32769").sysv.id, 32769);
+    EXPECT_EQ(parse_address("sysvshm:id=0").sysv.id, 0);
     EXPECT_EQ(parse_address("posixmq:/jobs").transport, Transport::posixmq);
     EXPECT_EQ(parse_address("shm:/telemetry").target, "/telemetry");
     EXPECT_EQ(parse_address("shm:@telemetry").target, "@telemetry");
@@ -47,18 +47,18 @@ TEST(AddressTest, ParsesEveryTransport) {
     const Address tcp = parse_address("tcp://localhost:5555");
     EXPECT_EQ(tcp.transport, Transport::tcp);
     EXPECT_EQ(tcp.target, "localhost");
-    EXPECT_EQ(tcp.port, 5555);
+    EXPECT_EQ(tcp.stream.port, 5555);
     const Address v6 = parse_address("tcp://[::1]:80");
     EXPECT_EQ(v6.target, "::1");
-    EXPECT_EQ(v6.port, 80);
+    EXPECT_EQ(v6.stream.port, 80);
 }
 
 TEST(AddressTest, DefaultsAreSafe) {
     const Address a = parse_address("fifo:/tmp/x");
     EXPECT_EQ(a.mode, 0600u);
-    EXPECT_EQ(a.framing, Framing::length);
-    EXPECT_EQ(a.wait, WaitMode::adaptive);
-    EXPECT_EQ(a.type, 1);
+    EXPECT_EQ(a.stream.framing, Framing::length);
+    EXPECT_EQ(a.region.wait, WaitMode::adaptive);
+    EXPECT_EQ(a.sysv.type, 1);
     EXPECT_FALSE(a.keep);
     EXPECT_FALSE(a.capacity.has_value());
 }
@@ -67,11 +67,11 @@ TEST(AddressTest, ParsesOptions) {
     const Address a = parse_address("shm:/v?capacity=8MiB&wait=spin&mode=0640&keep=1&max=64KiB");
     EXPECT_EQ(a.capacity, 8u << 20);
     EXPECT_EQ(a.max_message, 64u << 10);
-    EXPECT_EQ(a.wait, WaitMode::spin);
+    EXPECT_EQ(a.region.wait, WaitMode::spin);
     EXPECT_EQ(a.mode, 0640u);
     EXPECT_TRUE(a.keep);
-    EXPECT_EQ(parse_address("sysvmq:7?type=3").type, 3);
-    EXPECT_EQ(parse_address("fifo:/tmp/p?framing=line").framing, Framing::line);
+    EXPECT_EQ(parse_address("sysvmq:7?type=3").sysv.type, 3);
+    EXPECT_EQ(parse_address("fifo:/tmp/p?framing=line").stream.framing, Framing::line);
 }
 
 TEST(AddressTest, MalformedAddressesQuoteTheAddressAndSayWhatWasExpected) {
@@ -144,10 +144,10 @@ TEST(AddressTest, BadOptionsNameTheOptionAndTheExpectedValue) {
 }
 
 TEST(AddressTest, ParsesSendersForRingsOnly) {
-    EXPECT_EQ(parse_address("shm:/x").senders, 0u);
-    EXPECT_EQ(parse_address("shm:/x?senders=4").senders, 4u);
-    EXPECT_EQ(parse_address("shm:@x?senders=64").senders, 64u);
-    EXPECT_EQ(parse_address("sysvshm:0x1234?senders=1").senders, 1u);
+    EXPECT_EQ(parse_address("shm:/x").region.senders, 0u);
+    EXPECT_EQ(parse_address("shm:/x?senders=4").region.senders, 4u);
+    EXPECT_EQ(parse_address("shm:@x?senders=64").region.senders, 64u);
+    EXPECT_EQ(parse_address("sysvshm:0x1234?senders=1").region.senders, 1u);
     EXPECT_NE(error_of("shm:/x?senders=0").find("from 1 to 64"), std::string::npos);
     EXPECT_NE(error_of("shm:/x?senders=65").find("from 1 to 64"), std::string::npos);
     EXPECT_NE(error_of("fifo:/tmp/x?senders=2").find("only shm: and sysvshm:"), std::string::npos);
@@ -158,14 +158,14 @@ TEST(AddressTest, ParsesTopicsAndTheirOptions) {
     const Address a = parse_address("topic:/ticks?subscribers=64&overflow=drop&history=8&wait=block");
     EXPECT_EQ(a.transport, Transport::topic);
     EXPECT_EQ(a.target, "/ticks");
-    EXPECT_EQ(a.subscribers, 64u);
-    EXPECT_TRUE(a.drop);
-    EXPECT_EQ(a.history, 8u);
+    EXPECT_EQ(a.region.subscribers, 64u);
+    EXPECT_TRUE(a.region.drop);
+    EXPECT_EQ(a.region.history, 8u);
     const Address b = parse_address("topic:@ticks");
     EXPECT_EQ(b.target, "@ticks");
-    EXPECT_EQ(b.subscribers, 16u);
-    EXPECT_FALSE(b.drop);
-    EXPECT_EQ(b.history, 0u);
+    EXPECT_EQ(b.region.subscribers, 16u);
+    EXPECT_FALSE(b.region.drop);
+    EXPECT_EQ(b.region.history, 0u);
     EXPECT_NE(error_of("topic:/x?subscribers=0").find("from 1 to 1024"), std::string::npos);
     EXPECT_NE(error_of("topic:/x?subscribers=2000").find("from 1 to 1024"), std::string::npos);
     EXPECT_NE(error_of("topic:/x?history=65").find("from 0 to 64"), std::string::npos);
@@ -178,9 +178,9 @@ TEST(AddressTest, ParsesFileLogsAndTheirPace) {
     const Address a = parse_address("file:/tmp/cam.ipk?pace=recorded&max=1MiB");
     EXPECT_EQ(a.transport, Transport::file);
     EXPECT_EQ(a.target, "/tmp/cam.ipk");
-    EXPECT_TRUE(a.pace_recorded);
+    EXPECT_TRUE(a.file.pace_recorded);
     EXPECT_EQ(a.max_message, 1u << 20);
-    EXPECT_FALSE(parse_address("file:relative.ipk?pace=fast").pace_recorded);
+    EXPECT_FALSE(parse_address("file:relative.ipk?pace=fast").file.pace_recorded);
     EXPECT_NE(error_of("file:").find("expected file:PATH"), std::string::npos);
     EXPECT_NE(error_of("file:/x?pace=slow").find("recorded or fast"), std::string::npos);
     EXPECT_NE(error_of("topic:/x?pace=recorded").find("only file: has it"), std::string::npos);

@@ -286,14 +286,12 @@ void truncate_shm(const std::string& name) {
     ASSERT_EQ(::truncate(("/dev/shm/" + name).c_str(), 0), 0) << std::strerror(errno);
 }
 
-// How long the call in progress sleeps: nothing wakes a sleep on a ring whose pages were cut, so
-// it ends with its deadline and then reports the truncation, not timed_out. Long enough for the
-// test to see the sleep and cut the file first.
-constexpr auto kSleepingCall = 3s;
+// The call in progress has no deadline: the cut wakes nothing (the futex words are in the pages
+// cut away), so only the channel's truncation check between its wait slices can end it, with the
+// Error. Were that check gone, the call would sleep on and the child's bounded wait fail.
 
 // The receiver is inside recv, asleep on the empty ring, when the file is cut to 0 bytes: that
-// very call ends with the Error (at its deadline), no signal; the live sender's next send gets it
-// too.
+// very call ends with the Error, no signal; the live sender's next send gets it too.
 TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingRecvEndsThatCallWithAnErrorNotSigbus) {
     const std::string name = test::unique_name("ipckit-test");
     const std::string address = "shm:/" + name;
@@ -302,7 +300,7 @@ TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingRecvEndsThatCallWithAnErro
         Receiver rx = Receiver::create(address);
         (void)created.writer.write_all(as_bytes("c"));
         std::vector<std::byte> message;
-        return ended_by_truncation(address, [&] { (void)rx.recv(message, Deadline::after(kSleepingCall)); });
+        return ended_by_truncation(address, [&] { (void)rx.recv(message, Deadline::never()); });
     });
     std::array<std::byte, 1> got{};
     ASSERT_EQ(created.reader.read_exact(got, Deadline::after(30s)).status, Status::ok);
@@ -315,7 +313,7 @@ TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingRecvEndsThatCallWithAnErro
 }
 
 // The sender is inside send, asleep on the full ring, when the file is cut: that call ends with
-// the Error (at its deadline), no signal; the live receiver's next recv gets it too.
+// the Error, no signal; the live receiver's next recv gets it too.
 TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingSendEndsThatCallWithAnErrorNotSigbus) {
     const std::string name = test::unique_name("ipckit-test");
     const std::string address = "shm:/" + name;
@@ -327,7 +325,7 @@ TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingSendEndsThatCallWithAnErro
         while (sent < 10'000 && tx.try_send(big).ok())
             ++sent;
         if (sent == 0 || sent == 10'000) return static_cast<int>(kFillFailed);
-        return ended_by_truncation(address, [&] { (void)tx.send(big, Deadline::after(kSleepingCall)); });
+        return ended_by_truncation(address, [&] { (void)tx.send(big, Deadline::never()); });
     });
     ASSERT_TRUE(wait_until_sleeping_in(sender.pid(), name)) << "the sender never waited in send";
     truncate_shm(name);

@@ -6,7 +6,7 @@
 
 #include <random>
 
-#include "ipckit/detail/framing.hpp"
+#include "channels/framing.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"

@@ -210,12 +210,12 @@ TEST(NatsTest, MalformedAddressesAreOneLineErrors) {
     const auto a = parse_address("nats://[::1]/cam.front?group=g&stream=S&durable=D&reconnect=3");
     EXPECT_EQ(a.transport, Transport::nats);
     EXPECT_EQ(a.target, "::1");
-    EXPECT_EQ(a.port, 4222);
-    EXPECT_EQ(a.subject, "cam.front");
-    EXPECT_EQ(a.group, "g");
-    EXPECT_EQ(a.stream, "S");
-    EXPECT_EQ(a.durable, "D");
-    EXPECT_EQ(a.reconnect, 3);
+    EXPECT_EQ(a.nats.port, 4222);
+    EXPECT_EQ(a.nats.subject, "cam.front");
+    EXPECT_EQ(a.nats.group, "g");
+    EXPECT_EQ(a.nats.stream, "S");
+    EXPECT_EQ(a.nats.durable, "D");
+    EXPECT_EQ(a.nats.reconnect, 3);
 }
 
 TEST(NatsTest, AWrongTokenIsRefusedAndNeverPrinted) {

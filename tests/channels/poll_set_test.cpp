@@ -10,13 +10,13 @@
 #include <vector>
 
 #include "ipckit/channel.hpp"
-#include "ipckit/detail/ring_layout.hpp"
-#include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"
 #include "ipckit/mapping.hpp"
 #include "ipckit/poll_set.hpp"
 #include "ipckit/posix_shm.hpp"
+#include "rings/ring_layout.hpp"
+#include "rings/topic_layout.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {

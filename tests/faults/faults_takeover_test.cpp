@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "ipckit/channel.hpp"
-#include "ipckit/detail/ring_layout.hpp"
+#include "rings/ring_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/lanes.hpp"
 #include "ipckit/mapping.hpp"

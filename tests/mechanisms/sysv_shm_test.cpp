@@ -76,7 +76,7 @@ TEST(SysvShmTest, PrivateSegmentIsSharedWithAForkedChildAndReachableById) {
 
 TEST(SysvShmTest, StatReportsSizeAttachCountPidsOwnerAndMode) {
     auto segment = create_with_fresh_key(5000);
-    SysvShmStat st = segment.stat();
+    SysvShmStatus st = segment.stat();
     EXPECT_EQ(st.size, 5000U);  // as asked, though the memory is whole pages
     EXPECT_EQ(st.attach_count, 0U);
     EXPECT_EQ(st.creator_pid, ::getpid());
@@ -132,7 +132,7 @@ TEST(SysvShmTest, RemovedSegmentLivesUntilTheLastDetach) {
         ::usleep(1000);
     segment.remove();
     EXPECT_FALSE(segment.owner());
-    const SysvShmStat st = segment.stat();
+    const SysvShmStatus st = segment.stat();
     EXPECT_TRUE(st.marked_for_removal);
     EXPECT_EQ(st.attach_count, 2U);
     // The key is released at once.

@@ -16,7 +16,7 @@
 #include <string>
 #include <thread>
 
-#include "ipckit/detail/futex.hpp"
+#include "sync/futex.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit::detail::ring {

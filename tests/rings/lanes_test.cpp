@@ -11,9 +11,9 @@
 #include <thread>
 #include <vector>
 
-#include "ipckit/detail/ring_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/lanes.hpp"
+#include "rings/ring_layout.hpp"
 #include "support/process.hpp"
 #include "support/shared_memory.hpp"
 

@@ -13,9 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/topic.hpp"
+#include "rings/topic_layout.hpp"
 #include "support/process.hpp"
 #include "support/shared_memory.hpp"
 

@@ -9,10 +9,10 @@
 #include <thread>
 #include <vector>
 
-#include "ipckit/detail/topic_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/mapping.hpp"
 #include "ipckit/posix_shm.hpp"
+#include "rings/topic_layout.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {

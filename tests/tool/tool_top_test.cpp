@@ -14,7 +14,7 @@
 #include <string>
 
 #include "ipckit/channel.hpp"
-#include "ipckit/detail/record.hpp"
+#include "rings/record.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {

@@ -1,5 +1,7 @@
 // The ipckit tool's subcommands. Each lives in its own file (send.cpp, recv.cpp, bench.cpp,
-// ls.cpp, rm.cpp) and registers itself with IPCKIT_COMMAND, so main.cpp never lists them.
+// ls.cpp, rm.cpp, bridge_command.cpp — not bridge.cpp, the library's Bridge) and registers
+// itself with IPCKIT_COMMAND, so main.cpp never lists them. reach.hpp: how send and recv reach
+// an address.
 //
 // A command's `setup` adds a CLI11 subcommand to the app and installs its callback. The
 // callback runs the command and returns the process's exit status: 0 for success, 1 for a

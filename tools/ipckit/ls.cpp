@@ -6,9 +6,9 @@
 #include <string>
 
 #include "commands.hpp"
-#include "ipckit/detail/object_rules.hpp"
 #include "ipckit/objects.hpp"
 #include "json.hpp"
+#include "mechanisms/object_rules.hpp"
 
 namespace {
 

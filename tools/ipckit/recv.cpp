@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "endpoint.hpp"
+#include "reach.hpp"
 
 namespace ipckit::cli {
 namespace {

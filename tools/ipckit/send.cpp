@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "endpoint.hpp"
 #include "ipckit/io.hpp"
+#include "reach.hpp"
 
 namespace ipckit::cli {
 namespace {

@@ -1,4 +1,4 @@
-// ipckit/detail/topic_layout.hpp — the bytes of a topic region (layout version 2, kind 3: one
+// topic_layout.hpp — the bytes of a topic region (layout version 2, kind 3: one
 // publisher, up to S subscribers, each with its own cursor), as every process that maps it sees
 // them. docs/ring-layout.md ("Kind 3: topic") and docs/topics.md say why each line is where it is.
 //
@@ -24,7 +24,7 @@
 #include <cstdint>
 
 #include "ipckit/detail/endpoint.hpp"
-#include "ipckit/detail/record.hpp"
+#include "record.hpp"
 
 namespace ipckit::detail::topic {
 

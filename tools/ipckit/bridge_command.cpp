@@ -8,9 +8,9 @@
 #include <string>
 
 #include "commands.hpp"
-#include "endpoint.hpp"
 #include "ipckit/bridge.hpp"
 #include "ipckit/nats.hpp"
+#include "reach.hpp"
 
 namespace ipckit::cli {
 namespace {

@@ -1,4 +1,4 @@
-// ipckit/detail/ring_layout.hpp — the bytes of a shared-memory ring, lanes region or topic, as
+// ring_layout.hpp — the bytes of a shared-memory ring, lanes region or topic, as
 // every process that maps it sees them: layout version 2 (docs/ring-layout.md).
 //
 // Internal: used by src/rings/, and by the tests and fuzz targets that corrupt a region on
@@ -28,7 +28,7 @@
 #include <cstdint>
 
 #include "ipckit/detail/endpoint.hpp"
-#include "ipckit/detail/record.hpp"
+#include "record.hpp"
 
 namespace ipckit::detail::ring {
 

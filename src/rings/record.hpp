@@ -1,4 +1,4 @@
-// ipckit/detail/record.hpp — what every kind of shared-memory region (layout version 3) has in
+// record.hpp — what every kind of shared-memory region (layout version 3) has in
 // common: the 128-byte control line at offset 0 and the 8-byte commit word that starts every
 // record (docs/ring-layout.md, "The control line" and "Records").
 //

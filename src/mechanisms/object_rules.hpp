@@ -1,4 +1,4 @@
-// ipckit/detail/object_rules.hpp — the rules every creator of a named object checks, in one
+// object_rules.hpp — the rules every creator of a named object checks, in one
 // place: permission bits, and POSIX IPC names (mq_open, shm_open).
 //
 // Internal: used by the mechanisms (PosixQueue, PosixShm, SysvQueue, Fifo), the address parser

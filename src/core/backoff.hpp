@@ -1,4 +1,4 @@
-// ipckit/detail/backoff.hpp — the one wait-and-retry policy of ipckit: how a wait sleeps where
+// backoff.hpp — the one wait-and-retry policy of ipckit: how a wait sleeps where
 // the kernel offers nothing to wait on (a System V queue has no timed msgrcv, a FIFO no "reader
 // came" event, an unconnected datagram socket no "room in the peer's queue" poll, a name no
 // "created now" event).

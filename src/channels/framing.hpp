@@ -1,4 +1,4 @@
-// ipckit/detail/framing.hpp — the one framing routine of every stream transport.
+// framing.hpp — the one framing routine of every stream transport.
 //
 // Internal. A byte stream (pipe, FIFO, stream socket, TCP) keeps no message boundaries, so
 // ipckit sends each message as a frame: an 8-byte header (the magic "IPK1", then the body's

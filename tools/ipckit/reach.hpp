@@ -6,8 +6,8 @@
 #include <chrono>
 #include <string>
 
+#include "core/backoff.hpp"
 #include "ipckit/channel.hpp"
-#include "ipckit/detail/backoff.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit::cli {

@@ -1,4 +1,4 @@
-// ipckit/detail/futex.hpp — the futex(2) calls that shared-memory waiting is built on.
+// futex.hpp — the futex(2) calls that shared-memory waiting is built on.
 //
 // Internal: used by the synchronisation primitives and the ring. A futex word lives in
 // shared memory; these calls use the process-shared form (no FUTEX_PRIVATE_FLAG) so that
