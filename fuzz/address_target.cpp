@@ -56,6 +56,9 @@ void check_parsed(const Address& a, std::string_view text) {
             if (a.target.starts_with('@')) {  // shm:@NAME: an abstract socket's name
                 check(a.target.size() >= 2 && a.target.size() <= 108, "shm:@ name empty or over sun_path");
                 check(a.target.find('\0') == std::string::npos, "shm:@ name with a NUL");
+                // shm:@/PATH: a socket file, whose path fits sun_path with its NUL.
+                if (a.target.starts_with("@/"))
+                    check(a.target.size() - 1 <= 107, "shm:@/ path over sun_path");
                 break;
             }
             [[fallthrough]];

@@ -22,6 +22,7 @@ ADDRESSES = {
     "posixmq": "posixmq:/jobs?capacity=10",
     "shm": "shm:/video?capacity=8MiB&wait=spin",
     "shm_block": "shm:/r?wait=block&max=1K",
+    "shm_socket_file": "shm:@/run/ipckit/ring.sock?capacity=64KiB",
     "sysvshm": "sysvshm:4660?capacity=1G",
     "unix_path": "unix:/run/app.sock",
     "unix_abstract": "unix:@svc?framing=length",
@@ -110,10 +111,10 @@ def data_stamp(position: int) -> int:
 
 
 def ring_image(capacity: int, records: list[bytes], head_extra: int = 0) -> bytes:
-    """A formatted ring (layout version 2, kind 1) holding `records`, as the bytes of its region."""
-    header = bytearray(1024)
-    # magic, version, kind, header_size, line_size, record_alignment, reserved, capacity
-    struct.pack_into("<QIIIIIIQ", header, 0, 0x31474E49524B5049, 2, 1, 1024, 128, 8, 0, capacity)
+    """A formatted ring (layout version 3, kind 1) holding `records`, as the bytes of its region."""
+    header = bytearray(2048)
+    # magic, version, kind, header_size, line_size, record_alignment, flags, capacity
+    struct.pack_into("<QIIIIIIQ", header, 0, 0x31474E49524B5049, 3, 1, 2048, 128, 8, 0, capacity)
     data = bytearray(capacity)
     at = 0
     for body in records:
@@ -220,10 +221,10 @@ def l_record(lane: int, offset: int, size: int, tag: int) -> bytes:
 
 
 def lanes_image(capacity: int, lanes: list[list[bytes]]) -> bytes:
-    """A formatted lanes region (layout version 2, kind 2), each lane a kind-1 ring holding its records."""
+    """A formatted lanes region (layout version 3, kind 2), each lane a kind-1 ring holding its records."""
     header = bytearray(1024)
-    struct.pack_into("<QIIIIIIQQQ", header, 0, 0x31474E49524B5049, 2, 2, 1024, 128, 8, 0, capacity,
-                     len(lanes), 1024 + capacity)
+    struct.pack_into("<QIIIIIIQQQ", header, 0, 0x31474E49524B5049, 3, 2, 1024, 128, 8, 0, capacity,
+                     len(lanes), 2048 + capacity)
     return bytes(header) + b"".join(ring_image(capacity, records) for records in lanes)
 
 
@@ -258,7 +259,7 @@ LANES = {
     # hostile writes: the lanes header, a lane's ends and cursors, a record's commit word
     "bad_magic": bytes([TWO_256]) + l_field(0, 0, 0x4141414141414141) + bytes([L_RX, L_TX]),
     "bad_lane_count": bytes([TWO_256]) + l_field(5, 0, 65) + bytes([L_RX]) + l_field(5, 0, 3) + bytes([L_TX]),
-    "bad_stride": bytes([TWO_256]) + l_field(6, 0, 1024 + 128) + l_field(4, 0, 128) + bytes([L_RX, L_TX]) + l_send(0, 5) + bytes([L_RECV]),
+    "bad_stride": bytes([TWO_256]) + l_field(6, 0, 2048 + 128) + l_field(4, 0, 128) + bytes([L_RX, L_TX]) + l_send(0, 5) + bytes([L_RECV]),
     "patched_kind": bytes([TWO_256, 0]) + struct.pack("<HB", 12, 4) + struct.pack("<I", 1) + bytes([L_TX, L_RX]),
     "lane_cursor": bytes([TWO_256, L_TX, L_TX, L_RX]) + l_send(1, 5) + l_field(18, 1, 4096) + bytes([L_RECV]) + l_field(17, 0, 1 << 40) + bytes([L_RECV, L_RECV]),
     "lane_owner": bytes([TWO_256]) + l_field(12, 0, 1 | (2 << 32) | (1 << 40)) + l_field(15, 1, 0x7FFFFFF0 | (2 << 32)) + bytes([L_TX, L_TX, L_RX]),
@@ -266,7 +267,7 @@ LANES = {
     "doorbell_name": bytes([TWO_256, L_RX, L_TX]) + l_field(24, 0, 1) + l_field(25, 0, 4000) + l_send(0, 3) + bytes([L_ARM, L_RECV]),
     # the whole region from the input: valid lanes with records, and garbage
     "image": bytes([TWO_128, L_IMAGE]) + lanes_image(128, [[b"alpha", b""], [b"beta-beta"]]) + bytes([L_RX]) + L_READ_RELEASE + bytes([L_RECV, L_TX]) + l_send(0, 4),
-    "image_garbage": bytes([TWO_128, L_IMAGE]) + bytes((i * 167 + 13) & 0xFF for i in range(1024 + 2 * 1152)) + bytes([L_RX, L_TX, L_RECV]) + L_READ_RELEASE,
+    "image_garbage": bytes([TWO_128, L_IMAGE]) + bytes((i * 167 + 13) & 0xFF for i in range(1024 + 2 * 2176)) + bytes([L_RX, L_TX, L_RECV]) + L_READ_RELEASE,
 }
 
 # Recorded logs (see fuzz/log_target.cpp): limit byte, skip byte, then the file.

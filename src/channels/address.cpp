@@ -85,8 +85,16 @@ void parse_posix_name_target(Address& a, std::string_view target) {
 }
 
 void parse_shm_target(Address& a, std::string_view target) {
-    // shm:@NAME: a sealed memfd served on the abstract socket @NAME (no file anywhere).
+    // shm:@NAME: a sealed memfd served on the abstract socket @NAME (no file anywhere);
+    // shm:@/PATH: the same served on the socket file PATH (processes that share a directory).
     if (!target.starts_with('@')) return parse_posix_name_target(a, target);
+    if (target.starts_with("@/")) {
+        constexpr std::size_t limit = sizeof(sockaddr_un{}.sun_path) - 1;
+        if (target.size() - 1 > limit || target.find('\0') != std::string_view::npos)
+            malformed(a.text, "expected shm:@/PATH with PATH an absolute socket file path of at most " +
+                                  std::to_string(limit) + " bytes");
+        return;
+    }
     if (target.size() < 2 || target.size() - 1 > UnixAddress::max_length ||
         target.find('\0') != std::string_view::npos) {
         malformed(a.text, "expected shm:@NAME with NAME 1-" + std::to_string(UnixAddress::max_length) +

@@ -68,6 +68,14 @@ std::optional<Locator> locate(const Address& address) {
             [[fallthrough]];
         case Transport::posixmq:
         case Transport::shm:
+            // shm:@/PATH: what can be left behind is its socket file (the memory goes with its
+            // last holder), listed and removed as the socket it is.
+            if (address.transport == Transport::shm && address.target.starts_with("@/")) {
+                locator.kind = ObjectKind::unix_socket;
+                locator.path = address.target.substr(1);
+                locator.canonical = std::string(to_string(locator.kind)) + ":" + locator.path;
+                return locator;
+            }
             // shm:@NAME is a sealed memfd behind an abstract socket: nothing that can be left behind.
             if (address.target.starts_with('@')) return std::nullopt;
             locator.kind = address.transport == Transport::posixmq ? ObjectKind::posixmq : ObjectKind::shm;

@@ -231,7 +231,12 @@ void LanesReceiver::sleep_on_lanes(Deadline until) {
         lanes_[i].wait_words().consumer_sleepers->fetch_add(1, std::memory_order_relaxed);
     sleeper_.pass();
     std::size_t lane = 0;
-    if (!scan(lane) && !all_left(Clock::now())) detail::sleep_on(events, keys, n, holders, n, until);
+    if (!scan(lane) && !all_left(Clock::now())) {
+        const Deadline wake = sleeper_.sliced()
+                                  ? Deadline::at(std::min(until.when(), Clock::now() + detail::kSleepSlice))
+                                  : until;
+        detail::sleep_on(events, keys, n, holders, n, wake);
+    }
     for (std::size_t i = 0; i < n; ++i)
         lanes_[i].wait_words().consumer_sleepers->fetch_sub(1, std::memory_order_relaxed);
 }

@@ -595,6 +595,11 @@ Status RingConsumer::wait_for_data(Deadline deadline) {
     // Everything committed before a close or a death is delivered before `closed`.
     if (producer_gone(Clock::now())) return arrived() ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
+    // The ring is empty: a producer asleep for a quarter of it (space_wanted) has all the room
+    // there is. Waking it now keeps a consumer that stopped short of that quarter from leaving
+    // it asleep while both wait (there are no slices to end such a sleep).
+    if (header_->wait.producer_sleepers.load(std::memory_order_seq_cst) != 0)
+        wake_all(header_->wait.space_event);
     const Status s = wait_until(
         mode_, deadline, sleeper_, header_->wait.consumer_sleepers, header_->wait.data_event, producer_,
         [this](Clock::time_point now) { return producer_gone(now); },

@@ -13,8 +13,9 @@
 //   offset 512   CursorLine     consumer cursor: bytes consumed (stored after each record)
 //   offset 640   WaitLine       sleeper counts and futex words (written only on the sleeping path)
 //   offset 768   DoorbellLine   a wait set's doorbell, when one is registered
-//   offset 896   reserved
-//   offset 1024  data           `capacity` bytes of records, a power of two
+//   offset 896   reserved       up to 2048: the consumer's latency histogram of layout part B
+//                               (docs/region-layout-v3.md) will live here; zero until then
+//   offset 2048  data           `capacity` bytes of records, a power of two
 //
 // Cursors are 64-bit byte counts that only grow (they would take decades to wrap at memory
 // speed), so `producer - consumer` is the used space and `cursor & (capacity - 1)` the offset.
@@ -82,11 +83,13 @@ struct RingHeader {
     CursorLine consumer;
     WaitLine wait;
     DoorbellLine doorbell;
-    std::byte reserved[kLineSize];
+    // Zero: reserved for the counters' histogram block (region-layout-v3.md, part B), so that
+    // the counters need no new layout version.
+    std::byte reserved[9 * kLineSize];
 };
 
 inline constexpr std::size_t kHeaderSize = sizeof(RingHeader);
-static_assert(kHeaderSize == 8 * kLineSize, "the ring header is eight lines");
+static_assert(kHeaderSize == 16 * kLineSize, "the ring header is sixteen lines (2048 bytes)");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "cursors must be lock-free across processes");
 
 // Kind 2, lanes (senders=N): this 1024-byte header, then N complete kind-1 rings ("lanes"), lane

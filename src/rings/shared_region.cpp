@@ -146,6 +146,12 @@ struct Offer {
 };
 static_assert(sizeof(Offer) == 16);
 
+// "/PATH" is a socket file (shm:@/PATH: processes that share only a directory meet there), any
+// other name an abstract socket (shm:@NAME: one network namespace).
+UnixAddress socket_address(std::string_view socket_name) {
+    return socket_name.starts_with('/') ? UnixAddress::path(socket_name) : UnixAddress::abstract(socket_name);
+}
+
 }  // namespace
 
 struct SharedRegion::Server {
@@ -210,7 +216,9 @@ SharedRegion SharedRegion::create(std::string_view socket_name, std::size_t size
                                   const std::function<void(std::span<std::byte>)>& initialise,
                                   std::string object) {
     // Bound first: a name already served is refused before any memory is made.
-    UnixListener listener = UnixListener::bind(UnixAddress::abstract(socket_name), SocketType::seqpacket);
+    // A socket file left by a creator that was killed is replaced; the listener removes its own
+    // file when the server stops, so a clean exit leaves nothing behind.
+    UnixListener listener = UnixListener::bind(socket_address(socket_name), SocketType::seqpacket);
     Memfd memfd = Memfd::create(object, size);
     memfd.seal(Memfd::fixed_size);
     Mapping mapping = memfd.map(Access::read_write);
@@ -225,7 +233,7 @@ SharedRegion SharedRegion::create(std::string_view socket_name, std::size_t size
 }
 
 SharedRegion SharedRegion::open(std::string_view socket_name, Deadline deadline, std::string object) {
-    const UnixAddress address = UnixAddress::abstract(socket_name);
+    const UnixAddress address = socket_address(socket_name);
     UnixSocket socket = retry_while_absent(deadline, [&] {
         return UnixSocket::connect(address, SocketType::seqpacket,
                                    deadline.is_never() ? Deadline::never() : deadline);

@@ -92,7 +92,8 @@ void SleeperBarrier::pass() noexcept {
     // a full barrier now: either its sleepers load comes after our announcement, or its
     // publication is visible to our re-check.
     if (!ring_ || (may_sleep_ && issued_) || !g_light_barriers.load(std::memory_order_relaxed)) return;
-    (void)membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+    // A refusal leaves the peer's half without a barrier: this end then sleeps in slices.
+    if (membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0) sliced_ = true;
     issued_ = true;
 }
 

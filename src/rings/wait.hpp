@@ -21,7 +21,8 @@
 // A process registers when it attaches a ring end (enable_light_barriers); one whose kernel
 // refuses (before 4.16, or a seccomp filter) keeps the fence, which is correct whatever the
 // sleeper does. Only a registered publisher facing a sleeper whose membarrier call fails on the
-// same kernel could lose a wake-up, and then for one sleep slice at most (kSleepSlice). Topics
+// same kernel could lose a wake-up: such a sleeper sleeps in slices of kSleepSlice from then on
+// (SleeperBarrier::sliced), so the loss lasts one slice at most. Topics
 // keep the fence on both sides (their publisher has many peers).
 //
 // Under the thread sanitizer, which does not model fences, the ring builds the same order from
@@ -173,7 +174,9 @@ Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
             if (ready()) return Status::ok;
             if (gone(Clock::now())) return Status::closed;
             const std::size_t count = holders(words, kMaxWaitAny);
-            sleep_on(event, key, words, count, deadline);
+            sleep_on(event, key, words, count,
+                     barrier.sliced() ? Deadline::at(std::min(deadline.when(), Clock::now() + kSleepSlice))
+                                      : deadline);
         }
         if (ready()) return Status::ok;
         const auto now = Clock::now();

@@ -37,6 +37,8 @@ TEST(AddressTest, ParsesEveryTransport) {
     EXPECT_EQ(parse_address("shm:/telemetry").target, "/telemetry");
     EXPECT_EQ(parse_address("shm:@telemetry").target, "@telemetry");
     EXPECT_EQ(parse_address("shm:@telemetry?capacity=1MiB").capacity, std::size_t{1} << 20);
+    // shm:@/PATH: the memfd served on a socket file.
+    EXPECT_EQ(parse_address("shm:@/run/ipckit/ring.sock").target, "@/run/ipckit/ring.sock");
     EXPECT_EQ(parse_address("sysvshm:0xbeef").transport, Transport::sysvshm);
     EXPECT_EQ(parse_address("unix:@svc").target, "@svc");
     EXPECT_EQ(parse_address("unix:/run/app.sock").transport, Transport::unix_stream);
@@ -88,6 +90,9 @@ TEST(AddressTest, MalformedAddressesQuoteTheAddressAndSayWhatWasExpected) {
     EXPECT_NE(error_of("shm:/").find("POSIX name"), std::string::npos);
     EXPECT_NE(error_of("shm:@").find("shm:@NAME with NAME 1-107 bytes"), std::string::npos);
     EXPECT_NE(error_of("shm:@" + std::string(108, 'x')).find("1-107 bytes"), std::string::npos);
+    EXPECT_NE(
+        error_of("shm:@/" + std::string(107, 'x')).find("shm:@/PATH with PATH an absolute socket file path"),
+        std::string::npos);
     EXPECT_NE(error_of("sysvmq:zz").find("System V key"), std::string::npos);
     EXPECT_NE(error_of("sysvmq:/etc/hosts#0").find("PROJ 1-255"), std::string::npos);
     EXPECT_NE(error_of("sysvmq:/etc/hosts#300").find("PROJ 1-255"), std::string::npos);

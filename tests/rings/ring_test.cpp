@@ -948,7 +948,7 @@ TEST(RingTest, CorruptHeaderIsAnErrorThatSaysWhat) {
     Ring::format(region.span(), {.capacity = 1024});
     region.header().control.capacity = 4096;
     EXPECT_EQ(attach_error(), std::errc::protocol_error);
-    EXPECT_NE(message.find("capacity 4096 needs a region of 5120 bytes, but the region has 2048"),
+    EXPECT_NE(message.find("capacity 4096 needs a region of 6144 bytes, but the region has 3072"),
               std::string::npos)
         << message;
 

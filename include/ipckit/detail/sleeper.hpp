@@ -20,6 +20,8 @@ public:
     // A ring end waiting in `mode`, whose peers drop their fence when it spins.
     explicit SleeperBarrier(WaitMode mode) noexcept : ring_(true), may_sleep_(mode != WaitMode::spin) {}
     void pass() noexcept;
+    // The membarrier of pass() was refused: a wake-up could be lost, so sleeps end in slices.
+    [[nodiscard]] bool sliced() const noexcept { return sliced_; }
 
     // A topic subscriber's slot flag, 1 while it is counted among the shared sleepers, so that a
     // takeover of its slot after a death takes the count back (set after counting, cleared
@@ -34,7 +36,7 @@ public:
 
 private:
     std::atomic<std::uint32_t>* flag_ = nullptr;
-    bool ring_ = false, may_sleep_ = false, issued_ = false;
+    bool ring_ = false, may_sleep_ = false, issued_ = false, sliced_ = false;
 };
 
 }  // namespace ipckit::detail
