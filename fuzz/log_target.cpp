@@ -1,4 +1,4 @@
-// Fuzz target: the reader of recorded logs (include/ipckit/detail/record_log.hpp), what a file:
+// Fuzz target: the reader of recorded logs (src/channels/record_log.hpp), what a file:
 // receiver replays. A log may come from anyone who could write the file, so any bytes must give
 // whole records, the end, or an Error — never a crash, an allocation of a size the file chose,
 // or a record over the limit — and every record before the damage must come out first.
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "fuzz_targets.hpp"
-#include "ipckit/detail/record_log.hpp"
+#include "channels/record_log.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"

@@ -1,5 +1,5 @@
 // The file: transport: a sender appends records to a log, a receiver replays one
-// (docs/record-replay.md). The log's format and reader are in ipckit/detail/record_log.hpp.
+// (docs/record-replay.md). The log's format and reader are in record_log.hpp.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 
 #include "channel_backend.hpp"
 #include "mechanisms/object_rules.hpp"
-#include "ipckit/detail/record_log.hpp"
+#include "record_log.hpp"
 #include "ipckit/io.hpp"
 
 namespace ipckit::detail {

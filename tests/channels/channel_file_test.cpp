@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "ipckit/channel.hpp"
-#include "ipckit/detail/record_log.hpp"
+#include "channels/record_log.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/poll_set.hpp"
 #include "support/process.hpp"

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string>
 
-#include "ipckit/detail/record_log.hpp"
+#include "channels/record_log.hpp"
 #include "support/process.hpp"
 
 namespace ipckit {

@@ -1,4 +1,4 @@
-// ipckit/detail/record_log.hpp — the format of a recorded log (`file:PATH`), and its reader.
+// channels/record_log.hpp — the format of a recorded log (`file:PATH`), and its reader.
 //
 // Internal: used by the file: channel (src/channels/channel_file.cpp) and its fuzz target.
 // A log is a 16-byte header, then records, all integers little-endian (docs/record-replay.md):
