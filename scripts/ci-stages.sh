@@ -30,7 +30,9 @@ cd "$(dirname "$0")/.."
 # Every report is fatal and comes with a stack. detect_leaks: a leak fails the test too.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+# die_after_fork=0: a process that holds a ring end has a keeper thread (src/rings/keeper.cpp),
+# so the tests fork from a multi-threaded parent, and a child that claims an end starts its own.
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:die_after_fork=0"
 # The fuzz stage reads ASAN_OPTIONS too; libFuzzer sets what it needs on top.
 
 fuzz_seconds="${IPCKIT_FUZZ_SECONDS:-20}"
