@@ -28,7 +28,8 @@
 // lanes work: every message received is the next one its sender sent, whole (each carries its
 // sender's id and a per-sender sequence number, which only grow, none skipped); the receiver takes
 // from the lanes in turn, starting after the lane it last took from; a sender claims the first lane
-// no live sender holds; recv is `closed` only when no live sender is left and one came, and
+// no live sender holds; recv is `closed` only when no live sender is left and one came (was there
+// when the receiver attached, or came since), and
 // `would_block` only with every lane empty; the only errors are the caller's own (more senders
 // than lanes or a second receiver: device_or_resource_busy; a message too large or a buffer too
 // small: message_size; commit beyond the loan: invalid_argument; a closed end: bad_file_descriptor).
@@ -226,7 +227,8 @@ private:
     [[nodiscard]] bool any_live() const {
         return std::any_of(std::begin(senders_), std::end(senders_), [](const auto& s) { return s.live; });
     }
-    // The receiver says `closed` once every sender that came has left and every lane is drained.
+    // The receiver says `closed` once every sender that came (was there when the receiver
+    // attached, or came since) has left and every lane is drained.
     [[nodiscard]] bool all_left() const { return ever_sent_from_ && !any_live(); }
     // The lane whose turn it is: the first, from the one after the last taken, with a message.
     // A record read and not released is the next one again, whatever the turn.
@@ -254,6 +256,9 @@ private:
         }
         receiver_.emplace(LanesReceiver::attach(region_.span()));
         receiver_open_ = true;
+        // A sender that left before this receiver came counts as never having come (the
+        // receiver drains what it left and waits for the next one): only live ones count.
+        ever_sent_from_ = any_live();
         next_ = 0;
         held_lane_.reset();
         if (tampered_) return;
@@ -556,7 +561,7 @@ private:
     std::vector<std::deque<Sent>> queued_;
     std::size_t next_ = 0;
     std::optional<std::size_t> held_lane_;  // a record read and not yet released, in this lane
-    bool ever_sent_from_ = false;           // some lane was claimed once (the region is no longer new)
+    bool ever_sent_from_ = false;           // a sender the receiver counts came: live at its attach, or since
     std::uint8_t next_id_ = 0;              // only tags messages: it may wrap
 };
 
