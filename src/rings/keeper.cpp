@@ -120,6 +120,11 @@ Hold keeper_hold(EndpointLine& line) {
         throw_error(std::errc::too_many_files_open,
                     "ring end: this process holds " + std::to_string(kMaxHeld) +
                         " ends already, the most the kernel's robust list covers");
+    // Already held by this process (its holder word zeroed or rewritten by a peer since): busy,
+    // as any live holder. Linking it twice would tie the robust list in a knot and leave a copy
+    // behind at its release.
+    if (std::any_of(k.held.begin(), k.held.end(), [&](const Keeper::Held& h) { return h.line == &line; }))
+        return {HoldOutcome::busy, line.holder.load(std::memory_order_relaxed)};
     robust_list* link = link_of(line);
     // list_op_pending first: a death between the CAS and the link still reaches this word.
     k.head.list_op_pending = link;
@@ -157,10 +162,10 @@ bool keeper_release(EndpointLine& line, std::uint32_t epoch,
                     std::optional<std::uint64_t> closed_owner) noexcept {
     Keeper& k = keeper();
     const std::lock_guard lock(k.mutex);
-    const auto it =
-        std::find_if(k.held.begin(), k.held.end(), [&](const Keeper::Held& h) { return h.line == &line; });
-    // Not on our list, or held again since (a stale release): not ours to end.
-    if (it == k.held.end() || it->epoch != epoch) return false;
+    const auto it = std::find_if(k.held.begin(), k.held.end(),
+                                 [&](const Keeper::Held& h) { return h.line == &line && h.epoch == epoch; });
+    // Not on our list under this epoch (a stale release, a forked child's copy): not ours to end.
+    if (it == k.held.end()) return false;
     const auto index = static_cast<std::size_t>(it - k.held.begin());
     robust_list* link = link_of(line);
     // The list runs newest to oldest: our successor is the line held before us, our predecessor

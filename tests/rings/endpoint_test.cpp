@@ -145,6 +145,19 @@ TEST(EndpointTest, AnEndWhoseOwnerWordWasZeroedIsStillUnlinkedAndFreedAtItsRelea
     EXPECT_FALSE(again.took_over);
 }
 
+// A peer that zeroes the holder word of an end this process holds does not make it claimable by
+// this process again: linked twice, the line would knot the robust list and a copy would stay on
+// it after its release (the topic fuzz target found one left behind, written through later).
+TEST(EndpointTest, AnEndThisProcessHoldsIsBusyToItEvenWithItsHolderWordZeroed) {
+    SharedLine line;
+    const Claim claim = claim_endpoint(*line, "test end");
+    line->holder.store(0);  // a hostile peer's write
+    EXPECT_THROW((void)claim_endpoint(*line, "test end"), Error);
+    release_endpoint(*line, claim.epoch);
+    const Claim again = claim_endpoint(*line, "test end");  // unlinked once, held afresh
+    EXPECT_EQ(again.epoch, claim.epoch + 1);
+}
+
 TEST(EndpointTest, RacingClaimersOfADeadHolderHaveExactlyOneWinner) {
     for (int round = 0; round < 20; ++round) {
         SharedLine line;
