@@ -189,7 +189,19 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
     const std::uint64_t padding = offset + record > capacity_ ? capacity_ - offset : 0;
     const std::uint64_t need = padding + record + kCommitWordSize;  // + the next header's invalidation
     const std::uint64_t floor = head_ + need > capacity_ ? head_ + need - capacity_ : 0;
-    while (floor > oldest_) {
+    // recheck: a subscriber found below `floor` after `oldest` moved (it joined meanwhile) must
+    // move past it before we overwrite, although `oldest` already says the bytes may go.
+    for (bool recheck = false; floor > oldest_ || recheck;) {
+        recheck = false;
+        // A subscriber that joined since the last scan may start below the cached floor (a
+        // history join): scan before overwriting anything, not only after.
+        if (!drop_) {
+            const std::uint64_t joined = header_->oldest.joiners.load(std::memory_order_acquire);
+            if (joined != seen_joiners_) {
+                seen_joiners_ = joined;
+                cached_floor_ = 0;
+            }
+        }
         if (!drop_ && floor > cached_floor_ && !room_for(floor, Clock::now())) {
             if (deadline.is_immediate()) return Status::would_block;
             // Asleep, it watches the holders of the subscribers that hold it back: a death wakes it.
@@ -210,7 +222,7 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
                 [&] { return room_for(floor, Clock::now()); }, [] {});
             if (s != Status::ok) return s;
         }
-        advance_oldest(floor);
+        if (floor > oldest_) advance_oldest(floor);
         if (drop_) break;
         // A subscriber that joined since our last scan may have started below `floor` before it
         // saw the new oldest: scan again (acquire: its cursor store happens-before its bump).
@@ -218,7 +230,8 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
         if (joiners == seen_joiners_) break;
         seen_joiners_ = joiners;
         if (room_for(floor, Clock::now())) break;
-        cached_floor_ = 0;  // loop: wait for it to move
+        cached_floor_ = 0;
+        recheck = true;  // wait for it to move past `floor`
     }
     if (padding != 0) {
         // The record goes at offset 0: invalidate its header, then commit the padding (release),
