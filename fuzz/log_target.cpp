@@ -15,8 +15,8 @@
 #include <system_error>
 #include <vector>
 
-#include "fuzz_targets.hpp"
 #include "channels/record_log.hpp"
+#include "fuzz_targets.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"

@@ -16,12 +16,12 @@
 #include <span>
 #include <vector>
 
-#include "rings/shared_region.hpp"
 #include "fuzz_program.hpp"
 #include "fuzz_targets.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/memfd.hpp"
 #include "ipckit/ring.hpp"
+#include "rings/shared_region.hpp"
 
 namespace ipckit::fuzz {
 namespace {

@@ -60,8 +60,8 @@ typedef enum ipckit_status {
 
 #define IPCKIT_FOREVER ((int64_t)-1)
 #define IPCKIT_NO_WAIT ((int64_t)0)
-#define IPCKIT_MILLISECONDS(n) ((int64_t)(n) * 1000000)
-#define IPCKIT_SECONDS(n) ((int64_t)(n) * 1000000000)
+#define IPCKIT_MILLISECONDS(n) ((int64_t)(n)*1000000)
+#define IPCKIT_SECONDS(n) ((int64_t)(n)*1000000000)
 
 typedef struct ipckit_sender ipckit_sender;
 typedef struct ipckit_receiver ipckit_receiver;
@@ -85,7 +85,8 @@ IPCKIT_API const char* ipckit_version(void) IPCKIT_NOEXCEPT;
 /* Creates the object the address names (a receiver may open it later). */
 IPCKIT_API ipckit_status ipckit_sender_create(const char* address, ipckit_sender** sender) IPCKIT_NOEXCEPT;
 /* Opens an existing object, waiting up to timeout_ns for it (and, for streams, its peer). */
-IPCKIT_API ipckit_status ipckit_sender_open(const char* address, int64_t timeout_ns, ipckit_sender** sender) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_sender_open(const char* address, int64_t timeout_ns,
+                                            ipckit_sender** sender) IPCKIT_NOEXCEPT;
 /* Sends one whole message of size bytes. */
 IPCKIT_API ipckit_status ipckit_sender_send(ipckit_sender* sender, const void* data, size_t size,
                                             int64_t timeout_ns) IPCKIT_NOEXCEPT;
@@ -95,7 +96,8 @@ IPCKIT_API ipckit_status ipckit_sender_loan(ipckit_sender* sender, size_t size, 
                                             void** buffer) IPCKIT_NOEXCEPT;
 IPCKIT_API ipckit_status ipckit_sender_commit(ipckit_sender* sender, size_t size) IPCKIT_NOEXCEPT;
 /* The largest message this channel carries, in bytes. */
-IPCKIT_API ipckit_status ipckit_sender_max_message_size(const ipckit_sender* sender, size_t* size) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_sender_max_message_size(const ipckit_sender* sender,
+                                                        size_t* size) IPCKIT_NOEXCEPT;
 /* The address it was made with; NULL (and a last error) for a NULL sender. */
 IPCKIT_API const char* ipckit_sender_address(const ipckit_sender* sender) IPCKIT_NOEXCEPT;
 
@@ -107,29 +109,36 @@ typedef struct ipckit_sender_close_info {
 
 /* Closes and frees the sender (a ring sender lingers until its records are taken, up to
  * 10 s). Returns IPCKIT_ERROR if closing failed; the handle is freed either way. */
-IPCKIT_API ipckit_status ipckit_sender_close(ipckit_sender* sender, ipckit_sender_close_info* info) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_sender_close(ipckit_sender* sender,
+                                             ipckit_sender_close_info* info) IPCKIT_NOEXCEPT;
 
 /* ---- receivers ---- */
 
-IPCKIT_API ipckit_status ipckit_receiver_create(const char* address, ipckit_receiver** receiver) IPCKIT_NOEXCEPT;
-IPCKIT_API ipckit_status ipckit_receiver_open(const char* address, int64_t timeout_ns, ipckit_receiver** receiver) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_receiver_create(const char* address,
+                                                ipckit_receiver** receiver) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_receiver_open(const char* address, int64_t timeout_ns,
+                                              ipckit_receiver** receiver) IPCKIT_NOEXCEPT;
 /* Copies the next whole message into buffer; *size is its length. A message larger than
  * capacity is IPCKIT_ERROR (EMSGSIZE) and stays unread: size buffers by max_message_size. */
-IPCKIT_API ipckit_status ipckit_receiver_recv(ipckit_receiver* receiver, void* buffer, size_t capacity, size_t* size,
-                                              int64_t timeout_ns) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_receiver_recv(ipckit_receiver* receiver, void* buffer, size_t capacity,
+                                              size_t* size, int64_t timeout_ns) IPCKIT_NOEXCEPT;
 /* Zero copy (ring transports): *data and *size show the next message in place, valid until
  * ipckit_receiver_release consumes it. Other transports: IPCKIT_ERROR. */
 IPCKIT_API ipckit_status ipckit_receiver_read(ipckit_receiver* receiver, const void** data, size_t* size,
                                               int64_t timeout_ns) IPCKIT_NOEXCEPT;
 IPCKIT_API ipckit_status ipckit_receiver_release(ipckit_receiver* receiver) IPCKIT_NOEXCEPT;
-IPCKIT_API ipckit_status ipckit_receiver_max_message_size(const ipckit_receiver* receiver, size_t* size) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_receiver_max_message_size(const ipckit_receiver* receiver,
+                                                          size_t* size) IPCKIT_NOEXCEPT;
 IPCKIT_API const char* ipckit_receiver_address(const ipckit_receiver* receiver) IPCKIT_NOEXCEPT;
 /* A descriptor to poll(2) for readiness, or -1 (queues, rings: use a poll set). */
-IPCKIT_API ipckit_status ipckit_receiver_native_handle(const ipckit_receiver* receiver, int* fd) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_receiver_native_handle(const ipckit_receiver* receiver,
+                                                       int* fd) IPCKIT_NOEXCEPT;
 /* Topic subscribers under overflow=drop: messages missed so far. Others: 0. */
-IPCKIT_API ipckit_status ipckit_receiver_missed(const ipckit_receiver* receiver, uint64_t* missed) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_receiver_missed(const ipckit_receiver* receiver,
+                                                uint64_t* missed) IPCKIT_NOEXCEPT;
 /* Messages already waiting when it was opened (an object left by a dead creator). */
-IPCKIT_API ipckit_status ipckit_receiver_waiting_at_open(const ipckit_receiver* receiver, size_t* waiting) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_receiver_waiting_at_open(const ipckit_receiver* receiver,
+                                                         size_t* waiting) IPCKIT_NOEXCEPT;
 /* Closes and frees the receiver (NULL allowed). Remove it from every poll set first. */
 IPCKIT_API void ipckit_receiver_close(ipckit_receiver* receiver) IPCKIT_NOEXCEPT;
 
@@ -137,7 +146,8 @@ IPCKIT_API void ipckit_receiver_close(ipckit_receiver* receiver) IPCKIT_NOEXCEPT
 
 IPCKIT_API ipckit_status ipckit_poll_set_new(ipckit_poll_set** set) IPCKIT_NOEXCEPT;
 /* Adds a receiver (not owned: it must outlive the set); *index (may be NULL) is its index. */
-IPCKIT_API ipckit_status ipckit_poll_set_add(ipckit_poll_set* set, ipckit_receiver* receiver, size_t* index) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_poll_set_add(ipckit_poll_set* set, ipckit_receiver* receiver,
+                                             size_t* index) IPCKIT_NOEXCEPT;
 /* Waits until a receiver has a message (or its end of stream). Writes up to capacity indices
  * of ready receivers into ready, their number into *count: IPCKIT_OK, or with *count 0
  * IPCKIT_TIMED_OUT (IPCKIT_WOULD_BLOCK for timeout 0). */
@@ -150,9 +160,9 @@ IPCKIT_API void ipckit_poll_set_free(ipckit_poll_set* set) IPCKIT_NOEXCEPT;
 /* One IPC object. Strings belong to the list. Fields may be added at the end in later
  * versions; read them through ipckit_object_list_get. */
 typedef struct ipckit_object {
-    const char* kind;           /* "sysvmq", "sysvshm", "posixmq", "shm", "fifo", "unix" */
-    const char* address;        /* as `ipckit send` and `ipckit rm` take it */
-    const char* owner;          /* user name, or the uid in decimal */
+    const char* kind;    /* "sysvmq", "sysvshm", "posixmq", "shm", "fifo", "unix" */
+    const char* address; /* as `ipckit send` and `ipckit rm` take it */
+    const char* owner;   /* user name, or the uid in decimal */
     uint32_t owner_uid;
     uint32_t mode;              /* permission bits */
     int64_t size;               /* bytes held; -1 when unknown */
@@ -162,16 +172,17 @@ typedef struct ipckit_object {
     const char* creator_source; /* "unknown", "kernel", "registry" */
     int creator_alive;
     int in_use;
-    int32_t last_sender_pid;   /* System V queues: lspid; 0 otherwise */
-    int32_t last_receiver_pid; /* System V queues: lrpid; 0 otherwise */
-    int stale;                 /* neither its creator nor any user is alive */
+    int32_t last_sender_pid;            /* System V queues: lspid; 0 otherwise */
+    int32_t last_receiver_pid;          /* System V queues: lrpid; 0 otherwise */
+    int stale;                          /* neither its creator nor any user is alive */
     int creator_in_other_pid_namespace; /* creator_pid is another PID namespace's (display only) */
 } ipckit_object;
 
 IPCKIT_API ipckit_status ipckit_objects(ipckit_object_list** list) IPCKIT_NOEXCEPT;
 IPCKIT_API size_t ipckit_object_list_size(const ipckit_object_list* list) IPCKIT_NOEXCEPT;
 /* The index-th object; NULL (and a last error) when out of range. */
-IPCKIT_API const ipckit_object* ipckit_object_list_get(const ipckit_object_list* list, size_t index) IPCKIT_NOEXCEPT;
+IPCKIT_API const ipckit_object* ipckit_object_list_get(const ipckit_object_list* list,
+                                                       size_t index) IPCKIT_NOEXCEPT;
 IPCKIT_API void ipckit_object_list_free(ipckit_object_list* list) IPCKIT_NOEXCEPT;
 
 #ifdef __cplusplus

@@ -11,13 +11,13 @@
 #include <string>
 
 #include "channels/locator.hpp"
-#include "rings/ring_layout.hpp"
-#include "rings/topic_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/mapping.hpp"
 #include "ipckit/objects.hpp"
+#include "rings/ring_layout.hpp"
 #include "rings/shared_region.hpp"
+#include "rings/topic_layout.hpp"
 
 namespace ipckit {
 namespace {

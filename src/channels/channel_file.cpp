@@ -9,9 +9,9 @@
 #include <thread>
 
 #include "channel_backend.hpp"
+#include "ipckit/io.hpp"
 #include "mechanisms/object_rules.hpp"
 #include "record_log.hpp"
-#include "ipckit/io.hpp"
 
 namespace ipckit::detail {
 namespace {

@@ -105,8 +105,9 @@ Control read_control(std::span<std::byte> region, Kind kind, std::size_t header_
     }
     const std::uint32_t version = control.version;
     if (version != kVersion) {
-        corrupt_header(kind, "version " + str(version) + ", this ipckit reads version " + str(kVersion) +
-                                 (version < kVersion ? " (a region of an older ipckit: format it again)" : ""));
+        corrupt_header(kind,
+                       "version " + str(version) + ", this ipckit reads version " + str(kVersion) +
+                           (version < kVersion ? " (a region of an older ipckit: format it again)" : ""));
     }
     const auto found = static_cast<std::uint32_t>(control.kind);
     if (found != static_cast<std::uint32_t>(kind)) {

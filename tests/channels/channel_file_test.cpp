@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "ipckit/channel.hpp"
 #include "channels/record_log.hpp"
+#include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/poll_set.hpp"
 #include "support/process.hpp"

@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "ipckit/channel.hpp"
-#include "rings/ring_layout.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/lanes.hpp"
 #include "ipckit/mapping.hpp"
@@ -35,6 +34,7 @@
 #include "ipckit/posix_shm.hpp"
 #include "ipckit/sysv_key.hpp"
 #include "ipckit/sysv_shm.hpp"
+#include "rings/ring_layout.hpp"
 #include "support/numbered.hpp"
 #include "support/process.hpp"
 #include "support/transports.hpp"

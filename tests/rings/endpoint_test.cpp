@@ -16,8 +16,8 @@
 #include <string>
 #include <thread>
 
-#include "sync/futex.hpp"
 #include "ipckit/error.hpp"
+#include "sync/futex.hpp"
 
 namespace ipckit::detail::ring {
 namespace {
