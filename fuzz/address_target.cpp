@@ -90,6 +90,12 @@ void check_parsed(const Address& a, std::string_view text) {
                   "topic subscribers out of range");
             check(a.region.history <= 64, "topic history over 64");
             break;
+        case Transport::service:
+            check(a.target.size() >= 2 && (a.target[0] == '/' || a.target[0] == '@'),
+                  "service name without a leading '/' or '@'");
+            check(a.region.clients >= 1 && a.region.clients <= 1024, "service clients out of range");
+            check(a.region.inflight >= 1 && a.region.inflight <= 64, "service inflight out of range");
+            break;
     }
     // The parser is a pure function: the same text gives the same address.
     const Address again = parse_address(a.text);

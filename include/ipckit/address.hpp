@@ -59,6 +59,7 @@ enum class Transport {
     nats,            // nats://HOST:PORT/SUBJECT — a subject on a NATS server (docs/nats.md)
     topic,           // topic:/NAME | topic:@NAME — one publisher, many subscribers, in shared memory
     file,  // file:PATH — a recorded log: a sender appends, a receiver replays (docs/record-replay.md)
+    service,  // service:/NAME | service:@NAME — request/response (docs/services.md, service.hpp)
 };
 
 enum class Framing { length, line };
@@ -95,13 +96,15 @@ struct Address {
         long type = 1;  // message type (sysvmq)
     } sysv;
 
-    // shm:, sysvshm:, topic: — shared-memory regions.
+    // shm:, sysvshm:, topic:, service: — shared-memory regions.
     struct Region {
         WaitMode wait = WaitMode::adaptive;
         std::uint32_t senders = 0;       // rings: 0 a 1:1 ring; N (1..64) lanes, one per sender
         std::uint32_t subscribers = 16;  // topics: subscriber slots
         bool drop = false;               // topics: overflow=drop (default block)
         std::uint32_t history = 0;       // topics: messages a late subscriber gets first
+        std::uint32_t clients = 16;      // services: client slots (1..1024)
+        std::uint32_t inflight = 4;      // services: calls in flight per client (1..64)
     } region;
 
     // nats:// — a subject on a NATS server.

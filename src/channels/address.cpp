@@ -103,12 +103,13 @@ void parse_shm_target(Address& a, std::string_view target) {
 }
 
 void parse_topic_target(Address& a, std::string_view target) {
-    // topic:@NAME: a sealed memfd passed over an abstract socket, as shm:@NAME.
+    // topic:@NAME and service:@NAME: a sealed memfd passed over an abstract socket, as shm:@NAME.
+    const std::string scheme(to_string(a.transport));
     if (target.starts_with('@')) {
         if (target.size() < 2 || target.size() > 100)
-            malformed(a.text, "expected topic:@NAME with a NAME of 1-99 characters");
+            malformed(a.text, "expected " + scheme + ":@NAME with a NAME of 1-99 characters");
     } else if (const auto problem = posix_name_problem(target, PosixObject::shm)) {
-        malformed(a.text, "expected topic:/NAME or topic:@NAME, with /NAME a POSIX name, " +
+        malformed(a.text, "expected " + scheme + ":/NAME or " + scheme + ":@NAME, with /NAME a POSIX name, " +
                               posix_name_rule(PosixObject::shm) + ": " + *problem);
     }
 }
@@ -345,6 +346,17 @@ void parse_option(Address& a, std::string_view option) {
             if (!n || *n > 64) bad("a number of messages from 0 to 64");
             a.region.history = *n;
         }
+    } else if (name == "clients" || name == "inflight") {
+        if (a.transport != Transport::service)
+            bad("no " + std::string(name) + " option: only service: has it");
+        const auto n = parse_int<std::uint32_t>(value);
+        if (name == "clients") {
+            if (!n || *n < 1 || *n > 1024) bad("a number of client slots from 1 to 1024");
+            a.region.clients = *n;
+        } else {
+            if (!n || *n < 1 || *n > 64) bad("a number of calls in flight per client from 1 to 64");
+            a.region.inflight = *n;
+        }
     } else if (name == "pace") {
         if (a.transport != Transport::file) bad("no pace option: only file: has it");
         if (value != "recorded" && value != "fast") bad("recorded or fast");
@@ -358,7 +370,8 @@ void parse_option(Address& a, std::string_view option) {
     } else {
         malformed(a.text, "unknown option \"" + std::string(name) +
                               "\" (known: mode, capacity, max, wait, type, framing, keep; rings: "
-                              "senders; topics: subscribers, overflow, history; file: pace)");
+                              "senders; topics: subscribers, overflow, history; services: clients, inflight; "
+                              "file: pace)");
     }
 }
 

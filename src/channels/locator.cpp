@@ -63,7 +63,9 @@ std::optional<Locator> locate(const Address& address) {
             locator.canonical = sysv_address(locator.kind, locator.key, locator.id);
             return locator;
         case Transport::topic:
-            // The POSIX object under topic:/NAME, as `ipckit rm` removes it; topic:@NAME has none.
+        case Transport::service:
+            // The POSIX object under topic:/NAME (service:/NAME), as `ipckit rm` removes it;
+            // topic:@NAME (service:@NAME) has none.
             if (address.target.starts_with('@')) return std::nullopt;
             [[fallthrough]];
         case Transport::posixmq:

@@ -22,12 +22,15 @@ TargetParser parse_fd_target, parse_path_target, parse_sysv_target, parse_posix_
 SenderMaker make_stream_sender, make_packet_sender, make_queue_sender, make_ring_sender, make_nats_sender,
     make_topic_sender, make_file_sender;
 ReceiverMaker make_stream_receiver, make_packet_receiver, make_queue_receiver, make_ring_receiver,
-    make_nats_receiver, make_topic_receiver, make_file_receiver;
+    make_nats_receiver, make_topic_receiver, make_file_receiver, make_service_receiver;
+SenderMaker make_service_sender;
+ServerMaker make_service_server;
+ClientMaker make_service_client;
 
 namespace {
 
 // clang-format off
-constexpr std::array<TransportEntry, 13> kTransports{{
+constexpr std::array<TransportEntry, 14> kTransports{{
     // scheme          transport                    stream target                    backend (channel_*.cpp)
     {"fd",             Transport::fd,               true,  parse_fd_target,          make_stream_sender, make_stream_receiver},
     {"fifo",           Transport::fifo,             true,  parse_path_target,        make_stream_sender, make_stream_receiver},
@@ -42,8 +45,9 @@ constexpr std::array<TransportEntry, 13> kTransports{{
     {"nats",           Transport::nats,             false, parse_nats_target,        make_nats_sender, make_nats_receiver},
     {"topic",          Transport::topic,            false, parse_topic_target,       make_topic_sender, make_topic_receiver},
     {"file",           Transport::file,             false, parse_path_target,        make_file_sender, make_file_receiver},
+    {"service",        Transport::service,          false, parse_topic_target,       make_service_sender, make_service_receiver,
+                                                                                     make_service_server, make_service_client},
 }};
-// clang-format on
 // clang-format on
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "channel_backend.hpp"
 #include "ipckit/address.hpp"
+#include "service_backend.hpp"
 
 namespace ipckit::detail {
 
@@ -17,6 +18,8 @@ namespace ipckit::detail {
 using TargetParser = void(Address& address, std::string_view target);
 using SenderMaker = std::unique_ptr<SenderBackend>(const Address& address, Role role, Deadline deadline);
 using ReceiverMaker = std::unique_ptr<ReceiverBackend>(const Address& address, Role role, Deadline deadline);
+using ServerMaker = std::unique_ptr<ServerBackend>(const Address& address);
+using ClientMaker = std::unique_ptr<ClientBackend>(const Address& address);
 
 struct TransportEntry {
     std::string_view scheme;  // before the ':' of an address
@@ -25,6 +28,9 @@ struct TransportEntry {
     TargetParser* parse_target;
     SenderMaker* make_sender;
     ReceiverMaker* make_receiver;
+    // Request/response (service.hpp), for transports that carry it; nullptr for the others.
+    ServerMaker* make_server = nullptr;
+    ClientMaker* make_client = nullptr;
 };
 
 // Every transport, in the order the address parser's messages list them.
