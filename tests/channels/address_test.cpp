@@ -78,7 +78,7 @@ TEST(AddressTest, MalformedAddressesQuoteTheAddressAndSayWhatWasExpected) {
     EXPECT_EQ(error_of("nonsense"),
               "address \"nonsense\": expected SCHEME:TARGET, where SCHEME is one of fd, fifo, sysvmq, "
               "posixmq, shm, "
-              "sysvshm, unix, unix+seqpacket, unix+dgram, tcp, nats, topic, file: Invalid argument");
+              "sysvshm, unix, unix+seqpacket, unix+dgram, tcp, nats, topic, file, service: Invalid argument");
     EXPECT_NE(error_of("pipe:/x").find("unknown scheme \"pipe\""), std::string::npos);
     EXPECT_NE(error_of("tcp://host").find("expected tcp://HOST:PORT"), std::string::npos);
     EXPECT_NE(error_of("tcp://host:0").find("port from 1 to 65535"), std::string::npos);
