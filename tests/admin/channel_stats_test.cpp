@@ -12,6 +12,7 @@
 #include <string>
 
 #include "ipckit/channel.hpp"
+#include "ipckit/service.hpp"
 #include "rings/ring_layout.hpp"
 #include "support/process.hpp"
 
@@ -107,6 +108,40 @@ TEST(ChannelStatsTest, LanesAddTheirSendersBacklogs) {
               3);
     first.kill(SIGKILL);
     second.kill(SIGKILL);
+}
+
+TEST(ChannelStatsTest, AServiceShowsItsServerItsClientsAndItsCalls) {
+    const std::string name = "/" + test::unique_name("ipckit-test-stats");
+    Server server = Server::create("service:" + name + "?clients=2");
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    auto client = test::spawn([&] {
+        Client c = Client::open("service:" + name);
+        const auto started = c.start(as_bytes("waiting"), Deadline::after(10s));
+        const char byte = 1;
+        if (!started.ok() || ::write(ready[1], &byte, 1) != 1) return 2;
+        ::pause();
+        return 0;
+    });
+    char byte = 0;
+    ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+    ::close(ready[0]);
+    ::close(ready[1]);
+    auto stats = stats_of("service:" + name);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ(stats->kind, "service");
+    EXPECT_TRUE(stats->problem.empty()) << stats->problem;
+    EXPECT_EQ(stats->backlog, detail::region::record_size(8 + 7)) << "one request queued, its id first";
+    ASSERT_EQ(stats->holders.size(), 2u);
+    EXPECT_EQ(stats->holders[0].role, "server");
+    EXPECT_EQ(stats->holders[1].role, "client 0");
+    Request request;
+    ASSERT_EQ(server.try_recv(request).status, Status::ok);
+    stats = stats_of("service:" + name);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ(stats->messages, 1u);
+    EXPECT_EQ(stats->backlog, 0u);
+    client.kill(SIGKILL);
 }
 
 }  // namespace
