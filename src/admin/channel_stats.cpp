@@ -153,7 +153,7 @@ void read_service(const RegionView& view, const region::ControlLine& control, Ch
     const auto slots = control.kind_words[0];
     const auto stride = control.kind_words[1];
     if (slots < 1 || slots > service::kMaxClients)
-        corrupt("a service with " + std::to_string(slots) + " client slots (1-1024)");
+        corrupt("a service with " + std::to_string(slots) + " client slots (1-1023)");
     if (stride < 2 * ring::kHeaderSize + *stats.capacity || view.size() < service::kServiceHeaderSize ||
         (view.size() - service::kServiceHeaderSize) / stride < slots)
         corrupt("service slots of stride " + std::to_string(stride) + " do not fit the region");

@@ -402,6 +402,33 @@ TEST(ServiceRegion, ListedAsAServiceWithItsServerAndClientsAndRemovedByItsAddres
     EXPECT_EQ(find_listed(list_objects(), address), nullptr);
 }
 
+TEST(ServiceRegion, TheMostClientSlotsAServerCanHoldServeACall) {
+    // 1023 slots: two ring ends each and the server's own end, 2047 of the 2048 a process holds.
+    const std::string address = "service:/" + test::unique_name("ipckit-svc") + "?clients=1023&max=64";
+    {
+        Server server = Server::create(address);
+        auto child = test::spawn([&] {
+            Client client = Client::open(address);
+            std::vector<std::byte> response;
+            return client.call(as_bytes("many"), response, Deadline::after(30s)).ok() &&
+                           text(response) == "MANY"
+                       ? 0
+                       : 2;
+        });
+        Request request;
+        ASSERT_EQ(server.recv(request, Deadline::after(30s)).status, Status::ok);
+        ASSERT_EQ(server.reply(request.handle, as_bytes(upper(text(request.message)))).status, Status::ok);
+        EXPECT_EQ(child.wait(), 0);
+    }
+    try {
+        (void)Server::create("service:/" + test::unique_name("ipckit-svc") + "?clients=1024");
+        ADD_FAILURE() << "1024 client slots were accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::errc::invalid_argument);
+        EXPECT_NE(std::string(e.what()).find("1 to 1023"), std::string::npos) << e.what();
+    }
+}
+
 TEST(ServiceRegion, AChannelAddressIsNotAServiceAndAServiceNotAChannel) {
     EXPECT_THROW((void)Server::create("shm:/" + test::unique_name("ipckit-svc")), Error);
     EXPECT_THROW((void)Receiver::create("service:/" + test::unique_name("ipckit-svc")), Error);
