@@ -57,19 +57,6 @@ enum class OpenMode {
     nonblocking,  // O_NONBLOCK: open(2) returns at once, and the end stays non-blocking
 };
 
-namespace detail {
-// The FIFO a Fifo made; removing it unlinks the path only while it still names that FIFO (same
-// device and inode), so a file that replaced it survives.
-struct FifoFile {
-    std::string path;
-    dev_t device = 0;
-    ino_t inode = 0;
-};
-struct FifoRemove {
-    void operator()(const FifoFile& file) const noexcept;
-};
-}  // namespace detail
-
 class Fifo {
 public:
     // mkfifo(2) exclusively, then sets `mode` exactly (the umask does not apply).
@@ -102,9 +89,9 @@ public:
     void remove();
 
 private:
-    explicit Fifo(detail::FifoFile file) noexcept;
+    explicit Fifo(detail::MadeFile file) noexcept;
 
-    detail::Owned<detail::FifoFile, detail::FifoRemove> file_;
+    detail::OwnedFile file_;  // unlinked only while the path still names this FIFO
 };
 
 }  // namespace ipckit

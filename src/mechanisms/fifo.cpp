@@ -101,7 +101,7 @@ Fifo Fifo::create(std::string path, mode_t mode) {
         ::unlink(path.c_str());
         throw_errno("lstat", path, err);
     }
-    Fifo fifo({std::move(path), st.st_dev, st.st_ino});  // from here on, a failure unlinks it
+    Fifo fifo({std::move(path), S_IFIFO, st.st_dev, st.st_ino});  // from here on, a failure unlinks it
     if ((st.st_mode & 0777) != mode) {
         // The umask took bits away; set exactly what was asked, on the name itself, not a link.
         if (::fchmodat(AT_FDCWD, fifo.path().c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -163,12 +163,7 @@ std::optional<PipeWriter> Fifo::open_write(const std::string& path, Deadline dea
     }
 }
 
-Fifo::Fifo(detail::FifoFile file) noexcept : file_(std::move(file), true) {}
-
-// Whether `file.path` still names the FIFO `file` describes.
-static bool still_ours(const detail::FifoFile& file, const struct stat& st) noexcept {
-    return S_ISFIFO(st.st_mode) && st.st_dev == file.device && st.st_ino == file.inode;
-}
+Fifo::Fifo(detail::MadeFile file) noexcept : file_(std::move(file), true) {}
 
 void Fifo::remove() {
     const std::string& path = this->path();
@@ -176,17 +171,11 @@ void Fifo::remove() {
     file_.keep();
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) throw_errno("unlink", path);
-    if (!still_ours(file_.get(), st)) {
+    if (!file_.get().is(st)) {
         throw_error(std::errc::file_exists,
                     "unlink(" + path + "): no longer the FIFO this owner created; left in place");
     }
     if (::unlink(path.c_str()) != 0) throw_errno("unlink", path);
-}
-
-void detail::FifoRemove::operator()(const FifoFile& file) const noexcept {
-    struct stat st {};
-    // Only the FIFO this owner made: another process may have replaced the name since.
-    if (::lstat(file.path.c_str(), &st) == 0 && still_ours(file, st)) ::unlink(file.path.c_str());
 }
 
 }  // namespace ipckit

@@ -1,7 +1,8 @@
 // ipckit/detail/owned.hpp — a value with a clean-up that runs once, handed over by moves.
 //
 // What Fd does for a descriptor, for the other kernel objects a class may have to clean up: a
-// name to unlink, a System V id to remove, an attachment to detach. `Release` is a small functor
+// name to unlink, a System V id to remove, an attachment to detach, a file it made (OwnedFile). `Release` is
+// a small functor
 // (`void operator()(const T&) const noexcept`) that does the clean-up; it runs when the owner
 // goes, when another Owned is moved over it, or on `reset()`. A moved-from Owned holds
 // `Release::empty()` (or `T{}` without one) and cleans nothing up, so the classes built of these
@@ -12,6 +13,10 @@
 //     detail::Owned<std::string, ShmUnlink> name_{name, /*owns=*/true};
 #pragma once
 
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <string>
 #include <utility>
 
 namespace ipckit::detail {
@@ -67,5 +72,22 @@ private:
     Release release_{};
     bool owns_ = false;
 };
+
+// A file a class made in the filesystem (a FIFO, a bound socket's file): its path, and what
+// identifies the very file (its type, device and inode).
+struct MadeFile {
+    std::string path;
+    mode_t type = 0;  // S_IFIFO, S_IFSOCK
+    dev_t device = 0;
+    ino_t inode = 0;
+    // Whether `st` (an lstat of the path) is this very file.
+    [[nodiscard]] bool is(const struct stat& st) const noexcept;
+};
+// Unlinks a MadeFile only while its path still names that very file: one that replaced it since
+// survives.
+struct UnlinkIfSame {
+    void operator()(const MadeFile& file) const noexcept;
+};
+using OwnedFile = Owned<MadeFile, UnlinkIfSame>;
 
 }  // namespace ipckit::detail
