@@ -1,7 +1,8 @@
 // Internal: what a transport implements to be reached through the channel API.
 // One backend per transport family, each in its own file (channel_stream.cpp, channel_packet.cpp,
-// channel_queue.cpp, channel_ring.cpp, channel_topic.cpp, channel_nats.cpp); the table in
-// transports.cpp says which one an address's scheme takes.
+// channel_queue.cpp, channel_ring.cpp, channel_topic.cpp, channel_nats.cpp, channel_file.cpp);
+// the table in transports.cpp says which one an address's scheme takes. Request/response
+// backends (service:, nats) implement service_backend.hpp instead.
 #pragma once
 
 #include <unistd.h>
