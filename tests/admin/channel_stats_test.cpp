@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "ipckit/channel.hpp"
@@ -30,18 +32,14 @@ std::optional<ChannelStats> stats_of(const std::string& address) {
     return std::nullopt;
 }
 
-// A child that opens a sender on `address`, sends `count` messages of 100 bytes, says so through
-// a pipe and waits to be killed (so its records stay in the ring, and its end stays held).
-test::Child sender_that_stays(const std::string& address, int count) {
+// A child that runs `work` (true: done), says so through a pipe and waits to be killed (so what
+// it sent stays queued, and the ends it keeps outside `work` stay held); returned once it said so.
+test::Child child_that_stays(const std::function<bool()>& work) {
     int ready[2];
     EXPECT_EQ(::pipe(ready), 0);
     auto child = test::spawn([&] {
-        Sender sender = Sender::open(address, Deadline::after(10s));
-        const std::string message(100, 'r');
-        for (int i = 0; i < count; ++i)
-            if (!sender.send(as_bytes(message)).ok()) return 2;
         const char byte = 1;
-        if (::write(ready[1], &byte, 1) != 1) return 3;
+        if (!work() || ::write(ready[1], &byte, 1) != 1) return 2;
         ::pause();
         return 0;
     });
@@ -50,6 +48,18 @@ test::Child sender_that_stays(const std::string& address, int count) {
     ::close(ready[0]);
     ::close(ready[1]);
     return child;
+}
+
+// A sender on `address` that sends `count` messages of 100 bytes and stays.
+test::Child sender_that_stays(const std::string& address, int count) {
+    std::optional<Sender> sender;  // the child's copy outlives `work`: its end stays held
+    return child_that_stays([&] {
+        sender.emplace(Sender::open(address, Deadline::after(10s)));
+        const std::string message(100, 'r');
+        for (int i = 0; i < count; ++i)
+            if (!sender->send(as_bytes(message)).ok()) return false;
+        return true;
+    });
 }
 
 TEST(ChannelStatsTest, ARingShowsItsBacklogAndHoldersAndADeadProducerAsDead) {
@@ -113,20 +123,12 @@ TEST(ChannelStatsTest, LanesAddTheirSendersBacklogs) {
 TEST(ChannelStatsTest, AServiceShowsItsServerItsClientsAndItsCalls) {
     const std::string name = "/" + test::unique_name("ipckit-test-stats");
     Server server = Server::create("service:" + name + "?clients=2");
-    int ready[2];
-    ASSERT_EQ(::pipe(ready), 0);
-    auto client = test::spawn([&] {
-        Client c = Client::open("service:" + name);
-        const auto started = c.start(as_bytes("waiting"), Deadline::after(10s));
-        const char byte = 1;
-        if (!started.ok() || ::write(ready[1], &byte, 1) != 1) return 2;
-        ::pause();
-        return 0;
+    // A client with one call in flight, which stays: its request stays queued.
+    std::optional<Client> client_end;
+    auto client = child_that_stays([&] {
+        client_end.emplace(Client::open("service:" + name));
+        return client_end->start(as_bytes("waiting"), Deadline::after(10s)).ok();
     });
-    char byte = 0;
-    ASSERT_EQ(::read(ready[0], &byte, 1), 1);
-    ::close(ready[0]);
-    ::close(ready[1]);
     auto stats = stats_of("service:" + name);
     ASSERT_TRUE(stats.has_value());
     EXPECT_EQ(stats->kind, "service");
