@@ -665,9 +665,13 @@ IoResult ServiceClient::wait(CallId call, std::vector<std::byte>& response, Dead
     if (held_ != Held::none)
         throw_error(std::errc::invalid_argument, "service client: a read() awaits release()");
     auto it = find(call, "wait");
+    // The caller's vector takes the response when it comes: its capacity is reused (a large
+    // response then costs no allocation and no page faults), and it is given back otherwise.
+    const bool lent = !it->answered;
+    if (lent) it->response.swap(response);
     const Status s = await(it, deadline, nullptr);
+    if (s == Status::ok || lent) response.swap(it->response);
     if (s == Status::ok) {
-        response.swap(it->response);
         const std::size_t size = response.size();
         calls_.erase(it);
         return {Status::ok, size};
