@@ -70,8 +70,8 @@ std::size_t message_limit(std::uint64_t capacity, std::uint32_t inflight) noexce
 
 std::uint64_t ring_capacity(std::uint32_t inflight, std::size_t max_message) {
     const std::uint64_t record = region::record_size(std::uint64_t{max_message} + kIdSize);
-    const std::uint64_t need =
-        std::max<std::uint64_t>((std::uint64_t{inflight} + 1) * record, region::kMinCapacity);
+    // At least a line: the slot's second ring starts after the first's data area, on a line.
+    const std::uint64_t need = std::max<std::uint64_t>((std::uint64_t{inflight} + 1) * record, kLineSize);
     if (max_message > (std::uint64_t{1} << 30) || need > region::kMaxCapacity) {
         throw_error(std::errc::invalid_argument, "service: " + str(inflight) + " calls in flight of " +
                                                      str(max_message) + " bytes need rings larger than " +
