@@ -70,18 +70,7 @@ public:
         const auto warm_end = Clock::now() + plan.budget.warmup;
         while (Clock::now() < warm_end)
             round_trip();
-        Measurement m;
-        m.rtt_ns.reserve(std::min<std::size_t>(plan.budget.max_count, 1'000'000));
-        const std::int64_t end = now_ns() + std::chrono::nanoseconds(plan.budget.duration).count();
-        while (m.rtt_ns.size() < plan.budget.max_count) {
-            const std::int64_t start = now_ns();
-            round_trip();
-            const std::int64_t stop = now_ns();
-            m.rtt_ns.push_back(static_cast<std::uint64_t>(stop - start));
-            if (stop >= end) break;
-        }
-        m.count = m.rtt_ns.size();
-        return m;
+        return time_round_trips(plan.budget, round_trip);
     }
 
     void run_b(Side&, const RowPlan&, Control& control) override {

@@ -288,18 +288,7 @@ Measurement latency_a(Side& side, const RowPlan& plan) {
     do {
         round_trip();
     } while (Clock::now() < warm_end || ++warmed < min_warmup_messages(plan.size));
-    Measurement m;
-    m.rtt_ns.reserve(std::min<std::size_t>(plan.budget.max_count, 1'000'000));
-    const std::int64_t end = now_ns() + std::chrono::nanoseconds(plan.budget.duration).count();
-    while (m.rtt_ns.size() < plan.budget.max_count) {
-        const std::int64_t start = now_ns();
-        round_trip();
-        const std::int64_t stop = now_ns();
-        m.rtt_ns.push_back(static_cast<std::uint64_t>(stop - start));
-        if (stop >= end) break;
-    }
-    m.count = m.rtt_ns.size();
-    return m;
+    return time_round_trips(plan.budget, round_trip);
 }
 
 Measurement throughput_a(Side& side, const RowPlan& plan, Control& control) {
