@@ -106,21 +106,7 @@ public:
         const auto warm_end = Clock::now() + plan.budget.warmup;
         while (Clock::now() < warm_end)
             copy();
-        Measurement m;
-        const auto start = Clock::now();
-        const auto end = start + plan.budget.duration;
-        auto last = start;
-        while (m.count < plan.budget.max_count && last < end) {
-            const std::size_t batch = std::min<std::size_t>(64, plan.budget.max_count - m.count);
-            for (std::size_t i = 0; i < batch; ++i)
-                copy();
-            m.count += batch;
-            check_abort("copying");
-            last = Clock::now();
-        }
-        m.seconds = std::chrono::duration<double>(last - start).count();
-        m.bytes = static_cast<std::uint64_t>(m.count) * plan.size;
-        return m;
+        return count_in_batches(plan.budget, plan.size, 64, copy, [] { check_abort("copying"); });
     }
 };
 

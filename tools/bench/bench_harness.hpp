@@ -295,5 +295,27 @@ template <typename RoundTrip>
     m.count = m.rtt_ns.size();
     return m;
 }
+// A throughput row's measured part, after its warm-up: runs `one` (one message) in batches of
+// `batch`, calling `after_batch` and reading the clock once a batch, until the budget's duration
+// or count is spent; the count, the interval and the bytes of messages of `size`.
+template <typename One, typename AfterBatch>
+[[nodiscard]] Measurement count_in_batches(const Budget& budget, std::size_t size, std::size_t batch,
+                                           One&& one, AfterBatch&& after_batch) {
+    Measurement m;
+    const auto start = Clock::now();
+    const auto end = start + budget.duration;
+    auto last = start;
+    while (m.count < budget.max_count && last < end) {
+        const std::size_t n = std::min<std::size_t>(batch, budget.max_count - m.count);
+        for (std::size_t i = 0; i < n; ++i)
+            one();
+        m.count += n;
+        after_batch();
+        last = Clock::now();
+    }
+    m.seconds = std::chrono::duration<double>(last - start).count();
+    m.bytes = static_cast<std::uint64_t>(m.count) * size;
+    return m;
+}
 
 }  // namespace ipckit::bench
