@@ -50,9 +50,9 @@
 #include <string_view>
 #include <vector>
 
-#include "ipckit/call.hpp"  // Request, ReplyHandle, CallId, ServerCounts
 #include "ipckit/deadline.hpp"
 #include "ipckit/loan.hpp"
+#include "ipckit/service_types.hpp"
 
 namespace ipckit {
 
@@ -107,7 +107,7 @@ public:
                                 Deadline deadline = Deadline::never());
     // Several calls in flight: `start` sends a request and returns its id (status not ok: it was
     // not sent); `wait` waits for that call's response, whatever order responses come in.
-    using Started = CallStarted;  // call.hpp: a status, and the call's id when ok
+    using Started = CallStarted;
     [[nodiscard]] Started start(std::span<const std::byte> request, Deadline deadline = Deadline::never());
     [[nodiscard]] IoResult wait(CallId call, std::vector<std::byte>& response,
                                 Deadline deadline = Deadline::never());

@@ -35,11 +35,11 @@
 #include <span>
 #include <vector>
 
-#include "ipckit/call.hpp"
 #include "ipckit/deadline.hpp"
 #include "ipckit/detail/sleeper.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/ring.hpp"
+#include "ipckit/service_types.hpp"
 #include "ipckit/wait_mode.hpp"
 #include "ring_layout.hpp"
 

@@ -1,9 +1,6 @@
-// ipckit/call.hpp — the values a service call is made of: a request as the server received it
-// (`Request`), where its reply goes (`ReplyHandle`), a call in flight (`CallId`, and
-// `CallStarted`, what starting one returns), and what a server counted (`ServerCounts`).
-//
-// Used by `Server`/`Client` (service.hpp) and by the shared-memory service region under them,
-// which is why they live apart from service.hpp (as Loan and RecordView do in loan.hpp).
+// ipckit/service_types.hpp — the plain values a service's calls pass (service.hpp): a request
+// as the server received it, where its reply goes, a call in flight, and the server's counts.
+// Their own header because the shared-memory service region (the rings layer) fills them too.
 // Errors: none. Thread-safety: plain values.
 #pragma once
 
@@ -34,8 +31,7 @@ struct CallId {
     std::uint64_t id = 0;
 };
 
-// What `Client::start` and `commit_call` return (also `Client::Started`): status not ok when the
-// request was not sent; otherwise the id of the call in flight.
+// What `Client::start` (Client::Started) gives: on ok, the call is sent and `call` names it.
 struct CallStarted {
     Status status = Status::ok;
     CallId call;
