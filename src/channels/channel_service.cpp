@@ -128,7 +128,14 @@ public:
         memory_.reset();
     }
 
-    [[nodiscard]] bool ready() { return server_ && server_->has_request(); }
+    bool ready() override { return server_ && server_->has_request(); }
+    Arm arm(std::vector<int>& fds) override {
+        check_open();
+        return server_->arm(fds) ? Arm::armed : Arm::ready;
+    }
+    void disarm() noexcept override {
+        if (server_) server_->disarm();
+    }
 
 private:
     void check_open() const {
@@ -235,7 +242,18 @@ public:
     void release() override { session().release(); }
     std::size_t max_message_size() const override { return session_ ? session_->end->max_message_size() : 0; }
 
-    [[nodiscard]] ServiceClient* end() { return session_ ? session_->end.get() : nullptr; }
+    bool ready() override { return !orphaned_.empty() || (session_ && session_->end->ready()); }
+    // With no region yet (no call was made), nothing can come: armed with nothing to poll.
+    Arm arm(std::vector<int>& fds) override {
+        if (!orphaned_.empty()) return Arm::ready;
+        if (!session_) return Arm::armed;
+        return session_->end->arm(fds) ? Arm::armed : Arm::ready;
+    }
+    void disarm() noexcept override {
+        if (session_) session_->end->disarm();
+    }
+    // A server in another PID namespace has no pidfd here: its death is looked for in slices.
+    bool watches_peer_by_polling() const override { return session_ && !session_->end->server_pollable(); }
 
 private:
     struct Session {

@@ -672,6 +672,8 @@ IoResult ServiceClient::wait(CallId call, std::vector<std::byte>& response, Dead
         calls_.erase(it);
         return {Status::ok, size};
     }
+    // Asked without waiting (a wait set's caller): still in flight.
+    if (s == Status::timed_out && deadline.is_immediate()) return {Status::would_block, 0};
     // Closed, or given up on: a late answer is dropped when it comes.
     calls_.erase(it);
     return {s, 0};
@@ -684,6 +686,7 @@ RecordView ServiceClient::read(CallId call, Deadline deadline) {
     RecordView view{Status::closed, {}};
     const Status s = await(it, deadline, &view);
     if (s != Status::ok) {
+        if (s == Status::timed_out && deadline.is_immediate()) return {Status::would_block, {}};
         calls_.erase(it);
         return {s, {}};
     }
@@ -713,10 +716,16 @@ bool ServiceClient::ready() noexcept {
 }
 
 bool ServiceClient::arm(std::vector<int>& fds) {
-    const bool armed = responses_->arm();
+    // The ring's own verdict counts only for data: a server gone with no call in flight of
+    // ours is nothing to wake for.
+    (void)responses_->arm();
     fds.push_back(responses_->doorbell_fd());
     if (const int pidfd = server_watch_.fd(); pidfd >= 0) fds.push_back(pidfd);  // the server's death
-    return armed && !ready();
+    return !ready();
+}
+
+bool ServiceClient::server_pollable() const noexcept {
+    return ring::same_pid_namespace(header_->server_end);
 }
 
 void ServiceClient::disarm() noexcept {

@@ -215,6 +215,8 @@ public:
     [[nodiscard]] bool ready() noexcept;
     [[nodiscard]] bool arm(std::vector<int>& fds);
     void disarm() noexcept;
+    // The server's death can be polled (a pidfd): it is in this PID namespace.
+    [[nodiscard]] bool server_pollable() const noexcept;
 
 private:
     struct Call {

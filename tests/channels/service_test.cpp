@@ -18,6 +18,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/io.hpp"
 #include "ipckit/mapping.hpp"
+#include "ipckit/poll_set.hpp"
 #include "ipckit/posix_shm.hpp"
 #include "ipckit/service.hpp"
 #include "rings/service_region.hpp"
@@ -272,6 +273,41 @@ TEST_P(ServiceTest, ASecondLiveServerIsRefusedNamingThePid) {
         return 3;
     });
     EXPECT_EQ(second.wait(), 0);
+}
+
+TEST_P(ServiceTest, APollSetWaitsOnAServerBesideAReceiverAndOnAClient) {
+    const std::string at = address();
+    Server server = Server::create(at);
+    Receiver other = Receiver::create("shm:/" + test::unique_name("ipckit-svc"));
+    PollSet set;
+    const std::size_t receiver_index = set.add(other);
+    const std::size_t server_index = set.add(server);
+    EXPECT_TRUE(set.wait(Deadline::after(50ms)).empty()) << "nothing asked yet";
+    auto child = test::spawn([at] {
+        Client client = Client::open(at);
+        PollSet calls;
+        calls.add(client);
+        std::vector<std::byte> response;
+        const auto started = client.start(as_bytes("polled"), Deadline::after(30s));
+        if (!started.ok()) return 2;
+        for (int turns = 0; turns < 1000; ++turns) {
+            const auto ready = calls.wait(Deadline::after(30s));
+            if (ready.empty()) return 3;
+            const IoResult r = calls.client(ready[0]).wait(started.call, response, Deadline::immediate());
+            if (r.status == Status::would_block) continue;
+            return r.ok() && text(response) == "POLLED" ? 0 : 4;
+        }
+        return 5;
+    });
+    const auto ready = set.wait(Deadline::after(30s));
+    ASSERT_EQ(ready, std::vector<std::size_t>{server_index});
+    EXPECT_THROW((void)set[server_index], Error);
+    EXPECT_EQ(&set[receiver_index], &other);
+    Request request;
+    ASSERT_EQ(set.server(server_index).try_recv(request).status, Status::ok);
+    ASSERT_EQ(server.reply(request.handle, as_bytes(upper(text(request.message)))).status, Status::ok);
+    EXPECT_EQ(child.wait(), 0);
+    EXPECT_EQ(server.try_recv(request).status, Status::would_block);
 }
 
 INSTANTIATE_TEST_SUITE_P(Addresses, ServiceTest, ::testing::Values("/", "@"),

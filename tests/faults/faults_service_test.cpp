@@ -25,6 +25,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"
+#include "ipckit/poll_set.hpp"
 #include "ipckit/service.hpp"
 #include "support/process.hpp"
 
@@ -117,6 +118,12 @@ TEST_P(ServiceFaultsTest, AServerKilledMidCallEndsEveryCallInFlightClosedAndASuc
         std::thread killer([&] {
             if (held.wait(kHangLimit)) server.kill(SIGKILL);
         });
+        // Every other round waits in a PollSet: the death wakes it too (the server's pidfd).
+        if (round % 2 == 1) {
+            PollSet set;
+            set.add(client);
+            EXPECT_FALSE(set.wait(Deadline::after(kHangLimit)).empty()) << "round " << round;
+        }
         const Status a = client.wait(first.call, response, Deadline::after(kHangLimit)).status;
         const Status b = client.wait(second.call, response, Deadline::after(kHangLimit)).status;
         killer.join();
