@@ -760,6 +760,13 @@ public:
     }
 
     std::size_t max_message_size() const override { return limit_; }
+    // libnats has no descriptor: a PollSet asks between short sleeps.
+    bool ready() override {
+        int messages = 0;
+        int bytes = 0;
+        return connection_.closed() ||
+               (natsSubscription_GetPending(subscription_, &messages, &bytes) == NATS_OK && messages > 0);
+    }
     ServerCounts counts() const override {
         std::lock_guard lock(mutex_);
         return counts_;
@@ -852,8 +859,6 @@ public:
             // Lost with the connection: the request may or may not have reached a server.
             if (connection_.closed() || connection_.disconnects() != call.disconnects)
                 return end(Status::closed);
-            if (deadline.is_immediate()) return {Status::would_block, 0};
-            if (deadline.expired()) return end(Status::timed_out);
             auto wake = Deadline::Clock::now() + kSlice;
             if (!deadline.is_never()) wake = std::min(wake, deadline.when());
             for (auto& [other_id, other] : calls_) {
@@ -862,18 +867,35 @@ public:
                     wake = std::min(wake, other.resend_at);
                     continue;
                 }
-                // No server yet: ask again, until one answers or the deadline passes.
+                // No server yet: ask again, until one answers or the deadline passes. (Also on a
+                // look without waiting, so a PollSet's caller keeps asking too.)
                 other.state = Call::State::waiting;
                 lock.unlock();
-                const Status sent = send(other_id, other, deadline);
+                const Status sent = send(other_id, other, Deadline::immediate());
                 lock.lock();
                 if (sent == Status::closed) return end(Status::closed);
+                if (sent != Status::ok) {  // the reconnect buffer is full: try again shortly
+                    other.state = Call::State::unanswered;
+                    other.resend_at = Deadline::Clock::now() + kNoServerPause;
+                }
             }
+            if (deadline.is_immediate()) return {Status::would_block, 0};
+            if (deadline.expired()) return end(Status::timed_out);
             arrived_.wait_until(lock, wake);
         }
     }
 
     std::size_t max_message_size() const override { return limit_; }
+    // A response is there, or a call's connection was lost. A PollSet asks between short sleeps
+    // (libnats has no descriptor).
+    bool ready() override {
+        std::lock_guard lock(mutex_);
+        const bool lost = connection_.closed();
+        return std::any_of(calls_.begin(), calls_.end(), [&](const auto& entry) {
+            return entry.second.state == Call::State::answered || lost ||
+                   entry.second.disconnects != connection_.disconnects();
+        });
+    }
 
 private:
     struct Call {

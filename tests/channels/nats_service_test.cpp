@@ -16,6 +16,7 @@
 
 #include "ipckit/error.hpp"
 #include "ipckit/nats.hpp"
+#include "ipckit/poll_set.hpp"
 #include "ipckit/service.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
@@ -131,6 +132,31 @@ TEST(NatsServiceTest, AQueueGroupOfServersSharesTheCalls) {
     second.close();
     a.join();
     b.join();
+}
+
+TEST(NatsServiceTest, APollSetWakesForARequestAndForAResponse) {
+    IPCKIT_REQUIRE_NATS();
+    test::NatsServer nats;
+    auto client = Client::open(nats.url("ipckit.polled"));
+    // Started before the server exists: a PollSet's caller, looking without waiting, asks again.
+    const auto started = client.start(bytes_of("q"), Deadline::after(20s));
+    ASSERT_TRUE(started.ok());
+    auto server = Server::create(nats.url("ipckit.polled"));
+    PollSet set;
+    const std::size_t s = set.add(server);
+    const std::size_t c = set.add(client);
+    std::vector<std::byte> response;
+    Request request;
+    for (auto until = Deadline::after(20s); !until.expired();) {
+        EXPECT_EQ(client.wait(started.call, response, Deadline::immediate()).status, Status::would_block);
+        const auto ready = set.wait(Deadline::after(50ms));
+        if (std::find(ready.begin(), ready.end(), s) != ready.end()) break;
+    }
+    ASSERT_TRUE(server.try_recv(request).ok());
+    ASSERT_TRUE(server.reply(request.handle, bytes_of("a")).ok());
+    EXPECT_EQ(set.wait(Deadline::after(20s)), std::vector<std::size_t>{c});
+    ASSERT_TRUE(client.wait(started.call, response, Deadline::immediate()).ok());
+    EXPECT_EQ(text_of(response), "a");
 }
 
 TEST(NatsServiceTest, ACallWithNoServerTimesOut) {
