@@ -175,7 +175,8 @@ using ContenderList = std::vector<std::unique_ptr<Contender>>;
 void add_baselines(ContenderList& list);
 void add_raw_loops(ContenderList& list);
 void add_channels(ContenderList& list);
-void add_loan(ContenderList& list);  // shm-loan: the ring's zero-copy path
+void add_loan(ContenderList& list);      // shm-loan: the ring's zero-copy path
+void add_services(ContenderList& list);  // service: a call's round trip (bench_service.cpp)
 void add_peers(ContenderList& list);
 // The iceoryx peer (bench_iceoryx.cpp), or null when it was not built in. The contenders it makes
 // while one is alive share one RouDi (the usual row and the polling one).
