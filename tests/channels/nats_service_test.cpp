@@ -20,15 +20,15 @@
 #include "ipckit/service.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
+#include "support/text.hpp"
 
 namespace ipckit {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string text_of(const std::vector<std::byte>& bytes) {
-    return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
+using test::text_of;
+using test::what_of;
 
 std::span<const std::byte> bytes_of(std::string_view text) {
     return std::as_bytes(std::span(text.data(), text.size()));
@@ -40,16 +40,6 @@ std::string called(Client& client, std::string_view request, Deadline deadline =
     const auto r = client.call(bytes_of(request), response, deadline);
     if (!r.ok()) return "<" + std::string(to_string(r.status)) + ">";
     return text_of(response);
-}
-
-// The Error's message, or "<no error>".
-std::string what_of(const std::function<void()>& body) {
-    try {
-        body();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "<no error>";
 }
 
 // Answers every request with `answer(request)` until the server closes.
@@ -210,20 +200,27 @@ TEST(NatsServiceTest, ALateAnswerToACallThatTimedOutIsDropped) {
     answering.join();
 }
 
-TEST(NatsServiceTest, TheNatsServerKilledMidCallEndsTheCallClosedNotAtItsDeadline) {
-    IPCKIT_REQUIRE_NATS();
-    test::NatsServer nats;
-    auto server = Server::create(nats.url("ipckit.killed?reconnect=0"));
-    auto client = Client::open(nats.url("ipckit.killed?reconnect=0"));
-    // Twice: the second call is made on a client whose connection is gone.
-    const auto started = client.start(bytes_of("never answered"), Deadline::after(60s));
+// A call the server has received when the NATS server is killed: it ends closed, long before
+// its deadline.
+void kill_nats_mid_call(test::NatsServer& nats, Server& server, Client& client) {
+    const auto started = client.start(bytes_of("in flight"), Deadline::after(60s));
     ASSERT_TRUE(started.ok());
     Request request;
     ASSERT_TRUE(server.recv(request, Deadline::after(20s)).ok());
     nats.kill(SIGKILL);
     std::vector<std::byte> response;
     EXPECT_EQ(client.wait(started.call, response, Deadline::after(60s)).status, Status::closed);
+}
+
+TEST(NatsServiceTest, TheNatsServerKilledMidCallEndsTheCallClosedNotAtItsDeadline) {
+    IPCKIT_REQUIRE_NATS();
+    test::NatsServer nats;
+    auto server = Server::create(nats.url("ipckit.killed?reconnect=0"));
+    auto client = Client::open(nats.url("ipckit.killed?reconnect=0"));
+    kill_nats_mid_call(nats, server, client);
+    // Without reconnection the client is closed for good, and so is the server.
     EXPECT_EQ(called(client, "after", Deadline::after(60s)), "<closed>");
+    Request request;
     EXPECT_EQ(server.recv(request, Deadline::after(60s)).status, Status::closed);
 }
 
@@ -232,13 +229,7 @@ TEST(NatsServiceTest, ADisconnectionEndsTheCallsInFlightClosedAndLaterCallsGoThr
     test::NatsServer nats;
     auto server = Server::create(nats.url("ipckit.bounce"));
     auto client = Client::open(nats.url("ipckit.bounce"));
-    const auto started = client.start(bytes_of("lost"), Deadline::after(60s));
-    ASSERT_TRUE(started.ok());
-    Request request;
-    ASSERT_TRUE(server.recv(request, Deadline::after(20s)).ok());
-    nats.kill(SIGKILL);
-    std::vector<std::byte> response;
-    EXPECT_EQ(client.wait(started.call, response, Deadline::after(60s)).status, Status::closed);
+    kill_nats_mid_call(nats, server, client);
     nats.start();  // the same port: both ends reconnect
     auto answering = serve(server, upper);
     EXPECT_EQ(called(client, "back", Deadline::after(60s)), "BACK");

@@ -17,6 +17,7 @@
 #include "ipckit/service.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
+#include "support/text.hpp"
 
 namespace ipckit {
 namespace {
@@ -31,9 +32,7 @@ std::string tool() {
     return test::bin_path("ipckit");
 }
 
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
+using test::contains;
 
 // `ipckit ARGS...` in a process group of its own (so a kill reaches the command it runs), its
 // stderr into `err`.

@@ -123,23 +123,6 @@ public:
     }
 };
 
-#else
-
-class ServiceNotBuilt final : public Contender {
-public:
-    ServiceNotBuilt() : Contender("service", Category::channel, "adaptive") {}
-    bool measures(Mode mode) const override { return mode == Mode::latency; }
-    std::optional<std::string> absent() const override {
-        return std::string("not built: the channel layer is not in this build");
-    }
-    std::unique_ptr<Side> prepare(const RowPlan&, PeerLaunch&) override {
-        throw std::logic_error("not built");
-    }
-    std::unique_ptr<Side> join(const RowPlan&, const std::vector<std::string>&) override {
-        throw std::logic_error("not built");
-    }
-};
-
 #endif
 
 }  // namespace
@@ -148,7 +131,8 @@ void add_services(ContenderList& list) {
 #if IPCKIT_BENCH_CHANNEL
     list.push_back(std::make_unique<ServiceContender>());
 #else
-    list.push_back(std::make_unique<ServiceNotBuilt>());
+    list.push_back(std::make_unique<NotBuilt>("service", "adaptive",
+                                              "not built: the channel layer is not in this build", true));
 #endif
 }
 
