@@ -42,6 +42,17 @@ std::string called(Client& client, std::string_view request, Deadline deadline =
     return text_of(response);
 }
 
+// `body` throws an Error with `code` whose message names `part`.
+void expect_error(const std::function<void()>& body, std::errc code, const std::string& part) {
+    try {
+        body();
+        ADD_FAILURE() << "no error; expected one naming " << part;
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), code) << e.what();
+        EXPECT_TRUE(test::contains(e.what(), part)) << e.what();
+    }
+}
+
 // Answers every request with `answer(request)` until the server closes.
 std::thread serve(Server& server, std::function<std::string(const std::string&)> answer) {
     return std::thread([&server, answer = std::move(answer)] {
@@ -251,13 +262,8 @@ TEST(NatsServiceTest, AReplyToAnUnknownOrAnsweredRequestIsRefused) {
     Request request;
     ASSERT_TRUE(server.recv(request, Deadline::after(20s)).ok());
     ASSERT_TRUE(server.reply(request.handle, bytes_of("once")).ok());
-    try {
-        (void)server.reply(request.handle, bytes_of("twice"));
-        ADD_FAILURE() << "a second reply was accepted";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.code(), std::errc::invalid_argument);
-        EXPECT_NE(std::string(e.what()).find("ipckit.stale"), std::string::npos) << e.what();
-    }
+    expect_error([&] { (void)server.reply(request.handle, bytes_of("twice")); }, std::errc::invalid_argument,
+                 "ipckit.stale");
     std::vector<std::byte> response;
     ASSERT_TRUE(client.wait(started.call, response, Deadline::after(20s)).ok());
     EXPECT_EQ(text_of(response), "once");
@@ -293,13 +299,8 @@ TEST(NatsServiceTest, OversizedRequestsAndResponsesAreErrorsNamingTheLimit) {
     auto client = Client::open(nats.url("ipckit.big?max=100"));
     EXPECT_EQ(client.max_message_size(), 100u);
     const std::string big(101, 'x');
-    try {
-        (void)client.start(bytes_of(big), Deadline::after(1s));
-        ADD_FAILURE() << "an oversized request was sent";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.code(), std::errc::message_size);
-        EXPECT_NE(std::string(e.what()).find("limit of 100 B"), std::string::npos) << e.what();
-    }
+    expect_error([&] { (void)client.start(bytes_of(big), Deadline::after(1s)); }, std::errc::message_size,
+                 "limit of 100 B");
     EXPECT_EQ(called(client, std::string(100, 'y'), Deadline::after(100ms)), "<timed out>");
     Request request;
     ASSERT_TRUE(server.recv(request, Deadline::after(20s)).ok());
@@ -316,13 +317,8 @@ TEST(NatsServiceTest, MoreCallsInFlightThanInflightIsAnErrorNamingTheLimit) {
     auto client = Client::open(nats.url("ipckit.busy?inflight=2"));
     ASSERT_TRUE(client.start(bytes_of("1"), Deadline::after(1s)).ok());
     ASSERT_TRUE(client.start(bytes_of("2"), Deadline::after(1s)).ok());
-    try {
-        (void)client.start(bytes_of("3"), Deadline::after(1s));
-        ADD_FAILURE() << "a third call was started";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.code(), std::errc::resource_unavailable_try_again);
-        EXPECT_NE(std::string(e.what()).find("inflight=2"), std::string::npos) << e.what();
-    }
+    expect_error([&] { (void)client.start(bytes_of("3"), Deadline::after(1s)); },
+                 std::errc::resource_unavailable_try_again, "inflight=2");
 }
 
 TEST(NatsServiceTest, BadServiceAddressesAreRefusedByName) {
