@@ -1,5 +1,5 @@
 // The ipckit Python module's native part (ipckit._ipckit): the channel API, its zero-copy
-// loans and reads, and the wait set, for Python. python/ipckit/__init__.py re-exports it and
+// loans and reads, the wait set, and services (Server, Client), for Python. python/ipckit/__init__.py re-exports it and
 // docs/python.md describes it; the exception classes live in python/ipckit/_errors.py.
 //
 // Waiting: every call that may block releases the GIL and waits in slices of kSlice, taking
@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ipckit/channel.hpp"
@@ -612,9 +613,11 @@ private:
     bool busy_ = false;
 };
 
-// A call's wait cannot be cut into slices (a call that times out is ended, its late answer
-// dropped), so it runs whole without the GIL: other threads run, and Ctrl-C is seen when the
-// call ends. Give calls a timeout to bound that.
+// Calls wait as recv does: without the GIL, in slices, running Python's signal handlers between
+// them. A start that times out sent nothing, and a look at a call with Deadline::immediate()
+// keeps it in flight, so a slice that ends changes nothing: after Ctrl-C the call can be waited
+// for again. Between looks the client waits in a PollSet (its response ring's doorbell, or
+// short sleeps for NATS).
 class PyClient {
 public:
     explicit PyClient(Client client) : address_(client.address()), client_(std::move(client)) {}
@@ -630,12 +633,9 @@ public:
         Busy busy(busy_, "Client");
         HeldBuffer held(data, false);
         const Deadline deadline = deadline_for(timeout);
-        IoResult r;
-        {
-            py::gil_scoped_release unlocked;
-            r = client.call(held.bytes(), response_, deadline);
-        }
-        return answered(r);
+        const Client::Started started = start_sliced(client, held.bytes(), deadline);
+        if (!started.ok()) return answered({started.status, 0});
+        return answered(wait_sliced_call(client, started.call, deadline));
     }
 
     // Sends a request: its call id, or None if it could not be sent within the timeout.
@@ -643,12 +643,7 @@ public:
         Client& client = get("start");
         Busy busy(busy_, "Client");
         HeldBuffer held(data, false);
-        const Deadline deadline = deadline_for(timeout);
-        Client::Started started;
-        {
-            py::gil_scoped_release unlocked;
-            started = client.start(held.bytes(), deadline);
-        }
+        const Client::Started started = start_sliced(client, held.bytes(), deadline_for(timeout));
         if (started.status == Status::closed) raise_closed(address_, "server");
         if (!started.ok()) return py::none();
         return py::int_(started.call.id);
@@ -657,13 +652,7 @@ public:
     py::object wait(std::uint64_t call, std::optional<double> timeout) {
         Client& client = get("wait");
         Busy busy(busy_, "Client");
-        const Deadline deadline = deadline_for(timeout);
-        IoResult r;
-        {
-            py::gil_scoped_release unlocked;
-            r = client.wait(CallId{call}, response_, deadline);
-        }
-        return answered(r);
+        return answered(wait_sliced_call(client, CallId{call}, deadline_for(timeout)));
     }
 
     void close() {
@@ -677,8 +666,46 @@ public:
     bool closed() const { return !client_; }
 
 private:
+    static Deadline slice_of(Deadline deadline) {
+        const auto slice_end = Clock::now() + kSlice;
+        return deadline.is_never() ? Deadline::at(slice_end)
+                                   : Deadline::at(std::min(slice_end, deadline.when()));
+    }
+
+    // A start waits for a server (and attaches) within its deadline; one that timed out sent nothing.
+    Client::Started start_sliced(Client& client, std::span<const std::byte> request, Deadline deadline) {
+        for (;;) {
+            Client::Started started;
+            {
+                py::gil_scoped_release unlocked;
+                started = client.start(request, deadline.is_immediate() ? deadline : slice_of(deadline));
+            }
+            if (started.status != Status::timed_out || deadline.is_immediate()) return started;
+            if (!deadline.is_never() && deadline.expired()) return started;
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        }
+    }
+
+    IoResult wait_sliced_call(Client& client, CallId call, Deadline deadline) {
+        PollSet set;
+        set.add(client);
+        bool ready_for_another = false;  // the last wake was for another call's response
+        for (;;) {
+            const IoResult r = client.wait(call, response_, Deadline::immediate());
+            if (r.status != Status::would_block || deadline.is_immediate()) return r;
+            // Past the deadline: the look that ends the call (timed_out; a late answer is dropped).
+            if (!deadline.is_never() && deadline.expired()) return client.wait(call, response_, deadline);
+            {
+                py::gil_scoped_release unlocked;
+                // Still ready for another call's response (several in flight): pause, not spin.
+                if (ready_for_another) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                ready_for_another = !set.wait(slice_of(deadline)).empty();
+            }
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        }
+    }
+
     py::object answered(IoResult r) {
-        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
         if (r.status == Status::closed)
             raise(exceptions.closed,
                   py::make_tuple(quoted(address_) + ": the server closed during the call"));

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import ipckit
-from conftest import free_tcp_port, python_child, tool, unique_name
+from conftest import free_tcp_port, python_child, tool, unique_name, wait_until_blocked
 
 NATS_SERVER = next(
     (p for p in ("/usr/sbin/nats-server", "/usr/bin/nats-server") if os.access(p, os.X_OK)), None
@@ -120,6 +120,40 @@ def test_the_gil_is_released_while_a_call_waits(address):
         assert server.reply(request, b"pong")
         caller.join(timeout=60)
         assert answers == [b"pong"]
+
+
+def test_sigint_interrupts_a_waiting_call_and_the_call_stays_in_flight(address):
+    with ipckit.Server.create(address) as server:
+        child = python_child(
+            """
+            import sys, ipckit
+            client = ipckit.Client.open(sys.argv[1])
+            call = client.start(b"question", timeout=30)
+            print("ready", flush=True)
+            try:
+                client.wait(call)  # no timeout: only the signal ends this wait
+                print("wait returned", flush=True)
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+            print(client.wait(call, timeout=30).decode(), flush=True)
+            """,
+            address,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout.readline() == "ready\n"
+            request = server.recv(timeout=30)
+            assert request is not None and request.data == b"question"
+            wait_until_blocked(child.pid)
+            child.send_signal(signal.SIGINT)
+            assert child.stdout.readline() == "interrupted\n"
+            assert server.reply(request, b"the answer")
+            assert child.stdout.readline() == "the answer\n"
+            assert child.wait(timeout=60) == 0
+        finally:
+            child.kill()
+            child.wait()
 
 
 def test_a_server_killed_mid_call_raises_closed(address):
