@@ -1,6 +1,7 @@
 // The ipckit Python module's native part (ipckit._ipckit): the channel API, its zero-copy
-// loans and reads, the wait set, and services (Server, Client), for Python. python/ipckit/__init__.py re-exports it and
-// docs/python.md describes it; the exception classes live in python/ipckit/_errors.py.
+// loans and reads, the wait set, and services (Server, Client), for Python.
+// python/ipckit/__init__.py re-exports it and docs/python.md describes it; the exception
+// classes live in python/ipckit/_errors.py.
 //
 // Waiting: every call that may block releases the GIL and waits in slices of kSlice, taking
 // the GIL back between slices to run Python's signal handlers (PyErr_CheckSignals), so other
