@@ -17,6 +17,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/quiet_thread.hpp"
 #include "ipckit/error.hpp"
 #include "sync/futex.hpp"
 
@@ -88,18 +89,7 @@ void* keeper_main(void* arg) {
 // Under the mutex.
 void start_keeper(Keeper& k) {
     if (k.tid != 0) return;
-    pthread_attr_t attr;
-    ::pthread_attr_init(&attr);
-    ::pthread_attr_setstacksize(&attr, kKeeperStack);
-    ::pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigset_t all, old;
-    ::sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &old);  // the keeper inherits it: no handler runs there
-    pthread_t thread;
-    const int r = ::pthread_create(&thread, &attr, keeper_main, &k);
-    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    ::pthread_attr_destroy(&attr);
-    if (r != 0) {
+    if (const int r = start_quiet_thread(keeper_main, &k, kKeeperStack); r != 0) {
         errno = r;
         throw_errno("pthread_create", "ring end keeper thread");
     }
