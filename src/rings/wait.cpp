@@ -49,6 +49,12 @@ void throw_if_lost(std::uint32_t lost_key, const void* event) {
 
 }  // namespace
 
+void wake_other_sleepers(std::atomic<std::uint32_t>& holder, std::uint32_t value) {
+    if ((value & ring::kHolderOwnerDied) != 0 && (value & ring::kHolderWaiters) != 0 &&
+        holder.compare_exchange_strong(value, value & ~ring::kHolderWaiters, std::memory_order_relaxed))
+        (void)futex_wake(holder, INT_MAX);
+}
+
 void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t event_count,
               HolderWords const* holders, std::size_t count, Deadline deadline) {
     // Read first: a loss after this changes the word, and futex_waitv returns at once.
@@ -71,11 +77,7 @@ void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t 
         std::atomic<std::uint32_t>& holder = *holders[i];
         std::uint32_t value = holder.load(std::memory_order_acquire);
         if ((value & ring::kHolderOwnerDied) != 0) {
-            // The kernel woke one sleeper at the death: wake the others, once (clear the bit).
-            if ((value & ring::kHolderWaiters) != 0 &&
-                holder.compare_exchange_strong(value, value & ~ring::kHolderWaiters,
-                                               std::memory_order_relaxed))
-                (void)futex_wake(holder, INT_MAX);
+            wake_other_sleepers(holder, value);
             continue;
         }
         // Announce a sleeper, so that the holder's close, its death (the kernel) and a claim wake us.

@@ -80,6 +80,9 @@ using HolderWords = std::atomic<std::uint32_t>*;
 // zeros now, and a loop around the sleep would sleep on them to its deadline.
 void sleep_on(std::atomic<std::uint32_t>& event, std::uint32_t key, HolderWords const* holders,
               std::size_t count, Deadline deadline);
+// A holder word `value` marked dead with sleepers announced: the kernel woke one of them at the
+// death; wake the others, once (the announcement is cleared).
+void wake_other_sleepers(std::atomic<std::uint32_t>& holder, std::uint32_t value);
 // The same for several event words at once (a lanes receiver: every lane's data_event).
 void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t event_count,
               HolderWords const* holders, std::size_t count, Deadline deadline);
