@@ -411,6 +411,15 @@ TEST(IdleEndTest, IdleReceiversAndSendersWaitingForRoomMakeNoWakeUps) {
         }
         ASSERT_TRUE(asleep) << "child " << i << " never slept";
     }
+    // Settled: a helper thread may still be on its way to sleep (the waker that a System V wait
+    // just registered with) when the waiting thread is seen in its call.
+    for (auto& child : children) {
+        for (int tries = 0; tries < 50; ++tries) {
+            const long first = context_switches(child.pid());
+            std::this_thread::sleep_for(100ms);
+            if (context_switches(child.pid()) == first) break;
+        }
+    }
     std::vector<long> before;
     for (auto& child : children)
         before.push_back(context_switches(child.pid()));
