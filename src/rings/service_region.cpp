@@ -503,7 +503,7 @@ bool ServiceClient::server_left(std::uint32_t epoch) const noexcept {
     return !server_ready(header_->server_end, owner) || owner.epoch != epoch;
 }
 
-Client::Started ServiceClient::prepare(std::size_t size) {
+CallStarted ServiceClient::prepare(std::size_t size) {
     if (size > max_message_) {
         throw_error(std::errc::message_size, "service request of " + str(size) +
                                                  " bytes exceeds the service's limit of " +
@@ -524,7 +524,7 @@ Client::Started ServiceClient::prepare(std::size_t size) {
     return {Status::ok, {}};
 }
 
-Client::Started ServiceClient::sent(std::uint64_t id) {
+CallStarted ServiceClient::sent(std::uint64_t id) {
     OwnerWord owner;
     (void)server_ready(header_->server_end, owner);
     calls_.push_back({id, owner.epoch, false, {}});
@@ -542,8 +542,8 @@ Client::Started ServiceClient::sent(std::uint64_t id) {
     return {Status::ok, CallId{id}};
 }
 
-Client::Started ServiceClient::start(std::span<const std::byte> request, Deadline deadline) {
-    const Client::Started ready = prepare(request.size());
+CallStarted ServiceClient::start(std::span<const std::byte> request, Deadline deadline) {
+    const CallStarted ready = prepare(request.size());
     if (!ready.ok()) return ready;
     const Loan loan = requests_->loan(kIdSize + request.size(), deadline);
     if (!loan.ok()) return {loan.status, {}};
@@ -555,7 +555,7 @@ Client::Started ServiceClient::start(std::span<const std::byte> request, Deadlin
 }
 
 Loan ServiceClient::loan(std::size_t size, Deadline deadline) {
-    const Client::Started ready = prepare(size);
+    const CallStarted ready = prepare(size);
     if (!ready.ok()) return {ready.status, {}};
     const Loan loan = requests_->loan(kIdSize + size, deadline);
     if (!loan.ok()) return loan;
@@ -565,7 +565,7 @@ Loan ServiceClient::loan(std::size_t size, Deadline deadline) {
     return {Status::ok, loan.buffer.subspan(kIdSize)};
 }
 
-Client::Started ServiceClient::commit_call(std::size_t size) {
+CallStarted ServiceClient::commit_call(std::size_t size) {
     if (!loaned_) throw_error(std::errc::invalid_argument, "service client: commit_call without a loan");
     if (size > loan_size_) {
         throw_error(std::errc::invalid_argument, "service client: commit_call of " + str(size) +

@@ -39,7 +39,7 @@
 #include "ipckit/detail/sleeper.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/ring.hpp"
-#include "ipckit/service.hpp"
+#include "ipckit/service_types.hpp"
 #include "ipckit/wait_mode.hpp"
 #include "ring_layout.hpp"
 
@@ -197,9 +197,9 @@ public:
 
     // Sends a request. `closed`: no server is ready now (wait for one and try again); ok with a
     // CallId; timed_out when the request ring stayed full.
-    [[nodiscard]] Client::Started start(std::span<const std::byte> request, Deadline deadline);
+    [[nodiscard]] CallStarted start(std::span<const std::byte> request, Deadline deadline);
     [[nodiscard]] Loan loan(std::size_t size, Deadline deadline);
-    [[nodiscard]] Client::Started commit_call(std::size_t size);
+    [[nodiscard]] CallStarted commit_call(std::size_t size);
     [[nodiscard]] IoResult wait(CallId call, std::vector<std::byte>& response, Deadline deadline);
     [[nodiscard]] RecordView read(CallId call, Deadline deadline);
     void release();
@@ -226,8 +226,8 @@ private:
         bool answered;
         std::vector<std::byte> response;
     };
-    [[nodiscard]] Client::Started prepare(std::size_t size);
-    [[nodiscard]] Client::Started sent(std::uint64_t id);
+    [[nodiscard]] CallStarted prepare(std::size_t size);
+    [[nodiscard]] CallStarted sent(std::uint64_t id);
     [[nodiscard]] std::uint64_t next_id() noexcept;
     [[nodiscard]] std::vector<Call>::iterator find(CallId call, const char* what);
     // Takes the next response from the ring: true if one was taken (copied to its call, or
