@@ -680,26 +680,10 @@ void ServiceClient::wake_other_clients() noexcept {
 // server dying between our look and the sleep would then be slept through.)
 void ServiceClient::sleep(std::uint32_t epoch, Deadline deadline) {
     auto& wait = responses_header_->wait;
-    if (mode_ != WaitMode::block) {
-        const auto start = Clock::now();
-        auto next_yield = start + kSpinYieldEvery;
-        for (unsigned spins = 1;; ++spins) {
-            if (responses_->has_data()) return;
-            cpu_relax();
-            if (spins % kSpinsPerClockRead != 0) continue;
-            const auto now = Clock::now();
-            if (now >= deadline.when() || server_left(epoch)) return;
-            if (mode_ == WaitMode::adaptive && now - start >= kAdaptiveSpin) break;
-            if (now >= next_yield) {
-                ::sched_yield();
-                next_yield = now + kSpinYieldEvery;
-            }
-        }
-        for (int i = 0; i < kAdaptiveYields; ++i) {
-            ::sched_yield();
-            if (responses_->has_data()) return;
-        }
-    }
+    if (spin_until(
+            mode_, deadline, [&](Clock::time_point) { return server_left(epoch); },
+            [this] { return responses_->has_data(); }))
+        return;  // something happened (or the deadline): the caller looks
     // The key before the announcement: a commit after it changes the word (the ring's handshake).
     const std::uint32_t key = wait.data_event.load(std::memory_order_acquire);
 #ifdef IPCKIT_RING_FENCELESS

@@ -43,6 +43,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/detail/endpoint.hpp"
@@ -122,6 +123,37 @@ inline auto one_holder(const ring::EndpointWatch& peer) noexcept {
     };
 }
 
+// The spinning part of a wait: nothing for `block`; `spin` spins until something happens (yielding
+// now and then); `adaptive` spins kAdaptiveSpin, then yields kAdaptiveYields times. ok when
+// `ready()`, timed_out at the deadline, closed when `gone(now)`; nullopt when the spin ran its
+// course without any (then sleep).
+template <typename Gone, typename Ready>
+std::optional<Status> spin_until(WaitMode mode, Deadline deadline, Gone&& gone, Ready&& ready) {
+    using Clock = std::chrono::steady_clock;
+    if (mode == WaitMode::block) return std::nullopt;
+    const auto start = Clock::now();
+    auto next_yield = start + kSpinYieldEvery;
+    for (unsigned spins = 1;; ++spins) {
+        if (ready()) return Status::ok;
+        cpu_relax();
+        if (spins % kSpinsPerClockRead == 0) {
+            const auto now = Clock::now();
+            if (now >= deadline.when()) return Status::timed_out;
+            if (gone(now)) return Status::closed;
+            if (mode == WaitMode::adaptive && now - start >= kAdaptiveSpin) break;
+            if (now >= next_yield) {
+                ::sched_yield();
+                next_yield = now + kSpinYieldEvery;
+            }
+        }
+    }
+    for (int i = 0; i < kAdaptiveYields; ++i) {
+        ::sched_yield();
+        if (ready()) return Status::ok;
+    }
+    return std::nullopt;
+}
+
 // Waits until `ready()` (which re-reads what the other side publishes) is true. Returns ok when
 // it is, closed when `gone(now)` says the peer left (the caller drains what it published first),
 // or timed_out. Before it sleeps on `event` it calls `before_sleep()` (a producer says how much
@@ -132,28 +164,7 @@ Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
                   std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& event, Gone&& gone,
                   Holders&& holders, Ready&& ready, BeforeSleep&& before_sleep) {
     using Clock = std::chrono::steady_clock;
-    if (mode != WaitMode::block) {
-        const auto start = Clock::now();
-        auto next_yield = start + kSpinYieldEvery;
-        for (unsigned spins = 1;; ++spins) {
-            if (ready()) return Status::ok;
-            cpu_relax();
-            if (spins % kSpinsPerClockRead == 0) {
-                const auto now = Clock::now();
-                if (now >= deadline.when()) return Status::timed_out;
-                if (gone(now)) return Status::closed;
-                if (mode == WaitMode::adaptive && now - start >= kAdaptiveSpin) break;
-                if (now >= next_yield) {
-                    ::sched_yield();
-                    next_yield = now + kSpinYieldEvery;
-                }
-            }
-        }
-        for (int i = 0; i < kAdaptiveYields; ++i) {
-            ::sched_yield();
-            if (ready()) return Status::ok;
-        }
-    }
+    if (const auto spun = spin_until(mode, deadline, gone, ready)) return *spun;
     struct Leave {
         std::atomic<std::uint32_t>& sleepers;
         SleeperBarrier& barrier;
