@@ -86,7 +86,7 @@ void step(Run& run, ProgramInput& in) {
             const std::size_t at = in.take(2) % region.size;
             const auto bytes = in.take_span(in.take(1));
             const std::size_t n = std::min(bytes.size(), region.size - at);
-            std::memcpy(region.bytes + at, bytes.data(), n);
+            if (n != 0) std::memcpy(region.bytes + at, bytes.data(), n);
             run.tampered = true;
             break;
         }
@@ -139,7 +139,7 @@ void step(Run& run, ProgramInput& in) {
                     if (!loan.ok()) return;
                     if (made_up) run.tampered = true;
                     check(loan.buffer.size() == response.size() + extra % 8, "a loan of the wrong size");
-                    std::memcpy(loan.buffer.data(), response.data(), response.size());
+                    if (!response.empty()) std::memcpy(loan.buffer.data(), response.data(), response.size());
                     run.server->commit_reply(to, response.size());
                 }
             });
@@ -176,7 +176,7 @@ void step(Run& run, ProgramInput& in) {
             break;
         case 11: {
             const auto bytes = in.take_span(region.size);
-            std::memcpy(region.bytes, bytes.data(), bytes.size());
+            if (!bytes.empty()) std::memcpy(region.bytes, bytes.data(), bytes.size());
             run.tampered = true;
             break;
         }
@@ -190,7 +190,7 @@ void step(Run& run, ProgramInput& in) {
                 if (!loan.ok()) return;
                 check(loan.buffer.size() == size, "a request loan of the wrong size");
                 const Bytes request = make_message(size, size);
-                std::memcpy(loan.buffer.data(), request.data(), size);
+                if (size != 0) std::memcpy(loan.buffer.data(), request.data(), size);
                 const auto started = client->commit_call(size);
                 if (started.ok()) run.sent[{which, started.call.id}] = reversed(request);
             });
