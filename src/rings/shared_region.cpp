@@ -89,7 +89,7 @@ BusGuard::BusGuard(std::span<std::byte> region, std::string object) : object_(st
         guard_slots[i].lost.store(false, std::memory_order_relaxed);
         guard_slots[i].size.store(region.size(), std::memory_order_relaxed);
         guard_slots[i].base.store(reinterpret_cast<std::uintptr_t>(region.data()), std::memory_order_release);
-        slot_ = static_cast<int>(i);
+        slot_ = Owned<int, FreeSlot>(static_cast<int>(i), true);
         return;
     }
     throw_error(std::errc::too_many_files_open,
@@ -97,28 +97,10 @@ BusGuard::BusGuard(std::span<std::byte> region, std::string object) : object_(st
                     " shared memory regions are mapped in this process (the SIGBUS guard's limit)");
 }
 
-BusGuard::BusGuard(BusGuard&& other) noexcept
-    : slot_(std::exchange(other.slot_, -1)), object_(std::move(other.object_)) {}
-
-BusGuard& BusGuard::operator=(BusGuard&& other) noexcept {
-    if (this != &other) {
-        release();
-        slot_ = std::exchange(other.slot_, -1);
-        object_ = std::move(other.object_);
-    }
-    return *this;
-}
-
-BusGuard::~BusGuard() {
-    release();
-}
-
-void BusGuard::release() noexcept {
-    if (slot_ < 0) return;
-    auto& slot = guard_slots[static_cast<std::size_t>(slot_)];
+void BusGuard::FreeSlot::operator()(int index) const noexcept {
+    auto& slot = guard_slots[static_cast<std::size_t>(index)];
     slot.base.store(0, std::memory_order_release);
     slot.used.store(false, std::memory_order_release);
-    slot_ = -1;
 }
 
 bool BusGuard::lost() const noexcept {

@@ -32,6 +32,7 @@
 #include <string_view>
 
 #include "ipckit/deadline.hpp"
+#include "ipckit/detail/owned.hpp"
 #include "ipckit/mapping.hpp"
 
 namespace ipckit::detail {
@@ -42,9 +43,6 @@ public:
     // Guards [region.data(), region.data() + region.size()); the region must be a whole mapping
     // (page-aligned start) that outlives the guard. Throws Error when 256 regions are guarded.
     explicit BusGuard(std::span<std::byte> region, std::string object);
-    BusGuard(BusGuard&& other) noexcept;
-    BusGuard& operator=(BusGuard&& other) noexcept;
-    ~BusGuard();
 
     // A fault hit the region: its contents are gone (now zeros, private to this process).
     [[nodiscard]] bool lost() const noexcept;
@@ -53,8 +51,12 @@ public:
     [[nodiscard]] bool active() const noexcept { return slot_ >= 0; }
 
 private:
-    void release() noexcept;
-    int slot_ = -1;
+    // Frees a guard slot (moves hand it over: a moved-from guard holds -1, none).
+    struct FreeSlot {
+        void operator()(int slot) const noexcept;
+        static int empty() noexcept { return -1; }
+    };
+    Owned<int, FreeSlot> slot_;
     std::string object_;
 };
 
