@@ -6,7 +6,7 @@
 //     service:@NAME    the same in a sealed memfd served on the abstract socket @NAME
 //     nats://HOST:PORT/SUBJECT   NATS request/reply: the same client code reaches a remote server
 //
-// Options: clients=C (client slots, 1..1024, default 16), inflight=F (calls in flight per client,
+// Options: clients=C (client slots, 1..1023, default 16), inflight=F (calls in flight per client,
 // default 4), max=SIZE (largest request or response), wait=MODE, mode=OCTAL, keep=1.
 //
 // Example:

@@ -493,6 +493,7 @@ ContenderList all_contenders() {
     add_raw_loops(list);
     add_channels(list);
     add_loan(list);
+    add_services(list);
     add_peers(list);
     return list;
 }

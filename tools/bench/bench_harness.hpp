@@ -171,12 +171,34 @@ private:
     std::string wait_;
 };
 
+// A contender this build leaves out: every row of it is an error row saying why.
+class NotBuilt final : public Contender {
+public:
+    NotBuilt(std::string name, std::string wait, std::string why, bool latency = true)
+        : Contender(std::move(name), Category::channel, std::move(wait)),
+          why_(std::move(why)),
+          latency_(latency) {}
+    [[nodiscard]] bool measures(Mode mode) const override { return mode == Mode::throughput || latency_; }
+    [[nodiscard]] std::optional<std::string> absent() const override { return why_; }
+    [[nodiscard]] std::unique_ptr<Side> prepare(const RowPlan&, PeerLaunch&) override {
+        throw std::logic_error("not built");
+    }
+    [[nodiscard]] std::unique_ptr<Side> join(const RowPlan&, const std::vector<std::string>&) override {
+        throw std::logic_error("not built");
+    }
+
+private:
+    std::string why_;
+    bool latency_;
+};
+
 using ContenderList = std::vector<std::unique_ptr<Contender>>;
 // Each file adds its contenders, in the order of the table.
 void add_baselines(ContenderList& list);
 void add_raw_loops(ContenderList& list);
 void add_channels(ContenderList& list);
-void add_loan(ContenderList& list);  // shm-loan: the ring's zero-copy path
+void add_loan(ContenderList& list);      // shm-loan: the ring's zero-copy path
+void add_services(ContenderList& list);  // service: a call's round trip (bench_service.cpp)
 void add_peers(ContenderList& list);
 // The iceoryx peer (bench_iceoryx.cpp), or null when it was not built in. The contenders it makes
 // while one is alive share one RouDi (the usual row and the polling one).
