@@ -524,7 +524,7 @@ py::list objects() {
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(o.mode));
         py::dict d;
-        d["kind"] = std::string(to_string(o.kind));
+        d["kind"] = std::string(kind_name(o));
         d["address"] = o.address;
         d["owner"] = o.owner;
         d["owner_uid"] = or_none(o.owner_uid != static_cast<uid_t>(-1), o.owner_uid);
@@ -540,6 +540,20 @@ py::list objects() {
         d["last_sender_pid"] = or_none(queue, o.last_sender_pid);
         d["last_receiver_pid"] = or_none(queue, o.last_receiver_pid);
         d["stale"] = o.stale;
+        if (o.service) {
+            py::dict s;
+            s["clients"] = o.service->clients;
+            s["clients_attached"] = o.service->clients_attached;
+            s["server_alive"] = o.service->server_alive;
+            s["server_pid"] = o.service->server_pid;
+            s["calls"] = o.service->calls;
+            s["replies"] = o.service->replies;
+            s["replies_dropped"] = o.service->replies_dropped;
+            s["takeovers"] = o.service->takeovers;
+            d["service"] = std::move(s);
+        } else {
+            d["service"] = py::none();
+        }
         out.append(std::move(d));
     }
     return out;

@@ -353,7 +353,9 @@ void parse_option(Address& a, std::string_view option) {
                                   : "no inflight option: only services (service:, nats://) have it");
         const auto n = parse_int<std::uint32_t>(value);
         if (name == "clients") {
-            if (!n || *n < 1 || *n > 1024) bad("a number of client slots from 1 to 1024");
+            // The server holds two ring ends per slot and its own: 2047, of the 2048 ends the
+            // kernel's robust list covers in one process.
+            if (!n || *n < 1 || *n > 1023) bad("a number of client slots from 1 to 1023");
             a.region.clients = *n;
         } else {
             if (!n || *n < 1 || *n > 64) bad("a number of calls in flight per client from 1 to 64");
