@@ -94,6 +94,7 @@ using RingEndHandle = std::unique_ptr<detail::ring::RingHeader, RingEndCloser>;
 struct RingWaitWords {
     std::atomic<std::uint32_t>* consumer_sleepers = nullptr;
     std::atomic<std::uint32_t>* data_event = nullptr;
+    std::atomic<std::uint64_t>* sleeps = nullptr;  // the consumer's sleeps counter
 };
 }  // namespace detail
 

@@ -1,6 +1,6 @@
 // Reading every channel's state from outside, for `ipckit top` (include/ipckit/channel_stats.hpp).
-// The one place that interprets regions for display: the counters of layout version 3
-// (docs/region-layout-v3.md, part B) are read here too when they land.
+// The one place that interprets regions for display, the counters of layout version 3 (each end's,
+// on its own line: docs/ring-layout.md, "Counters") included.
 #include "ipckit/channel_stats.hpp"
 
 #include <fcntl.h>
@@ -42,6 +42,10 @@ std::uint64_t load(const std::atomic<std::uint64_t>& word) {
 std::uint32_t load(const std::atomic<std::uint32_t>& word) {
     return word.load(std::memory_order_acquire);
 }
+// A counter: relaxed, as its one writer stores it.
+std::uint64_t counter(const std::atomic<std::uint64_t>& word) {
+    return word.load(std::memory_order_relaxed);
+}
 
 // The region's bytes, mapped read-only for as long as the reading takes.
 class RegionView {
@@ -62,15 +66,36 @@ private:
     detail::BusGuard guard_;
 };
 
-void add_holder(ChannelStats& stats, const ring::EndpointLine& line, std::string role) {
+// Adds the end's holder, if it is held, and returns it (null when nobody holds the end). The
+// end's takeovers are counted either way: its line keeps them across holders.
+ChannelHolder* add_holder(ChannelStats& stats, const ring::EndpointLine& line, std::string role) {
+    stats.counters->takeovers += counter(line.takeovers);
     const auto owner = ring::OwnerWord::unpack(load(line.owner));
-    if (owner.state == ring::EndpointState::vacant || owner.state == ring::EndpointState::closed) return;
+    if (owner.state == ring::EndpointState::vacant || owner.state == ring::EndpointState::closed)
+        return nullptr;
     if (owner.state != ring::EndpointState::attached && owner.state != ring::EndpointState::claiming)
         corrupt("the " + role + "'s owner word has state " + std::to_string(static_cast<int>(owner.state)));
     // Alive as takeover decides it: the holder word, a robust futex the kernel marks at the
     // holder's death in any PID namespace (endpoint.hpp). The pid is for display.
     stats.holders.push_back(
         {std::move(role), static_cast<pid_t>(owner.pid), ring::holder_alive(load(line.holder))});
+    return &stats.holders.back();
+}
+
+// A ring end's (or the topic publisher's) counters into the channel's, and its holder's.
+void add_counters(ChannelStats& stats, const region::EndCounters& end, ChannelHolder* holder, bool sender) {
+    const std::uint64_t messages = counter(end.messages);
+    const std::uint64_t bytes = counter(end.bytes);
+    auto& c = *stats.counters;
+    (sender ? c.messages_sent : c.messages_received) += messages;
+    (sender ? c.bytes_sent : c.bytes_received) += bytes;
+    c.full_waits += counter(end.full_waits);
+    c.sleeps += counter(end.sleeps);
+    c.wakes_sent += counter(end.wakes_sent);
+    if (holder != nullptr) {
+        holder->messages = messages;
+        holder->bytes = bytes;
+    }
 }
 
 void check_capacity(std::uint64_t capacity) {
@@ -79,9 +104,11 @@ void check_capacity(std::uint64_t capacity) {
         corrupt("capacity " + std::to_string(capacity) + " is not a power of two from 64 B to 4 GiB");
 }
 
-// One 1:1 ring's cursors and holders, at `base` (0, or a lane's offset).
+// One 1:1 ring's cursors, counters and holders, at `base` (0, or a lane's offset). A lane's consumer
+// end is the lanes receiver's: its counters go to the channel, and its sleeps (the receiver's,
+// counted on every lane it slept on) to `lanes_receiver_sleeps`, the most any lane counted.
 void read_ring(const RegionView& view, std::uint64_t base, ChannelStats& stats, const std::string& producer,
-               const char* consumer, bool& lanes_receiver_sleeping) {
+               const char* consumer, bool& lanes_receiver_sleeping, std::uint64_t& lanes_receiver_sleeps) {
     const auto& header = view.at<ring::RingHeader>(base);
     // The consumer first: it never passes the producer, so read in this order the pair is ordered.
     const std::uint64_t consumed = load(header.consumer.position);
@@ -97,8 +124,17 @@ void read_ring(const RegionView& view, std::uint64_t base, ChannelStats& stats, 
     const auto consumers = load(header.wait.consumer_sleepers);
     stats.sleepers += load(header.wait.producer_sleepers) + (consumer != nullptr ? consumers : 0);
     lanes_receiver_sleeping = lanes_receiver_sleeping || (consumer == nullptr && consumers != 0);
-    add_holder(stats, header.producer_end, producer);
-    if (consumer != nullptr) add_holder(stats, header.consumer_end, consumer);
+    add_counters(stats, header.producer.counters, add_holder(stats, header.producer_end, producer), true);
+    if (consumer != nullptr) {
+        add_counters(stats, header.consumer.counters, add_holder(stats, header.consumer_end, consumer),
+                     false);
+        return;
+    }
+    stats.counters->takeovers += counter(header.consumer_end.takeovers);  // the receiver's, per lane
+    const std::uint64_t sleeps = counter(header.consumer.counters.sleeps);
+    add_counters(stats, header.consumer.counters, nullptr, false);
+    stats.counters->sleeps -= sleeps;
+    lanes_receiver_sleeps = std::max(lanes_receiver_sleeps, sleeps);
 }
 
 void read_topic(const RegionView& view, const region::ControlLine& control, ChannelStats& stats) {
@@ -109,7 +145,8 @@ void read_topic(const RegionView& view, const region::ControlLine& control, Chan
         corrupt("header size " + std::to_string(control.header_size) + " does not fit " +
                 std::to_string(slots) + " slots");
     const auto& header = view.at<topic::TopicHeader>(0);
-    add_holder(stats, header.publisher_end, "publisher");
+    add_counters(stats, header.publisher.counters, add_holder(stats, header.publisher_end, "publisher"),
+                 true);
     std::uint64_t committed = 0;
     std::uint64_t next_sequence = 0;
     for (int attempt = 0;; ++attempt) {  // the publisher's pair, under its sequence lock
@@ -127,13 +164,27 @@ void read_topic(const RegionView& view, const region::ControlLine& control, Chan
     for (std::uint64_t i = 0; i < slots; ++i) {
         const auto& slot = view.at<topic::Slot>(topic::kFixedHeaderSize + i * sizeof(topic::Slot));
         const auto owner = ring::OwnerWord::unpack(load(slot.end.owner));
-        if (owner.state != ring::EndpointState::attached || load(slot.cursor.joined_epoch) != owner.epoch)
+        if (owner.state != ring::EndpointState::attached || load(slot.cursor.joined_epoch) != owner.epoch) {
+            stats.counters->takeovers += counter(slot.end.takeovers);
             continue;
+        }
         ++stats.subscribers;
-        add_holder(stats, slot.end, "subscriber " + std::to_string(i));
+        ChannelHolder* holder = add_holder(stats, slot.end, "subscriber " + std::to_string(i));
         const std::uint64_t position = load(slot.cursor.position);
         const std::uint64_t sequence = load(slot.cursor.sequence);
-        *stats.missed += load(slot.cursor.missed);
+        const std::uint64_t missed = load(slot.cursor.missed);
+        *stats.missed += missed;
+        auto& c = *stats.counters;
+        const std::uint64_t messages = counter(slot.cursor.messages);
+        const std::uint64_t bytes = counter(slot.cursor.bytes);
+        c.messages_received += messages;
+        c.bytes_received += bytes;
+        c.sleeps += counter(slot.cursor.sleeps);
+        if (holder != nullptr) {
+            holder->messages = messages;
+            holder->bytes = bytes;
+            holder->missed = missed;
+        }
         // The publisher's pair was read before the cursors: a subscriber may have moved past it.
         if (position <= committed) slowest_bytes = std::max(slowest_bytes, committed - position);
         if (sequence <= next_sequence)
@@ -155,10 +206,12 @@ void read_lanes(const RegionView& view, const region::ControlLine& control, Chan
     stats.address += "?senders=" + std::to_string(count);
     add_holder(stats, view.at<ring::LanesHeader>(0).receiver_end, "receiver");
     bool receiver_sleeping = false;
+    std::uint64_t receiver_sleeps = 0;
     for (std::uint64_t i = 0; i < count; ++i)
         read_ring(view, ring::kLanesHeaderSize + i * stride, stats, "lane " + std::to_string(i), nullptr,
-                  receiver_sleeping);
+                  receiver_sleeping, receiver_sleeps);
     stats.sleepers += receiver_sleeping ? 1 : 0;
+    stats.counters->sleeps += receiver_sleeps;
 }
 
 // A file in /dev/shm: an ipckit region (its magic) or not ours (nothing).
@@ -189,6 +242,7 @@ std::optional<ChannelStats> read_region(const std::string& name) {
         const RegionView view(fd, static_cast<std::size_t>(st.st_size), stats.address);
         const auto& control = view.at<region::ControlLine>(0);
         stats.capacity = control.capacity;
+        stats.counters.emplace();
         check_capacity(control.capacity);
         switch (control.kind) {
             case region::Kind::ring: {
@@ -197,7 +251,8 @@ std::optional<ChannelStats> read_region(const std::string& name) {
                     view.size() - ring::kHeaderSize < control.capacity)
                     corrupt("a ring whose data area does not fit the region");
                 bool unused = false;
-                read_ring(view, 0, stats, "producer", "consumer", unused);
+                std::uint64_t unused_sleeps = 0;
+                read_ring(view, 0, stats, "producer", "consumer", unused, unused_sleeps);
                 break;
             }
             case region::Kind::lanes:

@@ -235,6 +235,9 @@ void LanesReceiver::sleep_on_lanes(Deadline until) {
         const Deadline wake = sleeper_.sliced()
                                   ? Deadline::at(std::min(until.when(), Clock::now() + detail::kSleepSlice))
                                   : until;
+        // Every lane's consumer sleeps: each lane counts the sleep.
+        for (std::size_t i = 0; i < n; ++i)
+            detail::region::count(*lanes_[i].wait_words().sleeps);
         detail::sleep_on(events, keys, n, holders, n, wake);
     }
     for (std::size_t i = 0; i < n; ++i)

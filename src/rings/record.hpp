@@ -49,6 +49,33 @@ struct alignas(kLineSize) ControlLine {
 };
 static_assert(sizeof(ControlLine) == kLineSize);
 
+// ---- Counters (docs/ring-layout.md, "Counters") ----
+
+// What an end counts about itself, on a line only it writes (its cursor line): u64 each, stored
+// relaxed by that end alone and loaded relaxed by readers (`ipckit top`), so counting costs a
+// load and a store to a line the end writes anyway, and no shared atomic read-modify-write.
+struct EndCounters {
+    std::atomic<std::uint64_t> messages;    // records committed (a producer) or consumed (a consumer)
+    std::atomic<std::uint64_t> bytes;       // their payload bytes
+    std::atomic<std::uint64_t> full_waits;  // a producer's sends that found no room (waited or not)
+    std::atomic<std::uint64_t> sleeps;      // futex sleeps
+    std::atomic<std::uint64_t> wakes_sent;  // futex wakes issued for the other side's sleepers
+};
+
+// Adds `by` to a counter only this process's end writes: no read-modify-write on shared memory.
+inline void count(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+// A message and its payload bytes.
+inline void count_message(std::atomic<std::uint64_t>& messages, std::atomic<std::uint64_t>& bytes,
+                          std::uint64_t payload) noexcept {
+    count(messages);
+    count(bytes, payload);
+}
+inline void count_message(EndCounters& counters, std::uint64_t payload) noexcept {
+    count_message(counters.messages, counters.bytes, payload);
+}
+
 // ---- Records: the commit word ----
 
 // Every record starts with a 64-bit commit word, stored last (release) and polled by readers:

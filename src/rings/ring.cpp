@@ -273,6 +273,7 @@ RingProducer RingProducer::attach(std::span<std::byte> region, WaitMode mode) {
     p.max_message_ = Ring::max_message_size(g.capacity);
     p.mode_ = mode;
     p.sleeper_ = detail::SleeperBarrier(mode);
+    p.sleeper_.set_sleep_counter(&g.header->producer.counters.sleeps);
     // Before this end first waits: the peer of an end that may sleep keeps its fence (wait.hpp).
     g.header->producer_end.may_sleep.store(mode == WaitMode::spin ? 0 : 1, std::memory_order_seq_cst);
     // Read after the claim: the previous holder (closed or dead) no longer moves them.
@@ -402,6 +403,7 @@ Status RingProducer::reserve(std::size_t size, Deadline deadline) {
     const std::uint64_t need = padding + record;
     if (!has_space(need)) [[unlikely]] {
         refresh_tail();
+        if (!has_space(need)) detail::region::count(header_->producer.counters.full_waits);
         while (!has_space(need)) {
             if (consumer_gone(Clock::now())) return Status::closed;
             if (deadline.is_immediate()) return Status::would_block;
@@ -449,13 +451,16 @@ void RingProducer::publish(std::size_t size) {
     head_ = end;
     pending_ = false;
     // Read only by an attacher (a takeover walks from it) and `ipckit ls`: relaxed, off the hot path.
+    // The counters share the line, which only this end writes.
     header_->producer.position.store(head_, std::memory_order_relaxed);
+    detail::region::count_message(header_->producer.counters, size);
     handshake_fence(header_->consumer_end);
     // As notify(), plus the doorbell: an armed doorbell counts as a sleeper, so it is only
     // looked for on this path and a send with nobody asleep makes no system call.
     if (header_->wait.consumer_sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
         header_->wait.data_event.fetch_add(1, std::memory_order_release);
         (void)detail::futex_wake(header_->wait.data_event, INT_MAX);
+        detail::region::count(header_->producer.counters.wakes_sent);
         ring_doorbell(*header_, &bell_sender_);
     }
 }
@@ -509,6 +514,7 @@ RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     c.max_message_ = Ring::max_message_size(g.capacity);
     c.mode_ = mode;
     c.sleeper_ = detail::SleeperBarrier(mode);
+    c.sleeper_.set_sleep_counter(&g.header->consumer.counters.sleeps);
     // Before this end first waits: the peer of an end that may sleep keeps its fence (wait.hpp).
     g.header->consumer_end.may_sleep.store(mode == WaitMode::spin ? 0 : 1, std::memory_order_seq_cst);
     // Read after the claim: the previous consumer (closed or dead) no longer moves it. It was
@@ -584,7 +590,7 @@ bool RingConsumer::has_data() const noexcept {
 
 detail::RingWaitWords RingConsumer::wait_words() const noexcept {
     if (!header_) return {};
-    return {&header_->wait.consumer_sleepers, &header_->wait.data_event};
+    return {&header_->wait.consumer_sleepers, &header_->wait.data_event, &header_->consumer.counters.sleeps};
 }
 
 Status RingConsumer::wait_for_data(Deadline deadline) {
@@ -655,14 +661,18 @@ Status RingConsumer::next_record(Deadline deadline) {
 void RingConsumer::consume() {
     tail_ += record_size(record_payload_);
     holding_ = false;
+    detail::region::count_message(header_->consumer.counters,
+                                  record_payload_);  // our line, before the cursor's release
     // release: our reads of the record are done before the producer may reuse its bytes; then
     // the fence of the sleeper handshake (see notify()).
     publish_cursor(header_->consumer.position, tail_, header_->producer_end);
     // A sleeping producer asked for a quarter of the ring (WaitLine::space_wanted): waking it for
     // every record would put a sleep and a wake-up on every record of a full ring.
     if (header_->wait.producer_sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
-        if (tail_ >= header_->wait.space_wanted.load(std::memory_order_relaxed))
+        if (tail_ >= header_->wait.space_wanted.load(std::memory_order_relaxed)) {
             notify(header_->wait.producer_sleepers, header_->wait.space_event);
+            detail::region::count(header_->consumer.counters.wakes_sent);
+        }
     }
 }
 

@@ -9,8 +9,8 @@
 //   offset 0     ControlLine    magic, version, kind, sizes
 //   offset 128   EndpointLine   the producer: owner word (pid, state, epoch) and start time
 //   offset 256   EndpointLine   the consumer
-//   offset 384   CursorLine     producer cursor: bytes committed (stored after each commit)
-//   offset 512   CursorLine     consumer cursor: bytes consumed (stored after each record)
+//   offset 384   CursorLine     producer cursor: bytes committed (stored after each commit), counters
+//   offset 512   CursorLine     consumer cursor: bytes consumed (stored after each record), counters
 //   offset 640   WaitLine       sleeper counts and futex words (written only on the sleeping path)
 //   offset 768   DoorbellLine   a wait set's doorbell, when one is registered
 //   offset 896   reserved       up to 2048: the consumer's latency histogram of layout part B
@@ -50,9 +50,13 @@ using region::record_size;
 using region::word_length;
 using region::word_stamp;
 
+// A cursor line is written by its end alone: the position, then that end's counters
+// (docs/ring-layout.md, "Counters"; a consumer leaves full_waits zero).
 struct alignas(kLineSize) CursorLine {
     std::atomic<std::uint64_t> position;
+    region::EndCounters counters;
 };
+static_assert(offsetof(CursorLine, counters) == 8, "the counters follow the position");
 
 // Read on every send/recv but written only by a side about to sleep, so it stays shared in
 // both caches and costs a hit, not a miss, when nobody sleeps.

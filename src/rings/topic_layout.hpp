@@ -50,7 +50,9 @@ struct alignas(kLineSize) PublisherLine {
     std::atomic<std::uint64_t> version;
     std::atomic<std::uint64_t> committed;      // bytes committed (a record boundary)
     std::atomic<std::uint64_t> next_sequence;  // the sequence number of the next record
+    region::EndCounters counters;              // the publisher's (docs/ring-layout.md, "Counters")
 };
+static_assert(sizeof(PublisherLine) == kLineSize);
 
 // The oldest record whose bytes are still intact. The publisher moves it forward (store, then a
 // fence) before it overwrites anything; a copying reader re-reads it after its copy, so a record
@@ -102,6 +104,11 @@ struct alignas(kLineSize) SlotLine {
     // 1 while the subscriber is counted in subscriber_sleepers by a futex sleep (set after the
     // count, cleared before it): a takeover of a slot whose holder died asleep takes the count back.
     std::atomic<std::uint32_t> sleeping;
+    // The subscriber's counters since it joined (docs/ring-layout.md, "Counters"; `missed` above
+    // is the third); its takeovers are on its endpoint line.
+    std::atomic<std::uint64_t> messages;
+    std::atomic<std::uint64_t> bytes;
+    std::atomic<std::uint64_t> sleeps;
 };
 static_assert(sizeof(SlotLine) == kLineSize);
 

@@ -50,6 +50,7 @@ TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode
     p.drop_ = g.drop;
     p.mode_ = mode;
     p.epoch_ = claim.epoch;
+    p.sleeper_.set_sleep_counter(&g.header->publisher.counters.sleeps);
     p.took_over_ = claim.took_over;
     p.head_ = g.committed;
     p.sequence_ = g.next_sequence;
@@ -203,6 +204,7 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
             }
         }
         if (!drop_ && floor > cached_floor_ && !room_for(floor, Clock::now())) {
+            detail::region::count(header_->publisher.counters.full_waits);
             if (deadline.is_immediate()) return Status::would_block;
             // Asleep, it watches the holders of the subscribers that hold it back: a death wakes it.
             auto holding_back = [&](detail::HolderWords* words, std::size_t max) {
@@ -267,10 +269,12 @@ void TopicPublisher::publish(std::size_t size) {
     ++sequence_;
     pending_ = false;
     store_committed(header_->publisher, head_, sequence_);
+    detail::region::count_message(header_->publisher.counters, size);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // the commit before the sleepers load
     if (header_->wait.subscriber_sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
         header_->wait.data_event.fetch_add(1, std::memory_order_release);
         (void)detail::futex_wake(header_->wait.data_event, INT_MAX);
+        detail::region::count(header_->publisher.counters.wakes_sent);
         ring_doorbells();  // an armed doorbell counts as a sleeper, so it is only looked for here
     }
 }

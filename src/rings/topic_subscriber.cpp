@@ -71,6 +71,7 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
     s.took_over_ = claim.took_over;
     s.publisher_ = EndpointWatch(&g.header->publisher_end, EndpointWatch::JoinAfter{});
     s.sleeper_.set_sleeping_flag(&s.slot_->cursor.sleeping);
+    s.sleeper_.set_sleep_counter(&s.slot_->cursor.sleeps);
     TopicHeader& h = *g.header;
     for (int attempt = 0;; ++attempt) {
         // acquire (inside): the history entries and records below `committed` are the published
@@ -98,6 +99,9 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
         s.slot_->cursor.position.store(start, std::memory_order_relaxed);
         s.slot_->cursor.sequence.store(s.expected_, std::memory_order_relaxed);
         s.slot_->cursor.missed.store(0, std::memory_order_relaxed);
+        s.slot_->cursor.messages.store(0, std::memory_order_relaxed);
+        s.slot_->cursor.bytes.store(0, std::memory_order_relaxed);
+        s.slot_->cursor.sleeps.store(0, std::memory_order_relaxed);
         // The store-buffer handshake with the publisher's advance_oldest: our cursor, then the
         // bump (a seq_cst read-modify-write), then `oldest`. Either the publisher sees the bump
         // and rescans (finding our cursor), or we see the oldest it moved to and start again.
@@ -220,6 +224,7 @@ void TopicSubscriber::consume() {
     holding_ = false;
     slot_->cursor.sequence.store(expected_, std::memory_order_relaxed);
     if (missed_ != 0) slot_->cursor.missed.store(missed_total_, std::memory_order_relaxed);
+    detail::region::count_message(slot_->cursor.messages, slot_->cursor.bytes, record_length_);
     // release: our reads of the record happen-before the publisher's overwrite of its bytes.
     slot_->cursor.position.store(cursor_, std::memory_order_release);
     if (!drop_) {
