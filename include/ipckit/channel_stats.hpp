@@ -76,8 +76,18 @@ struct ChannelStats {
     std::uint32_t sleepers = 0;               // processes inside a futex wait on the region now
     std::vector<ChannelHolder> holders;       // the region's ends that are held
     std::optional<ChannelCounters> counters;  // rings, lanes, topics
+    // stats=latency (rings, lanes, topics): 64 log2 buckets of commit-to-consume times, every
+    // reader's added up: bucket 0 counts 0 ns, bucket b [2^(b-1), 2^b) ns (the last, anything
+    // longer). Empty without the option.
+    std::vector<std::uint64_t> latency_histogram;
 };
 
 [[nodiscard]] std::vector<ChannelStats> read_channel_stats();
+
+// The time under which a fraction `q` (0 < q <= 1) of the histogram's waits fall, as the upper
+// edge of the bucket that holds it (2^b ns; 0 for bucket 0): within a factor of two. Nothing when
+// the histogram is empty or counts nothing.
+[[nodiscard]] std::optional<std::uint64_t> latency_quantile(const std::vector<std::uint64_t>& histogram,
+                                                            double q);
 
 }  // namespace ipckit

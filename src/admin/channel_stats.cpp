@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "channels/locator.hpp"
@@ -104,6 +105,13 @@ void check_capacity(std::uint64_t capacity) {
         corrupt("capacity " + std::to_string(capacity) + " is not a power of two from 64 B to 4 GiB");
 }
 
+// Adds a reader's histogram block to the channel's.
+void add_latency(ChannelStats& stats, const region::LatencyHistogram& block) {
+    stats.latency_histogram.resize(region::kLatencyBuckets);
+    for (std::size_t b = 0; b < region::kLatencyBuckets; ++b)
+        stats.latency_histogram[b] += counter(block.buckets[b]);
+}
+
 // One 1:1 ring's cursors, counters and holders, at `base` (0, or a lane's offset). A lane's consumer
 // end is the lanes receiver's: its counters go to the channel, and its sleeps (the receiver's,
 // counted on every lane it slept on) to `lanes_receiver_sleeps`, the most any lane counted.
@@ -125,6 +133,7 @@ void read_ring(const RegionView& view, std::uint64_t base, ChannelStats& stats, 
     stats.sleepers += load(header.wait.producer_sleepers) + (consumer != nullptr ? consumers : 0);
     lanes_receiver_sleeping = lanes_receiver_sleeping || (consumer == nullptr && consumers != 0);
     add_counters(stats, header.producer.counters, add_holder(stats, header.producer_end, producer), true);
+    if ((header.control.flags & region::kFlagLatency) != 0) add_latency(stats, header.latency);
     if (consumer != nullptr) {
         add_counters(stats, header.consumer.counters, add_holder(stats, header.consumer_end, consumer),
                      false);
@@ -141,7 +150,9 @@ void read_topic(const RegionView& view, const region::ControlLine& control, Chan
     const auto slots = control.kind_words[topic::kSlotsWord];
     if (slots < 1 || slots > topic::kMaxSubscribers)
         corrupt("a topic with " + std::to_string(slots) + " subscriber slots (1-1024)");
-    if (control.header_size != topic::header_size(static_cast<std::uint32_t>(slots)))
+    const bool latency = (control.flags & region::kFlagLatency) != 0;
+    if (latency) stats.latency_histogram.resize(region::kLatencyBuckets);  // zeros until one joins
+    if (control.header_size != topic::header_size(static_cast<std::uint32_t>(slots), latency))
         corrupt("header size " + std::to_string(control.header_size) + " does not fit " +
                 std::to_string(slots) + " slots");
     const auto& header = view.at<topic::TopicHeader>(0);
@@ -180,6 +191,10 @@ void read_topic(const RegionView& view, const region::ControlLine& control, Chan
         c.messages_received += messages;
         c.bytes_received += bytes;
         c.sleeps += counter(slot.cursor.sleeps);
+        if (latency)
+            add_latency(stats, view.at<region::LatencyHistogram>(
+                                   topic::header_size(static_cast<std::uint32_t>(slots)) +
+                                   i * sizeof(region::LatencyHistogram)));
         if (holder != nullptr) {
             holder->messages = messages;
             holder->bytes = bytes;
@@ -284,6 +299,21 @@ std::optional<ChannelStats> read_region(const std::string& name) {
 }
 
 }  // namespace
+
+std::optional<std::uint64_t> latency_quantile(const std::vector<std::uint64_t>& histogram, double q) {
+    std::uint64_t total = 0;
+    for (const auto n : histogram)
+        total += n;
+    if (total == 0) return std::nullopt;
+    const auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total)));
+    std::uint64_t seen = 0;
+    for (std::size_t b = 0; b < histogram.size(); ++b) {
+        seen += histogram[b];
+        if (seen >= std::max<std::uint64_t>(rank, 1))
+            return b == 0 ? 0 : std::uint64_t{1} << std::min<std::size_t>(b, 63);
+    }
+    return std::uint64_t{1} << 63;
+}
 
 std::vector<ChannelStats> read_channel_stats() {
     std::vector<ChannelStats> all;

@@ -13,10 +13,12 @@
 //   offset 640    history index      64 positions, the last H records' by sequence % H
 //   offset 1152   DoorbellLine       reserved (zero): topics keep a doorbell per slot instead
 //   offset 1280   S slots, 256 bytes each: EndpointLine, then SlotLine
+//   (stats=latency) S LatencyHistograms, 512 bytes each: subscriber i's, written by it alone
 //   header_size   data               `capacity` bytes of records, a power of two
 //
-// A record: commit word (8 bytes: length, stamp), sequence number (8 bytes), payload, padding to
-// 8. A padding record (stamp padding_stamp) is its commit word alone.
+// A record: commit word (8 bytes: length, stamp), sequence number (8 bytes), with stats=latency
+// the commit time (8 bytes), payload, padding to 8. A padding record (stamp padding_stamp) is its
+// commit word alone.
 #pragma once
 
 #include <atomic>
@@ -131,12 +133,27 @@ struct TopicHeader {
 inline constexpr std::size_t kFixedHeaderSize = sizeof(TopicHeader);
 static_assert(kFixedHeaderSize == 10 * kLineSize);
 
-[[nodiscard]] constexpr std::size_t header_size(std::uint32_t subscribers) noexcept {
-    return kFixedHeaderSize + std::size_t{subscribers} * sizeof(Slot);
+// `latency`: stats=latency, whose subscribers' histograms follow the slots.
+[[nodiscard]] constexpr std::size_t header_size(std::uint32_t subscribers, bool latency = false) noexcept {
+    return kFixedHeaderSize +
+           std::size_t{subscribers} * (sizeof(Slot) + (latency ? sizeof(region::LatencyHistogram) : 0));
+}
+
+// A record's header: commit word and sequence number, and the commit time with stats=latency.
+[[nodiscard]] constexpr std::uint32_t record_header(bool latency) noexcept {
+    return static_cast<std::uint32_t>(kRecordHeader + (latency ? region::kTimestampSize : 0));
 }
 
 [[nodiscard]] inline Slot* slots(TopicHeader* header) noexcept {
     return reinterpret_cast<Slot*>(reinterpret_cast<std::byte*>(header) + kFixedHeaderSize);
+}
+
+// stats=latency: the histogram of the subscriber in slot `index` of a topic of `subscribers` slots.
+[[nodiscard]] inline region::LatencyHistogram* histogram(TopicHeader* header, std::uint32_t subscribers,
+                                                         std::uint32_t index) noexcept {
+    return reinterpret_cast<region::LatencyHistogram*>(reinterpret_cast<std::byte*>(header) +
+                                                       header_size(subscribers)) +
+           index;
 }
 
 }  // namespace ipckit::detail::topic

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ipckit/channel.hpp"
+#include "ipckit/topic.hpp"
 #include "rings/ring_layout.hpp"
 #include "support/process.hpp"
 
@@ -308,6 +309,75 @@ TEST(ChannelStatsCountersTest, ALappedSubscriberCountsWhatItMissed) {
     child.kill(SIGKILL);
     ::close(go[0]);
     ::close(go[1]);
+}
+
+// stats=latency in real processes: the readers' histogram counts exactly the messages consumed,
+// on a ring and on lanes (each lane's consumer keeps its own block); without it there is none.
+TEST(ChannelStatsCountersTest, TheLatencyHistogramCountsEveryMessageConsumed) {
+    for (const std::string options : {"", "?senders=2"}) {
+        const std::string shown = "shm:/" + test::unique_name("ipckit-test-latency") + options;
+        const std::string address = shown + (options.empty() ? "?" : "&") + "stats=latency";
+        Receiver receiver = Receiver::create(address);
+        const bool lanes = !options.empty();
+        auto first = sender_that_stays(address, lanes ? 6 : 9);
+        std::optional<test::Child> second;  // lanes: a second sender, on a lane of its own
+        if (lanes) second = sender_that_stays(address, 3);
+        EXPECT_EQ(receive(receiver, 7), 700u);
+        auto stats = stats_of(shown);
+        ASSERT_TRUE(stats.has_value()) << shown;
+        ASSERT_EQ(stats->latency_histogram.size(), 64u) << shown;
+        std::uint64_t total = 0;
+        for (const auto n : stats->latency_histogram)
+            total += n;
+        EXPECT_EQ(total, 7u) << shown;
+        EXPECT_EQ(total, stats->counters->messages_received);
+        EXPECT_TRUE(latency_quantile(stats->latency_histogram, 0.5).has_value());
+        first.kill(SIGKILL);
+        if (second) second->kill(SIGKILL);
+    }
+    const std::string plain = "shm:/" + test::unique_name("ipckit-test-latency");
+    Receiver receiver = Receiver::create(plain);
+    const auto stats = stats_of(plain);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_TRUE(stats->latency_histogram.empty());
+    EXPECT_FALSE(latency_quantile(stats->latency_histogram, 0.99).has_value());
+}
+
+TEST(ChannelStatsCountersTest, ATopicSubscribersLatencyHistogramCountsWhatItReceived) {
+    const std::string shown = "topic:/" + test::unique_name("ipckit-test-latency");
+    Sender publisher = Sender::create(shown + "?stats=latency&subscribers=2&capacity=64KiB");
+    EXPECT_EQ(publisher.max_message_size(), Topic::max_message_size(64 * 1024, true));
+    EXPECT_EQ(Topic::max_message_size(64 * 1024, true) + 8, Topic::max_message_size(64 * 1024));
+    ReportPipe joined;
+    ReportPipe done;
+    auto child = test::spawn([&] {
+        Receiver subscriber = Receiver::open(shown);
+        if (!joined.send({1, 0})) return 2;
+        std::vector<std::byte> message;
+        std::uint64_t bytes = 0;
+        for (int i = 0; i < 12; ++i) {
+            const auto r = subscriber.recv(message, Deadline::after(10s));
+            if (!r.ok()) return 3;
+            bytes += r.bytes;
+        }
+        if (!done.send({12, bytes})) return 4;
+        ::pause();
+        return 0;
+    });
+    (void)joined.receive();
+    for (int i = 0; i < 20; ++i)
+        ASSERT_TRUE(publisher.send(as_bytes(std::string(static_cast<std::size_t>(i), 't'))).ok());
+    const Report got = done.receive();
+    EXPECT_EQ(got.second, 66u);  // 0 + 1 + … + 11: the payload, never the commit time
+    const auto stats = stats_of(shown);
+    ASSERT_TRUE(stats.has_value());
+    ASSERT_EQ(stats->latency_histogram.size(), 64u) << stats->problem;
+    std::uint64_t total = 0;
+    for (const auto n : stats->latency_histogram)
+        total += n;
+    EXPECT_EQ(total, 12u);
+    EXPECT_EQ(stats->counters->messages_received, 12u);
+    child.kill(SIGKILL);
 }
 
 }  // namespace

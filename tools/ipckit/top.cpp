@@ -4,6 +4,7 @@
 // regions (channel_stats.hpp). Interactive: the terminal in raw mode, `q` quits, `s` changes the
 // sort column; the terminal is restored on exit and on SIGINT/SIGTERM.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <poll.h>
 #include <signal.h>
 #include <termios.h>
@@ -110,6 +111,20 @@ std::size_t alive_holders(const ChannelStats& c) {
 std::string optional_text(const std::optional<std::uint64_t>& v) {
     return v ? std::to_string(*v) : "-";
 }
+// A latency quantile of stats=latency, short: 512ns, 4us, 2ms, 1s (bucket edges, powers of two).
+std::string latency_text(const ChannelStats& c, double q) {
+    const auto ns = latency_quantile(c.latency_histogram, q);
+    if (!ns) return "-";
+    if (*ns < 10'000) return fmt::format("{}ns", *ns);
+    if (*ns < 10'000'000) return fmt::format("{}us", *ns / 1000);
+    if (*ns < 10'000'000'000) return fmt::format("{}ms", *ns / 1'000'000);
+    return fmt::format("{}s", *ns / 1'000'000'000);
+}
+
+// One line of the table: every column after the address, in the order of the heading.
+constexpr auto kRowFormat = FMT_STRING(
+    "{:<{}} {:<7} {:>10} {:>12} {:>10} {:>10} {:>8} {:>7} {:>5} {:>7} {:>5} {:>7} {:>7} {:>7} {:>5} {:>6} "
+    "{:>6}\n");
 std::string rate_text(const std::optional<double>& v) {
     return v ? fmt::format("{:.0f}", *v) : "-";
 }
@@ -118,10 +133,9 @@ std::string table(const std::vector<Row>& rows, const std::string& sort) {
     std::size_t width = 7;
     for (const auto& r : rows)
         width = std::max(width, r.stats.address.size());
-    std::string out = fmt::format(
-        "{:<{}} {:<7} {:>10} {:>12} {:>10} {:>10} {:>8} {:>7} {:>5} {:>7} {:>5} {:>7} {:>7} {:>7} {:>5}\n",
-        "ADDRESS", width, "KIND", "MSG/S", "B/S", "BACKLOG", "LAG", "LAGMSG", "MISSED", "SUBS", "HOLDERS",
-        "SLEEP", "FULL", "SLEEPS", "WAKES", "TAKEN");
+    std::string out =
+        fmt::format(kRowFormat, "ADDRESS", width, "KIND", "MSG/S", "B/S", "BACKLOG", "LAG", "LAGMSG",
+                    "MISSED", "SUBS", "HOLDERS", "SLEEP", "FULL", "SLEEPS", "WAKES", "TAKEN", "P50", "P99");
     for (const auto& r : rows) {
         const auto& c = r.stats;
         if (!c.problem.empty()) {
@@ -133,16 +147,14 @@ std::string table(const std::vector<Row>& rows, const std::string& sort) {
                               : c.messages ? "q " + std::to_string(*c.messages)
                                            : "-";
         const auto count = [&](CounterField field) { return optional_text(counted(c, field)); };
-        out += fmt::format(
-            "{:<{}} {:<7} {:>10} {:>12} {:>10} {:>10} {:>8} {:>7} {:>5} {:>7} {:>5} {:>7} {:>7} {:>7} "
-            "{:>5}\n",
-            c.address, width, c.kind, messages, rate_text(r.bytes_per_s), optional_text(c.backlog),
-            optional_text(c.slowest_lag_bytes), optional_text(c.slowest_lag_messages),
-            optional_text(c.missed), c.kind == "topic" ? std::to_string(c.subscribers) : "-",
-            region ? fmt::format("{}/{}", alive_holders(c), c.holders.size()) : "-",
-            region ? std::to_string(c.sleepers) : "-", count(&ChannelCounters::full_waits),
-            count(&ChannelCounters::sleeps), count(&ChannelCounters::wakes_sent),
-            count(&ChannelCounters::takeovers));
+        out += fmt::format(kRowFormat, c.address, width, c.kind, messages, rate_text(r.bytes_per_s),
+                           optional_text(c.backlog), optional_text(c.slowest_lag_bytes),
+                           optional_text(c.slowest_lag_messages), optional_text(c.missed),
+                           c.kind == "topic" ? std::to_string(c.subscribers) : "-",
+                           region ? fmt::format("{}/{}", alive_holders(c), c.holders.size()) : "-",
+                           region ? std::to_string(c.sleepers) : "-", count(&ChannelCounters::full_waits),
+                           count(&ChannelCounters::sleeps), count(&ChannelCounters::wakes_sent),
+                           count(&ChannelCounters::takeovers), latency_text(c, 0.5), latency_text(c, 0.99));
     }
     out += fmt::format("{} channel(s), sorted by {}; q quits, s changes the sort\n", rows.size(), sort);
     return out;
@@ -164,6 +176,13 @@ std::string json(const std::vector<Row>& rows) {
                 h == 0 ? "" : ", ", json_string(c.holders[h].role), c.holders[h].pid, c.holders[h].alive,
                 c.holders[h].messages, c.holders[h].bytes, c.holders[h].missed);
         holders += "]";
+        std::string histogram = "null";
+        if (!c.latency_histogram.empty())
+            histogram = fmt::format("[{}]", fmt::join(c.latency_histogram, ", "));
+        const auto quantile = [&](double q) {
+            const auto ns = latency_quantile(c.latency_histogram, q);
+            return json_number_or_null(ns.has_value(), ns.value_or(0));
+        };
         std::string counters = "null";
         if (const auto& k = c.counters) {
             counters = fmt::format(
@@ -179,11 +198,13 @@ std::string json(const std::vector<Row>& rows) {
             "\"messages\": {}, "
             "\"backlog\": {}, \"slowest_lag_bytes\": {}, \"slowest_lag_messages\": {}, \"missed\": {}, "
             "\"subscribers\": {}, \"sleepers\": {}, \"bytes_per_s\": {}, \"messages_per_s\": {}, "
-            "\"holders\": {}, \"counters\": {}}}",
+            "\"holders\": {}, \"counters\": {}, \"latency_p50_ns\": {}, \"latency_p99_ns\": {}, "
+            "\"latency_histogram\": {}}}",
             json_string(c.address), json_string(c.kind), c.problem.empty() ? "null" : json_string(c.problem),
             number(c.capacity), number(c.bytes), number(c.messages), number(c.backlog),
             number(c.slowest_lag_bytes), number(c.slowest_lag_messages), number(c.missed), c.subscribers,
-            c.sleepers, rate(rows[i].bytes_per_s), rate(rows[i].messages_per_s), holders, counters);
+            c.sleepers, rate(rows[i].bytes_per_s), rate(rows[i].messages_per_s), holders, counters,
+            quantile(0.5), quantile(0.99), histogram);
     }
     out += rows.empty() ? "]\n" : "\n]\n";
     return out;
@@ -252,6 +273,12 @@ std::string prometheus(const std::vector<ChannelStats>& channels) {
          counter(&ChannelCounters::wakes_sent)},
         {"ipckit_channel_takeovers_total", "counter", "Ends claimed from a holder that had died.",
          counter(&ChannelCounters::takeovers)},
+        {"ipckit_channel_latency_p50_nanoseconds", "gauge",
+         "stats=latency: median commit-to-consume time since format (a power-of-two bucket edge).",
+         [](const ChannelStats& c) { return latency_quantile(c.latency_histogram, 0.5); }},
+        {"ipckit_channel_latency_p99_nanoseconds", "gauge",
+         "stats=latency: 99th percentile commit-to-consume time since format (a bucket edge).",
+         [](const ChannelStats& c) { return latency_quantile(c.latency_histogram, 0.99); }},
         {"ipckit_channel_unreadable", "gauge",
          "1 for a region top cannot read: corrupt, or of another layout version (see the problem label).",
          [](const ChannelStats& c) {
