@@ -7,6 +7,7 @@
 //     sysvshm:KEY  topic:/NAME  topic:@NAME  unix:PATH  unix:@NAME  unix+seqpacket:…
 //     unix+dgram:…  tcp://HOST:PORT
 //     nats://HOST:PORT/SUBJECT (a subject on a NATS server; see docs/nats.md and nats.hpp)
+//     file:PATH (a recorded log: a sender appends, a receiver replays; docs/record-replay.md)
 //
 // One side creates the kernel object (`create`), the other opens it (`open`); the creating
 // side removes it when it goes away unless the address says `keep=1`. Message boundaries are

@@ -47,6 +47,7 @@
 #include <string_view>
 
 #include "ipckit/deadline.hpp"
+#include "ipckit/detail/owned.hpp"
 #include "ipckit/pipe.hpp"
 
 namespace ipckit {
@@ -69,32 +70,28 @@ public:
     [[nodiscard]] static std::optional<PipeWriter> open_write(const std::string& path, Deadline deadline);
 
     Fifo() = default;
-    Fifo(Fifo&& other) noexcept;
-    Fifo& operator=(Fifo&& other) noexcept;
+    Fifo(Fifo&&) noexcept = default;
+    Fifo& operator=(Fifo&&) noexcept = default;  // removes what it replaces, as the destructor
     Fifo(const Fifo&) = delete;
     Fifo& operator=(const Fifo&) = delete;
     // Unlinks the FIFO unless kept, and only if the path still names the FIFO this owner
     // created (something put there since is left alone).
-    ~Fifo();
+    ~Fifo() = default;
 
-    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+    [[nodiscard]] const std::string& path() const noexcept { return file_.get().path; }
     // Whether this owner will unlink the FIFO when it goes away.
-    [[nodiscard]] bool owns() const noexcept { return owned_; }
+    [[nodiscard]] bool owns() const noexcept { return file_.owns(); }
 
     // Leaves the FIFO in the filesystem when this owner goes away.
-    void keep() noexcept { owned_ = false; }
+    void keep() noexcept { file_.keep(); }
     // Unlinks the FIFO now; afterwards this owner owns nothing. Throws if unlink(2) fails or
     // the path no longer names the FIFO this owner created.
     void remove();
 
 private:
-    Fifo(std::string path, dev_t device, ino_t inode) noexcept;
-    void remove_quietly() noexcept;
+    explicit Fifo(detail::MadeFile file) noexcept;
 
-    std::string path_;
-    dev_t device_ = 0;
-    ino_t inode_ = 0;
-    bool owned_ = false;
+    detail::OwnedFile file_;  // unlinked only while the path still names this FIFO
 };
 
 }  // namespace ipckit

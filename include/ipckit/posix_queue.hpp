@@ -53,6 +53,7 @@
 #include <string_view>
 
 #include "ipckit/deadline.hpp"
+#include "ipckit/detail/owned.hpp"
 #include "ipckit/fd.hpp"
 
 namespace ipckit {
@@ -81,6 +82,15 @@ struct PosixQueueLimits {
     long msgsize_default = -1;  // max_message_size when 0 is given
 };
 
+namespace detail {
+// Unlinks (mq_unlink) a queue this process created: a forked child inherits a copy of the
+// owner, and only the creating process unlinks.
+struct MqUnlink {
+    pid_t creator = 0;
+    void operator()(const std::string& name) const noexcept;
+};
+}  // namespace detail
+
 class PosixQueue {
 public:
     using Attributes = PosixQueueAttributes;
@@ -99,11 +109,11 @@ public:
     // The highest priority mq_send accepts (MQ_PRIO_MAX - 1; 32767 on Linux).
     [[nodiscard]] static unsigned max_priority();
 
-    PosixQueue(PosixQueue&& other) noexcept;
-    PosixQueue& operator=(PosixQueue&& other) noexcept;
+    PosixQueue(PosixQueue&&) noexcept = default;
+    PosixQueue& operator=(PosixQueue&&) noexcept = default;  // unlinks what it replaces, if owned
     PosixQueue(const PosixQueue&) = delete;
     PosixQueue& operator=(const PosixQueue&) = delete;
-    ~PosixQueue();
+    ~PosixQueue() = default;  // unlinks the name, if owned
 
     // Sends one message with `priority` (0 to max_priority(); higher is received first).
     // `would_block` / `timed_out` when the queue stays full.
@@ -120,10 +130,10 @@ public:
     // Unlinks the name now (a name already gone is not an error); this object no longer owns it.
     void unlink();
     // This object will not unlink the name: the queue outlives the process.
-    void keep() noexcept { owner_pid_ = 0; }
-    [[nodiscard]] bool owns() const noexcept { return owner_pid_ != 0; }
+    void keep() noexcept { name_.keep(); }
+    [[nodiscard]] bool owns() const noexcept { return name_.owns(); }
 
-    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] const std::string& name() const noexcept { return name_.get(); }
     // The queue's descriptor, for poll/epoll: readable when a message is waiting, writable
     // when there is room. Use send/receive to move messages.
     [[nodiscard]] const Fd& fd() const noexcept { return fd_; }
@@ -133,9 +143,8 @@ private:
     PosixQueue(Fd fd, std::string name, bool owner);
 
     Fd fd_;
-    std::string name_;
+    detail::Owned<std::string, detail::MqUnlink> name_;
     std::size_t max_message_size_ = 0;
-    pid_t owner_pid_ = 0;  // the process that unlinks the name, 0 for none
 };
 
 }  // namespace ipckit

@@ -30,10 +30,18 @@
 #include <string>
 #include <string_view>
 
+#include "ipckit/detail/owned.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/mapping.hpp"
 
 namespace ipckit {
+
+namespace detail {
+// Unlinks (shm_unlink) a name this object owns.
+struct ShmUnlink {
+    void operator()(const std::string& name) const noexcept;
+};
+}  // namespace detail
 
 class PosixShm {
 public:
@@ -48,16 +56,16 @@ public:
     // Throws std::errc::invalid_argument, quoting `name`, unless it is a valid shm name.
     static void check_name(std::string_view name);
 
-    PosixShm(PosixShm&& other) noexcept;
-    PosixShm& operator=(PosixShm&& other) noexcept;
+    PosixShm(PosixShm&&) noexcept = default;
+    PosixShm& operator=(PosixShm&&) noexcept = default;  // unlinks what it replaces, if owned
     PosixShm(const PosixShm&) = delete;
     PosixShm& operator=(const PosixShm&) = delete;
-    ~PosixShm();
+    ~PosixShm() = default;  // unlinks the name, if owned
 
-    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] const std::string& name() const noexcept { return name_.get(); }
     [[nodiscard]] Access access() const noexcept { return access_; }
     [[nodiscard]] const Fd& fd() const noexcept { return fd_; }
-    [[nodiscard]] bool owner() const noexcept { return owner_; }
+    [[nodiscard]] bool owner() const noexcept { return name_.owns(); }
     // The object's current size, from fstat (another process may have resized it).
     [[nodiscard]] std::size_t size() const;
 
@@ -66,17 +74,16 @@ public:
     [[nodiscard]] Mapping map(Access access, MapOptions options = {}) const;
 
     // The name stays after this object goes away (another process will unlink it).
-    void keep() noexcept { owner_ = false; }
+    void keep() noexcept { name_.keep(); }
     // Removes the name now; mappings stay valid.
     void unlink();
 
 private:
     PosixShm(std::string name, Fd fd, Access access, bool owner);
 
-    std::string name_;
+    detail::Owned<std::string, detail::ShmUnlink> name_;
     Fd fd_;
     Access access_ = Access::read_only;
-    bool owner_ = false;
 };
 
 }  // namespace ipckit

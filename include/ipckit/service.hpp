@@ -26,6 +26,8 @@
 //     closed (the server died or closed while the call was in flight: it may or may not have
 //     acted on the request; said as soon as the kernel marks the server dead, not at the
 //     deadline). A client outlives its server: the next call waits for a new server.
+//     `wait`/`read` with Deadline::immediate() (after a PollSet said the client is ready): also
+//     would_block, when that call's response is not there yet; the call stays in flight.
 //   - `Server::recv`: ok, timed_out, would_block (try_recv).
 //   - `Server::reply`: ok, or closed (the client that asked has closed or died, or gave up on the
 //     call: the reply is dropped and counted, and the server is never blocked by it).

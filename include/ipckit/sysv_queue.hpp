@@ -47,6 +47,7 @@
 #include <string>
 
 #include "ipckit/deadline.hpp"
+#include "ipckit/detail/owned.hpp"
 #include "ipckit/sysv_key.hpp"
 
 namespace ipckit {
@@ -101,6 +102,16 @@ struct SysvQueueStatus {
     std::chrono::system_clock::time_point last_send, last_receive, last_change;
 };
 
+namespace detail {
+// Removes (IPC_RMID) a queue this process created: a forked child inherits a copy of the owner,
+// and only the creating process removes.
+struct SysvQueueRemove {
+    pid_t creator = 0;
+    void operator()(int id) const noexcept;
+    static int empty() noexcept { return -1; }
+};
+}  // namespace detail
+
 class SysvQueue {
 public:
     // What `open` asks the kernel to check (msgget's requested permissions).
@@ -116,11 +127,11 @@ public:
     // An existing queue by its id (as `ipcs -q` shows it, or a private queue's id).
     [[nodiscard]] static SysvQueue open_id(int id);
 
-    SysvQueue(SysvQueue&& other) noexcept;
-    SysvQueue& operator=(SysvQueue&& other) noexcept;
+    SysvQueue(SysvQueue&&) noexcept = default;
+    SysvQueue& operator=(SysvQueue&&) noexcept = default;  // removes what it replaces, if owned
     SysvQueue(const SysvQueue&) = delete;
     SysvQueue& operator=(const SysvQueue&) = delete;
-    ~SysvQueue();
+    ~SysvQueue() = default;  // removes the queue, if owned
 
     // Sends one message of `type` (> 0). `would_block` / `timed_out` when the queue stays full,
     // `closed` when the queue was removed. A message that can never fit throws (see above).
@@ -144,8 +155,8 @@ public:
     // is not an error. Afterwards this object owns nothing.
     void remove();
     // This object will not remove the queue: it outlives the process.
-    void keep() noexcept { owner_pid_ = 0; }
-    [[nodiscard]] bool owns() const noexcept { return owner_pid_ != 0; }
+    void keep() noexcept { id_.keep(); }
+    [[nodiscard]] bool owns() const noexcept { return id_.owns(); }
 
     [[nodiscard]] int id() const noexcept { return id_; }
     [[nodiscard]] const SysvKey& key() const noexcept { return key_; }
@@ -157,10 +168,9 @@ private:
     [[noreturn]] void throw_send_too_large(std::size_t size) const;
     [[nodiscard]] bool exists() const noexcept;
 
-    int id_ = -1;
+    detail::Owned<int, detail::SysvQueueRemove> id_;  // -1 when moved from
     SysvKey key_;
     std::string name_;
-    pid_t owner_pid_ = 0;  // the process that removes the queue, 0 for none
 };
 
 }  // namespace ipckit

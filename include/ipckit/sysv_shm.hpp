@@ -38,6 +38,7 @@
 #include <span>
 #include <string>
 
+#include "ipckit/detail/owned.hpp"
 #include "ipckit/mapping.hpp"
 #include "ipckit/sysv_key.hpp"
 
@@ -59,20 +60,32 @@ struct SysvShmStatus {
 };
 
 // One attachment of a segment into this process; shmdt when it goes away.
+namespace detail {
+// Detaches (shmdt) an attachment.
+struct SysvDetach {
+    void operator()(std::span<std::byte> bytes) const noexcept;
+};
+// Removes (IPC_RMID) a segment this object owns.
+struct SysvShmRemove {
+    void operator()(int id) const noexcept;
+    static int empty() noexcept { return -1; }
+};
+}  // namespace detail
+
 class SysvAttachment {
 public:
     SysvAttachment() noexcept = default;
-    SysvAttachment(SysvAttachment&& other) noexcept;
-    SysvAttachment& operator=(SysvAttachment&& other) noexcept;
+    SysvAttachment(SysvAttachment&&) noexcept = default;
+    SysvAttachment& operator=(SysvAttachment&&) noexcept = default;  // detaches what it replaces
     SysvAttachment(const SysvAttachment&) = delete;
     SysvAttachment& operator=(const SysvAttachment&) = delete;
-    ~SysvAttachment();
+    ~SysvAttachment() = default;  // detaches
 
-    [[nodiscard]] std::span<std::byte> bytes() const noexcept { return {data_, size_}; }
-    [[nodiscard]] std::byte* data() const noexcept { return data_; }
-    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    [[nodiscard]] std::span<std::byte> bytes() const noexcept { return bytes_.get(); }
+    [[nodiscard]] std::byte* data() const noexcept { return bytes_.get().data(); }
+    [[nodiscard]] std::size_t size() const noexcept { return bytes_.get().size(); }
     [[nodiscard]] bool writable() const noexcept { return access_ == Access::read_write; }
-    explicit operator bool() const noexcept { return data_ != nullptr; }
+    explicit operator bool() const noexcept { return data() != nullptr; }
     // Detaches now (what the destructor does).
     void detach();
 
@@ -80,8 +93,7 @@ private:
     friend class SysvShm;
     SysvAttachment(std::byte* data, std::size_t size, Access access, std::string object) noexcept;
 
-    std::byte* data_ = nullptr;
-    std::size_t size_ = 0;
+    detail::Owned<std::span<std::byte>, detail::SysvDetach> bytes_;  // empty when moved from
     Access access_ = Access::read_only;
     std::string object_;
 };
@@ -95,15 +107,15 @@ public:
     // An existing segment by id (what `ipcs -m` lists, or an IPC_PRIVATE segment's id). Not owned.
     [[nodiscard]] static SysvShm open_id(int id, Access access = Access::read_write);
 
-    SysvShm(SysvShm&& other) noexcept;
-    SysvShm& operator=(SysvShm&& other) noexcept;
+    SysvShm(SysvShm&&) noexcept = default;
+    SysvShm& operator=(SysvShm&&) noexcept = default;  // removes what it replaces, if owned
     SysvShm(const SysvShm&) = delete;
     SysvShm& operator=(const SysvShm&) = delete;
-    ~SysvShm();
+    ~SysvShm() = default;  // removes the segment, if owned
 
     [[nodiscard]] int id() const noexcept { return id_; }
     [[nodiscard]] Access access() const noexcept { return access_; }
-    [[nodiscard]] bool owner() const noexcept { return owner_; }
+    [[nodiscard]] bool owner() const noexcept { return id_.owns(); }
     // "key 0x1234 (id 5)": how errors name this segment.
     [[nodiscard]] const std::string& object() const noexcept { return object_; }
 
@@ -117,14 +129,13 @@ public:
     // IPC_RMID now (see the lifetime rule above). Whoever calls it, the object no longer owns.
     void remove();
     // The segment stays after this object goes away.
-    void keep() noexcept { owner_ = false; }
+    void keep() noexcept { id_.keep(); }
 
 private:
     SysvShm(int id, Access access, bool owner, std::string object) noexcept;
 
-    int id_ = -1;
+    detail::Owned<int, detail::SysvShmRemove> id_;  // -1 when moved from
     Access access_ = Access::read_only;
-    bool owner_ = false;
     std::string object_;
 };
 

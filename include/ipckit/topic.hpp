@@ -91,10 +91,24 @@ public:
 
 namespace detail {
 
-// What a TopicPublisher or TopicSubscriber holds, moved member by member: its moves add only
-// the hand-over of its end (disown).
+// Close one end of a topic when its handle goes (a move leaves nothing behind to close): the
+// deleters of the publisher's and a subscriber's header pointer, so their moves are `= default`
+// and closing is written once, as the ring's RingEndCloser.
+struct TopicPublisherCloser {
+    std::uint32_t epoch = 0;  // this holder's claim (release_endpoint leaves a successor's alone)
+    std::uint32_t slots = 0;  // subscriber slots, whose armed doorbells learn of the close
+    void operator()(detail::topic::TopicHeader* header) const noexcept;
+};
+struct TopicSubscriberCloser {
+    std::uint32_t epoch = 0;
+    detail::topic::Slot* slot = nullptr;  // the slot this subscriber holds
+    void operator()(detail::topic::TopicHeader* header) const noexcept;
+};
+
+// What a TopicPublisher or TopicSubscriber holds, moved member by member (the end goes with
+// header_; a moved-from or closed one has none, and every entry point checks for it).
 struct TopicPublisherState {
-    detail::topic::TopicHeader* header_ = nullptr;
+    std::unique_ptr<detail::topic::TopicHeader, TopicPublisherCloser> header_;
     detail::topic::Slot* slots_ = nullptr;
     std::byte* data_ = nullptr;
     std::uint64_t capacity_ = 0;
@@ -106,7 +120,6 @@ struct TopicPublisherState {
     bool drop_ = false;
     WaitMode mode_ = WaitMode::adaptive;
     detail::SleeperBarrier sleeper_;  // a topic's: a fence (its peers fence too)
-    std::uint32_t epoch_ = 0;
     bool took_over_ = false;
     // Local, authoritative copies of what the publisher owns in the region.
     std::uint64_t head_ = 0;
@@ -125,7 +138,7 @@ struct TopicPublisherState {
 };
 
 struct TopicSubscriberState {
-    detail::topic::TopicHeader* header_ = nullptr;
+    std::unique_ptr<detail::topic::TopicHeader, TopicSubscriberCloser> header_;
     detail::topic::Slot* slot_ = nullptr;
     const std::byte* data_ = nullptr;
     std::uint64_t capacity_ = 0;
@@ -137,7 +150,6 @@ struct TopicSubscriberState {
     WaitMode mode_ = WaitMode::adaptive;
     detail::SleeperBarrier sleeper_;  // a topic's: a fence (its peers fence too)
     std::uint32_t slot_index_ = 0;
-    std::uint32_t epoch_ = 0;
     bool took_over_ = false;
     std::uint64_t cursor_ = 0;
     std::uint64_t expected_ = 0;  // sequence of the next record; valid once known_ is true
@@ -163,11 +175,11 @@ public:
     [[nodiscard]] static TopicPublisher attach(std::span<std::byte> region,
                                                WaitMode mode = WaitMode::adaptive);
 
-    TopicPublisher(TopicPublisher&& other) noexcept;
-    TopicPublisher& operator=(TopicPublisher&& other) noexcept;
+    TopicPublisher(TopicPublisher&&) noexcept = default;
+    TopicPublisher& operator=(TopicPublisher&&) noexcept = default;  // closes this one's end first
     TopicPublisher(const TopicPublisher&) = delete;
     TopicPublisher& operator=(const TopicPublisher&) = delete;
-    ~TopicPublisher();  // closes
+    ~TopicPublisher() = default;  // closes
 
     // Copies one message to every subscriber. Under `block`, waits for room (would_block or
     // timed_out when the deadline passes first); under `drop`, never waits.
@@ -200,14 +212,7 @@ private:
     [[nodiscard]] bool room_for(std::uint64_t floor, std::chrono::steady_clock::time_point now);
     void advance_oldest(std::uint64_t floor);
     void publish(std::size_t size);
-    void release_ownership() noexcept;
     void ring_doorbells() noexcept;
-
-    // Moves hand the publisher end over: the moved-from one no longer holds it.
-    void disown() noexcept {
-        header_ = nullptr;
-        pending_ = false;
-    }
 };
 
 class TopicSubscriber : private detail::TopicSubscriberState {
@@ -218,11 +223,11 @@ public:
     [[nodiscard]] static TopicSubscriber attach(std::span<std::byte> region,
                                                 WaitMode mode = WaitMode::adaptive);
 
-    TopicSubscriber(TopicSubscriber&& other) noexcept;
-    TopicSubscriber& operator=(TopicSubscriber&& other) noexcept;
+    TopicSubscriber(TopicSubscriber&&) noexcept = default;
+    TopicSubscriber& operator=(TopicSubscriber&&) noexcept = default;  // closes this one's end first
     TopicSubscriber(const TopicSubscriber&) = delete;
     TopicSubscriber& operator=(const TopicSubscriber&) = delete;
-    ~TopicSubscriber();  // closes
+    ~TopicSubscriber() = default;  // closes
 
     // Copies the next message into `buffer`. A message larger than the buffer throws and stays
     // queued. Safe under both overflow rules.
@@ -272,14 +277,6 @@ private:
     [[nodiscard]] Status probe();
     [[nodiscard]] bool lapped() const noexcept;
     void consume();
-    void release_ownership() noexcept;
-
-    // Moves hand the slot over: the moved-from subscriber no longer holds it.
-    void disown() noexcept {
-        header_ = nullptr;
-        holding_ = false;
-        armed_ = false;
-    }
 };
 
 }  // namespace ipckit

@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "ipckit/deadline.hpp"
+#include "ipckit/detail/owned.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/io.hpp"
 
@@ -167,45 +168,6 @@ private:
     std::string description_;
 };
 
-namespace detail {
-
-// Owns the file a bound socket made: unlinks it when destroyed or replaced, but only while the
-// path still names that socket (same device and inode), so a file that replaced it survives.
-// A moved-from or kept one owns nothing. With it, the sockets' moves need no code of their own.
-class SocketFile {
-public:
-    SocketFile() noexcept = default;
-    // An empty `path` (an abstract or unnamed socket) owns nothing.
-    SocketFile(std::string path, dev_t dev, ino_t ino) noexcept
-        : path_(std::move(path)), dev_(dev), ino_(ino) {}
-    SocketFile(SocketFile&& other) noexcept
-        : path_(std::exchange(other.path_, {})), dev_(other.dev_), ino_(other.ino_) {}
-    SocketFile& operator=(SocketFile&& other) noexcept {
-        if (this != &other) {
-            remove();
-            path_ = std::exchange(other.path_, {});
-            dev_ = other.dev_;
-            ino_ = other.ino_;
-        }
-        return *this;
-    }
-    SocketFile(const SocketFile&) = delete;
-    SocketFile& operator=(const SocketFile&) = delete;
-    ~SocketFile() { remove(); }
-
-    // Leaves the file behind.
-    void keep() noexcept { path_.clear(); }
-
-private:
-    void remove() noexcept;
-
-    std::string path_;
-    dev_t dev_ = 0;
-    ino_t ino_ = 0;
-};
-
-}  // namespace detail
-
 class UnixListener {
 public:
     // Binds and listens (stream or seqpacket; datagram servers use `UnixDatagram::bind`).
@@ -233,11 +195,12 @@ private:
         : fd_(std::move(fd)),
           address_(std::move(address)),
           type_(type),
-          file_(address_.is_abstract() ? std::string() : address_.name(), dev, ino) {}
+          file_({address_.is_abstract() ? std::string() : address_.name(), S_IFSOCK, dev, ino},
+                !address_.is_abstract()) {}
     Fd fd_;
     UnixAddress address_;
     SocketType type_;
-    detail::SocketFile file_;  // after fd_: unlinked before the descriptor closes
+    detail::OwnedFile file_;  // after fd_: unlinked (if still this socket) before the descriptor closes
 };
 
 // A datagram socket that talks to any number of peers by address.
@@ -274,10 +237,11 @@ private:
     UnixDatagram(Fd fd, std::optional<UnixAddress> address, dev_t dev, ino_t ino)
         : fd_(std::move(fd)),
           address_(std::move(address)),
-          file_(address_ && !address_->is_abstract() ? address_->name() : std::string(), dev, ino) {}
+          file_({address_ && !address_->is_abstract() ? address_->name() : std::string(), S_IFSOCK, dev, ino},
+                address_ && !address_->is_abstract()) {}
     Fd fd_;
     std::optional<UnixAddress> address_;  // the path we own, if any
-    detail::SocketFile file_;
+    detail::OwnedFile file_;              // unlinked (if still this socket) when it goes
 };
 
 }  // namespace ipckit

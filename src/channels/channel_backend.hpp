@@ -1,7 +1,8 @@
 // Internal: what a transport implements to be reached through the channel API.
 // One backend per transport family, each in its own file (channel_stream.cpp, channel_packet.cpp,
-// channel_queue.cpp, channel_ring.cpp, channel_topic.cpp, channel_nats.cpp); the table in
-// transports.cpp says which one an address's scheme takes.
+// channel_queue.cpp, channel_ring.cpp, channel_topic.cpp, channel_nats.cpp, channel_file.cpp);
+// the table in transports.cpp says which one an address's scheme takes. Request/response
+// backends (service:, nats) implement service_backend.hpp instead.
 #pragma once
 
 #include <unistd.h>
@@ -95,36 +96,42 @@ private:
     Registration registration_;  // destroyed after the derived backend has removed its object
 };
 
-class ReceiverBackend {
+// What a PollSet waits on (poll_set.cpp): a receiver (a message ready), a server (a request
+// ready) or a client (a response ready, or a call in flight whose server went).
+class Waitable {
 public:
-    explicit ReceiverBackend(const Address& address) : address_(address.text) {}
-    virtual ~ReceiverBackend() = default;
-    void record_created(const Address& address) { registration_ = Registration(address); }
-    [[nodiscard]] virtual IoResult recv(std::span<std::byte> buffer, Deadline deadline) = 0;
-    [[nodiscard]] virtual IoResult recv(std::vector<std::byte>& message, Deadline deadline) = 0;
-    [[nodiscard]] virtual std::size_t max_message_size() const = 0;
-    // A descriptor that polls readable when a message may be ready; -1 if none.
+    virtual ~Waitable() = default;
+    // A descriptor that polls readable when it may be ready; -1 if none.
     [[nodiscard]] virtual int native_handle() const { return -1; }
-    // True when a message can be taken now without waiting, for transports that have no
+    // True when the next call can be made now without waiting, for transports that have no
     // descriptor or that buffer what they read. Must not block.
     [[nodiscard]] virtual bool ready() = 0;
     // True when the peer's death shows only through ready() (no descriptor event comes):
     // PollSet then wakes in slices to ask again.
     [[nodiscard]] virtual bool watches_peer_by_polling() const { return false; }
-    // Messages already waiting when this receiver opened the object (see Receiver).
-    [[nodiscard]] virtual std::size_t waiting_at_open() const { return 0; }
-    // Zero copy, for transports that keep whole records in memory both sides map (rings).
-    [[nodiscard]] virtual RecordView read(Deadline deadline);
-    virtual void release();
-    // Wait-set support for a receiver that has no standing descriptor but can be woken (a topic's
-    // doorbell): arm() adds the descriptors to poll and says whether a message (or the peer's
-    // end) is there already; disarm() undoes it after the wait. Others: unsupported.
+    // Wait-set support for one that has no standing descriptor but can be woken (a topic's or a
+    // ring's doorbell): arm() adds the descriptors to poll and says whether it is ready (or the
+    // peer's end is there) already; disarm() undoes it after the wait. Others: unsupported.
     enum class Arm { unsupported, ready, armed };
     [[nodiscard]] virtual Arm arm(std::vector<int>& fds) {
         (void)fds;
         return Arm::unsupported;
     }
     virtual void disarm() noexcept {}
+};
+
+class ReceiverBackend : public Waitable {
+public:
+    explicit ReceiverBackend(const Address& address) : address_(address.text) {}
+    void record_created(const Address& address) { registration_ = Registration(address); }
+    [[nodiscard]] virtual IoResult recv(std::span<std::byte> buffer, Deadline deadline) = 0;
+    [[nodiscard]] virtual IoResult recv(std::vector<std::byte>& message, Deadline deadline) = 0;
+    [[nodiscard]] virtual std::size_t max_message_size() const = 0;
+    // Messages already waiting when this receiver opened the object (see Receiver).
+    [[nodiscard]] virtual std::size_t waiting_at_open() const { return 0; }
+    // Zero copy, for transports that keep whole records in memory both sides map (rings).
+    [[nodiscard]] virtual RecordView read(Deadline deadline);
+    virtual void release();
     // Messages lost (topic overflow=drop) just before the one the last recv delivered.
     [[nodiscard]] virtual std::uint64_t missed() const { return 0; }
     [[nodiscard]] const std::string& address() const { return address_; }

@@ -7,25 +7,65 @@
 
 #include "channel_backend.hpp"
 #include "ipckit/error.hpp"
+#include "service_backend.hpp"
 
 namespace ipckit {
 
 std::size_t PollSet::add(Receiver& receiver) {
-    receivers_.push_back(&receiver);
-    return receivers_.size() - 1;
+    entries_.push_back({&receiver, nullptr, nullptr});
+    return entries_.size() - 1;
+}
+std::size_t PollSet::add(Server& server) {
+    entries_.push_back({nullptr, &server, nullptr});
+    return entries_.size() - 1;
+}
+std::size_t PollSet::add(Client& client) {
+    entries_.push_back({nullptr, nullptr, &client});
+    return entries_.size() - 1;
+}
+
+const PollSet::Entry& PollSet::entry(std::size_t index, const char* what) const {
+    if (index >= entries_.size()) {
+        throw_error(std::errc::invalid_argument,
+                    "poll set: index " + std::to_string(index) + " of " + std::to_string(entries_.size()));
+    }
+    const Entry& e = entries_[index];
+    const char* is = e.receiver != nullptr ? "a receiver" : e.server != nullptr ? "a server" : "a client";
+    const bool match = (e.receiver != nullptr && what[0] == 'r') || (e.server != nullptr && what[0] == 's') ||
+                       (e.client != nullptr && what[0] == 'c');
+    if (!match) {
+        throw_error(std::errc::invalid_argument,
+                    "poll set: index " + std::to_string(index) + " is " + is + ", not a " + what);
+    }
+    return e;
+}
+Receiver& PollSet::operator[](std::size_t index) const {
+    return *entry(index, "receiver").receiver;
+}
+Server& PollSet::server(std::size_t index) const {
+    return *entry(index, "server").server;
+}
+Client& PollSet::client(std::size_t index) const {
+    return *entry(index, "client").client;
+}
+
+detail::Waitable& PollSet::waitable(const Entry& e) const {
+    if (e.receiver != nullptr) return *e.receiver->backend_;
+    if (e.server != nullptr) return *e.server->backend_;
+    return *e.client->backend_;
 }
 
 std::vector<std::size_t> PollSet::wait(Deadline deadline) {
     using namespace std::chrono_literals;
     std::vector<std::size_t> ready;
     std::vector<pollfd> fds;
-    std::vector<std::size_t> owners;  // fds[i] belongs to receivers_[owners[i]]
+    std::vector<std::size_t> owners;  // fds[i] belongs to entries_[owners[i]]
     std::vector<bool> doorbell;       // fds[i] is a doorbell or a peer's pidfd: re-check, do not trust
     std::vector<int> armed_fds;
-    std::vector<detail::ReceiverBackend*> armed;
+    std::vector<detail::Waitable*> armed;
     // Doorbells are disarmed however the wait ends (a disarmed one costs the publisher nothing).
     struct Disarm {
-        std::vector<detail::ReceiverBackend*>& armed;
+        std::vector<detail::Waitable*>& armed;
         ~Disarm() {
             for (auto* b : armed)
                 b->disarm();
@@ -40,8 +80,8 @@ std::vector<std::size_t> PollSet::wait(Deadline deadline) {
         const Disarm disarm{armed};
         bool without_fd = false;
         bool peer_by_polling = false;  // a peer's death shows only through ready(): wake to ask
-        for (std::size_t i = 0; i < receivers_.size(); ++i) {
-            auto& backend = *receivers_[i]->backend_;
+        for (std::size_t i = 0; i < entries_.size(); ++i) {
+            auto& backend = waitable(entries_[i]);
             if (backend.ready()) {
                 ready.push_back(i);
                 continue;
@@ -49,12 +89,12 @@ std::vector<std::size_t> PollSet::wait(Deadline deadline) {
             peer_by_polling = peer_by_polling || backend.watches_peer_by_polling();
             armed_fds.clear();
             const auto arm = backend.arm(armed_fds);
-            if (arm != detail::ReceiverBackend::Arm::unsupported) armed.push_back(&backend);
-            if (arm == detail::ReceiverBackend::Arm::ready) {
+            if (arm != detail::Waitable::Arm::unsupported) armed.push_back(&backend);
+            if (arm == detail::Waitable::Arm::ready) {
                 ready.push_back(i);
                 continue;
             }
-            if (arm == detail::ReceiverBackend::Arm::armed) {
+            if (arm == detail::Waitable::Arm::armed) {
                 for (const int fd : armed_fds) {
                     fds.push_back({fd, POLLIN, 0});
                     owners.push_back(i);

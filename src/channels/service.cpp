@@ -27,7 +27,19 @@ const TransportEntry& service_entry(const Address& address) {
     }
     return entry;
 }
+
+[[noreturn]] void no_poll_set(const std::string& address) {
+    throw_error(std::errc::operation_not_supported,
+                "address \"" + address + "\": this service cannot be waited on in a PollSet");
+}
 }  // namespace
+
+bool ServerBackend::ready() {
+    no_poll_set(address());
+}
+bool ClientBackend::ready() {
+    no_poll_set(address());
+}
 
 Loan ServerBackend::loan_reply(const ReplyHandle&, std::size_t) {
     no_zero_copy(address());

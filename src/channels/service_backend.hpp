@@ -14,10 +14,13 @@
 
 namespace ipckit::detail {
 
-class ServerBackend {
+// Both are Waitables (channel_backend.hpp), so a PollSet waits on them beside receivers: a
+// server is ready when a request is there, a client when a response is (or a call in flight
+// lost its server). A backend that cannot say so refuses (ready() throws).
+class ServerBackend : public Waitable {
 public:
     explicit ServerBackend(const Address& address) : address_(address.text) {}
-    virtual ~ServerBackend() = default;
+    [[nodiscard]] bool ready() override;
     void record_created(const Address& address) { registration_ = Registration(address); }
     [[nodiscard]] virtual IoResult recv(Request& request, Deadline deadline) = 0;
     [[nodiscard]] virtual IoResult reply(const ReplyHandle& to, std::span<const std::byte> response) = 0;
@@ -34,10 +37,10 @@ private:
     Registration registration_;
 };
 
-class ClientBackend {
+class ClientBackend : public Waitable {
 public:
     explicit ClientBackend(const Address& address) : address_(address.text) {}
-    virtual ~ClientBackend() = default;
+    [[nodiscard]] bool ready() override;
     [[nodiscard]] virtual Client::Started start(std::span<const std::byte> request, Deadline deadline) = 0;
     [[nodiscard]] virtual IoResult wait(CallId call, std::vector<std::byte>& response, Deadline deadline) = 0;
     // Zero copy, for backends with request space in shared memory; others refuse.

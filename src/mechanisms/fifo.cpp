@@ -101,11 +101,11 @@ Fifo Fifo::create(std::string path, mode_t mode) {
         ::unlink(path.c_str());
         throw_errno("lstat", path, err);
     }
-    Fifo fifo(std::move(path), st.st_dev, st.st_ino);  // from here on, a failure unlinks it
+    Fifo fifo({std::move(path), S_IFIFO, st.st_dev, st.st_ino});  // from here on, a failure unlinks it
     if ((st.st_mode & 0777) != mode) {
         // The umask took bits away; set exactly what was asked, on the name itself, not a link.
-        if (::fchmodat(AT_FDCWD, fifo.path_.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0) {
-            throw_errno("chmod", fifo.path_);
+        if (::fchmodat(AT_FDCWD, fifo.path().c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0) {
+            throw_errno("chmod", fifo.path());
         }
     }
     return fifo;
@@ -163,54 +163,19 @@ std::optional<PipeWriter> Fifo::open_write(const std::string& path, Deadline dea
     }
 }
 
-Fifo::Fifo(std::string path, dev_t device, ino_t inode) noexcept
-    : path_(std::move(path)), device_(device), inode_(inode), owned_(true) {}
-
-Fifo::Fifo(Fifo&& other) noexcept
-    : path_(std::move(other.path_)),
-      device_(other.device_),
-      inode_(other.inode_),
-      owned_(std::exchange(other.owned_, false)) {
-    other.path_.clear();
-}
-
-Fifo& Fifo::operator=(Fifo&& other) noexcept {
-    if (this != &other) {
-        remove_quietly();
-        path_ = std::move(other.path_);
-        other.path_.clear();
-        device_ = other.device_;
-        inode_ = other.inode_;
-        owned_ = std::exchange(other.owned_, false);
-    }
-    return *this;
-}
-
-Fifo::~Fifo() {
-    remove_quietly();
-}
+Fifo::Fifo(detail::MadeFile file) noexcept : file_(std::move(file), true) {}
 
 void Fifo::remove() {
-    if (!owned_) throw_error(std::errc::invalid_argument, "unlink(" + path_ + "): this Fifo does not own it");
-    owned_ = false;
+    const std::string& path = this->path();
+    if (!owns()) throw_error(std::errc::invalid_argument, "unlink(" + path + "): this Fifo does not own it");
+    file_.keep();
     struct stat st {};
-    if (::lstat(path_.c_str(), &st) != 0) throw_errno("unlink", path_);
-    if (!S_ISFIFO(st.st_mode) || st.st_dev != device_ || st.st_ino != inode_) {
+    if (::lstat(path.c_str(), &st) != 0) throw_errno("unlink", path);
+    if (!file_.get().is(st)) {
         throw_error(std::errc::file_exists,
-                    "unlink(" + path_ + "): no longer the FIFO this owner created; left in place");
+                    "unlink(" + path + "): no longer the FIFO this owner created; left in place");
     }
-    if (::unlink(path_.c_str()) != 0) throw_errno("unlink", path_);
-}
-
-void Fifo::remove_quietly() noexcept {
-    if (!owned_) return;
-    owned_ = false;
-    struct stat st {};
-    // Only the FIFO this owner made: another process may have replaced the name since.
-    if (::lstat(path_.c_str(), &st) == 0 && S_ISFIFO(st.st_mode) && st.st_dev == device_ &&
-        st.st_ino == inode_) {
-        ::unlink(path_.c_str());
-    }
+    if (::unlink(path.c_str()) != 0) throw_errno("unlink", path);
 }
 
 }  // namespace ipckit

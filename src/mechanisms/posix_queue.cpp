@@ -118,36 +118,15 @@ unsigned PosixQueue::max_priority() {
 // ---- lifetime ----
 
 PosixQueue::PosixQueue(Fd fd, std::string name, bool owner)
-    : fd_(std::move(fd)), name_(std::move(name)), owner_pid_(owner ? ::getpid() : 0) {
+    : fd_(std::move(fd)), name_(std::move(name), owner, detail::MqUnlink{owner ? ::getpid() : 0}) {
     mq_attr attr{};
-    if (::mq_getattr(fd_.get(), &attr) != 0) {
-        const int err = errno;
-        if (owner) ::mq_unlink(name_.c_str());
-        throw_errno("mq_getattr", name_, err);
-    }
+    // On a throw, name_ is destroyed and unlinks the name if owned.
+    if (::mq_getattr(fd_.get(), &attr) != 0) throw_errno("mq_getattr", name_.get(), errno);
     max_message_size_ = static_cast<std::size_t>(attr.mq_msgsize);
 }
 
-PosixQueue::PosixQueue(PosixQueue&& other) noexcept
-    : fd_(std::move(other.fd_)),
-      name_(std::move(other.name_)),
-      max_message_size_(other.max_message_size_),
-      owner_pid_(std::exchange(other.owner_pid_, 0)) {}
-
-PosixQueue& PosixQueue::operator=(PosixQueue&& other) noexcept {
-    if (this != &other) {
-        if (owner_pid_ == ::getpid()) ::mq_unlink(name_.c_str());
-        fd_ = std::move(other.fd_);
-        name_ = std::move(other.name_);
-        max_message_size_ = other.max_message_size_;
-        owner_pid_ = std::exchange(other.owner_pid_, 0);
-    }
-    return *this;
-}
-
-PosixQueue::~PosixQueue() {
-    // A forked child inherits a copy of the owner; only the creating process unlinks.
-    if (owner_pid_ == ::getpid()) ::mq_unlink(name_.c_str());
+void detail::MqUnlink::operator()(const std::string& name) const noexcept {
+    if (creator == ::getpid()) ::mq_unlink(name.c_str());
 }
 
 PosixQueue PosixQueue::create(std::string_view name, Attributes attributes, mode_t mode) {
@@ -192,22 +171,22 @@ void PosixQueue::unlink(std::string_view name) {
 }
 
 void PosixQueue::unlink() {
-    if (name_.empty()) return;
-    if (::mq_unlink(name_.c_str()) != 0 && errno != ENOENT) throw_errno("mq_unlink", name_);
-    owner_pid_ = 0;
+    if (name().empty()) return;
+    if (::mq_unlink(name().c_str()) != 0 && errno != ENOENT) throw_errno("mq_unlink", name());
+    name_.keep();
 }
 
 // ---- status ----
 
 PosixQueue::Attributes PosixQueue::attributes() const {
     mq_attr attr{};
-    if (::mq_getattr(fd_.get(), &attr) != 0) throw_errno("mq_getattr", name_);
+    if (::mq_getattr(fd_.get(), &attr) != 0) throw_errno("mq_getattr", name());
     return {attr.mq_maxmsg, attr.mq_msgsize};
 }
 
 std::size_t PosixQueue::message_count() const {
     mq_attr attr{};
-    if (::mq_getattr(fd_.get(), &attr) != 0) throw_errno("mq_getattr", name_);
+    if (::mq_getattr(fd_.get(), &attr) != 0) throw_errno("mq_getattr", name());
     return static_cast<std::size_t>(attr.mq_curmsgs);
 }
 
@@ -215,7 +194,7 @@ std::size_t PosixQueue::message_count() const {
 
 IoResult PosixQueue::send(std::span<const std::byte> body, unsigned priority, Deadline deadline) const {
     if (priority > max_priority())
-        throw_error(std::errc::invalid_argument, "mq_send(" + name_ + "): priority " +
+        throw_error(std::errc::invalid_argument, "mq_send(" + name() + "): priority " +
                                                      std::to_string(priority) + " is over the highest, " +
                                                      std::to_string(max_priority()));
     const auto* data = reinterpret_cast<const char*>(body.data());
@@ -232,25 +211,25 @@ IoResult PosixQueue::send(std::span<const std::byte> body, unsigned priority, De
             if (err == EMSGSIZE) {
                 const auto limits = PosixQueue::limits();
                 throw Error(std::make_error_code(std::errc::message_size),
-                            "mq_send(" + name_ + "): a message of " + std::to_string(body.size()) +
+                            "mq_send(" + name() + "): a message of " + std::to_string(body.size()) +
                                 " bytes is over this queue's max_message_size = " +
                                 std::to_string(max_message_size_) +
                                 " (fixed when the queue was created; fs.mqueue.msgsize_max = " +
                                 text(limits.msgsize_max) + ")");
             }
-            throw_errno("mq_send", name_, err);
+            throw_errno("mq_send", name(), err);
         }
     };
 
     if (deadline.is_never()) {
         if (auto done = attempt(true)) return *done;
-        throw_errno("mq_send", name_, EAGAIN);  // a blocking descriptor does not give EAGAIN
+        throw_errno("mq_send", name(), EAGAIN);  // a blocking descriptor does not give EAGAIN
     }
     for (;;) {
         if (auto done = attempt(false)) return *done;
         if (deadline.is_immediate()) return {Status::would_block, 0};
         // Room may be taken by another sender between the poll and the attempt: then wait again.
-        const Status ready = wait_writable(fd_.get(), deadline, name_);
+        const Status ready = wait_writable(fd_.get(), deadline, name());
         if (ready != Status::ok) return {ready, 0};
     }
 }
@@ -271,25 +250,25 @@ PosixReceiveResult PosixQueue::receive(std::span<std::byte> buffer, Deadline dea
             if (err == ETIMEDOUT || err == EAGAIN) return std::nullopt;
             if (err == EMSGSIZE) {
                 throw Error(std::make_error_code(std::errc::message_size),
-                            "mq_receive(" + name_ + "): the " + std::to_string(buffer.size()) +
+                            "mq_receive(" + name() + "): the " + std::to_string(buffer.size()) +
                                 "-byte buffer is smaller than this queue's max_message_size = " +
                                 std::to_string(max_message_size_) +
                                 "; POSIX queues need room for their largest message, so nothing was taken "
                                 "from the queue. Receive into max_message_size() bytes");
             }
-            throw_errno("mq_receive", name_, err);
+            throw_errno("mq_receive", name(), err);
         }
     };
 
     if (deadline.is_never()) {
         if (auto done = attempt(true)) return *done;
-        throw_errno("mq_receive", name_, EAGAIN);  // a blocking descriptor does not give EAGAIN
+        throw_errno("mq_receive", name(), EAGAIN);  // a blocking descriptor does not give EAGAIN
     }
     for (;;) {
         if (auto done = attempt(false)) return *done;
         if (deadline.is_immediate()) return {Status::would_block, 0, 0};
         // Another receiver may take the message between the poll and the attempt: then wait again.
-        const Status ready = wait_readable(fd_.get(), deadline, name_);
+        const Status ready = wait_readable(fd_.get(), deadline, name());
         if (ready != Status::ok) return {ready, 0, 0};
     }
 }

@@ -19,7 +19,11 @@ void PosixShm::check_name(std::string_view name) {
 }
 
 PosixShm::PosixShm(std::string name, Fd fd, Access access, bool owner)
-    : name_(std::move(name)), fd_(std::move(fd)), access_(access), owner_(owner) {}
+    : name_(std::move(name), owner), fd_(std::move(fd)), access_(access) {}
+
+void detail::ShmUnlink::operator()(const std::string& name) const noexcept {
+    ::shm_unlink(name.c_str());
+}
 
 PosixShm PosixShm::create(std::string_view name, std::size_t size, mode_t mode) {
     check_name(name);
@@ -30,7 +34,7 @@ PosixShm PosixShm::create(std::string_view name, std::size_t size, mode_t mode) 
     Fd fd(::shm_open(text.c_str(), O_RDWR | O_CREAT | O_EXCL, mode));
     if (!fd) throw_errno("shm_open", text);
     PosixShm shm(std::move(text), std::move(fd), Access::read_write, true);  // unlinks if ftruncate fails
-    if (::ftruncate(shm.fd_.get(), static_cast<off_t>(size)) != 0) throw_errno("ftruncate", shm.name_);
+    if (::ftruncate(shm.fd_.get(), static_cast<off_t>(size)) != 0) throw_errno("ftruncate", shm.name());
     return shm;
 }
 
@@ -46,7 +50,7 @@ PosixShm PosixShm::open(std::string_view name, Access access, std::size_t expect
     PosixShm shm = open(name, access);
     const std::size_t actual = shm.size();
     if (actual != expected_size) {
-        throw_error(std::errc::invalid_argument, "shm_open(" + shm.name_ + "): the object is " +
+        throw_error(std::errc::invalid_argument, "shm_open(" + shm.name() + "): the object is " +
                                                      std::to_string(actual) + " bytes, expected " +
                                                      std::to_string(expected_size));
     }
@@ -61,30 +65,9 @@ bool PosixShm::unlink(std::string_view name) {
     throw_errno("shm_unlink", text);
 }
 
-PosixShm::PosixShm(PosixShm&& other) noexcept
-    : name_(std::move(other.name_)),
-      fd_(std::move(other.fd_)),
-      access_(other.access_),
-      owner_(std::exchange(other.owner_, false)) {}
-
-PosixShm& PosixShm::operator=(PosixShm&& other) noexcept {
-    if (this != &other) {
-        if (owner_) ::shm_unlink(name_.c_str());
-        name_ = std::move(other.name_);
-        fd_ = std::move(other.fd_);
-        access_ = other.access_;
-        owner_ = std::exchange(other.owner_, false);
-    }
-    return *this;
-}
-
-PosixShm::~PosixShm() {
-    if (owner_) ::shm_unlink(name_.c_str());
-}
-
 std::size_t PosixShm::size() const {
     struct stat st {};
-    if (::fstat(fd_.get(), &st) != 0) throw_errno("fstat", name_);
+    if (::fstat(fd_.get(), &st) != 0) throw_errno("fstat", name());
     return static_cast<std::size_t>(st.st_size);
 }
 
@@ -94,20 +77,20 @@ Mapping PosixShm::map(MapOptions options) const {
 
 Mapping PosixShm::map(Access access, MapOptions options) const {
     if (access == Access::read_write && access_ == Access::read_only) {
-        throw_error(std::errc::permission_denied, "mmap(" + name_ + "): the object was opened read-only");
+        throw_error(std::errc::permission_denied, "mmap(" + name() + "): the object was opened read-only");
     }
     const std::size_t actual = size();
     if (options.offset < 0 || static_cast<std::size_t>(options.offset) >= actual) {
         throw_error(std::errc::invalid_argument,
-                    "mmap(" + name_ + "): offset " + std::to_string(options.offset) +
+                    "mmap(" + name() + "): offset " + std::to_string(options.offset) +
                         " is outside the object (" + std::to_string(actual) + " bytes)");
     }
-    return Mapping::map(fd_, actual - static_cast<std::size_t>(options.offset), access, options, name_);
+    return Mapping::map(fd_, actual - static_cast<std::size_t>(options.offset), access, options, name());
 }
 
 void PosixShm::unlink() {
-    owner_ = false;
-    if (::shm_unlink(name_.c_str()) != 0) throw_errno("shm_unlink", name_);
+    name_.keep();
+    if (::shm_unlink(name().c_str()) != 0) throw_errno("shm_unlink", name());
 }
 
 }  // namespace ipckit

@@ -121,28 +121,12 @@ std::string TypeSelector::to_string() const {
 // ---- SysvQueue: lifetime ----
 
 SysvQueue::SysvQueue(int id, SysvKey key, bool owner)
-    : id_(id), key_(std::move(key)), name_(queue_name(key_, id)), owner_pid_(owner ? ::getpid() : 0) {}
+    : id_(id, owner, detail::SysvQueueRemove{owner ? ::getpid() : 0}),
+      key_(std::move(key)),
+      name_(queue_name(key_, id)) {}
 
-SysvQueue::SysvQueue(SysvQueue&& other) noexcept
-    : id_(std::exchange(other.id_, -1)),
-      key_(other.key_),
-      name_(std::move(other.name_)),
-      owner_pid_(std::exchange(other.owner_pid_, 0)) {}
-
-SysvQueue& SysvQueue::operator=(SysvQueue&& other) noexcept {
-    if (this != &other) {
-        if (owner_pid_ == ::getpid() && id_ >= 0) ::msgctl(id_, IPC_RMID, nullptr);
-        id_ = std::exchange(other.id_, -1);
-        key_ = other.key_;
-        name_ = std::move(other.name_);
-        owner_pid_ = std::exchange(other.owner_pid_, 0);
-    }
-    return *this;
-}
-
-SysvQueue::~SysvQueue() {
-    // A forked child inherits a copy of the owner; only the creating process removes.
-    if (owner_pid_ == ::getpid() && id_ >= 0) ::msgctl(id_, IPC_RMID, nullptr);
+void detail::SysvQueueRemove::operator()(int id) const noexcept {
+    if (creator == ::getpid() && id >= 0) ::msgctl(id, IPC_RMID, nullptr);
 }
 
 SysvQueue SysvQueue::create(const SysvKey& key, mode_t mode) {
@@ -191,7 +175,7 @@ void SysvQueue::remove() {
     if (id_ < 0) return;
     if (::msgctl(id_, IPC_RMID, nullptr) != 0 && !removed_errno(errno))
         throw_errno("msgctl(IPC_RMID)", name_);
-    owner_pid_ = 0;
+    id_.keep();
 }
 
 // ---- SysvQueue: status ----

@@ -49,38 +49,23 @@ int permission_flags(Access access) {
 }  // namespace
 
 SysvAttachment::SysvAttachment(std::byte* data, std::size_t size, Access access, std::string object) noexcept
-    : data_(data), size_(size), access_(access), object_(std::move(object)) {}
+    : bytes_(std::span(data, size), data != nullptr), access_(access), object_(std::move(object)) {}
 
-SysvAttachment::SysvAttachment(SysvAttachment&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)),
-      access_(other.access_),
-      object_(std::move(other.object_)) {}
-
-SysvAttachment& SysvAttachment::operator=(SysvAttachment&& other) noexcept {
-    if (this != &other) {
-        if (data_ != nullptr) ::shmdt(data_);
-        data_ = std::exchange(other.data_, nullptr);
-        size_ = std::exchange(other.size_, 0);
-        access_ = other.access_;
-        object_ = std::move(other.object_);
-    }
-    return *this;
-}
-
-SysvAttachment::~SysvAttachment() {
-    if (data_ != nullptr) ::shmdt(data_);
+void detail::SysvDetach::operator()(std::span<std::byte> bytes) const noexcept {
+    if (bytes.data() != nullptr) ::shmdt(bytes.data());
 }
 
 void SysvAttachment::detach() {
-    if (data_ == nullptr) return;
-    std::byte* data = std::exchange(data_, nullptr);
-    size_ = 0;
-    if (::shmdt(data) != 0) throw_errno("shmdt", object_);
+    std::byte* data = bytes_.release().data();
+    if (data != nullptr && ::shmdt(data) != 0) throw_errno("shmdt", object_);
 }
 
 SysvShm::SysvShm(int id, Access access, bool owner, std::string object) noexcept
-    : id_(id), access_(access), owner_(owner), object_(std::move(object)) {}
+    : id_(id, owner), access_(access), object_(std::move(object)) {}
+
+void detail::SysvShmRemove::operator()(int id) const noexcept {
+    ::shmctl(id, IPC_RMID, nullptr);
+}
 
 SysvShm SysvShm::create(const SysvKey& key, std::size_t size, mode_t mode) {
     if (size == 0) {
@@ -118,27 +103,6 @@ SysvShm SysvShm::open_id(int id, Access access) {
     return shm;
 }
 
-SysvShm::SysvShm(SysvShm&& other) noexcept
-    : id_(std::exchange(other.id_, -1)),
-      access_(other.access_),
-      owner_(std::exchange(other.owner_, false)),
-      object_(std::move(other.object_)) {}
-
-SysvShm& SysvShm::operator=(SysvShm&& other) noexcept {
-    if (this != &other) {
-        if (owner_) ::shmctl(id_, IPC_RMID, nullptr);
-        id_ = std::exchange(other.id_, -1);
-        access_ = other.access_;
-        owner_ = std::exchange(other.owner_, false);
-        object_ = std::move(other.object_);
-    }
-    return *this;
-}
-
-SysvShm::~SysvShm() {
-    if (owner_) ::shmctl(id_, IPC_RMID, nullptr);
-}
-
 SysvAttachment SysvShm::attach(Access access) const {
     if (access == Access::read_write && access_ == Access::read_only) {
         throw_error(std::errc::permission_denied, "shmat(" + object_ + "): the segment was opened read-only");
@@ -168,7 +132,7 @@ SysvShmStatus SysvShm::stat() const {
 }
 
 void SysvShm::remove() {
-    owner_ = false;
+    id_.keep();
     if (::shmctl(id_, IPC_RMID, nullptr) != 0) throw_errno("shmctl(IPC_RMID)", object_);
 }
 

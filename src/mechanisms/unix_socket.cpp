@@ -148,19 +148,10 @@ struct stat identity_of(const UnixAddress& address) {
     return st;
 }
 
-void remove_if_ours(const std::string& path, dev_t dev, ino_t ino) noexcept {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) ::unlink(path.c_str());
-}
-
 // umask(2) is process-wide, so changes to it are serialised within ipckit.
 std::mutex umask_mutex;
 
 }  // namespace
-
-void detail::SocketFile::remove() noexcept {
-    if (!path_.empty()) remove_if_ours(path_, dev_, ino_);
-}
 
 std::string_view to_string(SocketType type) noexcept {
     switch (type) {

@@ -24,9 +24,10 @@ inline constexpr std::uint64_t kMagic = 0x31474e49524b5049;  // "IPKRING1" read 
 inline constexpr std::uint32_t kVersion = 3;
 
 enum class Kind : std::uint32_t {
-    ring = 1,   // one producer, one consumer
-    lanes = 2,  // N kind-1 rings in one region, one receiver (senders=N)
-    topic = 3,  // one publisher, many subscribers
+    ring = 1,     // one producer, one consumer
+    lanes = 2,    // N kind-1 rings in one region, one receiver (senders=N)
+    topic = 3,    // one publisher, many subscribers
+    service = 4,  // one server, many clients: two kind-1 rings per client (service_region.hpp)
 };
 
 // Records start on 8-byte boundaries: the commit word is 64-bit and a loaned payload is aligned

@@ -23,6 +23,8 @@ std::string_view kind_name(Kind kind) noexcept {
             return "lanes";
         case Kind::topic:
             return "topic";
+        case Kind::service:
+            return "service";
     }
     return "region";
 }
@@ -112,9 +114,9 @@ Control read_control(std::span<std::byte> region, Kind kind, std::size_t header_
     }
     const auto found = static_cast<std::uint32_t>(control.kind);
     if (found != static_cast<std::uint32_t>(kind)) {
-        static constexpr const char* kIs[] = {"", "a 1:1 ring", "a lanes region", "a topic"};
-        static constexpr const char* kHint[] = {"", " (open it without senders=N)", " (senders=N)", ""};
-        const bool known = found >= 1 && found <= 3;
+        static constexpr const char* kIs[] = {"", "a 1:1 ring", "a lanes region", "a topic", "a service"};
+        static constexpr const char* kHint[] = {"", " (open it without senders=N)", " (senders=N)", "", ""};
+        const bool known = found >= 1 && found <= 4;
         const auto expected = static_cast<std::uint32_t>(kind);
         corrupt_header(kind, "kind " + str(found) + " is not " + kIs[expected] + " (kind " + str(expected) +
                                  ")" + (known ? ": it is " + std::string(kIs[found]) + kHint[found] : ""));

@@ -2,6 +2,7 @@
 #include "region_memory.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "core/backoff.hpp"
 #include "ipckit/error.hpp"
@@ -74,6 +75,29 @@ RegionMemory RegionMemory::open(const RegionPlace& place, Deadline deadline) {
             break;
     }
     return r;
+}
+
+bool RegionMemory::still_named(const RegionPlace& place) const noexcept {
+    if (!posix_) return true;
+    try {
+        const PosixShm named = PosixShm::open(place.name, Access::read_only);
+        struct stat ours {};
+        struct stat theirs {};
+        if (::fstat(posix_->fd().get(), &ours) != 0 || ::fstat(named.fd().get(), &theirs) != 0) return true;
+        return ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
+    } catch (const Error&) {
+        return false;  // no such name any more (or not ours to open)
+    }
+}
+
+void RegionMemory::unlink_name(const RegionPlace& place) noexcept {
+    if (!posix_) return;
+    posix_->keep();
+    try {
+        if (still_named(place)) (void)PosixShm::unlink(place.name);
+    } catch (const Error&) {
+        // Nothing to do: the name stays for `ipckit rm`.
+    }
 }
 
 void RegionMemory::map_posix() {

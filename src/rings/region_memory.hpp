@@ -52,6 +52,12 @@ public:
     [[nodiscard]] std::span<std::byte> bytes() const noexcept { return bytes_; }
     // A named POSIX file, which anyone with access can truncate under us (BusGuard).
     [[nodiscard]] bool truncatable() const noexcept { return mapping_.has_value(); }
+    // A POSIX region: whether `place`'s name still names this object (not removed, nor removed
+    // and made again). Other backings: true.
+    [[nodiscard]] bool still_named(const RegionPlace& place) const noexcept;
+    // A POSIX region: removes its name now if it still names this object, and no longer owns it
+    // (a successor's object of the same name is never removed by our destructor). Others: nothing.
+    void unlink_name(const RegionPlace& place) noexcept;
 
 private:
     RegionMemory() = default;

@@ -39,7 +39,8 @@ TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode
         g.header->wait.publisher_sleepers.store(0, std::memory_order_relaxed);
     });
     TopicPublisher p;
-    p.header_ = g.header;
+    p.header_ = decltype(p.header_)(g.header,
+                                    detail::TopicPublisherCloser{claim.epoch, g.slots});  // closes on a throw
     p.slots_ = slots(g.header);
     p.data_ = g.data;
     p.capacity_ = g.capacity;
@@ -50,7 +51,6 @@ TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode
     p.history_ = g.history;
     p.drop_ = g.drop;
     p.mode_ = mode;
-    p.epoch_ = claim.epoch;
     p.sleeper_.set_sleep_counter(&g.header->publisher.counters.sleeps);
     p.took_over_ = claim.took_over;
     p.head_ = g.committed;
@@ -91,34 +91,26 @@ TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode
     return p;
 }
 
-TopicPublisher::TopicPublisher(TopicPublisher&& other) noexcept : TopicPublisherState(std::move(other)) {
-    other.disown();
-}
-
-TopicPublisher& TopicPublisher::operator=(TopicPublisher&& other) noexcept {
-    if (this != &other) {
-        close();
-        TopicPublisherState::operator=(std::move(other));
-        other.disown();
+// Rings the doorbell of every armed subscriber slot (a subscriber in a PollSet or the caller's
+// own loop learns of a commit, a close or a new publisher).
+static void ring_armed_doorbells(Slot* slots, std::uint32_t count, Fd& sender) noexcept {
+    for (std::uint32_t i = 0; i < count; ++i) {
+        SlotLine& line = slots[i].cursor;
+        // acquire: pairs with arm()'s release, so the name is the one written before arming.
+        if (line.doorbell_armed.load(std::memory_order_acquire) == 0) continue;
+        detail::region::ring_doorbell(line.doorbell_name, line.doorbell_length, kDoorbellNameSize, sender);
     }
-    return *this;
 }
 
-TopicPublisher::~TopicPublisher() {
-    close();
+void detail::TopicPublisherCloser::operator()(TopicHeader* header) const noexcept {
+    release_endpoint(header->publisher_end, epoch);
+    wake_all(header->wait.data_event);  // sleeping subscribers see `closed` now, not in 20 ms
+    Fd sender;                          // made only if a doorbell is armed
+    ring_armed_doorbells(topic::slots(header), slots, sender);
 }
 
 void TopicPublisher::close() noexcept {
-    release_ownership();
-}
-
-void TopicPublisher::release_ownership() noexcept {
-    if (header_ == nullptr) return;
-    release_endpoint(header_->publisher_end, epoch_);
-    wake_all(header_->wait.data_event);  // sleeping subscribers see `closed` now, not in 20 ms
-    ring_doorbells();
-    header_ = nullptr;
-    pending_ = false;
+    header_.reset();
 }
 
 std::uint32_t TopicPublisher::subscribers() const noexcept {
@@ -284,13 +276,7 @@ void TopicPublisher::publish(std::size_t size) {
 }
 
 void TopicPublisher::ring_doorbells() noexcept {
-    for (std::uint32_t i = 0; i < slot_count_; ++i) {
-        SlotLine& line = slots_[i].cursor;
-        // acquire: pairs with arm()'s release, so the name is the one written before arming.
-        if (line.doorbell_armed.load(std::memory_order_acquire) == 0) continue;
-        detail::region::ring_doorbell(line.doorbell_name, line.doorbell_length, kDoorbellNameSize,
-                                      bell_sender_);
-    }
+    ring_armed_doorbells(slots_, slot_count_, bell_sender_);
 }
 
 IoResult TopicPublisher::send(std::span<const std::byte> message, Deadline deadline) {
@@ -310,7 +296,9 @@ Loan TopicPublisher::loan(std::size_t size, Deadline deadline) {
 }
 
 void TopicPublisher::commit(std::size_t size) {
-    if (!pending_) throw_error(std::errc::invalid_argument, "topic commit without a loan");
+    // A moved-from or closed publisher holds no loan (its pending_ went with its end).
+    if (!pending_ || header_ == nullptr)
+        throw_error(std::errc::invalid_argument, "topic commit without a loan");
     if (size > pending_size_) {
         throw_error(std::errc::invalid_argument,
                     "topic commit of " + str(size) + " bytes exceeds the loan of " + str(pending_size_));

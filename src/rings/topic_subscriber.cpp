@@ -58,7 +58,8 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
         }
     }
     TopicSubscriber s;
-    s.header_ = g.header;
+    s.header_ = decltype(s.header_)(
+        g.header, detail::TopicSubscriberCloser{claim.epoch, &all[index]});  // closes on a throw
     s.slot_ = &all[index];
     s.data_ = g.data;
     s.capacity_ = g.capacity;
@@ -69,7 +70,6 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
     s.drop_ = g.drop;
     s.mode_ = mode;
     s.slot_index_ = index;
-    s.epoch_ = claim.epoch;
     s.took_over_ = claim.took_over;
     s.publisher_ = EndpointWatch(&g.header->publisher_end, EndpointWatch::JoinAfter{});
     s.sleeper_.set_sleeping_flag(&s.slot_->cursor.sleeping);
@@ -134,35 +134,18 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
     return s;
 }
 
-TopicSubscriber::TopicSubscriber(TopicSubscriber&& other) noexcept : TopicSubscriberState(std::move(other)) {
-    other.disown();
-}
-
-TopicSubscriber& TopicSubscriber::operator=(TopicSubscriber&& other) noexcept {
-    if (this != &other) {
-        close();
-        TopicSubscriberState::operator=(std::move(other));
-        other.disown();
-    }
-    return *this;
-}
-
-TopicSubscriber::~TopicSubscriber() {
-    close();
+void detail::TopicSubscriberCloser::operator()(TopicHeader* header) const noexcept {
+    // A subscriber that closes armed stops counting as a sleeper (only the holder arms).
+    const OwnerWord holder = OwnerWord::unpack(slot->end.owner.load(std::memory_order_relaxed));
+    if (holder.epoch == epoch && slot->cursor.doorbell_armed.exchange(0, std::memory_order_relaxed) != 0)
+        header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
+    slot->cursor.doorbell_length = 0;
+    release_endpoint(slot->end, epoch);
+    wake_all(header->wait.space_event);  // a publisher waiting for us may go on
 }
 
 void TopicSubscriber::close() noexcept {
-    release_ownership();
-}
-
-void TopicSubscriber::release_ownership() noexcept {
-    if (header_ == nullptr) return;
-    disarm();
-    slot_->cursor.doorbell_length = 0;
-    release_endpoint(slot_->end, epoch_);
-    wake_all(header_->wait.space_event);  // a publisher waiting for us may go on
-    header_ = nullptr;
-    holding_ = false;
+    header_.reset();
 }
 
 bool TopicSubscriber::lapped() const noexcept {
@@ -308,7 +291,9 @@ RecordView TopicSubscriber::read(Deadline deadline) {
 }
 
 void TopicSubscriber::release() {
-    if (!holding_) throw_error(std::errc::invalid_argument, "topic release without a read");
+    // A moved-from or closed subscriber holds no record (holding_ went with its end).
+    if (!holding_ || header_ == nullptr)
+        throw_error(std::errc::invalid_argument, "topic release without a read");
     consume();
 }
 

@@ -116,6 +116,25 @@ TEST(PosixShmTest, OwnerUnlinksTheNameAndMappingsOutliveIt) {
     }
 }
 
+// A move hands the name over (the moved-from object unlinks nothing); assigning over an owner
+// unlinks what it owned.
+TEST(PosixShmTest, MovesHandTheNameOverAndAssigningOverAnOwnerUnlinksIt) {
+    const std::string first = fresh_name();
+    const std::string second = fresh_name();
+    auto shm = PosixShm::create(first, 4096);
+    {
+        PosixShm moved = std::move(shm);
+        EXPECT_FALSE(shm.owner());
+        EXPECT_TRUE(moved.owner());
+        shm = std::move(moved);  // back again: the name must survive both moves
+    }
+    EXPECT_TRUE(exists_in_dev_shm(first));
+    shm = PosixShm::create(second, 4096);
+    EXPECT_FALSE(exists_in_dev_shm(first));
+    EXPECT_TRUE(exists_in_dev_shm(second));
+    EXPECT_EQ(shm.name(), second);
+}
+
 TEST(PosixShmTest, KeptNameStaysUntilUnlinkedByName) {
     const std::string name = fresh_name();
     NameGuard guard{name};

@@ -178,6 +178,26 @@ TEST(SysvShmTest, OwnerRemovesOnDestructionUnlessKept) {
     EXPECT_FALSE(segment_exists(id));
 }
 
+// Assigning over an owner removes its segment; assigning over an attachment detaches it; a
+// moved-from one holds nothing.
+TEST(SysvShmTest, AssigningOverAnOwnerOrAnAttachmentReleasesIt) {
+    auto segment = create_with_fresh_key(4096);
+    const int first = segment.id();
+    auto attachment = segment.attach(Access::read_write);
+    EXPECT_EQ(segment.stat().attach_count, 1U);
+    attachment = segment.attach(Access::read_only);
+    EXPECT_EQ(segment.stat().attach_count, 1U);
+    EXPECT_FALSE(attachment.writable());
+    SysvShm moved = std::move(segment);
+    EXPECT_FALSE(segment.owner());
+    EXPECT_EQ(segment.id(), -1);
+    attachment = SysvAttachment();
+    EXPECT_EQ(moved.stat().attach_count, 0U);
+    moved = create_with_fresh_key(4096);
+    EXPECT_FALSE(segment_exists(first));
+    EXPECT_TRUE(segment_exists(moved.id()));
+}
+
 TEST(SysvShmTest, CreationIsExclusiveAndDefaultsTo0600) {
     auto segment = create_with_fresh_key(4096);
     const SysvKey key = key_of(segment);

@@ -291,6 +291,45 @@ TEST(TopicTest, SubscribersBeyondTheSlotsAreRefusedUntilOneLeaves) {
     EXPECT_EQ(c.slot(), 0u);
 }
 
+// A move hands an end over (the moved-from one holds nothing and closes nothing); assigning over
+// an end closes it first, so its slot is free and its subscribers see `closed`.
+TEST(TopicTest, MovesHandTheEndOverAndAssigningOverAnEndClosesIt) {
+    SharedRegion region(Topic::region_size(1024, 2));
+    Topic::format(region.span(), {.capacity = 1024, .subscribers = 2});
+    SharedRegion other(Topic::region_size(1024, 2));  // outlives the ends below
+    Topic::format(other.span(), {.capacity = 1024, .subscribers = 2});
+    auto a = TopicSubscriber::attach(region.span());
+    auto b = TopicSubscriber::attach(region.span());
+    TopicSubscriber moved = std::move(a);
+    EXPECT_THROW((void)TopicSubscriber::attach(region.span()), Error);  // both slots still held
+    EXPECT_THROW(a.release(), Error);                                   // a holds nothing now
+    a.close();                                                          // and closes nothing
+    EXPECT_THROW((void)TopicSubscriber::attach(region.span()), Error);
+    moved = std::move(b);  // closes slot 0, takes slot 1
+    EXPECT_EQ(moved.slot(), 1u);
+    auto c = TopicSubscriber::attach(region.span());
+    EXPECT_EQ(c.slot(), 0u);
+
+    auto pub = TopicPublisher::attach(region.span());
+    auto loan = pub.loan(8);
+    ASSERT_TRUE(loan.ok());
+    TopicPublisher holder = std::move(pub);
+    EXPECT_THROW(pub.commit(8), Error);  // the loan went with the end
+    std::memset(loan.buffer.data(), 7, 8);
+    holder.commit(8);
+    std::vector<std::byte> m;
+    ASSERT_TRUE(moved.recv(m, Deadline::after(30s)).ok());
+    EXPECT_EQ(m, std::vector<std::byte>(8, std::byte{7}));
+    // Assigning another topic's publisher over it closes this topic's end: its subscribers drain
+    // what it published, then see `closed`.
+    holder = TopicPublisher::attach(other.span());
+    ASSERT_TRUE(c.recv(m, Deadline::after(30s)).ok());
+    EXPECT_EQ(c.recv(m, Deadline::after(30s)).status, Status::closed);
+    EXPECT_EQ(moved.recv(m, Deadline::after(30s)).status, Status::closed);
+    auto next = TopicPublisher::attach(region.span());
+    EXPECT_FALSE(next.took_over());  // the end was closed, not left to a takeover
+}
+
 TEST(TopicTest, HostileHeaderIsRefusedWithAClearError) {
     SharedRegion region(Topic::region_size(1024, 2));
     auto expect_refused = [&](auto corrupt, const char* what) {

@@ -47,4 +47,19 @@ std::string json_number_or_null(bool known, Number value) {
     return known ? fmt::format("{}", value) : "null";
 }
 
+// A JSON array of one object a line ("[\n  {...},\n  {...}\n]\n", or "[]\n" when empty): what
+// `ls --json` and `top --json` print. `object_of(item)` gives one object's text.
+template <typename Items, typename ObjectOf>
+std::string json_array(const Items& items, ObjectOf&& object_of) {
+    std::string out = "[";
+    bool first = true;
+    for (const auto& item : items) {
+        out += first ? "\n  " : ",\n  ";
+        out += object_of(item);
+        first = false;
+    }
+    out += first ? "]\n" : "\n]\n";
+    return out;
+}
+
 }  // namespace ipckit::cli

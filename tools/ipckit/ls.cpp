@@ -16,13 +16,10 @@ using ipckit::cli::json_number_or_null;
 using ipckit::cli::json_string;
 
 void print_json(const std::vector<ipckit::IpcObject>& objects) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < objects.size(); ++i) {
-        const auto& o = objects[i];
+    const std::string out = ipckit::cli::json_array(objects, [](const ipckit::IpcObject& o) {
         const bool queue = o.kind == ipckit::ObjectKind::sysvmq;
-        out += i == 0 ? "\n" : ",\n";
-        out += fmt::format(
-            "  {{\"kind\": {}, \"address\": {}, \"owner\": {}, \"owner_uid\": {}, \"mode\": \"{}\", "
+        return fmt::format(
+            "{{\"kind\": {}, \"address\": {}, \"owner\": {}, \"owner_uid\": {}, \"mode\": \"{}\", "
             "\"size\": {}, \"messages\": {}, \"id\": {}, \"creator_pid\": {}, \"creator_source\": \"{}\", "
             "\"creator_alive\": {}, \"creator_in_other_pid_namespace\": {}, \"in_use\": {}, "
             "\"last_sender_pid\": {}, \"last_receiver_pid\": {}, "
@@ -36,8 +33,7 @@ void print_json(const std::vector<ipckit::IpcObject>& objects) {
             ipckit::to_string(o.creator_source), o.creator_alive, o.creator_in_other_pid_namespace, o.in_use,
             json_number_or_null(queue, o.last_sender_pid), json_number_or_null(queue, o.last_receiver_pid),
             o.stale);
-    }
-    out += objects.empty() ? "]\n" : "\n]\n";
+    });
     std::fputs(out.c_str(), stdout);
 }
 

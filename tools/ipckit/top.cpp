@@ -165,9 +165,8 @@ std::string json(const std::vector<Row>& rows) {
         return json_number_or_null(v.has_value(), v.value_or(0));
     };
     const auto rate = [](const std::optional<double>& v) { return v ? fmt::format("{:.1f}", *v) : "null"; };
-    std::string out = "[";
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        const auto& c = rows[i].stats;
+    return json_array(rows, [&](const Row& row) {
+        const auto& c = row.stats;
         std::string holders = "[";
         for (std::size_t h = 0; h < c.holders.size(); ++h)
             holders += fmt::format(
@@ -192,9 +191,8 @@ std::string json(const std::vector<Row>& rows) {
                 k->messages_sent, k->bytes_sent, k->messages_received, k->bytes_received, k->full_waits,
                 k->sleeps, k->wakes_sent, k->takeovers);
         }
-        out += i == 0 ? "\n" : ",\n";
-        out += fmt::format(
-            "  {{\"address\": {}, \"kind\": {}, \"problem\": {}, \"capacity\": {}, \"bytes\": {}, "
+        return fmt::format(
+            "{{\"address\": {}, \"kind\": {}, \"problem\": {}, \"capacity\": {}, \"bytes\": {}, "
             "\"messages\": {}, "
             "\"backlog\": {}, \"slowest_lag_bytes\": {}, \"slowest_lag_messages\": {}, \"missed\": {}, "
             "\"subscribers\": {}, \"sleepers\": {}, \"bytes_per_s\": {}, \"messages_per_s\": {}, "
@@ -203,11 +201,9 @@ std::string json(const std::vector<Row>& rows) {
             json_string(c.address), json_string(c.kind), c.problem.empty() ? "null" : json_string(c.problem),
             number(c.capacity), number(c.bytes), number(c.messages), number(c.backlog),
             number(c.slowest_lag_bytes), number(c.slowest_lag_messages), number(c.missed), c.subscribers,
-            c.sleepers, rate(rows[i].bytes_per_s), rate(rows[i].messages_per_s), holders, counters,
-            quantile(0.5), quantile(0.99), histogram);
-    }
-    out += rows.empty() ? "]\n" : "\n]\n";
-    return out;
+            c.sleepers, rate(row.bytes_per_s), rate(row.messages_per_s), holders, counters, quantile(0.5),
+            quantile(0.99), histogram);
+    });
 }
 
 // The text exposition format: a label value escapes \, " and newline; each family has one HELP
