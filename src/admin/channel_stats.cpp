@@ -17,6 +17,7 @@
 #include "ipckit/mapping.hpp"
 #include "ipckit/objects.hpp"
 #include "rings/ring_layout.hpp"
+#include "rings/service_region.hpp"
 #include "rings/shared_region.hpp"
 #include "rings/topic_layout.hpp"
 
@@ -25,6 +26,7 @@ namespace {
 
 namespace region = detail::region;
 namespace ring = detail::ring;
+namespace service = detail::service;
 namespace topic = detail::topic;
 
 // A corrupt region: what `problem` says.
@@ -115,19 +117,24 @@ void add_latency(ChannelStats& stats, const region::LatencyHistogram& block) {
 // One 1:1 ring's cursors, counters and holders, at `base` (0, or a lane's offset). A lane's consumer
 // end is the lanes receiver's: its counters go to the channel, and its sleeps (the receiver's,
 // counted on every lane it slept on) to `lanes_receiver_sleeps`, the most any lane counted.
-void read_ring(const RegionView& view, std::uint64_t base, ChannelStats& stats, const std::string& producer,
-               const char* consumer, bool& lanes_receiver_sleeping, std::uint64_t& lanes_receiver_sleeps) {
-    const auto& header = view.at<ring::RingHeader>(base);
+// A kind-1 ring's cursors: its bytes committed and its backlog, into the channel's.
+void add_cursors(ChannelStats& stats, const ring::RingHeader& header, std::uint64_t capacity) {
     // The consumer first: it never passes the producer, so read in this order the pair is ordered.
     const std::uint64_t consumed = load(header.consumer.position);
     const std::uint64_t committed = load(header.producer.position);
     if (consumed > committed)
         corrupt("the consumer cursor (" + std::to_string(consumed) + ") is ahead of the producer's (" +
                 std::to_string(committed) + ")");
-    const std::uint64_t backlog = std::min(committed - consumed, *stats.capacity);
+    const std::uint64_t backlog = std::min(committed - consumed, capacity);
     stats.bytes = stats.bytes.value_or(0) + committed;
     stats.backlog = stats.backlog.value_or(0) + backlog;
     stats.slowest_lag_bytes = std::max(stats.slowest_lag_bytes.value_or(0), backlog);
+}
+
+void read_ring(const RegionView& view, std::uint64_t base, ChannelStats& stats, const std::string& producer,
+               const char* consumer, bool& lanes_receiver_sleeping, std::uint64_t& lanes_receiver_sleeps) {
+    const auto& header = view.at<ring::RingHeader>(base);
+    add_cursors(stats, header, *stats.capacity);
     // A lanes receiver asleep is counted on every lane it waits on: once is what it is.
     const auto consumers = load(header.wait.consumer_sleepers);
     stats.sleepers += load(header.wait.producer_sleepers) + (consumer != nullptr ? consumers : 0);
@@ -229,6 +236,38 @@ void read_lanes(const RegionView& view, const region::ControlLine& control, Chan
     stats.counters->sleeps += receiver_sleeps;
 }
 
+// A service (kind 4): the server and each client slot's two kind-1 rings, requests (the client
+// produces) and responses (the server produces). Its holders are the server and the clients; its
+// counters add up every ring's ends, so a call counts as two messages sent and two received.
+void read_service(const RegionView& view, const region::ControlLine& control, ChannelStats& stats) {
+    const auto clients = control.kind_words[0];
+    const auto stride = control.kind_words[1];
+    const auto response_capacity = control.kind_words[3];
+    if (clients < 1 || clients > service::kMaxClients)
+        corrupt("a service with " + std::to_string(clients) + " client slots (1-1024)");
+    check_capacity(response_capacity);
+    if (control.header_size != service::kServiceHeaderSize ||
+        stride != 2 * ring::kHeaderSize + control.capacity + response_capacity ||
+        view.size() < service::kServiceHeaderSize ||
+        (view.size() - service::kServiceHeaderSize) / stride < clients)
+        corrupt("service slots of stride " + std::to_string(stride) + " do not fit the region");
+    const auto& header = view.at<service::ServiceHeader>(0);
+    add_holder(stats, header.server_end, "server");
+    stats.sleepers += load(header.wait.server_sleepers);
+    for (std::uint64_t i = 0; i < clients; ++i) {
+        const std::uint64_t base = service::kServiceHeaderSize + i * stride;
+        const auto& requests = view.at<ring::RingHeader>(base);
+        const auto& responses = view.at<ring::RingHeader>(base + ring::kHeaderSize + control.capacity);
+        add_cursors(stats, requests, control.capacity);
+        add_counters(stats, requests.producer.counters,
+                     add_holder(stats, requests.producer_end, "client " + std::to_string(i)), true);
+        add_counters(stats, requests.consumer.counters, nullptr, false);
+        add_counters(stats, responses.producer.counters, nullptr, true);
+        add_counters(stats, responses.consumer.counters, nullptr, false);
+        stats.sleepers += load(responses.wait.consumer_sleepers) + load(responses.wait.producer_sleepers);
+    }
+}
+
 // A file in /dev/shm: an ipckit region (its magic) or not ours (nothing).
 std::optional<ChannelStats> read_region(const std::string& name) {
     const std::string path = std::string(detail::kShmDir) + name;
@@ -281,9 +320,14 @@ std::optional<ChannelStats> read_region(const std::string& name) {
                     corrupt("a topic whose data area does not fit the region");
                 read_topic(view, control, stats);
                 break;
+            case region::Kind::service:
+                stats.kind = "service";
+                stats.address = "service:" + name;
+                read_service(view, control, stats);
+                break;
             default:
                 corrupt("region kind " + std::to_string(static_cast<std::uint32_t>(control.kind)) +
-                        " (known: 1 ring, 2 lanes, 3 topic)");
+                        " (known: 1 ring, 2 lanes, 3 topic, 4 service)");
         }
         if (view.lost()) corrupt("truncated while it was read");
     } catch (const Corrupt& c) {

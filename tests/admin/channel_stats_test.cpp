@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ipckit/channel.hpp"
+#include "ipckit/service.hpp"
 #include "ipckit/topic.hpp"
 #include "rings/ring_layout.hpp"
 #include "support/process.hpp"
@@ -377,6 +378,49 @@ TEST(ChannelStatsCountersTest, ATopicSubscribersLatencyHistogramCountsWhatItRece
         total += n;
     EXPECT_EQ(total, 12u);
     EXPECT_EQ(stats->counters->messages_received, 12u);
+    child.kill(SIGKILL);
+}
+
+// A service (kind 4) is a channel of its own in top: its server and client as holders, and every
+// ring's counters (a call is a request and a response, each sent and received; the ring's payload
+// is the 8-byte request id and the message).
+TEST(ChannelStatsCountersTest, AServiceShowsItsServerClientAndCalls) {
+    const std::string name = "/" + test::unique_name("ipckit-test-service");
+    ReportPipe served;
+    auto child = test::spawn([&] {
+        Server server = Server::create("service:" + name + "?clients=2");
+        if (!served.send({0, 0})) return 2;
+        Request request;
+        for (int i = 0; i < 3; ++i) {
+            if (!server.recv(request, Deadline::after(10s)).ok()) return 3;
+            if (!server.reply(request.handle, as_bytes(std::string(20, 'r'))).ok()) return 4;
+        }
+        if (!served.send({3, 0})) return 5;
+        ::pause();
+        return 0;
+    });
+    (void)served.receive();
+    Client client = Client::open("service:" + name);
+    std::vector<std::byte> response;
+    for (int i = 0; i < 3; ++i)
+        ASSERT_TRUE(client.call(as_bytes(std::string(10, 'q')), response, Deadline::after(10s)).ok());
+    EXPECT_EQ(served.receive().first, 3u);
+    const auto stats = stats_of("service:" + name);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ(stats->kind, "service");
+    EXPECT_TRUE(stats->problem.empty()) << stats->problem;
+    ASSERT_TRUE(stats->counters.has_value());
+    EXPECT_EQ(stats->counters->messages_sent, 6u);
+    EXPECT_EQ(stats->counters->messages_received, 6u);
+    EXPECT_EQ(stats->counters->bytes_sent, 3u * (8 + 10) + 3u * (8 + 20));
+    const auto* server = holder(*stats, "server");
+    ASSERT_NE(server, nullptr);
+    EXPECT_EQ(server->pid, child.pid());
+    EXPECT_TRUE(server->alive);
+    const auto* caller = holder(*stats, "client 0");
+    ASSERT_NE(caller, nullptr);
+    EXPECT_EQ(caller->pid, ::getpid());
+    EXPECT_EQ(caller->messages, 3u);
     child.kill(SIGKILL);
 }
 
