@@ -12,7 +12,7 @@ rank() { local i; for i in "${!layers[@]}"; do [[ ${layers[$i]} == "$1" ]] && ec
 # The public headers with no source file of their name.
 declare -A extra=(
   [ipckit/shm_safe.hpp]=mechanisms [ipckit/detail/sleeper.hpp]=sync [ipckit/wait_mode.hpp]=rings
-  [ipckit/loan.hpp]=rings [ipckit/nats.hpp]=channels
+  [ipckit/loan.hpp]=rings [ipckit/service_types.hpp]=rings [ipckit/nats.hpp]=channels
   [ipckit/ipckit.h]=capi)
 
 layer_of() {  # an include's text, the including file -> its layer

@@ -32,9 +32,9 @@
 namespace ipckit {
 
 struct ChannelHolder {
-    std::string role;  // "producer", "consumer", "receiver", "lane 3", "publisher", "subscriber 2", "server",
-                       // "client 1"
-    pid_t pid = 0;     // in the holder's own PID namespace: for display
+    std::string role;    // "producer", "consumer", "receiver", "lane 3", "publisher", "subscriber 2",
+                         // "server", "client 0"
+    pid_t pid = 0;       // in the holder's own PID namespace: for display
     bool alive = false;  // its holder word says so: the kernel marks it when the process dies
     // The end's own counters (rings, lanes, topics; zero for a lanes receiver, whose lanes count):
     // messages and payload bytes it sent or received, and (a topic subscriber) records it missed

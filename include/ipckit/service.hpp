@@ -6,15 +6,15 @@
 //     service:@NAME    the same in a sealed memfd served on the abstract socket @NAME
 //     nats://HOST:PORT/SUBJECT   NATS request/reply: the same client code reaches a remote server
 //
-// Options: clients=C (client slots, 1..1024, default 16), inflight=F (calls in flight per client,
+// Options: clients=C (client slots, 1..1023, default 16), inflight=F (calls in flight per client,
 // default 4), max=SIZE (largest request or response), wait=MODE, mode=OCTAL, keep=1.
 //
 // Example:
 //     auto server = ipckit::Server::create("service:/upper");                 // process A
 //     ipckit::Request request;
 //     while (server.recv(request).ok()) {
-//         auto text = to_upper(request.bytes());
-//         (void)server.reply(request.handle(), ipckit::as_bytes(text));
+//         auto text = to_upper(request.message);
+//         (void)server.reply(request.handle, ipckit::as_bytes(text));
 //     }
 //     auto client = ipckit::Client::open("service:/upper");                    // process B
 //     std::vector<std::byte> response;
@@ -52,6 +52,7 @@
 
 #include "ipckit/deadline.hpp"
 #include "ipckit/loan.hpp"
+#include "ipckit/service_types.hpp"
 
 namespace ipckit {
 
@@ -59,33 +60,6 @@ namespace detail {
 class ServerBackend;
 class ClientBackend;
 }  // namespace detail
-
-// Where a reply goes: the client's slot, the client's epoch in it when it asked (a client that
-// died and was replaced makes the handle stale), and the request id the client chose.
-struct ReplyHandle {
-    std::uint32_t slot = 0;
-    std::uint32_t epoch = 0;
-    std::uint64_t id = 0;
-};
-
-// One request as the server received it: its bytes, and where its reply goes.
-struct Request {
-    std::vector<std::byte> message;  // resized to fit; its capacity is reused
-    ReplyHandle handle;
-};
-
-// A call in flight, as `Client::start` returns it.
-struct CallId {
-    std::uint64_t id = 0;
-};
-
-// What a server counted (also in the region, for `ipckit top` and `ipckit ls`).
-struct ServerCounts {
-    std::uint64_t calls = 0;            // requests received
-    std::uint64_t replies = 0;          // replies written
-    std::uint64_t replies_dropped = 0;  // replies to a client that closed, died or gave up
-    std::uint64_t takeovers = 0;        // times this service's server end was taken over
-};
 
 class Server {
 public:
@@ -133,11 +107,7 @@ public:
                                 Deadline deadline = Deadline::never());
     // Several calls in flight: `start` sends a request and returns its id (status not ok: it was
     // not sent); `wait` waits for that call's response, whatever order responses come in.
-    struct Started {
-        Status status = Status::ok;
-        CallId call;
-        [[nodiscard]] bool ok() const noexcept { return status == Status::ok; }
-    };
+    using Started = CallStarted;
     [[nodiscard]] Started start(std::span<const std::byte> request, Deadline deadline = Deadline::never());
     [[nodiscard]] IoResult wait(CallId call, std::vector<std::byte>& response,
                                 Deadline deadline = Deadline::never());

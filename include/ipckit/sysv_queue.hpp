@@ -12,12 +12,13 @@
 //
 // Waiting: `Deadline::never()` blocks in the kernel, `Deadline::immediate()` is IPC_NOWAIT
 // (an empty or full queue gives `Status::would_block`). The kernel has no timed msgsnd or
-// msgrcv, so any other deadline is honoured by polling with IPC_NOWAIT and sleeping between
-// attempts, 20 µs at first and doubling up to 2 ms. The cost: a message that arrives during a
-// sleep waits for the sleep to end (up to 2 ms of extra latency once the wait has lasted a few
-// milliseconds), and a long timed wait wakes about 500 times a second (measured: ~1.7% of a
-// core while idle). A ping-pong with timed receives measured ~300 µs per round trip against
-// ~30–50 µs with `never()`. Use `never()` where latency matters and a timeout is not needed.
+// msgrcv, so any other deadline blocks in the kernel too and is delivered as a signal: a thread
+// of ipckit's (one per process, asleep until a deadline) interrupts the call with SIGRTMAX-3,
+// whose handler does nothing, and the call gives `timed_out`. An idle timed wait wakes nobody.
+// The call may end up to 2 ms after its deadline. A program that handles SIGRTMAX-3 itself
+// keeps it: ipckit then polls with IPC_NOWAIT, 20 µs apart at first and up to 2 ms (about 500
+// wake-ups a second while idle). `wake_fd` (a pidfd, say) ends a wait early with `timed_out`
+// once it polls readable: a caller's way to wait for a message or a peer's death at once.
 //
 // Closed: a queue removed while a receiver or sender waits, or before the call, gives
 // `Status::closed`: nothing more will come through it.
@@ -133,14 +134,17 @@ public:
     SysvQueue& operator=(const SysvQueue&) = delete;
     ~SysvQueue() = default;  // removes the queue, if owned
 
-    // Sends one message of `type` (> 0). `would_block` / `timed_out` when the queue stays full,
-    // `closed` when the queue was removed. A message that can never fit throws (see above).
+    // Sends one message of `type` (> 0). `would_block` / `timed_out` when the queue stays full
+    // (or `wake_fd` polled readable), `closed` when the queue was removed. A message that can
+    // never fit throws (see above).
     [[nodiscard]] IoResult send(long type, std::span<const std::byte> body,
-                                Deadline deadline = Deadline::never()) const;
-    // Takes the next message that `selector` picks into `buffer`.
+                                Deadline deadline = Deadline::never(), int wake_fd = -1) const;
+    // Takes the next message that `selector` picks into `buffer`; `timed_out` also once
+    // `wake_fd` polls readable.
     [[nodiscard]] SysvReceiveResult receive(TypeSelector selector, std::span<std::byte> buffer,
                                             Deadline deadline = Deadline::never(),
-                                            Truncation truncation = Truncation::refused) const;
+                                            Truncation truncation = Truncation::refused,
+                                            int wake_fd = -1) const;
 
     // The largest message the kernel accepts: kernel.msgmax (/proc/sys/kernel/msgmax).
     [[nodiscard]] static std::size_t max_message_size();

@@ -146,7 +146,7 @@ void read_ring(const RegionView& view, std::uint64_t base, ChannelStats& stats, 
                      false);
         return;
     }
-    stats.counters->takeovers += counter(header.consumer_end.takeovers);  // the receiver's, per lane
+    // The consumer end is the receiver's (or a service's server's): its takeovers are its own end's.
     const std::uint64_t sleeps = counter(header.consumer.counters.sleeps);
     add_counters(stats, header.consumer.counters, nullptr, false);
     stats.counters->sleeps -= sleeps;
@@ -218,6 +218,27 @@ void read_topic(const RegionView& view, const region::ControlLine& control, Chan
     stats.sleepers += load(header.wait.subscriber_sleepers) + load(header.wait.publisher_sleepers);
 }
 
+// A service (kind 4): the server, and each slot's client with the requests it has queued (the
+// server consumes them); `messages` is the server's count of calls received.
+void read_service(const RegionView& view, const region::ControlLine& control, ChannelStats& stats) {
+    const auto slots = control.kind_words[0];
+    const auto stride = control.kind_words[1];
+    if (slots < 1 || slots > service::kMaxClients)
+        corrupt("a service with " + std::to_string(slots) + " client slots (1-1023)");
+    if (stride < 2 * ring::kHeaderSize + *stats.capacity || view.size() < service::kServiceHeaderSize ||
+        (view.size() - service::kServiceHeaderSize) / stride < slots)
+        corrupt("service slots of stride " + std::to_string(stride) + " do not fit the region");
+    const auto& header = view.at<service::ServiceHeader>(0);
+    add_holder(stats, header.server_end, "server");
+    stats.messages = load(header.server.calls);
+    stats.sleepers += load(header.wait.server_sleepers);
+    bool unused = false;
+    std::uint64_t unused_sleeps = 0;  // the server sleeps on its own wait line, not on the rings
+    for (std::uint64_t i = 0; i < slots; ++i)
+        read_ring(view, service::kServiceHeaderSize + i * stride, stats, "client " + std::to_string(i),
+                  nullptr, unused, unused_sleeps);
+}
+
 void read_lanes(const RegionView& view, const region::ControlLine& control, ChannelStats& stats) {
     const auto count = control.kind_words[0];
     const auto stride = control.kind_words[1];
@@ -234,38 +255,6 @@ void read_lanes(const RegionView& view, const region::ControlLine& control, Chan
                   receiver_sleeping, receiver_sleeps);
     stats.sleepers += receiver_sleeping ? 1 : 0;
     stats.counters->sleeps += receiver_sleeps;
-}
-
-// A service (kind 4): the server and each client slot's two kind-1 rings, requests (the client
-// produces) and responses (the server produces). Its holders are the server and the clients; its
-// counters add up every ring's ends, so a call counts as two messages sent and two received.
-void read_service(const RegionView& view, const region::ControlLine& control, ChannelStats& stats) {
-    const auto clients = control.kind_words[0];
-    const auto stride = control.kind_words[1];
-    const auto response_capacity = control.kind_words[3];
-    if (clients < 1 || clients > service::kMaxClients)
-        corrupt("a service with " + std::to_string(clients) + " client slots (1-1024)");
-    check_capacity(response_capacity);
-    if (control.header_size != service::kServiceHeaderSize ||
-        stride != 2 * ring::kHeaderSize + control.capacity + response_capacity ||
-        view.size() < service::kServiceHeaderSize ||
-        (view.size() - service::kServiceHeaderSize) / stride < clients)
-        corrupt("service slots of stride " + std::to_string(stride) + " do not fit the region");
-    const auto& header = view.at<service::ServiceHeader>(0);
-    add_holder(stats, header.server_end, "server");
-    stats.sleepers += load(header.wait.server_sleepers);
-    for (std::uint64_t i = 0; i < clients; ++i) {
-        const std::uint64_t base = service::kServiceHeaderSize + i * stride;
-        const auto& requests = view.at<ring::RingHeader>(base);
-        const auto& responses = view.at<ring::RingHeader>(base + ring::kHeaderSize + control.capacity);
-        add_cursors(stats, requests, control.capacity);
-        add_counters(stats, requests.producer.counters,
-                     add_holder(stats, requests.producer_end, "client " + std::to_string(i)), true);
-        add_counters(stats, requests.consumer.counters, nullptr, false);
-        add_counters(stats, responses.producer.counters, nullptr, true);
-        add_counters(stats, responses.consumer.counters, nullptr, false);
-        stats.sleepers += load(responses.wait.consumer_sleepers) + load(responses.wait.producer_sleepers);
-    }
 }
 
 // A file in /dev/shm: an ipckit region (its magic) or not ours (nothing).

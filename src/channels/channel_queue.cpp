@@ -57,6 +57,12 @@ public:
         }
         return watch_.gone();
     }
+    // A descriptor that polls readable when `pid` ends (its pidfd), -1 for none (no peer yet,
+    // or none the kernel gives: a process in another PID namespace, or already gone).
+    int fd_of(pid_t pid) {
+        if (pid <= 0 || gone(pid)) return -1;
+        return watch_.fd();
+    }
 
 private:
     pid_t pid_ = 0;
@@ -125,10 +131,16 @@ public:
         return {left, false};
     }
 
+    // Blocks in msgsnd until there is room, the deadline, or the last reader's death (its pidfd
+    // interrupts the call): an idle sender wakes nobody. Without a pidfd (a reader in another PID
+    // namespace) it looks again every liveness slice; before any reader there is nobody to watch.
     IoResult send(std::span<const std::byte> message, Deadline deadline) override {
         for (;;) {
+            if (deadline.is_immediate()) return queue_.send(type_, message, deadline);
+            const pid_t last = queue_.stat().last_receiver;
+            const int reader = receiver_.fd_of(last);
             const IoResult r =
-                queue_.send(type_, message, deadline.is_immediate() ? deadline : slice_of(deadline));
+                queue_.send(type_, message, reader >= 0 || last == 0 ? deadline : slice_of(deadline), reader);
             if (r.status != Status::timed_out || deadline.expired()) return r;
             // The queue stays full: if its last reader is gone, nobody will make room.
             if (receiver_.gone(queue_.stat().last_receiver)) return {Status::closed, 0};
@@ -165,8 +177,17 @@ public:
             if (spin_until.expired() || deadline.expired()) break;
             std::this_thread::yield();
         }
+        // Then blocks in msgrcv until a message, the deadline, the queue's removal, or the last
+        // sender's death (its pidfd interrupts the call): an idle receiver wakes nobody. Without a
+        // pidfd (a sender in another PID namespace) it looks again every liveness slice; before
+        // any sender there is nobody to watch, and the first message wakes it.
         for (;;) {
-            const auto r = queue_.receive(TypeSelector::exactly(type_), buffer, slice_of(deadline));
+            if (peer_gone()) return {Status::closed, 0};
+            const pid_t last = queue_.stat().last_sender;
+            const int sender = sender_.fd_of(last);
+            const auto r = queue_.receive(TypeSelector::exactly(type_), buffer,
+                                          sender >= 0 || last == 0 ? deadline : slice_of(deadline),
+                                          SysvQueue::Truncation::refused, sender);
             if (r.status == Status::closed) removed();
             if (r.status != Status::timed_out && r.status != Status::would_block) return {r.status, r.bytes};
             if (peer_gone()) return {Status::closed, 0};

@@ -5,7 +5,7 @@
 //
 // Delivery (docs/channels.md): a sender waits for a receiver before its first record, and its
 // close lingers until what it committed is taken or the reader is gone. A POSIX shm file can be
-// truncated under us: its mapping is guarded (BusGuard), checked between slices of every wait.
+// truncated under us: its mapping is guarded (BusGuard), which also wakes a sleeper on it.
 #include <algorithm>
 #include <chrono>
 
@@ -79,7 +79,8 @@ public:
                                                                   format_for(address, region);
                                                               })
                                        : RegionMemory::open(region_place(address), deadline)),
-          guard_(memory_.truncatable() ? BusGuard(memory_.bytes(), address.text) : BusGuard()) {}
+          guard_(memory_.truncatable() ? BusGuard(memory_.bytes(), address.text, memory_.file_fd())
+                                       : BusGuard()) {}
     [[nodiscard]] std::span<std::byte> bytes() const { return memory_.bytes(); }
     // A named POSIX file can be truncated under us; the other kinds cannot.
     [[nodiscard]] const BusGuard& guard() const { return guard_; }
@@ -89,13 +90,11 @@ private:
     BusGuard guard_;  // declared after the memory: unregistered before it is unmapped
 };
 
-// Runs `call` with the caller's deadline when the region cannot be truncated (System V, a
-// sealed memfd). A `shm:/` file can be truncated by anyone who may write it, and nothing wakes a
-// sleeper when that happens, so there the call waits in slices of kTruncationCheck and the guard
-// is checked between them: a call in progress on a truncated region ends with the Error within
-// one slice, never a sleep on zeroed memory (docs/reliability.md). An idle `shm:/` end therefore
-// wakes once per slice; the liveness of its peer needs no slice (the holder word wakes it). An
-// error the ring raised because it read zeros is reported as the truncation it is.
+// Runs `call` and reports a truncated region (the guard) as the Error it is, also when the ring
+// raised one because it read zeros. A `shm:/` file can be truncated by anyone who may write it;
+// its guard watches the file, so a call asleep on the ring when the file is cut is woken at once
+// (docs/reliability.md). Where the kernel refused the watch, the call waits in slices of
+// kTruncationCheck and the guard is checked between them.
 constexpr auto kTruncationCheck = std::chrono::seconds(1);
 
 template <class Call>
@@ -104,8 +103,10 @@ auto guarded(const BusGuard& guard, Deadline deadline, Call call) -> decltype(ca
     try {
         for (;;) {
             const auto slice_end =
-                std::min(deadline.when(), std::chrono::steady_clock::now() + kTruncationCheck);
-            auto r = call(deadline.is_immediate() ? deadline : Deadline::at(slice_end));
+                guard.watched()
+                    ? deadline.when()
+                    : std::min(deadline.when(), std::chrono::steady_clock::now() + kTruncationCheck);
+            auto r = call(deadline.is_immediate() || guard.watched() ? deadline : Deadline::at(slice_end));
             guard.check();
             if (r.status != Status::timed_out || slice_end >= deadline.when()) return r;
         }

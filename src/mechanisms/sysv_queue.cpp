@@ -1,5 +1,6 @@
 #include "ipckit/sysv_queue.hpp"
 
+#include <poll.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "ipckit/error.hpp"
 #include "kernel_limit.hpp"
 #include "object_rules.hpp"
+#include "wake_alarm.hpp"
 
 namespace ipckit {
 namespace {
@@ -71,6 +73,13 @@ std::string queue_name(const SysvKey& key, int id) {
 
 std::chrono::system_clock::time_point from_time_t(time_t t) {
     return std::chrono::system_clock::from_time_t(t);
+}
+
+// The fallback's wake-up by `fd` (no alarm): it polls readable.
+bool readable(int fd) {
+    if (fd < 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
 }
 
 // errno values that mean "this id no longer names a queue".
@@ -255,19 +264,22 @@ void SysvQueue::throw_send_too_large(std::size_t size) const {
                           " before creating the queue, or with SysvQueue::set_capacity");
 }
 
-IoResult SysvQueue::send(long type, std::span<const std::byte> body, Deadline deadline) const {
+IoResult SysvQueue::send(long type, std::span<const std::byte> body, Deadline deadline, int wake_fd) const {
     check_type(type, name_);
     MessageBuffer message(body.size());
     message.set_type(type);
     if (!body.empty()) std::memcpy(message.body(), body.data(), body.size());
 
-    // One attempt; nullopt means the queue is full right now.
-    const auto attempt = [&](int flags) -> std::optional<IoResult> {
+    // One attempt; nullopt means the queue is full right now (or, blocking, the alarm rang).
+    const auto attempt = [&](int flags, const detail::WakeAlarm* alarm = nullptr) -> std::optional<IoResult> {
         for (;;) {
             if (::msgsnd(id_, message.data(), body.size(), flags) == 0)
                 return IoResult{Status::ok, body.size()};
             const int err = errno;
-            if (err == EINTR) continue;
+            if (err == EINTR) {
+                if (alarm != nullptr && alarm->rang()) return std::nullopt;
+                continue;
+            }
             if (err == EAGAIN) return std::nullopt;
             if (err == EIDRM) return IoResult{Status::closed, 0};
             if (err == EINVAL) {
@@ -291,24 +303,31 @@ IoResult SysvQueue::send(long type, std::span<const std::byte> body, Deadline de
         return {Status::closed, 0};
     }
     if (deadline.is_immediate()) return {Status::would_block, 0};
-    if (deadline.is_never()) {
+    if (deadline.is_never() && wake_fd < 0) {
         if (auto done = attempt(0)) return *done;
         throw_errno("msgsnd", name_, EAGAIN);  // a blocking msgsnd does not return EAGAIN
     }
-    for (auto backoff = detail::Backoff::for_message(); backoff.pause(deadline);) {
+    // Blocks in the kernel; the alarm interrupts it at the deadline or when wake_fd is readable.
+    if (const detail::WakeAlarm alarm(deadline, wake_fd); alarm.armed()) {
+        if (auto done = attempt(0, &alarm)) return *done;
+        return {Status::timed_out, 0};
+    }
+    for (auto backoff = detail::Backoff::for_message(); !readable(wake_fd) && backoff.pause(deadline);) {
         if (auto done = attempt(IPC_NOWAIT)) return *done;
     }
     return {Status::timed_out, 0};
 }
 
 SysvReceiveResult SysvQueue::receive(TypeSelector selector, std::span<std::byte> buffer, Deadline deadline,
-                                     Truncation truncation) const {
+                                     Truncation truncation, int wake_fd) const {
     MessageBuffer message(buffer.size());
     const int base_flags =
         (selector.is_except() ? MSG_EXCEPT : 0) | (truncation == Truncation::allowed ? MSG_NOERROR : 0);
 
-    // One attempt; nullopt means no message that the selector picks is there right now.
-    const auto attempt = [&](int flags) -> std::optional<SysvReceiveResult> {
+    // One attempt; nullopt means no message that the selector picks is there right now (or,
+    // blocking, the alarm rang).
+    const auto attempt = [&](int flags,
+                             const detail::WakeAlarm* alarm = nullptr) -> std::optional<SysvReceiveResult> {
         for (;;) {
             const ssize_t n =
                 ::msgrcv(id_, message.data(), buffer.size(), selector.msgtyp(), base_flags | flags);
@@ -318,7 +337,10 @@ SysvReceiveResult SysvQueue::receive(TypeSelector selector, std::span<std::byte>
                 return SysvReceiveResult{Status::ok, size, message.type()};
             }
             const int err = errno;
-            if (err == EINTR) continue;
+            if (err == EINTR) {
+                if (alarm != nullptr && alarm->rang()) return std::nullopt;
+                continue;
+            }
             if (err == ENOMSG) return std::nullopt;
             if (err == EIDRM || (err == EINVAL && !exists())) return SysvReceiveResult{Status::closed, 0, 0};
             if (err == E2BIG) {
@@ -334,13 +356,18 @@ SysvReceiveResult SysvQueue::receive(TypeSelector selector, std::span<std::byte>
         }
     };
 
-    if (deadline.is_never()) {
+    if (deadline.is_never() && wake_fd < 0) {
         if (auto done = attempt(0)) return *done;
         throw_errno("msgrcv", name_, ENOMSG);  // a blocking msgrcv does not return ENOMSG
     }
     if (auto done = attempt(IPC_NOWAIT)) return *done;
     if (deadline.is_immediate()) return {Status::would_block, 0, 0};
-    for (auto backoff = detail::Backoff::for_message(); backoff.pause(deadline);) {
+    // Blocks in the kernel; the alarm interrupts it at the deadline or when wake_fd is readable.
+    if (const detail::WakeAlarm alarm(deadline, wake_fd); alarm.armed()) {
+        if (auto done = attempt(0, &alarm)) return *done;
+        return {Status::timed_out, 0, 0};
+    }
+    for (auto backoff = detail::Backoff::for_message(); !readable(wake_fd) && backoff.pause(deadline);) {
         if (auto done = attempt(IPC_NOWAIT)) return *done;
     }
     return {Status::timed_out, 0, 0};

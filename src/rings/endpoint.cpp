@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <utility>
+
 #include "ipckit/error.hpp"
 #include "keeper.hpp"
 
@@ -101,8 +103,54 @@ bool EndpointWatch::gone(std::chrono::steady_clock::time_point) const noexcept {
     }
 }
 
+EndpointWatch::EndpointWatch(EndpointWatch&& other) noexcept
+    : line_(std::exchange(other.line_, nullptr)),
+      stale_(other.stale_),
+      stale_epoch_(other.stale_epoch_),
+      watched_word_(std::exchange(other.watched_word_, 0)),
+      watch_(std::move(other.watch_)),
+      holder_event_(std::move(other.holder_event_)),
+      holder_event_tid_(std::exchange(other.holder_event_tid_, 0)) {}
+
+EndpointWatch& EndpointWatch::operator=(EndpointWatch&& other) noexcept {
+    if (this != &other) {
+        drop_holder_event();
+        line_ = std::exchange(other.line_, nullptr);
+        stale_ = other.stale_;
+        stale_epoch_ = other.stale_epoch_;
+        watched_word_ = std::exchange(other.watched_word_, 0);
+        watch_ = std::move(other.watch_);
+        holder_event_ = std::move(other.holder_event_);
+        holder_event_tid_ = std::exchange(other.holder_event_tid_, 0);
+    }
+    return *this;
+}
+
+EndpointWatch::~EndpointWatch() {
+    drop_holder_event();
+}
+
+// The keeper stops writing it before it is closed.
+void EndpointWatch::drop_holder_event() noexcept {
+    if (!holder_event_) return;
+    keeper_unwatch(holder_event_.get());
+    holder_event_ = Fd();
+    holder_event_tid_ = 0;
+}
+
 int EndpointWatch::fd() {
-    if (line_ == nullptr || gone() || !same_pid_namespace(*line_)) return -1;
+    if (line_ == nullptr || gone()) return -1;
+    if (!same_pid_namespace(*line_)) {
+        // No pidfd can name it: the keeper turns its holder word's change into an eventfd.
+        auto& holder = const_cast<EndpointLine*>(line_)->holder;
+        const std::uint32_t tid = holder.load(std::memory_order_acquire) & kHolderTidMask;
+        if (!holder_event_ || holder_event_tid_ != tid) {
+            drop_holder_event();
+            holder_event_ = keeper_watch(holder, tid);
+            holder_event_tid_ = tid;
+        }
+        return holder_event_ ? holder_event_.get() : -1;
+    }
     const std::uint64_t word = line_->owner.load(std::memory_order_acquire);
     if (word != watched_word_) {
         watched_word_ = word;

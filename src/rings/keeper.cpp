@@ -1,6 +1,7 @@
 // The keeper thread and its robust futex list (keeper.hpp). Why a thread of its own: the kernel
 // walks a *thread's* robust list when that thread exits, and an end belongs to the process, not
-// to the (perhaps short-lived) thread that attached it. The keeper only sleeps, so it exits only
+// to the (perhaps short-lived) thread that attached it. The keeper only sleeps (and, for a wait
+// set, turns a watched holder word's change into an eventfd write), so it exits only
 // with its process (a death, exit or exec), and then the kernel marks every holder word it still
 // holds FUTEX_OWNER_DIED and wakes a sleeper on each.
 #include "keeper.hpp"
@@ -8,6 +9,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,8 +19,10 @@
 #include <mutex>
 #include <vector>
 
+#include "core/quiet_thread.hpp"
 #include "ipckit/error.hpp"
 #include "sync/futex.hpp"
+#include "wait.hpp"
 
 namespace ipckit::detail::ring {
 namespace {
@@ -43,6 +47,15 @@ struct Keeper {
     };
     std::vector<Held> held;
     std::atomic<std::uint32_t> started{0};  // futex: the keeper registered its list
+    // Holder words watched for a wait set (keeper_watch): each with the TID it was held by and
+    // the eventfd to write when that changes. `control` wakes the keeper when the list changes.
+    struct Watched {
+        std::atomic<std::uint32_t>* holder;
+        std::uint32_t tid;
+        int fd;
+    };
+    std::vector<Watched> watched;
+    std::atomic<std::uint32_t> control{0};
 };
 
 Keeper& keeper() {
@@ -59,6 +72,7 @@ Keeper& keeper() {
                              c.head.list_op_pending = nullptr;
                              c.tid = 0;
                              c.held.clear();
+                             c.watched.clear();
                              c.started.store(0, std::memory_order_relaxed);
                              c.mutex.unlock();
                          });
@@ -71,6 +85,34 @@ robust_list* link_of(EndpointLine& line) noexcept {
     return reinterpret_cast<robust_list*>(&line.robust_next);
 }
 
+// Under the mutex: writes the eventfd of every watch whose holder left, drops it, and fills
+// `words`/`expected` with the others (announced as waited on, so the kernel wakes us at a death).
+// Returns how many, or 0 when a word changed under us (look again).
+std::size_t watch_words(Keeper& k, std::atomic<std::uint32_t>** words, std::uint32_t* expected) {
+    std::size_t n = 0;
+    words[n] = &k.control;
+    expected[n++] = k.control.load(std::memory_order_acquire);
+    for (auto it = k.watched.begin(); it != k.watched.end();) {
+        std::uint32_t value = it->holder->load(std::memory_order_acquire);
+        if ((value & kHolderTidMask) != it->tid || (value & kHolderOwnerDied) != 0) {
+            detail::wake_other_sleepers(*it->holder, value);
+            const std::uint64_t one = 1;
+            (void)!::write(it->fd, &one, sizeof one);
+            it = k.watched.erase(it);
+            continue;
+        }
+        if ((value & kHolderWaiters) == 0 &&
+            !it->holder->compare_exchange_strong(value, value | kHolderWaiters, std::memory_order_relaxed))
+            return 0;
+        if (n < detail::kMaxWaitAny) {
+            words[n] = it->holder;
+            expected[n++] = value | kHolderWaiters;
+        }
+        ++it;
+    }
+    return n;
+}
+
 void* keeper_main(void* arg) {
     auto* k = static_cast<Keeper*>(arg);
     // Replaces the C library's list for this thread; the keeper never takes a robust mutex.
@@ -81,25 +123,33 @@ void* keeper_main(void* arg) {
         k->started.store(1, std::memory_order_release);
     }
     (void)futex_wake(k->started, INT_MAX);
-    for (;;)
-        ::pause();  // every signal is blocked: it sleeps until the process ends
+    // Every signal is blocked: it sleeps until the process ends, waking only for the holder words
+    // a wait set asked it to watch.
+    std::atomic<std::uint32_t>* words[detail::kMaxWaitAny];
+    std::uint32_t expected[detail::kMaxWaitAny];
+    for (;;) {
+        try {
+            std::size_t n = 0;
+            {
+                const std::lock_guard lock(k->mutex);
+                n = watch_words(*k, words, expected);
+            }
+            if (n == 0) continue;
+            if (n == 1) {
+                (void)futex_wait(k->control, expected[0], Deadline::never());
+            } else if (futex_wait_any(words, expected, n, Deadline::never()) == WaitAny::not_supported) {
+                (void)futex_wait(k->control, expected[0], Deadline::after(detail::kSleepSlice));
+            }
+        } catch (...) {
+            // A futex call that failed (nothing here should): the keeper must not end, it looks again.
+        }
+    }
 }
 
 // Under the mutex.
 void start_keeper(Keeper& k) {
     if (k.tid != 0) return;
-    pthread_attr_t attr;
-    ::pthread_attr_init(&attr);
-    ::pthread_attr_setstacksize(&attr, kKeeperStack);
-    ::pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigset_t all, old;
-    ::sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &old);  // the keeper inherits it: no handler runs there
-    pthread_t thread;
-    const int r = ::pthread_create(&thread, &attr, keeper_main, &k);
-    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    ::pthread_attr_destroy(&attr);
-    if (r != 0) {
+    if (const int r = start_quiet_thread(keeper_main, &k, kKeeperStack); r != 0) {
         errno = r;
         throw_errno("pthread_create", "ring end keeper thread");
     }
@@ -156,6 +206,33 @@ Hold keeper_hold(EndpointLine& line) {
     // Sleepers that watched the old value (a dead holder, or nobody) look again.
     if ((seen & kHolderWaiters) != 0) (void)futex_wake(line.holder, INT_MAX);
     return hold;
+}
+
+Fd keeper_watch(std::atomic<std::uint32_t>& holder, std::uint32_t tid) {
+    Keeper& k = keeper();
+    Fd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!fd) return fd;
+    const std::lock_guard lock(k.mutex);
+    start_keeper(k);
+    k.watched.push_back({&holder, tid, fd.get()});
+    k.control.fetch_add(1, std::memory_order_release);
+    (void)futex_wake(k.control, 1);
+    return fd;
+}
+
+void keeper_unwatch(int fd) noexcept {
+    Keeper& k = keeper();
+    const std::lock_guard lock(k.mutex);
+    const auto it = std::find_if(k.watched.begin(), k.watched.end(),
+                                 [&](const Keeper::Watched& w) { return w.fd == fd; });
+    if (it == k.watched.end()) return;  // it fired already, or a forked child's copy
+    k.watched.erase(it);
+    k.control.fetch_add(1, std::memory_order_release);
+    try {
+        (void)futex_wake(k.control, 1);
+    } catch (...) {
+        // The keeper looks at its list again at its next wake; nothing better to do here.
+    }
 }
 
 bool keeper_release(EndpointLine& line, std::uint32_t epoch,

@@ -5,10 +5,12 @@
 // process-local mutex. After fork the child holds nothing (its keeper state is cleared).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 
 #include "ipckit/detail/endpoint.hpp"
+#include "ipckit/fd.hpp"
 
 namespace ipckit::detail::ring {
 
@@ -34,5 +36,14 @@ struct Hold {
 // epoch (a forked child's copy, a stale release, a line never held here): nothing changed.
 bool keeper_release(EndpointLine& line, std::uint32_t epoch,
                     std::optional<std::uint64_t> closed_owner) noexcept;
+
+// A descriptor that polls readable once `holder` no longer holds the TID `tid`, or holds it
+// dead: its holder died, closed, or another claimed the end. For a wait set, whose poll(2)
+// cannot wait on a futex, where no pidfd names the holder (another PID namespace): the keeper
+// thread sleeps on the word (futex_waitv, beside its own control word) and writes the eventfd.
+// keeper_unwatch before the word's memory goes. An invalid Fd where the kernel has no
+// futex_waitv (the keeper would have to wake in slices) or no eventfd is left.
+[[nodiscard]] Fd keeper_watch(std::atomic<std::uint32_t>& holder, std::uint32_t tid);
+void keeper_unwatch(int fd) noexcept;
 
 }  // namespace ipckit::detail::ring

@@ -52,6 +52,8 @@ public:
     [[nodiscard]] std::span<std::byte> bytes() const noexcept { return bytes_; }
     // A named POSIX file, which anyone with access can truncate under us (BusGuard).
     [[nodiscard]] bool truncatable() const noexcept { return mapping_.has_value(); }
+    // That file's descriptor (open as long as this object), -1 for the other kinds.
+    [[nodiscard]] int file_fd() const noexcept { return posix_ ? posix_->fd().get() : -1; }
     // A POSIX region: whether `place`'s name still names this object (not removed, nor removed
     // and made again). Other backings: true.
     [[nodiscard]] bool still_named(const RegionPlace& place) const noexcept;

@@ -86,7 +86,7 @@ std::size_t region_size(const ServiceOptions& options) {
 void format(std::span<std::byte> region, const ServiceOptions& options) {
     if (options.clients < 1 || options.clients > kMaxClients)
         throw_error(std::errc::invalid_argument,
-                    "service: " + str(options.clients) + " client slots, expected 1 to 1024");
+                    "service: " + str(options.clients) + " client slots, expected 1 to 1023");
     if (options.inflight < 1 || options.inflight > kMaxInflight) {
         throw_error(std::errc::invalid_argument,
                     "service: " + str(options.inflight) + " calls in flight per client, expected 1 to 64");
@@ -116,7 +116,7 @@ Geometry validate(std::span<std::byte> region) {
     const std::uint64_t inflight = control.kind_words[2];
     const std::uint64_t response_capacity = control.kind_words[3];
     if (clients < 1 || clients > kMaxClients)
-        corrupt("client slot count " + str(clients) + " outside 1..1024");
+        corrupt("client slot count " + str(clients) + " outside 1..1023");
     if (inflight < 1 || inflight > kMaxInflight)
         corrupt("calls in flight " + str(inflight) + " outside 1..64");
     if (!region::valid_capacity(response_capacity))
@@ -501,7 +501,7 @@ bool ServiceClient::server_left(std::uint32_t epoch) const noexcept {
     return !server_ready(header_->server_end, owner) || owner.epoch != epoch;
 }
 
-Client::Started ServiceClient::prepare(std::size_t size) {
+CallStarted ServiceClient::prepare(std::size_t size) {
     if (size > max_message_) {
         throw_error(std::errc::message_size, "service request of " + str(size) +
                                                  " bytes exceeds the service's limit of " +
@@ -522,7 +522,7 @@ Client::Started ServiceClient::prepare(std::size_t size) {
     return {Status::ok, {}};
 }
 
-Client::Started ServiceClient::sent(std::uint64_t id) {
+CallStarted ServiceClient::sent(std::uint64_t id) {
     OwnerWord owner;
     (void)server_ready(header_->server_end, owner);
     calls_.push_back({id, owner.epoch, false, {}});
@@ -540,8 +540,8 @@ Client::Started ServiceClient::sent(std::uint64_t id) {
     return {Status::ok, CallId{id}};
 }
 
-Client::Started ServiceClient::start(std::span<const std::byte> request, Deadline deadline) {
-    const Client::Started ready = prepare(request.size());
+CallStarted ServiceClient::start(std::span<const std::byte> request, Deadline deadline) {
+    const CallStarted ready = prepare(request.size());
     if (!ready.ok()) return ready;
     const Loan loan = requests_->loan(kIdSize + request.size(), deadline);
     if (!loan.ok()) return {loan.status, {}};
@@ -553,7 +553,7 @@ Client::Started ServiceClient::start(std::span<const std::byte> request, Deadlin
 }
 
 Loan ServiceClient::loan(std::size_t size, Deadline deadline) {
-    const Client::Started ready = prepare(size);
+    const CallStarted ready = prepare(size);
     if (!ready.ok()) return {ready.status, {}};
     const Loan loan = requests_->loan(kIdSize + size, deadline);
     if (!loan.ok()) return loan;
@@ -563,7 +563,7 @@ Loan ServiceClient::loan(std::size_t size, Deadline deadline) {
     return {Status::ok, loan.buffer.subspan(kIdSize)};
 }
 
-Client::Started ServiceClient::commit_call(std::size_t size) {
+CallStarted ServiceClient::commit_call(std::size_t size) {
     if (!loaned_) throw_error(std::errc::invalid_argument, "service client: commit_call without a loan");
     if (size > loan_size_) {
         throw_error(std::errc::invalid_argument, "service client: commit_call of " + str(size) +

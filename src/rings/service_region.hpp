@@ -39,7 +39,7 @@
 #include "ipckit/detail/sleeper.hpp"
 #include "ipckit/fd.hpp"
 #include "ipckit/ring.hpp"
-#include "ipckit/service.hpp"
+#include "ipckit/service_types.hpp"
 #include "ipckit/wait_mode.hpp"
 #include "ring_layout.hpp"
 
@@ -78,14 +78,15 @@ static_assert(offsetof(ServiceHeader, server_end) == 128 && offsetof(ServiceHead
               "the service header of layout version 3, kind 4");
 
 inline constexpr std::size_t kIdSize = 8;  // the request id before every request and response
-inline constexpr std::uint32_t kMaxClients = 1024;
+// Two ring ends per slot and the server's own: 2047 of the 2048 ends one process can hold.
+inline constexpr std::uint32_t kMaxClients = 1023;
 inline constexpr std::uint32_t kMaxInflight = 64;
 inline constexpr unsigned kSequenceBits = 40;  // a client's counter; the epoch above it
 // A request larger than this is refused unless the address says max=.
 inline constexpr std::size_t kDefaultMaxMessage = 64u << 10;
 
 struct ServiceOptions {
-    std::uint32_t clients = 16;                    // 1 … 1024 slots
+    std::uint32_t clients = 16;                    // 1 … 1023 slots
     std::uint32_t inflight = 4;                    // 1 … 64 calls in flight per client
     std::size_t max_message = kDefaultMaxMessage;  // largest request or response
 };
@@ -196,9 +197,9 @@ public:
 
     // Sends a request. `closed`: no server is ready now (wait for one and try again); ok with a
     // CallId; timed_out when the request ring stayed full.
-    [[nodiscard]] Client::Started start(std::span<const std::byte> request, Deadline deadline);
+    [[nodiscard]] CallStarted start(std::span<const std::byte> request, Deadline deadline);
     [[nodiscard]] Loan loan(std::size_t size, Deadline deadline);
-    [[nodiscard]] Client::Started commit_call(std::size_t size);
+    [[nodiscard]] CallStarted commit_call(std::size_t size);
     [[nodiscard]] IoResult wait(CallId call, std::vector<std::byte>& response, Deadline deadline);
     [[nodiscard]] RecordView read(CallId call, Deadline deadline);
     void release();
@@ -225,8 +226,8 @@ private:
         bool answered;
         std::vector<std::byte> response;
     };
-    [[nodiscard]] Client::Started prepare(std::size_t size);
-    [[nodiscard]] Client::Started sent(std::uint64_t id);
+    [[nodiscard]] CallStarted prepare(std::size_t size);
+    [[nodiscard]] CallStarted sent(std::uint64_t id);
     [[nodiscard]] std::uint64_t next_id() noexcept;
     [[nodiscard]] std::vector<Call>::iterator find(CallId call, const char* what);
     // Takes the next response from the ring: true if one was taken (copied to its call, or

@@ -1,20 +1,27 @@
 #include "shared_region.hpp"
 
+#include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <thread>
 
 #include "core/backoff.hpp"
+#include "core/quiet_thread.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/memfd.hpp"
 #include "ipckit/unix_socket.hpp"
@@ -30,11 +37,34 @@ struct GuardSlot {
     std::atomic<std::size_t> size{0};
     std::atomic<bool> used{false};
     std::atomic<bool> lost{false};
+    // The file under a watched region and its inotify watch; -1 for none. Under the watch's mutex.
+    int fd = -1;
+    int wd = -1;
 };
 constexpr std::size_t kGuardSlots = 256;
 std::array<GuardSlot, kGuardSlots> guard_slots;
 struct sigaction previous_sigbus {};
 std::once_flag sigbus_installed;
+
+// Bumped (and its sleepers woken) whenever a region is lost; sleep_on watches it.
+std::atomic<std::uint32_t> lost_event{0};
+
+void wake_lost_sleepers() noexcept {
+    lost_event.fetch_add(1, std::memory_order_release);
+    // The raw call: this runs in the SIGBUS handler too (a system call is async-signal-safe).
+    (void)::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&lost_event), FUTEX_WAKE, INT_MAX, nullptr,
+                    nullptr, 0);
+}
+
+// Puts zero pages where the slot's region was, so every later access completes, and marks it.
+bool lose(GuardSlot& slot, std::uintptr_t base, std::size_t size) noexcept {
+    void* replaced = ::mmap(reinterpret_cast<void*>(base), size, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (replaced == MAP_FAILED) return false;
+    slot.lost.store(true, std::memory_order_release);
+    wake_lost_sleepers();
+    return true;
+}
 
 void on_sigbus(int signal, siginfo_t* info, void* context) {
     const int saved_errno = errno;
@@ -45,10 +75,7 @@ void on_sigbus(int signal, siginfo_t* info, void* context) {
         if (base == 0 || address < base || address - base >= size) continue;
         // The file under the region shrank: put zero pages where it was, so the faulting access
         // (and every later one) completes, and let the channel code report it.
-        void* replaced = ::mmap(reinterpret_cast<void*>(base), size, PROT_READ | PROT_WRITE,
-                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-        if (replaced != MAP_FAILED) {
-            slot.lost.store(true, std::memory_order_release);
+        if (lose(slot, base, size)) {
             errno = saved_errno;
             return;
         }
@@ -71,6 +98,90 @@ void on_sigbus(int signal, siginfo_t* info, void* context) {
     ::sigaction(SIGBUS, &fallback, nullptr);
 }
 
+// The truncation watch: one inotify descriptor per process and a thread that sleeps in read()
+// on it. A truncate (of any kind: truncate(1), ftruncate, O_TRUNC) of a watched file is an
+// IN_MODIFY event; the thread then compares each watched file's size with its mapping and loses
+// the regions it no longer covers, which wakes whoever sleeps on them (sleep_on watches
+// lost_event). A write(2) to the file is an event too, and changes no size: nothing happens.
+struct TruncationWatch {
+    std::mutex mutex;  // the slots' fd and wd, the descriptor, the thread's start
+    int inotify = -1;
+};
+
+TruncationWatch& truncation_watch() {
+    static TruncationWatch* w = [] {
+        auto* made = new TruncationWatch;  // never destroyed: its thread outlives static destructors
+        // A child of fork has no watch thread, and its copy of the descriptor shares the parent's
+        // queue of events: it starts afresh (its copies of the parent's guards go unwatched).
+        ::pthread_atfork([] { truncation_watch().mutex.lock(); }, [] { truncation_watch().mutex.unlock(); },
+                         [] {
+                             TruncationWatch& c = truncation_watch();
+                             if (c.inotify >= 0) ::close(c.inotify);
+                             c.inotify = -1;
+                             for (auto& slot : guard_slots) {
+                                 slot.fd = -1;
+                                 slot.wd = -1;
+                             }
+                             c.mutex.unlock();
+                         });
+        return made;
+    }();
+    return *w;
+}
+
+void* watch_main(void* arg) {
+    auto* w = static_cast<TruncationWatch*>(arg);
+    const int fd = w->inotify;
+    alignas(inotify_event) char events[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd, events, sizeof events);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return nullptr;  // the descriptor went (a forked child's copy): nothing to watch
+        const std::lock_guard lock(w->mutex);
+        for (auto& slot : guard_slots) {
+            if (slot.fd < 0 || slot.lost.load(std::memory_order_acquire)) continue;
+            struct stat st {};
+            const std::size_t size = slot.size.load(std::memory_order_relaxed);
+            if (::fstat(slot.fd, &st) != 0 || static_cast<std::size_t>(st.st_size) >= size) continue;
+            (void)lose(slot, slot.base.load(std::memory_order_acquire), size);
+        }
+    }
+}
+
+// Under the mutex. False when the kernel refuses a watch (no inotify, /proc not mounted, the
+// user's inotify limits): the caller then looks for a truncation between slices.
+bool watch_file(TruncationWatch& w, GuardSlot& slot, int fd) {
+    if (w.inotify < 0) {
+        const int made = ::inotify_init1(IN_CLOEXEC);
+        if (made < 0) return false;
+        w.inotify = made;
+        if (start_quiet_thread(watch_main, &w, 64 * 1024) != 0) {
+            ::close(made);
+            w.inotify = -1;
+            return false;
+        }
+    }
+    // By the descriptor's /proc link: the inode this process mapped, whatever the name now is.
+    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    const int wd = ::inotify_add_watch(w.inotify, path.c_str(), IN_MODIFY);
+    if (wd < 0) return false;
+    slot.fd = fd;
+    slot.wd = wd;
+    return true;
+}
+
+// Under the mutex. One inode watched twice (both ends of a ring in one process) has one watch:
+// it goes with the last slot that uses it.
+void unwatch_file(TruncationWatch& w, GuardSlot& slot) {
+    if (slot.wd < 0) return;
+    const int wd = std::exchange(slot.wd, -1);
+    slot.fd = -1;
+    for (const auto& other : guard_slots) {
+        if (other.wd == wd) return;
+    }
+    (void)::inotify_rm_watch(w.inotify, wd);
+}
+
 void install_sigbus_handler() {
     struct sigaction action {};
     action.sa_sigaction = on_sigbus;
@@ -81,7 +192,7 @@ void install_sigbus_handler() {
 
 }  // namespace
 
-BusGuard::BusGuard(std::span<std::byte> region, std::string object) : object_(std::move(object)) {
+BusGuard::BusGuard(std::span<std::byte> region, std::string object, int fd) : object_(std::move(object)) {
     std::call_once(sigbus_installed, install_sigbus_handler);
     for (std::size_t i = 0; i < kGuardSlots; ++i) {
         bool expected = false;
@@ -90,6 +201,11 @@ BusGuard::BusGuard(std::span<std::byte> region, std::string object) : object_(st
         guard_slots[i].size.store(region.size(), std::memory_order_relaxed);
         guard_slots[i].base.store(reinterpret_cast<std::uintptr_t>(region.data()), std::memory_order_release);
         slot_ = static_cast<int>(i);
+        if (fd >= 0) {
+            TruncationWatch& w = truncation_watch();
+            const std::lock_guard lock(w.mutex);
+            watched_ = watch_file(w, guard_slots[i], fd);
+        }
         return;
     }
     throw_error(std::errc::too_many_files_open,
@@ -98,12 +214,15 @@ BusGuard::BusGuard(std::span<std::byte> region, std::string object) : object_(st
 }
 
 BusGuard::BusGuard(BusGuard&& other) noexcept
-    : slot_(std::exchange(other.slot_, -1)), object_(std::move(other.object_)) {}
+    : slot_(std::exchange(other.slot_, -1)),
+      watched_(std::exchange(other.watched_, false)),
+      object_(std::move(other.object_)) {}
 
 BusGuard& BusGuard::operator=(BusGuard&& other) noexcept {
     if (this != &other) {
         release();
         slot_ = std::exchange(other.slot_, -1);
+        watched_ = std::exchange(other.watched_, false);
         object_ = std::move(other.object_);
     }
     return *this;
@@ -116,6 +235,13 @@ BusGuard::~BusGuard() {
 void BusGuard::release() noexcept {
     if (slot_ < 0) return;
     auto& slot = guard_slots[static_cast<std::size_t>(slot_)];
+    if (watched_) {
+        // Under the watch's mutex: its thread never replaces a mapping that is about to go.
+        TruncationWatch& w = truncation_watch();
+        const std::lock_guard lock(w.mutex);
+        unwatch_file(w, slot);
+        watched_ = false;
+    }
     slot.base.store(0, std::memory_order_release);
     slot.used.store(false, std::memory_order_release);
     slot_ = -1;
@@ -123,6 +249,20 @@ void BusGuard::release() noexcept {
 
 bool BusGuard::lost() const noexcept {
     return slot_ >= 0 && guard_slots[static_cast<std::size_t>(slot_)].lost.load(std::memory_order_acquire);
+}
+
+std::atomic<std::uint32_t>& region_lost_event() noexcept {
+    return lost_event;
+}
+
+bool region_lost_at(const void* address) noexcept {
+    const auto at = reinterpret_cast<std::uintptr_t>(address);
+    for (const auto& slot : guard_slots) {
+        const std::uintptr_t base = slot.base.load(std::memory_order_acquire);
+        if (base != 0 && at >= base && at - base < slot.size.load(std::memory_order_relaxed))
+            return slot.lost.load(std::memory_order_acquire);
+    }
+    return false;
 }
 
 void BusGuard::check() const {

@@ -16,8 +16,14 @@
 // process-wide SIGBUS handler (installed with the first guard); a fault inside a registered
 // region replaces the region's pages with anonymous zero pages (MAP_FIXED), marks it lost, and
 // returns, so the access completes on zeros. The channel code checks `lost()` (one relaxed
-// load) after each call and wait slice and throws an Error naming the region. Faults anywhere
-// else go to the handler that was there before (or the default action: the process dies).
+// load) after each call and throws an Error naming the region. Faults anywhere else go to the
+// handler that was there before (or the default action: the process dies).
+//
+// A sleeper on a truncated region is not woken by the cut (its futex words are in the pages cut
+// away), so a guard given the file's descriptor also watches the file (inotify, one thread per
+// process that sleeps in read()): a truncation below the mapping loses the region at once and
+// bumps region_lost_event(), which every ring sleep watches beside its own words; the sleep then
+// throws (sleep_on, wait.hpp) and the channel reports the truncation.
 //
 // Thread-safety: a SharedRegion or BusGuard is owned by one thread; the server thread and the
 // handler touch only what they own.
@@ -25,6 +31,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
@@ -40,8 +47,10 @@ class BusGuard {
 public:
     BusGuard() = default;
     // Guards [region.data(), region.data() + region.size()); the region must be a whole mapping
-    // (page-aligned start) that outlives the guard. Throws Error when 256 regions are guarded.
-    explicit BusGuard(std::span<std::byte> region, std::string object);
+    // (page-aligned start) that outlives the guard. With `fd`, the file mapped there (open while
+    // the guard lives), a truncation is seen at once, sleepers included (watched()). Throws Error
+    // when 256 regions are guarded.
+    explicit BusGuard(std::span<std::byte> region, std::string object, int fd = -1);
     BusGuard(BusGuard&& other) noexcept;
     BusGuard& operator=(BusGuard&& other) noexcept;
     ~BusGuard();
@@ -51,12 +60,21 @@ public:
     // Throws Error (std::errc::no_such_device_or_address) naming the region when lost().
     void check() const;
     [[nodiscard]] bool active() const noexcept { return slot_ >= 0; }
+    // The file is watched: a sleeper on the region is woken by its truncation. False where the
+    // kernel refused the watch; a caller then looks between slices of its waits.
+    [[nodiscard]] bool watched() const noexcept { return watched_; }
 
 private:
     void release() noexcept;
     int slot_ = -1;
+    bool watched_ = false;
     std::string object_;
 };
+
+// Bumped, and its sleepers woken, whenever a guarded region is lost (a futex word).
+[[nodiscard]] std::atomic<std::uint32_t>& region_lost_event() noexcept;
+// True when `address` lies in a guarded region that was lost.
+[[nodiscard]] bool region_lost_at(const void* address) noexcept;
 
 class SharedRegion {
 public:

@@ -10,6 +10,9 @@
 #include <mutex>
 #include <thread>
 
+#include "ipckit/error.hpp"
+#include "shared_region.hpp"
+
 namespace ipckit::detail {
 
 std::atomic<bool> g_light_barriers{false};
@@ -34,23 +37,47 @@ void enable_light_barriers() noexcept {
     });
 }
 
+namespace {
+
+// A region under `event` that was truncated (BusGuard) has zeros where its words were, and its
+// sleepers' loops would go back to sleep on them: the sleep ends with an Error instead, which the
+// channel reports as the truncation.
+void throw_if_lost(std::uint32_t lost_key, const void* event) {
+    if (lost_key != 0 && region_lost_at(event))
+        throw_error(std::errc::no_such_device_or_address, "ring wait: the shared memory under it was lost");
+}
+
+}  // namespace
+
+void wake_other_sleepers(std::atomic<std::uint32_t>& holder, std::uint32_t value) {
+    if ((value & ring::kHolderOwnerDied) != 0 && (value & ring::kHolderWaiters) != 0 &&
+        holder.compare_exchange_strong(value, value & ~ring::kHolderWaiters, std::memory_order_relaxed))
+        (void)futex_wake(holder, INT_MAX);
+}
+
 void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t event_count,
               HolderWords const* holders, std::size_t count, Deadline deadline) {
+    // Read first: a loss after this changes the word, and futex_waitv returns at once.
+    std::atomic<std::uint32_t>& lost = region_lost_event();
+    const std::uint32_t lost_key = lost.load(std::memory_order_acquire);
+    throw_if_lost(lost_key, events[0]);
     HolderWords words[kMaxWaitAny];
     std::uint32_t expected[kMaxWaitAny];
     std::size_t n = std::min(event_count, kMaxWaitAny);
     std::copy_n(events, n, words);
     std::copy_n(keys, n, expected);
-    bool all_watched = event_count + count <= kMaxWaitAny;
+    // The process's region-lost word: a truncation wakes a sleeper whose own words it cut away.
+    bool all_watched = event_count + count + 1 <= kMaxWaitAny;
+    if (all_watched) {
+        words[n] = &lost;
+        expected[n] = lost_key;
+        ++n;
+    }
     for (std::size_t i = 0; i < count && all_watched; ++i) {
         std::atomic<std::uint32_t>& holder = *holders[i];
         std::uint32_t value = holder.load(std::memory_order_acquire);
         if ((value & ring::kHolderOwnerDied) != 0) {
-            // The kernel woke one sleeper at the death: wake the others, once (clear the bit).
-            if ((value & ring::kHolderWaiters) != 0 &&
-                holder.compare_exchange_strong(value, value & ~ring::kHolderWaiters,
-                                               std::memory_order_relaxed))
-                (void)futex_wake(holder, INT_MAX);
+            wake_other_sleepers(holder, value);
             continue;
         }
         // Announce a sleeper, so that the holder's close, its death (the kernel) and a claim wake us.
@@ -65,6 +92,7 @@ void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t 
         switch (futex_wait_any(words, expected, n, deadline)) {
             case WaitAny::ok:
             case WaitAny::timed_out:
+                throw_if_lost(lost.load(std::memory_order_acquire), events[0]);
                 return;
             case WaitAny::not_supported:
                 break;
@@ -78,6 +106,7 @@ void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t 
         std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
             std::chrono::milliseconds(1), slice - std::chrono::steady_clock::now()));
     }
+    throw_if_lost(lost.load(std::memory_order_acquire), events[0]);
 }
 
 void sleep_on(std::atomic<std::uint32_t>& event, std::uint32_t key, HolderWords const* holders,

@@ -75,8 +75,14 @@ using HolderWords = std::atomic<std::uint32_t>*;
 // dies, or a new one claims it), or `deadline`. Dead holders are skipped (their death was seen;
 // their other sleepers are woken, since the kernel wakes only one). With more holders than
 // futex_waitv takes, or without futex_waitv, sleeps on `event` for one kSleepSlice at most.
+// It also wakes when a guarded region of this process is lost (region_lost_event(),
+// shared_region.hpp), and throws Error when the region under `event` is the one: its words are
+// zeros now, and a loop around the sleep would sleep on them to its deadline.
 void sleep_on(std::atomic<std::uint32_t>& event, std::uint32_t key, HolderWords const* holders,
               std::size_t count, Deadline deadline);
+// A holder word `value` marked dead with sleepers announced: the kernel woke one of them at the
+// death; wake the others, once (the announcement is cleared).
+void wake_other_sleepers(std::atomic<std::uint32_t>& holder, std::uint32_t value);
 // The same for several event words at once (a lanes receiver: every lane's data_event).
 void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t event_count,
               HolderWords const* holders, std::size_t count, Deadline deadline);

@@ -76,6 +76,7 @@ WaitAny futex_wait_any(std::atomic<std::uint32_t>* const* words, const std::uint
     switch (errno) {
         case EAGAIN:
         case EINTR:
+        case EFAULT:  // a word's memory went (unmapped, or a file cut under it): look again
             return WaitAny::ok;
         case ETIMEDOUT:
             return WaitAny::timed_out;

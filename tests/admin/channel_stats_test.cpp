@@ -1,6 +1,6 @@
 // read_channel_stats (src/admin/channel_stats.cpp): a ring's backlog and holders as another
-// process left them, a dead holder seen as dead, lanes, and a cursor written wrong on purpose;
-// the counters every end keeps (layout version 3, part B) equal what was sent and received.
+// process left them, a dead holder seen as dead, lanes, services, and a cursor written wrong on
+// purpose; the counters every end keeps (layout version 3, part B) equal what was sent and received.
 #include "ipckit/channel_stats.hpp"
 
 #include <fcntl.h>
@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -35,18 +36,14 @@ std::optional<ChannelStats> stats_of(const std::string& address) {
     return std::nullopt;
 }
 
-// A child that opens a sender on `address`, sends `count` messages of 100 bytes, says so through
-// a pipe and waits to be killed (so its records stay in the ring, and its end stays held).
-test::Child sender_that_stays(const std::string& address, int count) {
+// A child that runs `work` (true: done), says so through a pipe and waits to be killed (so what
+// it sent stays queued, and the ends it keeps outside `work` stay held); returned once it said so.
+test::Child child_that_stays(const std::function<bool()>& work) {
     int ready[2];
     EXPECT_EQ(::pipe(ready), 0);
     auto child = test::spawn([&] {
-        Sender sender = Sender::open(address, Deadline::after(10s));
-        const std::string message(100, 'r');
-        for (int i = 0; i < count; ++i)
-            if (!sender.send(as_bytes(message)).ok()) return 2;
         const char byte = 1;
-        if (::write(ready[1], &byte, 1) != 1) return 3;
+        if (!work() || ::write(ready[1], &byte, 1) != 1) return 2;
         ::pause();
         return 0;
     });
@@ -55,6 +52,18 @@ test::Child sender_that_stays(const std::string& address, int count) {
     ::close(ready[0]);
     ::close(ready[1]);
     return child;
+}
+
+// A sender on `address` that sends `count` messages of 100 bytes and stays.
+test::Child sender_that_stays(const std::string& address, int count) {
+    std::optional<Sender> sender;  // the child's copy outlives `work`: its end stays held
+    return child_that_stays([&] {
+        sender.emplace(Sender::open(address, Deadline::after(10s)));
+        const std::string message(100, 'r');
+        for (int i = 0; i < count; ++i)
+            if (!sender->send(as_bytes(message)).ok()) return false;
+        return true;
+    });
 }
 
 TEST(ChannelStatsTest, ARingShowsItsBacklogAndHoldersAndADeadProducerAsDead) {
@@ -381,47 +390,35 @@ TEST(ChannelStatsCountersTest, ATopicSubscribersLatencyHistogramCountsWhatItRece
     child.kill(SIGKILL);
 }
 
-// A service (kind 4) is a channel of its own in top: its server and client as holders, and every
-// ring's counters (a call is a request and a response, each sent and received; the ring's payload
-// is the 8-byte request id and the message).
-TEST(ChannelStatsCountersTest, AServiceShowsItsServerClientAndCalls) {
-    const std::string name = "/" + test::unique_name("ipckit-test-service");
-    ReportPipe served;
-    auto child = test::spawn([&] {
-        Server server = Server::create("service:" + name + "?clients=2");
-        if (!served.send({0, 0})) return 2;
-        Request request;
-        for (int i = 0; i < 3; ++i) {
-            if (!server.recv(request, Deadline::after(10s)).ok()) return 3;
-            if (!server.reply(request.handle, as_bytes(std::string(20, 'r'))).ok()) return 4;
-        }
-        if (!served.send({3, 0})) return 5;
-        ::pause();
-        return 0;
+TEST(ChannelStatsTest, AServiceShowsItsServerItsClientsAndItsCalls) {
+    const std::string name = "/" + test::unique_name("ipckit-test-stats");
+    Server server = Server::create("service:" + name + "?clients=2");
+    // A client with one call in flight, which stays: its request stays queued.
+    std::optional<Client> client_end;
+    auto client = child_that_stays([&] {
+        client_end.emplace(Client::open("service:" + name));
+        return client_end->start(as_bytes("waiting"), Deadline::after(10s)).ok();
     });
-    (void)served.receive();
-    Client client = Client::open("service:" + name);
-    std::vector<std::byte> response;
-    for (int i = 0; i < 3; ++i)
-        ASSERT_TRUE(client.call(as_bytes(std::string(10, 'q')), response, Deadline::after(10s)).ok());
-    EXPECT_EQ(served.receive().first, 3u);
-    const auto stats = stats_of("service:" + name);
+    auto stats = stats_of("service:" + name);
     ASSERT_TRUE(stats.has_value());
     EXPECT_EQ(stats->kind, "service");
     EXPECT_TRUE(stats->problem.empty()) << stats->problem;
+    EXPECT_EQ(stats->backlog, detail::region::record_size(8 + 7)) << "one request queued, its id first";
+    ASSERT_EQ(stats->holders.size(), 2u);
+    EXPECT_EQ(stats->holders[0].role, "server");
+    EXPECT_EQ(stats->holders[1].role, "client 0");
+    Request request;
+    ASSERT_EQ(server.try_recv(request).status, Status::ok);
+    stats = stats_of("service:" + name);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ(stats->messages, 1u);
+    EXPECT_EQ(stats->backlog, 0u);
+    // The request rings' counters: one request sent (its 8-byte id first) and one received.
     ASSERT_TRUE(stats->counters.has_value());
-    EXPECT_EQ(stats->counters->messages_sent, 6u);
-    EXPECT_EQ(stats->counters->messages_received, 6u);
-    EXPECT_EQ(stats->counters->bytes_sent, 3u * (8 + 10) + 3u * (8 + 20));
-    const auto* server = holder(*stats, "server");
-    ASSERT_NE(server, nullptr);
-    EXPECT_EQ(server->pid, child.pid());
-    EXPECT_TRUE(server->alive);
-    const auto* caller = holder(*stats, "client 0");
-    ASSERT_NE(caller, nullptr);
-    EXPECT_EQ(caller->pid, ::getpid());
-    EXPECT_EQ(caller->messages, 3u);
-    child.kill(SIGKILL);
+    EXPECT_EQ(stats->counters->messages_sent, 1u);
+    EXPECT_EQ(stats->counters->bytes_sent, 8u + 7);
+    EXPECT_EQ(stats->counters->messages_received, 1u);
+    client.kill(SIGKILL);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -286,9 +287,9 @@ void truncate_shm(const std::string& name) {
     ASSERT_EQ(::truncate(("/dev/shm/" + name).c_str(), 0), 0) << std::strerror(errno);
 }
 
-// The call in progress has no deadline: the cut wakes nothing (the futex words are in the pages
-// cut away), so only the channel's truncation check between its wait slices can end it, with the
-// Error. Were that check gone, the call would sleep on and the child's bounded wait fail.
+// The call in progress has no deadline, and the cut itself wakes no futex (the words are in the
+// pages cut away): only the guard's watch of the file (BusGuard, inotify) can end it, with the
+// Error. Were the watch gone, the call would sleep on and the child's bounded wait fail.
 
 // The receiver is inside recv, asleep on the empty ring, when the file is cut to 0 bytes: that
 // very call ends with the Error, no signal; the live sender's next send gets it too.
@@ -332,6 +333,107 @@ TEST(TruncatedRingTest, TruncatingTheFileUnderAWaitingSendEndsThatCallWithAnErro
     EXPECT_EQ(sender.wait(30s), kErrorNamingIt) << "the send in progress (-N: killed by signal N)";
     std::vector<std::byte> message;
     expect_truncated_error([&] { (void)rx.recv(message, Deadline::after(10s)); }, address);
+}
+
+// ---- Idle ends sleep until something happens -----------------------------------------------
+
+// Context switches of every thread of `pid`, voluntary and not: a thread asleep in the kernel
+// makes none until it is woken.
+long context_switches(pid_t pid) {
+    long total = 0;
+    for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+        std::ifstream status(task.path() / "status");
+        for (std::string line; std::getline(status, line);) {
+            if (line.starts_with("voluntary_ctxt_switches:") ||
+                line.starts_with("nonvoluntary_ctxt_switches:"))
+                total += std::stol(line.substr(line.find(':') + 1));
+        }
+    }
+    return total;
+}
+
+// Whether the main thread of `pid` is blocked in one of `calls` (/proc/PID/syscall).
+bool blocked_in(pid_t pid, std::initializer_list<long> calls) {
+    std::ifstream call("/proc/" + std::to_string(pid) + "/syscall");
+    long number = -1;
+    return (call >> number) && std::find(calls.begin(), calls.end(), number) != calls.end();
+}
+
+// An idle receiver (after a first message, so it knows its sender) and a sender waiting for room
+// beside a receiver that does not read: each, once asleep, stays asleep while nothing happens.
+// Before, an idle sysvmq: end woke ~580 times a second (it polled msgrcv) and an shm:/ end once a
+// second (its truncation check). The window is longer than any of those periods; the test
+// counts wake-ups, it does not time anything. Then one message (or the reader's close) ends each.
+TEST(IdleEndTest, IdleReceiversAndSendersWaitingForRoomMakeNoWakeUps) {
+    const std::string n = test::unique_name("ipckit-idle");
+    const std::vector<std::string> receivers = {
+        "shm:/" + n + "-r", "shm:@" + n + "-r", "sysvshm:" + test::hex_key(test::random_sysv_key()),
+        "shm:/" + n + "-l?senders=2", "sysvmq:" + test::hex_key(test::random_sysv_key())};
+    const std::vector<std::string> senders = {"shm:/" + n + "-s?capacity=64KiB",
+                                              "sysvmq:" + test::hex_key(test::random_sysv_key())};
+    const std::initializer_list<long> sleeps = {SYS_futex, SYS_futex_waitv, SYS_msgrcv, SYS_msgsnd};
+    std::vector<test::Child> children;
+    std::vector<Sender> feeding;
+    for (const auto& address : receivers) {
+        Pipe created = Pipe::create();
+        children.push_back(test::spawn([&] {
+            Receiver rx = Receiver::create(address);
+            (void)created.writer.write_all(as_bytes("c"));
+            std::vector<std::byte> message;
+            for (int i = 0; i < 2; ++i)
+                if (!rx.recv(message, Deadline::after(60s)).ok()) return 1;
+            return 0;
+        }));
+        std::array<std::byte, 1> got{};
+        ASSERT_EQ(created.reader.read_exact(got, Deadline::after(30s)).status, Status::ok) << address;
+        feeding.push_back(Sender::open(address, Deadline::after(10s)));
+        ASSERT_TRUE(feeding.back().send(as_bytes("first"), Deadline::after(10s)).ok()) << address;
+    }
+    std::vector<Receiver> stalled;
+    for (const auto& address : senders) {
+        stalled.push_back(Receiver::create(address));
+        children.push_back(test::spawn([&] {
+            Sender tx = Sender::open(address, Deadline::after(10s));
+            const std::vector<std::byte> block(1024, std::byte{1});
+            for (;;) {
+                const IoResult r = tx.send(block, Deadline::after(60s));
+                if (!r.ok()) return r.status == Status::closed ? 0 : 1;
+            }
+        }));
+        std::vector<std::byte> message;  // the receiver is known to the sender once it took one
+        ASSERT_TRUE(stalled.back().recv(message, Deadline::after(10s)).ok()) << address;
+    }
+    for (std::size_t i = 0; i < children.size(); ++i) {
+        bool asleep = false;
+        for (int tries = 0; tries < 30'000 && !asleep; ++tries) {
+            asleep = blocked_in(children[i].pid(), sleeps);
+            if (!asleep) std::this_thread::sleep_for(1ms);
+        }
+        ASSERT_TRUE(asleep) << "child " << i << " never slept";
+    }
+    // Settled: a helper thread may still be on its way to sleep (the waker that a System V wait
+    // just registered with) when the waiting thread is seen in its call.
+    for (auto& child : children) {
+        for (int tries = 0; tries < 50; ++tries) {
+            const long first = context_switches(child.pid());
+            std::this_thread::sleep_for(100ms);
+            if (context_switches(child.pid()) == first) break;
+        }
+    }
+    std::vector<long> before;
+    for (auto& child : children)
+        before.push_back(context_switches(child.pid()));
+    std::this_thread::sleep_for(1500ms);
+    for (std::size_t i = 0; i < children.size(); ++i) {
+        const std::string& address =
+            i < receivers.size() ? receivers[i] : "sender on " + senders[i - receivers.size()];
+        EXPECT_EQ(context_switches(children[i].pid()), before[i]) << address << " woke while idle";
+    }
+    for (auto& tx : feeding)
+        EXPECT_TRUE(tx.send(as_bytes("second"), Deadline::after(10s)).ok());
+    stalled.clear();  // the reader goes: each sender's send ends with `closed`
+    for (std::size_t i = 0; i < children.size(); ++i)
+        EXPECT_EQ(children[i].wait(30s), 0) << "child " << i;
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 // PollSet: waiting on receivers of different transports at once, in real processes.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <array>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -147,6 +150,71 @@ TEST(PollSetTest, ARingSendersDeathIsAnEventInTheSet) {
     EXPECT_EQ(ring.recv(message, Deadline::immediate()).status, Status::closed);
     EXPECT_EQ(child.wait(), -SIGKILL);
 }
+
+// A sender in a PID namespace of its own (as in a container sharing /dev/shm, not the host's
+// PIDs) has no pidfd here: its holder word, which the kernel marks at its death in any namespace,
+// is turned into an eventfd by the keeper thread. The receiving child's set waits without a
+// deadline, so only that can wake it: without it the child's bounded wait fails. For a 1:1 ring
+// and for lanes. Needs unshare(CLONE_NEWPID) (root): skipped otherwise.
+class PollSetNamespaceTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PollSetNamespaceTest, ASenderInAnotherPidNamespaceDyingIsAnEventInTheSet) {
+    const std::string name = "/" + test::unique_name("ipckit-test");
+    const std::string address = "shm:" + name + "?capacity=64KiB" + GetParam();  // GetParam: "&senders=N"
+    const std::size_t ring_offset = GetParam().empty() ? 0 : detail::ring::kLanesHeaderSize;
+    int created[2], taken[2], armed[2];
+    ASSERT_EQ(::pipe(created), 0);
+    ASSERT_EQ(::pipe(taken), 0);
+    ASSERT_EQ(::pipe(armed), 0);
+    auto receiver = test::spawn([&] {
+        Receiver ring = Receiver::create(address);
+        PollSet set;
+        set.add(ring);
+        (void)!::write(created[1], "c", 1);
+        std::vector<std::byte> message;
+        if (set.wait(Deadline::never()) != std::vector<std::size_t>{0}) return 1;
+        if (!ring.recv(message, Deadline::immediate()).ok()) return 2;
+        (void)!::write(taken[1], "t", 1);
+        if (set.wait(Deadline::never()) != std::vector<std::size_t>{0}) return 3;  // the death
+        return ring.recv(message, Deadline::immediate()).status == Status::closed ? 0 : 4;
+    });
+    char byte = 0;
+    ASSERT_EQ(::read(created[0], &byte, 1), 1);
+    auto sender = test::spawn([&] {
+        if (::unshare(CLONE_NEWPID) != 0) return 77;
+        const pid_t inner = ::fork();  // pid 1 of the new namespace
+        if (inner == 0) {
+            Sender tx = Sender::open(address, Deadline::after(10s));
+            if (!tx.send(as_bytes("first")).ok()) ::_exit(1);
+            char got = 0;
+            if (::read(taken[0], &got, 1) != 1) ::_exit(4);
+            // Armed again after the first message was taken: the set watches this sender now.
+            if (!ring_doorbell_armed(name, ring_offset)) ::_exit(5);
+            (void)!::write(armed[1], "a", 1);
+            ::pause();
+            ::_exit(2);
+        }
+        char got = 0;
+        if (::read(armed[0], &got, 1) != 1) return 6;
+        ::kill(inner, SIGKILL);  // from outside its namespace (its init ignores its own SIGKILL)
+        int status = 0;
+        ::waitpid(inner, &status, 0);
+        return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : 3;
+    });
+    const int sent = sender.wait(30s);
+    for (const int fd : {created[0], created[1], taken[0], taken[1], armed[0], armed[1]})
+        ::close(fd);
+    if (sent == 77) {
+        receiver.kill(SIGKILL);
+        (void)receiver.wait();
+        GTEST_SKIP() << "unshare(CLONE_NEWPID) refused (needs root)";
+    }
+    EXPECT_EQ(sent, 0);
+    EXPECT_EQ(receiver.wait(30s), 0) << "the set slept through the sender's death (-9: killed at the bound)";
+}
+
+INSTANTIATE_TEST_SUITE_P(Rings, PollSetNamespaceTest, ::testing::Values("", "&senders=2"),
+                         [](const auto& param) { return param.param.empty() ? "ring" : "lanes"; });
 
 TEST(PollSetTest, ALanesReceiverIsWokenByALanesDoorbell) {
     const std::string name = "/" + test::unique_name("ipckit-test");

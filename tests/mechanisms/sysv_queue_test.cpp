@@ -1,6 +1,7 @@
 // System V message queues in real processes: type selectors, blocking and timed waits,
 // removal, limits, permissions, and the owner that removes what it created.
 #include <sched.h>
+#include <signal.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <atomic>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -160,6 +162,45 @@ TEST(SysvQueueTest, TimedReceiveIsWokenBySenderInAnotherProcess) {
     wait_until_sleeping(receiver.pid());  // the receiver is in its back-off sleeps
     ASSERT_TRUE(queue.send(7, as_bytes("late")).ok());
     EXPECT_EQ(receiver.wait(), 0);
+}
+
+// A timed wait blocks in msgrcv and is interrupted at its deadline by ipckit's waker thread
+// (SIGRTMAX-3); `wake_fd` ends it early: here the pidfd of a process that exits.
+TEST(SysvQueueTest, AWakeDescriptorEndsATimedWaitWhenItPollsReadable) {
+    auto queue = create_unique();
+    auto peer = test::spawn([] {
+        std::this_thread::sleep_for(100ms);
+        return 0;
+    });
+    ProcessWatch watch(*ProcessRef::of(peer.pid()));
+    ASSERT_GE(watch.fd(), 0);
+    std::array<std::byte, 16> buffer{};
+    const auto r = queue.receive(TypeSelector::any(), buffer, Deadline::never(),
+                                 SysvQueue::Truncation::refused, watch.fd());
+    EXPECT_EQ(r.status, Status::timed_out);  // never() would have slept for ever
+    EXPECT_EQ(peer.wait(), 0);
+    queue.set_capacity(4);
+    ASSERT_TRUE(queue.send(1, as_bytes("full")).ok());
+    EXPECT_EQ(queue.send(1, as_bytes("more"), Deadline::never(), watch.fd()).status, Status::timed_out);
+}
+
+// A program that handles SIGRTMAX-3 itself keeps it: ipckit's timed waits poll instead, still end
+// at their deadline and still take a message, and the program's handler never runs for them.
+TEST(SysvQueueTest, AProgramsOwnHandlerOfTheWakeSignalIsLeftAlone) {
+    auto queue = create_unique();
+    auto child = test::spawn([&] {
+        static std::atomic<int> handled{0};
+        struct sigaction action {};
+        action.sa_handler = [](int) { handled.fetch_add(1); };
+        sigemptyset(&action.sa_mask);
+        if (::sigaction(SIGRTMAX - 3, &action, nullptr) != 0) return 2;
+        if (receive(queue, TypeSelector::any(), Deadline::after(50ms)).status != Status::timed_out) return 3;
+        const auto r = receive(queue, TypeSelector::any(), Deadline::after(30s));
+        return r.status == Status::ok && r.body == "late" && handled.load() == 0 ? 0 : 1;
+    });
+    std::this_thread::sleep_for(200ms);  // the child is in its second, polling wait
+    ASSERT_TRUE(queue.send(7, as_bytes("late")).ok());
+    EXPECT_EQ(child.wait(), 0);
 }
 
 TEST(SysvQueueTest, NonBlockingCallsReportWouldBlock) {

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <string>
 
+#include "ipckit/fd.hpp"
 #include "ipckit/process.hpp"
 
 namespace ipckit::detail::ring {
@@ -122,6 +123,9 @@ class EndpointWatch {
 public:
     EndpointWatch() = default;
     explicit EndpointWatch(const EndpointLine* line) noexcept : line_(line) {}
+    EndpointWatch(EndpointWatch&& other) noexcept;
+    EndpointWatch& operator=(EndpointWatch&& other) noexcept;
+    ~EndpointWatch();
     // A watch for an end that joins after its peer: a peer that had already left (closed, or
     // died) when the watch was made is one still to come. Until a new holder claims the line,
     // owner() says vacant and closed() false, as for a peer never attached; so a receiver that
@@ -140,8 +144,9 @@ public:
     [[nodiscard]] std::atomic<std::uint32_t>* holder_word() const noexcept {
         return line_ == nullptr ? nullptr : &const_cast<EndpointLine*>(line_)->holder;
     }
-    // A descriptor that polls readable when the watched holder exits (a pidfd), or -1: only for a
-    // holder in this PID namespace (a PID from another one names another process).
+    // A descriptor that polls readable when the watched holder exits, or -1 (nobody holds it). For
+    // a holder in this PID namespace, its pidfd; in another one (where a PID names another
+    // process), an eventfd the keeper thread writes when the holder word says it left.
     [[nodiscard]] int fd();
 
 private:
@@ -150,6 +155,9 @@ private:
     std::uint32_t stale_epoch_ = 0;   // ... with this epoch
     std::uint64_t watched_word_ = 0;  // the owner word the ProcessWatch was made for
     ProcessWatch watch_;
+    Fd holder_event_;                     // the keeper's eventfd, for a holder in another PID namespace
+    std::uint32_t holder_event_tid_ = 0;  // ... held by this TID
+    void drop_holder_event() noexcept;
 };
 
 // claim_endpoint's two halves, around the caller's reset: the holder word (and the owner word
