@@ -1,6 +1,7 @@
 // The ipckit Python module's native part (ipckit._ipckit): the channel API, its zero-copy
-// loans and reads, and the wait set, for Python. python/ipckit/__init__.py re-exports it and
-// docs/python.md describes it; the exception classes live in python/ipckit/_errors.py.
+// loans and reads, the wait set, and services (Server, Client), for Python.
+// python/ipckit/__init__.py re-exports it and docs/python.md describes it; the exception
+// classes live in python/ipckit/_errors.py.
 //
 // Waiting: every call that may block releases the GIL and waits in slices of kSlice, taking
 // the GIL back between slices to run Python's signal handlers (PyErr_CheckSignals), so other
@@ -23,12 +24,14 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ipckit/channel.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/objects.hpp"
 #include "ipckit/poll_set.hpp"
+#include "ipckit/service.hpp"
 
 namespace py = pybind11;
 
@@ -521,7 +524,7 @@ py::list objects() {
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(o.mode));
         py::dict d;
-        d["kind"] = std::string(to_string(o.kind));
+        d["kind"] = std::string(kind_name(o));
         d["address"] = o.address;
         d["owner"] = o.owner;
         d["owner_uid"] = or_none(o.owner_uid != static_cast<uid_t>(-1), o.owner_uid);
@@ -537,10 +540,199 @@ py::list objects() {
         d["last_sender_pid"] = or_none(queue, o.last_sender_pid);
         d["last_receiver_pid"] = or_none(queue, o.last_receiver_pid);
         d["stale"] = o.stale;
+        if (o.service) {
+            py::dict s;
+            s["clients"] = o.service->clients;
+            s["clients_attached"] = o.service->clients_attached;
+            s["server_alive"] = o.service->server_alive;
+            s["server_pid"] = o.service->server_pid;
+            s["calls"] = o.service->calls;
+            s["replies"] = o.service->replies;
+            s["replies_dropped"] = o.service->replies_dropped;
+            s["takeovers"] = o.service->takeovers;
+            d["service"] = std::move(s);
+        } else {
+            d["service"] = py::none();
+        }
         out.append(std::move(d));
     }
     return out;
 }
+
+// ---- services: Server and Client ----
+
+py::bytes bytes_of(const std::vector<std::byte>& data) {
+    return {reinterpret_cast<const char*>(data.data()), data.size()};
+}
+
+// One request as the server received it.
+struct PyRequest {
+    py::bytes data;
+    ReplyHandle handle;
+};
+
+class PyServer {
+public:
+    explicit PyServer(Server server) : address_(server.address()), server_(std::move(server)) {}
+
+    Server& get(const char* call) {
+        if (!server_) throw py::value_error(quoted(address_) + ": " + call + " on a closed Server");
+        return *server_;
+    }
+
+    // The next request, or None at the timeout; Closed once the service was closed.
+    py::object recv(std::optional<double> timeout) {
+        Server& server = get("recv");
+        Busy busy(busy_, "Server's recv");
+        const IoResult r =
+            wait_sliced(deadline_for(timeout), [&](Deadline d) { return server.recv(request_, d); });
+        if (r.status == Status::closed) raise_closed(address_, "service");
+        if (!r.ok()) return py::none();
+        return py::cast(PyRequest{bytes_of(request_.message), request_.handle});
+    }
+
+    // True when written; False when the client closed, died or gave up (dropped and counted).
+    // Never waits: the GIL stays held, so close() cannot run meanwhile.
+    bool reply(py::handle to, py::handle data) {
+        Server& server = get("reply");
+        const ReplyHandle handle =
+            py::isinstance<PyRequest>(to) ? to.cast<const PyRequest&>().handle : to.cast<ReplyHandle>();
+        HeldBuffer held(data, false);
+        return server.reply(handle, held.bytes()).ok();
+    }
+
+    py::dict counts() {
+        const ServerCounts c = get("counts").counts();
+        py::dict out;
+        out["calls"] = c.calls;
+        out["replies"] = c.replies;
+        out["replies_dropped"] = c.replies_dropped;
+        out["takeovers"] = c.takeovers;
+        return out;
+    }
+
+    void close() {
+        if (!server_) return;
+        Busy busy(busy_, "Server's recv");
+        server_.reset();
+    }
+
+    std::size_t max_message_size() { return get("max_message_size").max_message_size(); }
+    const std::string& address() const { return address_; }
+    bool closed() const { return !server_; }
+
+private:
+    std::string address_;
+    std::optional<Server> server_;
+    Request request_;
+    bool busy_ = false;
+};
+
+// Calls wait as recv does: without the GIL, in slices, running Python's signal handlers between
+// them. A start that times out sent nothing, and a look at a call with Deadline::immediate()
+// keeps it in flight, so a slice that ends changes nothing: after Ctrl-C the call can be waited
+// for again. Between looks the client waits in a PollSet (its response ring's doorbell, or
+// short sleeps for NATS).
+class PyClient {
+public:
+    explicit PyClient(Client client) : address_(client.address()), client_(std::move(client)) {}
+
+    Client& get(const char* call) {
+        if (!client_) throw py::value_error(quoted(address_) + ": " + call + " on a closed Client");
+        return *client_;
+    }
+
+    // The response, or None at the timeout; Closed when the server died or closed meanwhile.
+    py::object call(py::handle data, std::optional<double> timeout) {
+        Client& client = get("call");
+        Busy busy(busy_, "Client");
+        HeldBuffer held(data, false);
+        const Deadline deadline = deadline_for(timeout);
+        const Client::Started started = start_sliced(client, held.bytes(), deadline);
+        if (!started.ok()) return answered({started.status, 0});
+        return answered(wait_sliced_call(client, started.call, deadline));
+    }
+
+    // Sends a request: its call id, or None if it could not be sent within the timeout.
+    py::object start(py::handle data, std::optional<double> timeout) {
+        Client& client = get("start");
+        Busy busy(busy_, "Client");
+        HeldBuffer held(data, false);
+        const Client::Started started = start_sliced(client, held.bytes(), deadline_for(timeout));
+        if (started.status == Status::closed) raise_closed(address_, "server");
+        if (!started.ok()) return py::none();
+        return py::int_(started.call.id);
+    }
+
+    py::object wait(std::uint64_t call, std::optional<double> timeout) {
+        Client& client = get("wait");
+        Busy busy(busy_, "Client");
+        return answered(wait_sliced_call(client, CallId{call}, deadline_for(timeout)));
+    }
+
+    void close() {
+        if (!client_) return;
+        Busy busy(busy_, "Client");
+        client_.reset();
+    }
+
+    std::size_t max_message_size() { return get("max_message_size").max_message_size(); }
+    const std::string& address() const { return address_; }
+    bool closed() const { return !client_; }
+
+private:
+    static Deadline slice_of(Deadline deadline) {
+        const auto slice_end = Clock::now() + kSlice;
+        return deadline.is_never() ? Deadline::at(slice_end)
+                                   : Deadline::at(std::min(slice_end, deadline.when()));
+    }
+
+    // A start waits for a server (and attaches) within its deadline; one that timed out sent nothing.
+    Client::Started start_sliced(Client& client, std::span<const std::byte> request, Deadline deadline) {
+        for (;;) {
+            Client::Started started;
+            {
+                py::gil_scoped_release unlocked;
+                started = client.start(request, deadline.is_immediate() ? deadline : slice_of(deadline));
+            }
+            if (started.status != Status::timed_out || deadline.is_immediate()) return started;
+            if (!deadline.is_never() && deadline.expired()) return started;
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        }
+    }
+
+    IoResult wait_sliced_call(Client& client, CallId call, Deadline deadline) {
+        PollSet set;
+        set.add(client);
+        bool ready_for_another = false;  // the last wake was for another call's response
+        for (;;) {
+            const IoResult r = client.wait(call, response_, Deadline::immediate());
+            if (r.status != Status::would_block || deadline.is_immediate()) return r;
+            // Past the deadline: the look that ends the call (timed_out; a late answer is dropped).
+            if (!deadline.is_never() && deadline.expired()) return client.wait(call, response_, deadline);
+            {
+                py::gil_scoped_release unlocked;
+                // Still ready for another call's response (several in flight): pause, not spin.
+                if (ready_for_another) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                ready_for_another = !set.wait(slice_of(deadline)).empty();
+            }
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        }
+    }
+
+    py::object answered(IoResult r) {
+        if (r.status == Status::closed)
+            raise(exceptions.closed,
+                  py::make_tuple(quoted(address_) + ": the server closed during the call"));
+        if (!r.ok()) return py::none();
+        return bytes_of(response_);
+    }
+
+    std::string address_;
+    std::optional<Client> client_;
+    std::vector<std::byte> response_;
+    bool busy_ = false;
+};
 
 // Opening may wait for the peer (a FIFO's reader, a socket's server): without the GIL.
 template <class Channel>
@@ -683,6 +875,68 @@ PYBIND11_MODULE(_ipckit, m) {
              "an empty list if none became ready in time.")
         .def("__len__", &PyPollSet::size)
         .def("__getitem__", &PyPollSet::at);
+
+    py::class_<ik::ReplyHandle>(m, "ReplyHandle",
+                                "Where a reply goes: what Server.recv gave with the request.")
+        .def_readonly("slot", &ik::ReplyHandle::slot)
+        .def_readonly("epoch", &ik::ReplyHandle::epoch)
+        .def_readonly("id", &ik::ReplyHandle::id)
+        .def("__repr__", [](const ik::ReplyHandle& h) {
+            return "<ipckit.ReplyHandle slot=" + std::to_string(h.slot) +
+                   " epoch=" + std::to_string(h.epoch) + " id=" + std::to_string(h.id) + ">";
+        });
+
+    py::class_<PyRequest>(m, "Request",
+                          "One request as Server.recv gives it: its bytes and its reply handle.")
+        .def_readonly("data", &PyRequest::data)
+        .def_readonly("handle", &PyRequest::handle)
+        .def("__repr__", [](const PyRequest& r) {
+            return "<ipckit.Request " + std::to_string(py::len(r.data)) + " bytes>";
+        });
+
+    py::class_<PyServer>(m, "Server",
+                         "The answering end of a service: requests from many clients, one reply each.")
+        .def_static(
+            "create", [](const std::string& address) { return PyServer(ik::Server::create(address)); },
+            py::arg("address"),
+            "Creates the service (service:/NAME, service:@NAME, nats://HOST:PORT/SUBJECT), or takes over "
+            "one whose server died; a live server on the name raises Error (EBUSY).")
+        .def("recv", &PyServer::recv, timeout,
+             "The next request (a Request: .data, .handle), or None if `timeout` passed first.")
+        .def("reply", &PyServer::reply, py::arg("to"), py::arg("data"),
+             "Answers a Request (or its ReplyHandle) once, from any thread: True when written, False "
+             "when the client closed, died or gave up (the reply is dropped and counted). A second "
+             "reply, or one to a handle this server never gave: Error (EINVAL).")
+        .def("close", &PyServer::close, "Ends the service: every call in flight ends closed (idempotent).")
+        .def_property_readonly("closed", &PyServer::closed)
+        .def_property_readonly("counts", &PyServer::counts,
+                               "calls, replies, replies_dropped, takeovers: what this server counted.")
+        .def_property_readonly("max_message_size", &PyServer::max_message_size)
+        .def_property_readonly("address", &PyServer::address)
+        .def("__enter__", [](py::object self) { return self; })
+        .def("__exit__", [](PyServer& s, py::handle, py::handle, py::handle) { s.close(); })
+        .def("__repr__", [](const PyServer& s) { return "<ipckit.Server " + s.address() + ">"; });
+
+    py::class_<PyClient>(m, "Client", "The asking end of a service: calls with deadlines.")
+        .def_static(
+            "open", [](const std::string& address) { return PyClient(ik::Client::open(address)); },
+            py::arg("address"), "Names the service; no server need be there yet (a call waits for one).")
+        .def("call", &PyClient::call, py::arg("data"), timeout,
+             "Sends a request and returns the response (bytes), or None if no answer came within "
+             "`timeout` (no server, or too slow: a late answer is dropped); raises Closed when the "
+             "server died or closed during the call. The GIL is released while it waits.")
+        .def("start", &PyClient::start, py::arg("data"), timeout,
+             "Sends a request without waiting for its answer: its call id (for wait), or None if it "
+             "could not be sent within `timeout`.")
+        .def("wait", &PyClient::wait, py::arg("call"), timeout,
+             "The response to a started call, in any order, as call returns it.")
+        .def("close", &PyClient::close, "Closes the client (idempotent).")
+        .def_property_readonly("closed", &PyClient::closed)
+        .def_property_readonly("max_message_size", &PyClient::max_message_size)
+        .def_property_readonly("address", &PyClient::address)
+        .def("__enter__", [](py::object self) { return self; })
+        .def("__exit__", [](PyClient& c, py::handle, py::handle, py::handle) { c.close(); })
+        .def("__repr__", [](const PyClient& c) { return "<ipckit.Client " + c.address() + ">"; });
 
     m.def("objects", &objects, "The IPC objects on this machine, as `ipckit ls --json` lists them.");
 }

@@ -103,7 +103,7 @@ struct Address {
         std::uint32_t subscribers = 16;  // topics: subscriber slots
         bool drop = false;               // topics: overflow=drop (default block)
         std::uint32_t history = 0;       // topics: messages a late subscriber gets first
-        std::uint32_t clients = 16;      // services: client slots (1..1024)
+        std::uint32_t clients = 16;      // services: client slots (1..1023)
         std::uint32_t inflight = 4;      // services: calls in flight per client (1..64)
     } region;
 

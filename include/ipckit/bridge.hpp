@@ -24,6 +24,13 @@
 // the counts say which (`ended`). Errors: what the channels throw (a message over the
 // destination's max_message_size() is an Error naming both addresses and the limit).
 // Thread-safety: one thread runs a bridge; `stop` may be set from any thread or a signal handler.
+//
+// A ServiceBridge exposes a service (service.hpp) on another address: each call that arrives at
+// the exposed server is made on the service as a client, and the response goes back to its
+// caller. `ipckit bridge service:/calc nats://hub:4222/calc` answers NATS requests on `calc`
+// with the local service:/calc. One call at a time, each bounded by `call_timeout`; a call that
+// fails there (timed out, or the service's server died) gets no reply, so its caller sees its
+// own deadline pass, and it is counted in `undelivered`.
 #pragma once
 
 #include <atomic>
@@ -33,13 +40,15 @@
 #include <string>
 
 #include "ipckit/channel.hpp"
+#include "ipckit/service.hpp"
 
 namespace ipckit {
 
 struct BridgeCounts {
     std::uint64_t messages = 0;     // received and delivered
     std::uint64_t bytes = 0;        // of those messages
-    std::uint64_t undelivered = 0;  // received, but the destination refused or closed (0 or 1)
+    std::uint64_t undelivered = 0;  // received, but the destination refused or closed (0 or 1;
+                                    // a service bridge: calls that got no answer to pass back)
     double seconds = 0;             // since run() began
     std::string ended;              // why run() returned: "stopped", "source closed", ...
 };
@@ -50,6 +59,8 @@ struct BridgeOptions {
     std::chrono::milliseconds progress_interval{1000};
     // After a stop request, how long the message in hand may take to be delivered.
     std::chrono::milliseconds drain{5000};
+    // A service bridge: how long one call to the service may take.
+    std::chrono::milliseconds call_timeout{30000};
 };
 
 class Bridge {
@@ -65,6 +76,24 @@ public:
 private:
     Receiver from_;
     Sender to_;
+    BridgeOptions options_;
+};
+
+class ServiceBridge {
+public:
+    ServiceBridge(Client service, Server exposed, BridgeOptions options = {});
+
+    // Forwards calls until the exposed server is closed or `stop` becomes true (the call in
+    // hand is finished first). `messages` counts calls answered, `bytes` their requests and
+    // responses.
+    [[nodiscard]] BridgeCounts run(const std::atomic<bool>& stop);
+
+    [[nodiscard]] Client& service() { return service_; }
+    [[nodiscard]] Server& exposed() { return exposed_; }
+
+private:
+    Client service_;
+    Server exposed_;
     BridgeOptions options_;
 };
 

@@ -30,15 +30,17 @@
 namespace ipckit {
 
 struct ChannelHolder {
-    std::string role;    // "producer", "consumer", "receiver", "lane 3", "publisher", "subscriber 2"
+    std::string role;    // "producer", "consumer", "receiver", "lane 3", "publisher", "subscriber 2",
+                         // "server", "client 0"
     pid_t pid = 0;       // in the holder's own PID namespace: for display
     bool alive = false;  // its holder word says so: the kernel marks it when the process dies
 };
 
 struct ChannelStats {
-    // As the tool takes it: shm:/NAME, shm:/NAME?senders=N, topic:/NAME, sysvmq:0x…, posixmq:/NAME.
+    // As the tool takes it: shm:/NAME, shm:/NAME?senders=N, topic:/NAME, service:/NAME, sysvmq:0x…,
+    // posixmq:/NAME.
     std::string address;
-    std::string kind;  // "ring", "lanes", "topic", "sysvmq", "posixmq"
+    std::string kind;  // "ring", "lanes", "topic", "service", "sysvmq", "posixmq"
     // Non-empty: the region is corrupt (or lost while read) or of another layout version; the
     // figures below are then empty.
     std::string problem;

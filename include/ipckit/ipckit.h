@@ -23,8 +23,9 @@
  * - Timeouts are nanoseconds: IPCKIT_FOREVER (-1) waits as long as it takes, 0 does not wait.
  * - Thread safety: a handle is used by one thread at a time (as the C++ objects are); distinct
  *   handles are independent. Handles are freed by their close/free call, NULL allowed.
- * - Not yet here: the request/response client and server (service: addresses); they come
- *   with the C++ service API.
+ * - Services (service:/NAME, service:@NAME, nats://HOST:PORT/SUBJECT): ipckit_server_* answers
+ *   requests, ipckit_client_* makes calls; a request or response is handed out in place, valid
+ *   until the next call on the same handle, so nothing is truncated or lost to a small buffer.
  * docs/c-api.md describes each call.
  */
 #ifndef IPCKIT_IPCKIT_H
@@ -67,6 +68,8 @@ typedef struct ipckit_sender ipckit_sender;
 typedef struct ipckit_receiver ipckit_receiver;
 typedef struct ipckit_poll_set ipckit_poll_set;
 typedef struct ipckit_object_list ipckit_object_list;
+typedef struct ipckit_server ipckit_server;
+typedef struct ipckit_client ipckit_client;
 
 /* ---- errors and versions ---- */
 
@@ -154,6 +157,65 @@ IPCKIT_API ipckit_status ipckit_poll_set_add(ipckit_poll_set* set, ipckit_receiv
 IPCKIT_API ipckit_status ipckit_poll_set_wait(ipckit_poll_set* set, int64_t timeout_ns, size_t* ready,
                                               size_t capacity, size_t* count) IPCKIT_NOEXCEPT;
 IPCKIT_API void ipckit_poll_set_free(ipckit_poll_set* set) IPCKIT_NOEXCEPT;
+
+/* ---- services: request/response (docs/services.md) ---- */
+
+/* Where a reply goes, as ipckit_server_recv gives it: copy it to reply later or elsewhere. */
+typedef struct ipckit_reply_handle {
+    uint32_t slot;
+    uint32_t epoch;
+    uint64_t id;
+} ipckit_reply_handle;
+
+/* What a server counted. Fields may be added at the end in later versions. */
+typedef struct ipckit_server_counts {
+    uint64_t calls;           /* requests received */
+    uint64_t replies;         /* replies written */
+    uint64_t replies_dropped; /* replies to a client that closed, died or gave up */
+    uint64_t takeovers;       /* times the service's server end was taken over */
+} ipckit_server_counts;
+
+/* Creates the service (or takes over the one a dead server left). A live server on the name:
+ * IPCKIT_ERROR (EBUSY, naming its pid). */
+IPCKIT_API ipckit_status ipckit_server_create(const char* address, ipckit_server** server) IPCKIT_NOEXCEPT;
+/* The next request from any client: *request and *size show it in place, valid until the next
+ * ipckit_server_recv on this server or its close; *handle says where its reply goes. */
+IPCKIT_API ipckit_status ipckit_server_recv(ipckit_server* server, const void** request, size_t* size,
+                                            ipckit_reply_handle* handle, int64_t timeout_ns) IPCKIT_NOEXCEPT;
+/* Answers one request, once, from any thread: IPCKIT_OK, or IPCKIT_CLOSED (the client closed,
+ * died or gave up: the reply is dropped and counted). A handle this server never gave out or
+ * already answered: IPCKIT_ERROR (EINVAL, "stale or unknown request id"). */
+IPCKIT_API ipckit_status ipckit_server_reply(ipckit_server* server, const ipckit_reply_handle* to,
+                                             const void* data, size_t size) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_server_max_message_size(const ipckit_server* server,
+                                                        size_t* size) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_server_counts_get(const ipckit_server* server,
+                                                  ipckit_server_counts* counts) IPCKIT_NOEXCEPT;
+IPCKIT_API const char* ipckit_server_address(const ipckit_server* server) IPCKIT_NOEXCEPT;
+/* Ends the service (every call in flight ends IPCKIT_CLOSED) and frees it; NULL allowed. */
+IPCKIT_API void ipckit_server_close(ipckit_server* server) IPCKIT_NOEXCEPT;
+
+/* Names the service; no server need be there yet (a call waits for one up to its timeout). */
+IPCKIT_API ipckit_status ipckit_client_open(const char* address, ipckit_client** client) IPCKIT_NOEXCEPT;
+/* Sends a request and waits for its response: *response and *response_size show it in place,
+ * valid until the next call, wait or close on this client. IPCKIT_TIMED_OUT: no answer in time
+ * (no server came, or it did not answer; a late answer is dropped); IPCKIT_CLOSED: the server
+ * died or closed during the call. */
+IPCKIT_API ipckit_status ipckit_client_call(ipckit_client* client, const void* request, size_t size,
+                                            const void** response, size_t* response_size,
+                                            int64_t timeout_ns) IPCKIT_NOEXCEPT;
+/* Several calls in flight: start sends a request and gives its id; wait waits for that call's
+ * response (shown as by ipckit_client_call), whatever order responses come in. More calls in
+ * flight than the address's inflight=: IPCKIT_ERROR (EAGAIN). */
+IPCKIT_API ipckit_status ipckit_client_start(ipckit_client* client, const void* request, size_t size,
+                                             int64_t timeout_ns, uint64_t* call) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_client_wait(ipckit_client* client, uint64_t call, const void** response,
+                                            size_t* response_size, int64_t timeout_ns) IPCKIT_NOEXCEPT;
+IPCKIT_API ipckit_status ipckit_client_max_message_size(const ipckit_client* client,
+                                                        size_t* size) IPCKIT_NOEXCEPT;
+IPCKIT_API const char* ipckit_client_address(const ipckit_client* client) IPCKIT_NOEXCEPT;
+/* Closes and frees the client; NULL allowed. */
+IPCKIT_API void ipckit_client_close(ipckit_client* client) IPCKIT_NOEXCEPT;
 
 /* ---- objects: what `ipckit ls` lists ---- */
 

@@ -83,7 +83,20 @@ struct IpcObject {
     pid_t last_receiver_pid = 0;  // System V queues: the kernel's lrpid
     // Neither its creator nor any user is alive: what `remove_stale` removes (if ours).
     bool stale = false;
+    // A service (service:/NAME, docs/services.md): its server and clients, as its region says.
+    // The address is then service:/NAME (`ipckit rm` takes it), the kind still the shm file's.
+    struct Service {
+        std::uint32_t clients = 0;           // client slots
+        std::uint32_t clients_attached = 0;  // slots held by a live client
+        bool server_alive = false;
+        pid_t server_pid = 0;  // in the server's own PID namespace
+        std::uint64_t calls = 0, replies = 0, replies_dropped = 0, takeovers = 0;
+    };
+    std::optional<Service> service;  // empty for every other object
 };
+
+// What `ipckit ls` shows in its KIND column: "service" for a service, else to_string(kind).
+[[nodiscard]] std::string_view kind_name(const IpcObject& object) noexcept;
 
 // Every object this process can see, sorted by kind, then address. Never throws for an
 // unreadable source or process: it is skipped (processes of other users are invisible to a

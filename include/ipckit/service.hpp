@@ -6,15 +6,15 @@
 //     service:@NAME    the same in a sealed memfd served on the abstract socket @NAME
 //     nats://HOST:PORT/SUBJECT   NATS request/reply: the same client code reaches a remote server
 //
-// Options: clients=C (client slots, 1..1024, default 16), inflight=F (calls in flight per client,
+// Options: clients=C (client slots, 1..1023, default 16), inflight=F (calls in flight per client,
 // default 4), max=SIZE (largest request or response), wait=MODE, mode=OCTAL, keep=1.
 //
 // Example:
 //     auto server = ipckit::Server::create("service:/upper");                 // process A
 //     ipckit::Request request;
 //     while (server.recv(request).ok()) {
-//         auto text = to_upper(request.bytes());
-//         (void)server.reply(request.handle(), ipckit::as_bytes(text));
+//         auto text = to_upper(request.message);
+//         (void)server.reply(request.handle, ipckit::as_bytes(text));
 //     }
 //     auto client = ipckit::Client::open("service:/upper");                    // process B
 //     std::vector<std::byte> response;

@@ -10,16 +10,32 @@ Addresses are those of the C++ channel API (docs/channels.md): fifo:PATH, sysvmq
 posixmq:/NAME, shm:/NAME, sysvshm:KEY, unix:PATH, unix:@NAME, unix+seqpacket:...,
 unix+dgram:..., tcp://HOST:PORT, fd:N. docs/python.md describes this module.
 
+Services (request/response, docs/services.md): ``Server.create("service:/calc")`` answers,
+``Client.open("service:/calc").call(b"1+2", timeout=1)`` asks (None on timeout, ``Closed`` if
+the server died during the call).
+
 Outcomes: ``recv`` returns None on timeout, ``send`` returns False; a closed or dead peer
 raises ``Closed``; everything else that fails raises ``Error`` (an OSError) with the C++
 message. Blocking calls release the GIL and are interrupted by Ctrl-C.
 """
 
 from ._errors import Closed, Error, Timeout
-from ._ipckit import LoanBlock, PollSet, ReadBlock, Receiver, Sender, objects
+from ._ipckit import (
+    Client,
+    LoanBlock,
+    PollSet,
+    ReadBlock,
+    Receiver,
+    ReplyHandle,
+    Request,
+    Sender,
+    Server,
+    objects,
+)
 from ._numpy import NumPyMissing, array
 
 __all__ = [
+    "Client",
     "Closed",
     "Error",
     "LoanBlock",
@@ -27,7 +43,10 @@ __all__ = [
     "PollSet",
     "ReadBlock",
     "Receiver",
+    "ReplyHandle",
+    "Request",
     "Sender",
+    "Server",
     "Timeout",
     "array",
     "objects",

@@ -16,6 +16,7 @@
 #include "ipckit/mapping.hpp"
 #include "ipckit/objects.hpp"
 #include "rings/ring_layout.hpp"
+#include "rings/service_region.hpp"
 #include "rings/shared_region.hpp"
 #include "rings/topic_layout.hpp"
 
@@ -24,6 +25,7 @@ namespace {
 
 namespace region = detail::region;
 namespace ring = detail::ring;
+namespace service = detail::service;
 namespace topic = detail::topic;
 
 // A corrupt region: what `problem` says.
@@ -145,6 +147,26 @@ void read_topic(const RegionView& view, const region::ControlLine& control, Chan
     stats.sleepers += load(header.wait.subscriber_sleepers) + load(header.wait.publisher_sleepers);
 }
 
+// A service (kind 4): the server, and each slot's client with the requests it has queued (the
+// server consumes them); `messages` is the server's count of calls received.
+void read_service(const RegionView& view, const region::ControlLine& control, ChannelStats& stats) {
+    const auto slots = control.kind_words[0];
+    const auto stride = control.kind_words[1];
+    if (slots < 1 || slots > service::kMaxClients)
+        corrupt("a service with " + std::to_string(slots) + " client slots (1-1023)");
+    if (stride < 2 * ring::kHeaderSize + *stats.capacity || view.size() < service::kServiceHeaderSize ||
+        (view.size() - service::kServiceHeaderSize) / stride < slots)
+        corrupt("service slots of stride " + std::to_string(stride) + " do not fit the region");
+    const auto& header = view.at<service::ServiceHeader>(0);
+    add_holder(stats, header.server_end, "server");
+    stats.messages = load(header.server.calls);
+    stats.sleepers += load(header.wait.server_sleepers);
+    bool unused = false;
+    for (std::uint64_t i = 0; i < slots; ++i)
+        read_ring(view, service::kServiceHeaderSize + i * stride, stats, "client " + std::to_string(i),
+                  nullptr, unused);
+}
+
 void read_lanes(const RegionView& view, const region::ControlLine& control, ChannelStats& stats) {
     const auto count = control.kind_words[0];
     const auto stride = control.kind_words[1];
@@ -211,9 +233,14 @@ std::optional<ChannelStats> read_region(const std::string& name) {
                     corrupt("a topic whose data area does not fit the region");
                 read_topic(view, control, stats);
                 break;
+            case region::Kind::service:
+                stats.kind = "service";
+                stats.address = "service:" + name;
+                read_service(view, control, stats);
+                break;
             default:
                 corrupt("region kind " + std::to_string(static_cast<std::uint32_t>(control.kind)) +
-                        " (known: 1 ring, 2 lanes, 3 topic)");
+                        " (known: 1 ring, 2 lanes, 3 topic, 4 service)");
         }
         if (view.lost()) corrupt("truncated while it was read");
     } catch (const Corrupt& c) {

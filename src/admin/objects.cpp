@@ -19,4 +19,8 @@ std::string_view to_string(CreatorSource source) noexcept {
     return "unknown";
 }
 
+std::string_view kind_name(const IpcObject& object) noexcept {
+    return object.service ? std::string_view("service") : to_string(object.kind);
+}
+
 }  // namespace ipckit

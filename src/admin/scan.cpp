@@ -18,6 +18,7 @@
 #include "ipckit/fd.hpp"
 #include "ipckit/objects.hpp"
 #include "ipckit/process.hpp"
+#include "rings/service_region.hpp"
 
 namespace ipckit {
 namespace {
@@ -310,6 +311,57 @@ void scan_users(Scan& scan) {
     ::closedir(proc);
 }
 
+// A /dev/shm file that is a service region (layout kind 4): its server and clients, read with
+// pread into copies (nothing is mapped, so a file truncated meanwhile reads short, never SIGBUS;
+// every value is only shown, and each is checked before it picks an offset).
+std::optional<IpcObject::Service> read_service(const std::string& path) {
+    const Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    alignas(service::ServiceHeader) std::byte copy[sizeof(service::ServiceHeader)];
+    if (!fd || ::pread(fd.get(), copy, sizeof copy, 0) != static_cast<ssize_t>(sizeof copy))
+        return std::nullopt;
+    const auto& header = *reinterpret_cast<const service::ServiceHeader*>(copy);
+    const auto& control = header.control;
+    if (control.magic.load(std::memory_order_relaxed) != region::kMagic ||
+        control.version != region::kVersion || control.kind != region::Kind::service)
+        return std::nullopt;
+    const std::uint64_t slots = control.kind_words[0];
+    const std::uint64_t stride = control.kind_words[1];
+    if (slots < 1 || slots > service::kMaxClients || stride < 2 * ring::kHeaderSize) return std::nullopt;
+    const auto alive = [](const ring::EndpointLine& line) {
+        return ring::OwnerWord::unpack(line.owner.load(std::memory_order_relaxed)).state ==
+                   ring::EndpointState::attached &&
+               ring::holder_alive(line.holder.load(std::memory_order_relaxed));
+    };
+    IpcObject::Service s;
+    s.clients = static_cast<std::uint32_t>(slots);
+    s.server_alive = alive(header.server_end);
+    s.server_pid = static_cast<pid_t>(ring::OwnerWord::unpack(header.server_end.owner.load()).pid);
+    s.calls = header.server.calls.load(std::memory_order_relaxed);
+    s.replies = header.server.replies.load(std::memory_order_relaxed);
+    s.replies_dropped = header.server.replies_dropped.load(std::memory_order_relaxed);
+    s.takeovers = header.server.takeovers.load(std::memory_order_relaxed);
+    for (std::uint64_t i = 0; i < slots; ++i) {
+        // A client is its slot's request ring's producer end.
+        alignas(ring::EndpointLine) std::byte line[sizeof(ring::EndpointLine)];
+        const auto offset = static_cast<off_t>(service::kServiceHeaderSize + i * stride +
+                                               offsetof(ring::RingHeader, producer_end));
+        if (::pread(fd.get(), line, sizeof line, offset) != static_cast<ssize_t>(sizeof line)) break;
+        if (alive(*reinterpret_cast<const ring::EndpointLine*>(line))) ++s.clients_attached;
+    }
+    return s;
+}
+
+// Services are shm files to the scan (their registry records name shm:/NAME); once the records
+// are merged, each is named as a service.
+void name_services(Scan& scan) {
+    for (auto& object : scan.objects) {
+        if (object.kind != ObjectKind::shm) continue;
+        const std::string name = object.address.substr(object.address.find('/') + 1);
+        if ((object.service = read_service(std::string(kShmDir) + "/" + name)))
+            object.address = "service:/" + name;
+    }
+}
+
 }  // namespace
 
 std::vector<IpcObject> list_objects() {
@@ -321,6 +373,7 @@ std::vector<IpcObject> list_objects() {
     if (const std::string dir = find_registry_directory(); !dir.empty())
         merge_registry(scan, dir, mqueue_listed);
     scan_users(scan);
+    name_services(scan);
 
     std::map<uid_t, std::string> names;
     for (auto& object : scan.objects) {

@@ -13,6 +13,28 @@ using namespace std::chrono_literals;
 // Each wait lasts at most this long, so a stop request is seen within it.
 constexpr auto kSlice = 100ms;
 
+// Calls `progress` about every interval, with the time since `start`.
+class Progress {
+public:
+    using Clock = Deadline::Clock;
+    explicit Progress(const BridgeOptions& options)
+        : options_(options), start_(Clock::now()), next_(start_ + options.progress_interval) {}
+    [[nodiscard]] double elapsed() const {
+        return std::chrono::duration<double>(Clock::now() - start_).count();
+    }
+    void tick(BridgeCounts& counts) {
+        if (!options_.progress || Clock::now() < next_) return;
+        next_ = Clock::now() + options_.progress_interval;
+        counts.seconds = elapsed();
+        options_.progress(counts);
+    }
+
+private:
+    const BridgeOptions& options_;
+    Clock::time_point start_;
+    Clock::time_point next_;
+};
+
 }  // namespace
 
 Bridge::Bridge(Receiver from, Sender to, BridgeOptions options)
@@ -20,16 +42,9 @@ Bridge::Bridge(Receiver from, Sender to, BridgeOptions options)
 
 BridgeCounts Bridge::run(const std::atomic<bool>& stop) {
     using Clock = Deadline::Clock;
-    const auto start = Clock::now();
-    auto next_progress = start + options_.progress_interval;
+    Progress progress(options_);
     BridgeCounts counts;
-    const auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-    const auto tick = [&] {
-        if (!options_.progress || Clock::now() < next_progress) return;
-        next_progress = Clock::now() + options_.progress_interval;
-        counts.seconds = elapsed();
-        options_.progress(counts);
-    };
+    const auto tick = [&] { progress.tick(counts); };
     const std::size_t limit = to_.max_message_size();
     std::vector<std::byte> message;
     for (;;) {
@@ -76,7 +91,48 @@ BridgeCounts Bridge::run(const std::atomic<bool>& stop) {
             sent.status == Status::closed ? "destination closed" : "stopped (destination not taking)";
         break;
     }
-    counts.seconds = elapsed();
+    counts.seconds = progress.elapsed();
+    return counts;
+}
+
+ServiceBridge::ServiceBridge(Client service, Server exposed, BridgeOptions options)
+    : service_(std::move(service)), exposed_(std::move(exposed)), options_(std::move(options)) {}
+
+BridgeCounts ServiceBridge::run(const std::atomic<bool>& stop) {
+    Progress progress(options_);
+    BridgeCounts counts;
+    Request request;
+    std::vector<std::byte> response;
+    for (;;) {
+        progress.tick(counts);
+        if (stop.load(std::memory_order_relaxed)) {
+            counts.ended = "stopped";
+            break;
+        }
+        const IoResult got = exposed_.recv(request, Deadline::after(kSlice));
+        if (got.status == Status::closed) {
+            counts.ended = "exposed service closed";
+            break;
+        }
+        if (!got.ok()) continue;
+        // A failed call, a request the service cannot take or a response the exposed side cannot
+        // carry: no reply (the service API has no error replies); the caller's deadline tells it.
+        IoResult called;
+        try {
+            called = service_.call(request.message, response, Deadline::after(options_.call_timeout));
+        } catch (const Error& e) {
+            if (e.code() != std::errc::message_size) throw;
+            called.status = Status::closed;
+        }
+        if (!called.ok() || response.size() > exposed_.max_message_size() ||
+            !exposed_.reply(request.handle, response).ok()) {
+            ++counts.undelivered;
+            continue;
+        }
+        ++counts.messages;
+        counts.bytes += request.message.size() + response.size();
+    }
+    counts.seconds = progress.elapsed();
     return counts;
 }
 

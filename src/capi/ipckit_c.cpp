@@ -20,6 +20,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/objects.hpp"
 #include "ipckit/poll_set.hpp"
+#include "ipckit/service.hpp"
 
 struct ipckit_sender {
     ipckit::Sender channel;
@@ -29,6 +30,16 @@ struct ipckit_receiver {
 };
 struct ipckit_poll_set {
     ipckit::PollSet set;
+};
+struct ipckit_server {
+    explicit ipckit_server(ipckit::Server server) : channel(std::move(server)) {}
+    ipckit::Server channel;
+    ipckit::Request request;  // the last one received, shown in place
+};
+struct ipckit_client {
+    explicit ipckit_client(ipckit::Client client) : channel(std::move(client)) {}
+    ipckit::Client channel;
+    std::vector<std::byte> response;  // the last one received, shown in place
 };
 struct ipckit_object_list {
     std::vector<ipckit::IpcObject> found;  // owns the strings the C view points into
@@ -104,6 +115,12 @@ constexpr std::string_view null_text(const ipckit_sender*) noexcept {
 }
 constexpr std::string_view null_text(const ipckit_receiver*) noexcept {
     return "receiver is NULL";
+}
+constexpr std::string_view null_text(const ipckit_server*) noexcept {
+    return "server is NULL";
+}
+constexpr std::string_view null_text(const ipckit_client*) noexcept {
+    return "client is NULL";
 }
 
 // A call on a channel: the handle is checked, then `body` runs guarded, named by its address.
@@ -367,6 +384,129 @@ ipckit_status ipckit_poll_set_wait(ipckit_poll_set* set, int64_t timeout_ns, siz
 
 void ipckit_poll_set_free(ipckit_poll_set* set) noexcept {
     delete set;
+}
+
+// ---- services ----
+
+ipckit_status ipckit_server_create(const char* address, ipckit_server** server) noexcept {
+    return make_channel<ipckit_server, ipckit::Server>(
+        "ipckit_server_create", address, server,
+        [](std::string_view a) { return ipckit::Server::create(a); });
+}
+
+ipckit_status ipckit_server_recv(ipckit_server* server, const void** request, size_t* size,
+                                 ipckit_reply_handle* handle, int64_t timeout_ns) noexcept {
+    constexpr std::string_view call = "ipckit_server_recv";
+    if (server != nullptr && (request == nullptr || size == nullptr || handle == nullptr))
+        return invalid(call, "an out-pointer is NULL");
+    return on_channel(call, server, [&](ipckit::Server& channel) {
+        *request = nullptr;
+        *size = 0;
+        const ipckit::IoResult result = channel.recv(server->request, deadline_for(timeout_ns));
+        if (result.ok()) {
+            *request = server->request.message.data();
+            *size = server->request.message.size();
+            const ipckit::ReplyHandle& to = server->request.handle;
+            *handle = ipckit_reply_handle{to.slot, to.epoch, to.id};
+        }
+        return to_c(result.status);
+    });
+}
+
+ipckit_status ipckit_server_reply(ipckit_server* server, const ipckit_reply_handle* to, const void* data,
+                                  size_t size) noexcept {
+    constexpr std::string_view call = "ipckit_server_reply";
+    if (server != nullptr && to == nullptr) return invalid(call, "handle is NULL");
+    if (server != nullptr && data == nullptr && size > 0) return invalid(call, "data is NULL");
+    return on_channel(call, server, [&](ipckit::Server& channel) {
+        const ipckit::ReplyHandle handle{to->slot, to->epoch, to->id};
+        return to_c(channel.reply(handle, std::span(static_cast<const std::byte*>(data), size)).status);
+    });
+}
+
+ipckit_status ipckit_server_max_message_size(const ipckit_server* server, size_t* size) noexcept {
+    return query("ipckit_server_max_message_size", server, size,
+                 [](const ipckit::Server& channel) { return channel.max_message_size(); });
+}
+
+ipckit_status ipckit_server_counts_get(const ipckit_server* server, ipckit_server_counts* counts) noexcept {
+    return query("ipckit_server_counts_get", server, counts, [](const ipckit::Server& channel) {
+        const ipckit::ServerCounts c = channel.counts();
+        return ipckit_server_counts{c.calls, c.replies, c.replies_dropped, c.takeovers};
+    });
+}
+
+const char* ipckit_server_address(const ipckit_server* server) noexcept {
+    return address_of("ipckit_server_address", server);
+}
+
+void ipckit_server_close(ipckit_server* server) noexcept {
+    delete server;  // ~Server closes the service
+}
+
+ipckit_status ipckit_client_open(const char* address, ipckit_client** client) noexcept {
+    return make_channel<ipckit_client, ipckit::Client>(
+        "ipckit_client_open", address, client, [](std::string_view a) { return ipckit::Client::open(a); });
+}
+
+namespace {
+// Shows the client's last response through the out-pointers (when the call ended ok).
+ipckit_status shown(ipckit_client* client, ipckit::IoResult result, const void** response, size_t* size) {
+    *response = result.ok() ? client->response.data() : nullptr;
+    *size = result.ok() ? client->response.size() : 0;
+    return to_c(result.status);
+}
+}  // namespace
+
+ipckit_status ipckit_client_call(ipckit_client* client, const void* request, size_t size,
+                                 const void** response, size_t* response_size, int64_t timeout_ns) noexcept {
+    constexpr std::string_view call = "ipckit_client_call";
+    if (client != nullptr && (response == nullptr || response_size == nullptr))
+        return invalid(call, "an out-pointer is NULL");
+    if (client != nullptr && request == nullptr && size > 0) return invalid(call, "request is NULL");
+    return on_channel(call, client, [&](ipckit::Client& channel) {
+        const std::span bytes(static_cast<const std::byte*>(request), size);
+        return shown(client, channel.call(bytes, client->response, deadline_for(timeout_ns)), response,
+                     response_size);
+    });
+}
+
+ipckit_status ipckit_client_start(ipckit_client* client, const void* request, size_t size, int64_t timeout_ns,
+                                  uint64_t* call_id) noexcept {
+    constexpr std::string_view call = "ipckit_client_start";
+    if (client != nullptr && call_id == nullptr) return invalid(call, "the out-pointer is NULL");
+    if (client != nullptr && request == nullptr && size > 0) return invalid(call, "request is NULL");
+    return on_channel(call, client, [&](ipckit::Client& channel) {
+        const std::span bytes(static_cast<const std::byte*>(request), size);
+        const ipckit::Client::Started started = channel.start(bytes, deadline_for(timeout_ns));
+        *call_id = started.ok() ? started.call.id : 0;
+        return to_c(started.status);
+    });
+}
+
+ipckit_status ipckit_client_wait(ipckit_client* client, uint64_t call_id, const void** response,
+                                 size_t* response_size, int64_t timeout_ns) noexcept {
+    constexpr std::string_view call = "ipckit_client_wait";
+    if (client != nullptr && (response == nullptr || response_size == nullptr))
+        return invalid(call, "an out-pointer is NULL");
+    return on_channel(call, client, [&](ipckit::Client& channel) {
+        return shown(client,
+                     channel.wait(ipckit::CallId{call_id}, client->response, deadline_for(timeout_ns)),
+                     response, response_size);
+    });
+}
+
+ipckit_status ipckit_client_max_message_size(const ipckit_client* client, size_t* size) noexcept {
+    return query("ipckit_client_max_message_size", client, size,
+                 [](const ipckit::Client& channel) { return channel.max_message_size(); });
+}
+
+const char* ipckit_client_address(const ipckit_client* client) noexcept {
+    return address_of("ipckit_client_address", client);
+}
+
+void ipckit_client_close(ipckit_client* client) noexcept {
+    delete client;
 }
 
 // ---- objects ----

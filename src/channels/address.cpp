@@ -289,9 +289,10 @@ void parse_option(Address& a, std::string_view option) {
         parse_nats_option(a, name, value);
         return;
     }
-    if (a.transport == Transport::nats && name != "max") {
+    if (a.transport == Transport::nats && name != "max" && name != "inflight") {
         malformed(a.text, "unknown option \"" + std::string(name) +
-                              "\" for nats:// (known: group, creds, token, stream, durable, reconnect, max)");
+                              "\" for nats:// (known: group, creds, token, stream, durable, reconnect, max, "
+                              "inflight)");
     }
     if (name == "mode") {
         const auto mode = parse_int<unsigned>(value, 8);
@@ -347,11 +348,14 @@ void parse_option(Address& a, std::string_view option) {
             a.region.history = *n;
         }
     } else if (name == "clients" || name == "inflight") {
-        if (a.transport != Transport::service)
-            bad("no " + std::string(name) + " option: only service: has it");
+        if (a.transport != Transport::service && (name == "clients" || a.transport != Transport::nats))
+            bad(name == "clients" ? "no clients option: only service: has it"
+                                  : "no inflight option: only services (service:, nats://) have it");
         const auto n = parse_int<std::uint32_t>(value);
         if (name == "clients") {
-            if (!n || *n < 1 || *n > 1024) bad("a number of client slots from 1 to 1024");
+            // The server holds two ring ends per slot and its own: 2047, of the 2048 ends the
+            // kernel's robust list covers in one process.
+            if (!n || *n < 1 || *n > 1023) bad("a number of client slots from 1 to 1023");
             a.region.clients = *n;
         } else {
             if (!n || *n < 1 || *n > 64) bad("a number of calls in flight per client from 1 to 64");

@@ -13,6 +13,7 @@
 //
 // libnats starts its own threads; the callbacks below only touch atomics and a mutex.
 #include "channel_backend.hpp"
+#include "service_backend.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -210,6 +211,7 @@ public:
     const std::string& shown() const { return shown_; }
     bool closed() const { return natsConnection_Status(connection_) == NATS_CONN_STATUS_CLOSED; }
     bool connected() const { return natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED; }
+    std::uint64_t disconnects() const { return disconnects_.load(); }
     std::size_t max_payload() const {
         const int64_t payload = natsConnection_GetMaxPayload(connection_);
         return payload > static_cast<int64_t>(kHeaderReserve)
@@ -647,6 +649,327 @@ private:
     std::atomic<std::uint64_t> redelivered_{0};
 };
 
+// Request/reply (service.hpp). The server holds a subscription on SUBJECT (with `group=`, a queue
+// subscription: each request goes to one server of the group) and answers on each request's reply
+// subject. The client subscribes to an inbox of its own, "_INBOX.<unique>.*", and sends call N
+// with the reply subject "_INBOX.<unique>.N": the subject a response arrives on names its call,
+// so the payload carries no id and any NATS responder can answer (docs/nats.md).
+void check_request_reply(const Address& address) {
+    if (!address.nats.stream.empty())
+        throw_error(
+            std::errc::invalid_argument,
+            "nats \"" + address.text + "\": a service is core NATS request/reply; stream= is for channels");
+    if (address.nats.subject.find_first_of("*>") != std::string::npos)
+        throw_error(std::errc::invalid_argument, "nats \"" + address.text + "\": subject \"" +
+                                                     address.nats.subject +
+                                                     "\" has a wildcard: a service answers on one subject");
+}
+
+std::size_t request_limit(const Connection& connection, const Address& address) {
+    const std::size_t limit = connection.max_payload();
+    return address.max_message ? std::min(limit, *address.max_message) : limit;
+}
+
+void check_size(const std::string& address, std::string_view what, std::size_t size, std::size_t limit) {
+    if (size <= limit) return;
+    throw_error(std::errc::message_size, "nats \"" + address + "\": " + std::string(what) + " of " +
+                                             std::to_string(size) + " B is over the limit of " +
+                                             std::to_string(limit) + " B (max_message_size)");
+}
+
+class NatsServer final : public detail::ServerBackend {
+public:
+    explicit NatsServer(const Address& address)
+        : ServerBackend(address), connection_((check_request_reply(address), address), Deadline::never()) {
+        const auto& nats = address.nats;
+        natsStatus s =
+            nats.group.empty()
+                ? natsConnection_SubscribeSync(&subscription_, connection_.get(), nats.subject.c_str())
+                : natsConnection_QueueSubscribeSync(&subscription_, connection_.get(), nats.subject.c_str(),
+                                                    nats.group.c_str());
+        if (s != NATS_OK) connection_.fail(s, "subscribe");
+        s = natsSubscription_SetPendingLimits(subscription_, 65536, 512 << 20);
+        // Once the server knows of the subscription, a call made after `create` returned reaches it.
+        if (s == NATS_OK) s = natsConnection_FlushTimeout(connection_.get(), 5000);
+        if (s != NATS_OK) connection_.fail(s, "subscribe", subscription_);
+        limit_ = request_limit(connection_, address);
+        epoch_ = static_cast<std::uint32_t>(std::random_device{}());
+    }
+    ~NatsServer() override {
+        connection_.shutdown();
+        natsSubscription_Destroy(subscription_);
+    }
+
+    IoResult recv(Request& request, Deadline deadline) override {
+        for (;;) {
+            if (connection_.closed()) return {Status::closed, 0};
+            natsMsg* msg = nullptr;
+            const natsStatus s = natsSubscription_NextMsg(&msg, subscription_,
+                                                          deadline.is_immediate() ? 0 : slice_ms(deadline));
+            if (s == NATS_OK) {
+                const char* inbox = natsMsg_GetReply(msg);
+                // A plain publish to the subject asks nothing: no one waits for an answer.
+                if (inbox != nullptr && *inbox != '\0') {
+                    const auto size = static_cast<std::size_t>(natsMsg_GetDataLength(msg));
+                    request.message.resize(size);
+                    std::copy_n(reinterpret_cast<const std::byte*>(natsMsg_GetData(msg)), size,
+                                request.message.data());
+                    {
+                        std::lock_guard lock(mutex_);
+                        request.handle = {0, epoch_, ++next_id_};
+                        inboxes_.emplace(request.handle.id, inbox);
+                        ++counts_.calls;
+                    }
+                    natsMsg_Destroy(msg);
+                    return {Status::ok, size};
+                }
+                natsMsg_Destroy(msg);
+            } else if (s == NATS_CONNECTION_CLOSED || s == NATS_INVALID_SUBSCRIPTION) {
+                return {Status::closed, 0};
+            } else if (s != NATS_TIMEOUT && s != NATS_SLOW_CONSUMER) {
+                throw_nats(s, address(), "receive a request");
+            }
+            if (deadline.is_immediate() || deadline.expired()) return {waited(deadline), 0};
+        }
+    }
+
+    IoResult reply(const ReplyHandle& to, std::span<const std::byte> response) override {
+        check_size(address(), "response", response.size(), limit_);
+        std::string inbox;
+        {
+            std::lock_guard lock(mutex_);
+            const auto it = to.epoch == epoch_ ? inboxes_.find(to.id) : inboxes_.end();
+            if (it == inboxes_.end())
+                throw_error(std::errc::invalid_argument,
+                            "nats \"" + address() + "\": reply to request " + std::to_string(to.id) +
+                                ": stale or unknown request id (never received by this server, or answered)");
+            inbox = std::move(it->second);
+            inboxes_.erase(it);
+        }
+        // The caller may have given up or gone: NATS cannot tell, and a reply to no one costs nothing.
+        const natsStatus s = natsConnection_Publish(connection_.get(), inbox.c_str(), response.data(),
+                                                    static_cast<int>(response.size()));
+        std::lock_guard lock(mutex_);
+        if (s == NATS_OK) {
+            ++counts_.replies;
+            return {Status::ok, response.size()};
+        }
+        ++counts_.replies_dropped;
+        if (s == NATS_CONNECTION_CLOSED || connection_.closed()) return {Status::closed, 0};
+        throw_nats(s, address(), "reply");
+    }
+
+    std::size_t max_message_size() const override { return limit_; }
+    // libnats has no descriptor: a PollSet asks between short sleeps.
+    bool ready() override {
+        int messages = 0;
+        int bytes = 0;
+        return connection_.closed() ||
+               (natsSubscription_GetPending(subscription_, &messages, &bytes) == NATS_OK && messages > 0);
+    }
+    ServerCounts counts() const override {
+        std::lock_guard lock(mutex_);
+        return counts_;
+    }
+    void close() noexcept override { connection_.shutdown(); }
+
+private:
+    Connection connection_;
+    natsSubscription* subscription_ = nullptr;
+    std::size_t limit_ = 0;
+    std::uint32_t epoch_ = 0;   // a handle from another server of the group, or an earlier one, is stale
+    mutable std::mutex mutex_;  // reply runs on any thread of the server
+    std::uint64_t next_id_ = 0;
+    std::map<std::uint64_t, std::string> inboxes_;  // request id → the caller's reply subject
+    ServerCounts counts_;
+};
+
+class NatsClient final : public detail::ClientBackend {
+public:
+    explicit NatsClient(const Address& address)
+        : ClientBackend(address),
+          connection_((check_request_reply(address), address), Deadline::never()),
+          subject_(address.nats.subject),
+          inflight_(address.region.inflight) {
+        natsInbox* inbox = nullptr;
+        natsStatus s = natsInbox_Create(&inbox);
+        if (s != NATS_OK) connection_.fail(s, "natsInbox_Create");
+        inbox_ = std::string(inbox) + ".";
+        natsInbox_Destroy(inbox);
+        s = natsConnection_Subscribe(&subscription_, connection_.get(), (inbox_ + "*").c_str(),
+                                     &NatsClient::on_response, this);
+        if (s != NATS_OK) connection_.fail(s, "subscribe to the reply inbox");
+        s = natsSubscription_SetOnCompleteCB(subscription_, &NatsClient::on_complete, this);
+        if (s == NATS_OK) s = natsConnection_FlushTimeout(connection_.get(), 5000);
+        if (s != NATS_OK) connection_.fail(s, "subscribe to the reply inbox", subscription_);
+        limit_ = request_limit(connection_, address);
+    }
+    ~NatsClient() override {
+        connection_.shutdown();
+        // The response callback may be running on libnats's thread until the completion callback.
+        std::unique_lock lock(mutex_);
+        (void)arrived_.wait_for(lock, 5s, [&] { return complete_; });
+        lock.unlock();
+        natsSubscription_Destroy(subscription_);
+    }
+
+    Client::Started start(std::span<const std::byte> request, Deadline deadline) override {
+        check_size(address(), "request", request.size(), limit_);
+        if (connection_.closed()) return {Status::closed, {}};
+        Call* call = nullptr;
+        std::uint64_t id = 0;
+        {
+            std::lock_guard lock(mutex_);
+            if (calls_.size() >= inflight_)
+                throw_error(std::errc::resource_unavailable_try_again,
+                            "nats \"" + address() + "\": " + std::to_string(calls_.size()) +
+                                " calls in flight already, the most this client may have (inflight=" +
+                                std::to_string(inflight_) + ")");
+            id = ++next_id_;
+            call = &calls_[id];  // map nodes stay put: the pointer outlives the lock
+            call->request.assign(request.begin(), request.end());
+            call->disconnects = connection_.disconnects();
+        }
+        const Status sent = send(id, *call, deadline);
+        if (sent != Status::ok) {
+            std::lock_guard lock(mutex_);
+            calls_.erase(id);
+            return {sent, {}};
+        }
+        return {Status::ok, {id}};
+    }
+
+    IoResult wait(CallId id, std::vector<std::byte>& response, Deadline deadline) override {
+        std::unique_lock lock(mutex_);
+        const auto it = calls_.find(id.id);
+        if (it == calls_.end())
+            throw_error(
+                std::errc::invalid_argument,
+                "nats \"" + address() + "\": wait for call " + std::to_string(id.id) +
+                    ": no such call in flight (never started, or already answered, timed out or closed)");
+        Call& call = it->second;
+        const auto end = [&](Status status) -> IoResult {
+            const std::size_t size = call.response.size();
+            if (status == Status::ok) response = std::move(call.response);
+            calls_.erase(it);
+            return {status, status == Status::ok ? size : 0};
+        };
+        for (;;) {
+            if (call.state == Call::State::answered) return end(Status::ok);
+            // Lost with the connection: the request may or may not have reached a server.
+            if (connection_.closed() || connection_.disconnects() != call.disconnects)
+                return end(Status::closed);
+            auto wake = Deadline::Clock::now() + kSlice;
+            if (!deadline.is_never()) wake = std::min(wake, deadline.when());
+            for (auto& [other_id, other] : calls_) {
+                if (other.state != Call::State::unanswered) continue;
+                if (other.resend_at > Deadline::Clock::now()) {
+                    wake = std::min(wake, other.resend_at);
+                    continue;
+                }
+                // No server yet: ask again, until one answers or the deadline passes. (Also on a
+                // look without waiting, so a PollSet's caller keeps asking too.)
+                other.state = Call::State::waiting;
+                lock.unlock();
+                const Status sent = send(other_id, other, Deadline::immediate());
+                lock.lock();
+                if (sent == Status::closed) return end(Status::closed);
+                if (sent != Status::ok) {  // the reconnect buffer is full: try again shortly
+                    other.state = Call::State::unanswered;
+                    other.resend_at = Deadline::Clock::now() + kNoServerPause;
+                }
+            }
+            if (deadline.is_immediate()) return {Status::would_block, 0};
+            if (deadline.expired()) return end(Status::timed_out);
+            arrived_.wait_until(lock, wake);
+        }
+    }
+
+    std::size_t max_message_size() const override { return limit_; }
+    // A response is there, or a call's connection was lost. A PollSet asks between short sleeps
+    // (libnats has no descriptor).
+    bool ready() override {
+        std::lock_guard lock(mutex_);
+        const bool lost = connection_.closed();
+        return std::any_of(calls_.begin(), calls_.end(), [&](const auto& entry) {
+            return entry.second.state == Call::State::answered || lost ||
+                   entry.second.disconnects != connection_.disconnects();
+        });
+    }
+
+private:
+    struct Call {
+        enum class State { waiting, unanswered, answered };
+        State state = State::waiting;
+        std::vector<std::byte> request;  // kept to ask again while no server answers
+        std::vector<std::byte> response;
+        std::uint64_t disconnects = 0;  // the connection's count when the call was sent
+        Deadline::Clock::time_point resend_at;
+    };
+    // How long a call with no server waits before asking again: a server that comes is found
+    // this soon, and an absent one costs the NATS server fifty requests a second per call.
+    static constexpr auto kNoServerPause = 20ms;
+
+    Status send(std::uint64_t id, const Call& call, Deadline deadline) {
+        const std::string reply = inbox_ + std::to_string(id);
+        for (;;) {
+            const natsStatus s =
+                natsConnection_PublishRequest(connection_.get(), subject_.c_str(), reply.c_str(),
+                                              call.request.data(), static_cast<int>(call.request.size()));
+            if (s == NATS_OK) return Status::ok;
+            if (s == NATS_CONNECTION_CLOSED || connection_.closed()) return Status::closed;
+            // The reconnect buffer is full: wait for the NATS server, as a sender does.
+            if (s != NATS_INSUFFICIENT_BUFFER && s != NATS_IO_ERROR && s != NATS_CONNECTION_DISCONNECTED)
+                throw_nats(s, address(), "send a request");
+            if (deadline.is_immediate() || deadline.expired()) return waited(deadline);
+            std::this_thread::sleep_for(std::chrono::milliseconds(slice_ms(deadline)));
+        }
+    }
+
+    // On libnats's delivery thread.
+    static void on_response(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+        auto* self = static_cast<NatsClient*>(closure);
+        const std::string_view subject = natsMsg_GetSubject(msg);
+        const std::uint64_t id = std::strtoull(subject.data() + subject.rfind('.') + 1, nullptr, 10);
+        {
+            std::lock_guard lock(self->mutex_);
+            const auto it = self->calls_.find(id);
+            // An answer to a call that ended (timed out, closed) is dropped.
+            if (it != self->calls_.end() && it->second.state == Call::State::waiting) {
+                Call& call = it->second;
+                if (natsMsg_IsNoResponders(msg)) {
+                    call.state = Call::State::unanswered;
+                    call.resend_at = Deadline::Clock::now() + kNoServerPause;
+                } else {
+                    const auto* data = reinterpret_cast<const std::byte*>(natsMsg_GetData(msg));
+                    call.response.assign(data, data + natsMsg_GetDataLength(msg));
+                    call.state = Call::State::answered;
+                }
+            }
+        }
+        self->arrived_.notify_all();
+        natsMsg_Destroy(msg);
+    }
+    static void on_complete(void* closure) {
+        auto* self = static_cast<NatsClient*>(closure);
+        std::lock_guard lock(self->mutex_);
+        self->complete_ = true;
+        self->arrived_.notify_all();
+    }
+
+    Connection connection_;
+    std::string subject_;
+    std::string inbox_;  // "_INBOX.<unique>.": a call's reply subject is this and its id
+    std::size_t inflight_;
+    std::size_t limit_ = 0;
+    natsSubscription* subscription_ = nullptr;
+    std::mutex mutex_;  // calls_, shared with the response callback
+    std::condition_variable arrived_;
+    std::map<std::uint64_t, Call> calls_;
+    std::uint64_t next_id_ = 0;
+    bool complete_ = false;
+};
+
 }  // namespace
 
 namespace detail {
@@ -656,6 +979,12 @@ std::unique_ptr<SenderBackend> make_nats_sender(const Address& address, Role, De
 }
 std::unique_ptr<ReceiverBackend> make_nats_receiver(const Address& address, Role, Deadline deadline) {
     return std::make_unique<NatsReceiver>(address, deadline);
+}
+std::unique_ptr<ServerBackend> make_nats_server(const Address& address) {
+    return std::make_unique<NatsServer>(address);
+}
+std::unique_ptr<ClientBackend> make_nats_client(const Address& address) {
+    return std::make_unique<NatsClient>(address);
 }
 
 }  // namespace detail
@@ -696,6 +1025,12 @@ std::unique_ptr<SenderBackend> make_nats_sender(const Address& address, Role, De
     not_built(address);
 }
 std::unique_ptr<ReceiverBackend> make_nats_receiver(const Address& address, Role, Deadline) {
+    not_built(address);
+}
+std::unique_ptr<ServerBackend> make_nats_server(const Address& address) {
+    not_built(address);
+}
+std::unique_ptr<ClientBackend> make_nats_client(const Address& address) {
     not_built(address);
 }
 

@@ -24,8 +24,8 @@ SenderMaker make_stream_sender, make_packet_sender, make_queue_sender, make_ring
 ReceiverMaker make_stream_receiver, make_packet_receiver, make_queue_receiver, make_ring_receiver,
     make_nats_receiver, make_topic_receiver, make_file_receiver, make_service_receiver;
 SenderMaker make_service_sender;
-ServerMaker make_service_server;
-ClientMaker make_service_client;
+ServerMaker make_service_server, make_nats_server;
+ClientMaker make_service_client, make_nats_client;
 
 namespace {
 
@@ -42,7 +42,8 @@ constexpr std::array<TransportEntry, 14> kTransports{{
     {"unix+seqpacket", Transport::unix_seqpacket,   false, parse_unix_target,        make_packet_sender, make_packet_receiver},
     {"unix+dgram",     Transport::unix_dgram,       false, parse_unix_target,        make_packet_sender, make_packet_receiver},
     {"tcp",            Transport::tcp,              true,  parse_tcp_target,         make_stream_sender, make_stream_receiver},
-    {"nats",           Transport::nats,             false, parse_nats_target,        make_nats_sender, make_nats_receiver},
+    {"nats",           Transport::nats,             false, parse_nats_target,        make_nats_sender, make_nats_receiver,
+                                                                                     make_nats_server, make_nats_client},
     {"topic",          Transport::topic,            false, parse_topic_target,       make_topic_sender, make_topic_receiver},
     {"file",           Transport::file,             false, parse_path_target,        make_file_sender, make_file_receiver},
     {"service",        Transport::service,          false, parse_topic_target,       make_service_sender, make_service_receiver,

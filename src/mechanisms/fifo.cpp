@@ -23,21 +23,13 @@ std::string end_name(const std::string& path) {
     return "fifo " + path;
 }
 
-const char* kind_of(mode_t mode) {
-    if (S_ISREG(mode)) return "a regular file";
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISSOCK(mode)) return "a socket";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    return "not a FIFO";
-}
-
 [[noreturn]] void refuse(const std::string& path, mode_t mode) {
     if (S_ISLNK(mode)) {
         throw Error(std::make_error_code(std::errc::too_many_symbolic_link_levels),
                     "open(" + path + "): a symbolic link; ipckit never opens a FIFO through one");
     }
-    throw_error(std::errc::invalid_argument, "open(" + path + "): " + kind_of(mode) + ", not a FIFO");
+    throw_error(std::errc::invalid_argument,
+                "open(" + path + "): " + detail::file_kind(mode, "a file of another kind") + ", not a FIFO");
 }
 
 // Opens `path` as a FIFO with `flags`, never through a symbolic link and never opening

@@ -1,5 +1,5 @@
 // object_rules.hpp — the rules every creator of a named object checks, in one
-// place: permission bits, and POSIX IPC names (mq_open, shm_open).
+// place: permission bits, POSIX IPC names (mq_open, shm_open), and what a file in the way is.
 //
 // Internal: used by the mechanisms (PosixQueue, PosixShm, SysvQueue, Fifo), the address parser
 // and the tool, so a name one of them accepts is accepted by all, and a mode reads the same in
@@ -20,6 +20,7 @@
 #pragma once
 
 #include <limits.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdio>
@@ -30,6 +31,19 @@
 #include "ipckit/error.hpp"
 
 namespace ipckit::detail {
+
+// What a file of `mode` is, for a message that refuses it ("open(PATH): a directory, not a
+// FIFO"): its type with an article, or `otherwise` for a type not named here.
+[[nodiscard]] inline std::string file_kind(mode_t mode, std::string_view otherwise) {
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return std::string(otherwise);
+}
 
 // Permission bits in octal with a leading 0, as ls and chmod show them: "0600", "01777".
 [[nodiscard]] inline std::string mode_text(mode_t mode) {

@@ -11,19 +11,10 @@
 
 #include "ipckit/error.hpp"
 #include "ipckit/io.hpp"
+#include "object_rules.hpp"
 
 namespace ipckit {
 namespace {
-
-const char* kind_of(mode_t mode) {
-    if (S_ISREG(mode)) return "a regular file";
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISSOCK(mode)) return "a socket";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    if (S_ISLNK(mode)) return "a symbolic link";
-    return "not a pipe";
-}
 
 // Checks that `fd` is an open pipe or FIFO end that can move data the wanted way, and takes it.
 Fd adopt_checked(int fd, bool for_reading) {
@@ -36,8 +27,9 @@ Fd adopt_checked(int fd, bool for_reading) {
                     object + ": not an open descriptor; expected " + wanted);
     }
     if (!S_ISFIFO(st.st_mode)) {
-        throw_error(std::errc::invalid_argument,
-                    object + ": " + kind_of(st.st_mode) + ", not a pipe or FIFO; expected " + wanted);
+        throw_error(std::errc::invalid_argument, object + ": " +
+                                                     detail::file_kind(st.st_mode, "a file of another kind") +
+                                                     ", not a pipe or FIFO; expected " + wanted);
     }
     const int flags = ::fcntl(fd, F_GETFL);
     if (flags < 0) throw_errno("fcntl", object);

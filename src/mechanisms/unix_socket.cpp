@@ -16,6 +16,7 @@
 
 #include "core/backoff.hpp"
 #include "ipckit/error.hpp"
+#include "object_rules.hpp"
 #include "socket_io.hpp"
 
 namespace ipckit {
@@ -63,15 +64,6 @@ void check_name(std::string_view name, std::string_view text) {
                         " (sun_path)");
 }
 
-std::string_view kind_of(mode_t mode) {
-    if (S_ISREG(mode)) return "a regular file";
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISLNK(mode)) return "a symbolic link";
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
-    return "a file that is not a socket";
-}
-
 bool same_file(const struct stat& a, const struct stat& b) {
     return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
@@ -114,7 +106,8 @@ void bind_replacing_stale(int fd, const UnixAddress& address, std::string_view o
         }
         if (!S_ISSOCK(before.st_mode))
             throw Error(std::make_error_code(std::errc::address_in_use),
-                        "bind(" + std::string(object) + "): " + std::string(kind_of(before.st_mode)) +
+                        "bind(" + std::string(object) +
+                            "): " + detail::file_kind(before.st_mode, "a file of another kind") +
                             " is at this path, not a socket; it was left untouched");
         if (socket_file_is_live(address, object))
             throw Error(std::make_error_code(std::errc::address_in_use),

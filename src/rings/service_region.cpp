@@ -86,7 +86,7 @@ std::size_t region_size(const ServiceOptions& options) {
 void format(std::span<std::byte> region, const ServiceOptions& options) {
     if (options.clients < 1 || options.clients > kMaxClients)
         throw_error(std::errc::invalid_argument,
-                    "service: " + str(options.clients) + " client slots, expected 1 to 1024");
+                    "service: " + str(options.clients) + " client slots, expected 1 to 1023");
     if (options.inflight < 1 || options.inflight > kMaxInflight) {
         throw_error(std::errc::invalid_argument,
                     "service: " + str(options.inflight) + " calls in flight per client, expected 1 to 64");
@@ -116,7 +116,7 @@ Geometry validate(std::span<std::byte> region) {
     const std::uint64_t inflight = control.kind_words[2];
     const std::uint64_t response_capacity = control.kind_words[3];
     if (clients < 1 || clients > kMaxClients)
-        corrupt("client slot count " + str(clients) + " outside 1..1024");
+        corrupt("client slot count " + str(clients) + " outside 1..1023");
     if (inflight < 1 || inflight > kMaxInflight)
         corrupt("calls in flight " + str(inflight) + " outside 1..64");
     if (!region::valid_capacity(response_capacity))

@@ -78,14 +78,15 @@ static_assert(offsetof(ServiceHeader, server_end) == 128 && offsetof(ServiceHead
               "the service header of layout version 3, kind 4");
 
 inline constexpr std::size_t kIdSize = 8;  // the request id before every request and response
-inline constexpr std::uint32_t kMaxClients = 1024;
+// Two ring ends per slot and the server's own: 2047 of the 2048 ends one process can hold.
+inline constexpr std::uint32_t kMaxClients = 1023;
 inline constexpr std::uint32_t kMaxInflight = 64;
 inline constexpr unsigned kSequenceBits = 40;  // a client's counter; the epoch above it
 // A request larger than this is refused unless the address says max=.
 inline constexpr std::size_t kDefaultMaxMessage = 64u << 10;
 
 struct ServiceOptions {
-    std::uint32_t clients = 16;                    // 1 … 1024 slots
+    std::uint32_t clients = 16;                    // 1 … 1023 slots
     std::uint32_t inflight = 4;                    // 1 … 64 calls in flight per client
     std::size_t max_message = kDefaultMaxMessage;  // largest request or response
 };

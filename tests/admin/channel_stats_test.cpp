@@ -9,9 +9,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "ipckit/channel.hpp"
+#include "ipckit/service.hpp"
 #include "rings/ring_layout.hpp"
 #include "support/process.hpp"
 
@@ -29,18 +32,14 @@ std::optional<ChannelStats> stats_of(const std::string& address) {
     return std::nullopt;
 }
 
-// A child that opens a sender on `address`, sends `count` messages of 100 bytes, says so through
-// a pipe and waits to be killed (so its records stay in the ring, and its end stays held).
-test::Child sender_that_stays(const std::string& address, int count) {
+// A child that runs `work` (true: done), says so through a pipe and waits to be killed (so what
+// it sent stays queued, and the ends it keeps outside `work` stay held); returned once it said so.
+test::Child child_that_stays(const std::function<bool()>& work) {
     int ready[2];
     EXPECT_EQ(::pipe(ready), 0);
     auto child = test::spawn([&] {
-        Sender sender = Sender::open(address, Deadline::after(10s));
-        const std::string message(100, 'r');
-        for (int i = 0; i < count; ++i)
-            if (!sender.send(as_bytes(message)).ok()) return 2;
         const char byte = 1;
-        if (::write(ready[1], &byte, 1) != 1) return 3;
+        if (!work() || ::write(ready[1], &byte, 1) != 1) return 2;
         ::pause();
         return 0;
     });
@@ -49,6 +48,18 @@ test::Child sender_that_stays(const std::string& address, int count) {
     ::close(ready[0]);
     ::close(ready[1]);
     return child;
+}
+
+// A sender on `address` that sends `count` messages of 100 bytes and stays.
+test::Child sender_that_stays(const std::string& address, int count) {
+    std::optional<Sender> sender;  // the child's copy outlives `work`: its end stays held
+    return child_that_stays([&] {
+        sender.emplace(Sender::open(address, Deadline::after(10s)));
+        const std::string message(100, 'r');
+        for (int i = 0; i < count; ++i)
+            if (!sender->send(as_bytes(message)).ok()) return false;
+        return true;
+    });
 }
 
 TEST(ChannelStatsTest, ARingShowsItsBacklogAndHoldersAndADeadProducerAsDead) {
@@ -107,6 +118,32 @@ TEST(ChannelStatsTest, LanesAddTheirSendersBacklogs) {
               3);
     first.kill(SIGKILL);
     second.kill(SIGKILL);
+}
+
+TEST(ChannelStatsTest, AServiceShowsItsServerItsClientsAndItsCalls) {
+    const std::string name = "/" + test::unique_name("ipckit-test-stats");
+    Server server = Server::create("service:" + name + "?clients=2");
+    // A client with one call in flight, which stays: its request stays queued.
+    std::optional<Client> client_end;
+    auto client = child_that_stays([&] {
+        client_end.emplace(Client::open("service:" + name));
+        return client_end->start(as_bytes("waiting"), Deadline::after(10s)).ok();
+    });
+    auto stats = stats_of("service:" + name);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ(stats->kind, "service");
+    EXPECT_TRUE(stats->problem.empty()) << stats->problem;
+    EXPECT_EQ(stats->backlog, detail::region::record_size(8 + 7)) << "one request queued, its id first";
+    ASSERT_EQ(stats->holders.size(), 2u);
+    EXPECT_EQ(stats->holders[0].role, "server");
+    EXPECT_EQ(stats->holders[1].role, "client 0");
+    Request request;
+    ASSERT_EQ(server.try_recv(request).status, Status::ok);
+    stats = stats_of("service:" + name);
+    ASSERT_TRUE(stats.has_value());
+    EXPECT_EQ(stats->messages, 1u);
+    EXPECT_EQ(stats->backlog, 0u);
+    client.kill(SIGKILL);
 }
 
 }  // namespace

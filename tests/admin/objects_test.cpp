@@ -41,30 +41,8 @@ using namespace std::chrono_literals;
 
 // --- Objects made in children, and guards that remove them whatever happens -------------
 
-// Runs `make` in a child, waits until it is done, and leaves the child alive (blocked) until
-// the test kills it: the object's creator is a real process that can then die.
-test::Child spawn_holding(const std::function<void()>& make) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2", "ready pipe");
-    Fd read_end(fds[0]), write_end(fds[1]);
-    auto child = test::spawn([&] {
-        read_end.reset();
-        make();
-        if (!write_all(write_end.get(), as_bytes("r"), Deadline::never(), "ready pipe").ok()) return 1;
-        for (;;)
-            ::pause();
-    });
-    write_end.reset();
-    std::array<std::byte, 1> ready{};
-    const auto r = read_exact(read_end.get(), ready, Deadline::after(30s), "ready pipe");
-    EXPECT_EQ(r.status, Status::ok) << "the child failed before it was ready";
-    return child;
-}
-
-void kill_and_reap(test::Child& child) {
-    child.kill(SIGKILL);
-    EXPECT_EQ(child.wait(), -SIGKILL);
-}
+using test::kill_and_reap;  // support/process.hpp, with spawn_holding
+using test::spawn_holding;
 
 struct ShmName {
     std::string name = "/" + test::unique_name("ipckit-objtest");

@@ -1,8 +1,8 @@
 // ipckit::Bridge and `ipckit bridge`: forwarding in order, backpressure from a slow side, a
-// clean stop on SIGTERM, local programs talking through NATS (JetStream) by one bridge on each
-// side, and two "hosts" (network namespaces joined by a veth pair), each with its own
-// nats-server in one cluster, carrying a message from a local publisher on one to a local
-// subscriber on the other.
+// clean stop on SIGTERM, a service exposed at another address (ServiceBridge, and on NATS by the tool), local
+// programs talking through NATS (JetStream) by one bridge on each side, and two "hosts" (network namespaces
+// joined by a veth pair), each with its own nats-server in one cluster, carrying a message from a local
+// publisher on one to a local subscriber on the other.
 //
 // The local ends are unix:@NAME sockets (abstract names belong to their network namespace), and
 // topic:/NAME on each "host" of the two-namespace test, as a deployment would use. No NATS runs in this test
@@ -153,6 +153,48 @@ TEST(BridgeTest, ASlowDestinationHoldsTheSourceBackInsteadOfBuffering) {
     EXPECT_EQ(counts.messages, static_cast<std::uint64_t>(sent));
 }
 
+// A local service exposed at another address (a memfd service here, so no NATS runs in this
+// process): calls there are made on the local service and answered; a call the service fails
+// is left unanswered and counted.
+TEST(ServiceBridgeTest, CallsAtTheExposedAddressAreAnsweredByTheService) {
+    const std::string local = "service:/" + test::unique_name("ipckit-bridge-svc");
+    const std::string exposed = "service:@" + test::unique_name("ipckit-bridge-svc");
+    auto server = Server::create(local);
+    std::atomic<bool> done{false};
+    std::thread answering([&] {
+        Request request;
+        while (!done) {
+            if (!server.recv(request, Deadline::after(100ms)).ok()) continue;
+            std::string text = text_of(request.message);
+            for (auto& c : text)
+                c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            if (text == "SILENT") continue;  // never answered: the bridge's call times out
+            if (!server.reply(request.handle, as_bytes(text)).ok()) return;
+        }
+    });
+    BridgeOptions options;
+    options.call_timeout = 300ms;
+    ServiceBridge bridge(Client::open(local), Server::create(exposed), options);
+    std::atomic<bool> stop{false};
+    BridgeCounts counts;
+    std::thread runner([&] { counts = bridge.run(stop); });
+    auto client = Client::open(exposed);
+    std::vector<std::byte> response;
+    ASSERT_TRUE(client.call(as_bytes("hello"), response, Deadline::after(30s)).ok());
+    EXPECT_EQ(text_of(response), "HELLO");
+    EXPECT_EQ(client.call(as_bytes("silent"), response, Deadline::after(2s)).status, Status::timed_out);
+    ASSERT_TRUE(client.call(as_bytes("again"), response, Deadline::after(30s)).ok());
+    EXPECT_EQ(text_of(response), "AGAIN");
+    stop = true;
+    runner.join();
+    done = true;
+    answering.join();
+    EXPECT_EQ(counts.ended, "stopped");
+    EXPECT_EQ(counts.messages, 2u);
+    EXPECT_EQ(counts.undelivered, 1u);
+    EXPECT_EQ(counts.bytes, 20u);
+}
+
 TEST(BridgeToolTest, StopsCleanlyOnSigtermWithASummary) {
     test::TempDir dir;
     const std::string in = "unix:@" + test::unique_name("ipckit-bridge-in");
@@ -182,6 +224,30 @@ TEST(BridgeToolTest, ABadAddressIsAOneLineErrorAndNoHang) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("nats \"" + nowhere + "\": cannot connect"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+// `ipckit serve` on a local service, `ipckit bridge` exposing it on NATS, `ipckit call` on the
+// NATS subject: three processes and a nats-server.
+TEST(BridgeToolTest, ExposesALocalServiceOnNats) {
+    IPCKIT_REQUIRE_NATS();
+    test::NatsServer nats;
+    test::TempDir dir;
+    const std::string local = "service:/" + test::unique_name("ipckit-bridge-svc");
+    const std::string remote = nats.url("calc.upper");
+    auto serve = start_tool({"serve", local, "--", "tr", "a-z", "A-Z"}, dir.file("s.out"), dir.file("s.err"));
+    auto bridge =
+        start_tool({"bridge", local, remote, "--progress", "0.1"}, dir.file("b.out"), dir.file("b.err"));
+    const auto call =
+        test::run({test::bin_path("ipckit"), "call", remote, "hello", "--timeout", "30"}, {}, 60s);
+    EXPECT_EQ(call.exit_code, 0) << call.err << slurp(dir.file("b.err"));
+    EXPECT_EQ(call.out, "HELLO\n");
+    bridge.kill(SIGTERM);
+    EXPECT_EQ(bridge.wait(30s), 0) << slurp(dir.file("b.err"));
+    const std::string err = slurp(dir.file("b.err"));
+    EXPECT_NE(err.find(local + " exposed at " + remote + ": stopped: 1 calls answered"), std::string::npos)
+        << err;
+    serve.kill(SIGTERM);
+    EXPECT_EQ(serve.wait(30s), 0) << slurp(dir.file("s.err"));
 }
 
 // Local programs on unix:@ sockets, one bridge to NATS and one back, through a JetStream

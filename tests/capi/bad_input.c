@@ -24,8 +24,8 @@ static void expect_error(int failed, const char* call, int code, int line) {
                 text);
         failures++;
     } else if (code != 0 && ipckit_last_error_code() != code) {
-        fprintf(stderr, "bad_input:%d: %s: error code %d, wanted %d (%s)\n", line, call, ipckit_last_error_code(),
-                code, text);
+        fprintf(stderr, "bad_input:%d: %s: error code %d, wanted %d (%s)\n", line, call,
+                ipckit_last_error_code(), code, text);
         failures++;
     } else {
         printf("bad_input: %s\n", text);
@@ -80,6 +80,27 @@ int main(void) {
     EXPECT_ERROR(ipckit_poll_set_wait(NULL, 0, NULL, 0, &size), "ipckit_poll_set_wait", EINVAL);
     EXPECT_ERROR(ipckit_objects(NULL), "ipckit_objects", EINVAL);
     EXPECT_NULL(ipckit_object_list_get(NULL, 0), "ipckit_object_list_get", EINVAL);
+    ipckit_server* server = NULL;
+    ipckit_client* client = NULL;
+    ipckit_reply_handle handle = {0, 0, 0};
+    ipckit_server_counts counts;
+    uint64_t call = 0;
+    EXPECT_ERROR(ipckit_server_create(NULL, &server), "ipckit_server_create", EINVAL);
+    EXPECT_ERROR(ipckit_server_create("service:/x", NULL), "ipckit_server_create", EINVAL);
+    EXPECT_ERROR(ipckit_server_recv(NULL, &data, &size, &handle, 0), "ipckit_server_recv", EINVAL);
+    EXPECT_ERROR(ipckit_server_reply(NULL, &handle, "x", 1), "ipckit_server_reply", EINVAL);
+    EXPECT_ERROR(ipckit_server_max_message_size(NULL, &size), "ipckit_server_max_message_size", EINVAL);
+    EXPECT_ERROR(ipckit_server_counts_get(NULL, &counts), "ipckit_server_counts_get", EINVAL);
+    EXPECT_NULL(ipckit_server_address(NULL), "ipckit_server_address", EINVAL);
+    EXPECT_ERROR(ipckit_client_open(NULL, &client), "ipckit_client_open", EINVAL);
+    EXPECT_ERROR(ipckit_client_open("service:/x", NULL), "ipckit_client_open", EINVAL);
+    EXPECT_ERROR(ipckit_client_call(NULL, "x", 1, &data, &size, 0), "ipckit_client_call", EINVAL);
+    EXPECT_ERROR(ipckit_client_start(NULL, "x", 1, 0, &call), "ipckit_client_start", EINVAL);
+    EXPECT_ERROR(ipckit_client_wait(NULL, 1, &data, &size, 0), "ipckit_client_wait", EINVAL);
+    EXPECT_ERROR(ipckit_client_max_message_size(NULL, &size), "ipckit_client_max_message_size", EINVAL);
+    EXPECT_NULL(ipckit_client_address(NULL), "ipckit_client_address", EINVAL);
+    ipckit_server_close(NULL);
+    ipckit_client_close(NULL);
     /* Freeing NULL is allowed, as free(NULL) is. */
     ipckit_receiver_close(NULL);
     ipckit_poll_set_free(NULL);
@@ -125,8 +146,8 @@ int main(void) {
 
     const char* long_message = "a message longer than eight bytes";
     require(ipckit_sender_send(tx, long_message, strlen(long_message), IPCKIT_SECONDS(5)), "send");
-    EXPECT_ERROR(ipckit_receiver_recv(rx, buffer, sizeof buffer, &size, IPCKIT_SECONDS(5)), "ipckit_receiver_recv",
-                 EMSGSIZE);
+    EXPECT_ERROR(ipckit_receiver_recv(rx, buffer, sizeof buffer, &size, IPCKIT_SECONDS(5)),
+                 "ipckit_receiver_recv", EMSGSIZE);
     char whole[64];
     require(ipckit_receiver_recv(rx, whole, sizeof whole, &size, IPCKIT_SECONDS(5)), "recv after EMSGSIZE");
     if (size != strlen(long_message) || memcmp(whole, long_message, size) != 0) {
@@ -147,11 +168,31 @@ int main(void) {
     ipckit_poll_set_free(set);
 
     require(ipckit_objects(&list), "ipckit_objects");
-    EXPECT_NULL(ipckit_object_list_get(list, ipckit_object_list_size(list)), "ipckit_object_list_get", EINVAL);
+    EXPECT_NULL(ipckit_object_list_get(list, ipckit_object_list_size(list)), "ipckit_object_list_get",
+                EINVAL);
     ipckit_object_list_free(list);
 
     require(ipckit_sender_close(tx, NULL), "ipckit_sender_close");
     ipckit_receiver_close(rx);
+
+    /* A service: a channel address is not one; a reply to a request never received, a wait for
+     * a call never started, NULL out-pointers. */
+    EXPECT_ERROR(ipckit_server_create("shm:/ipckit-capi-not-a-service", &server), "ipckit_server_create",
+                 EINVAL);
+    snprintf(address, sizeof address, "service:/ipckit-capi-%d", (int)getpid());
+    require(ipckit_server_create(address, &server), "ipckit_server_create");
+    require(ipckit_client_open(address, &client), "ipckit_client_open");
+    handle.id = 42;
+    EXPECT_ERROR(ipckit_server_reply(server, &handle, "x", 1), "ipckit_server_reply", EINVAL);
+    EXPECT_ERROR(ipckit_server_reply(server, NULL, "x", 1), "ipckit_server_reply", EINVAL);
+    EXPECT_ERROR(ipckit_server_recv(server, NULL, &size, &handle, 0), "ipckit_server_recv", EINVAL);
+    EXPECT_ERROR(ipckit_server_counts_get(server, NULL), "ipckit_server_counts_get", EINVAL);
+    EXPECT_ERROR(ipckit_client_wait(client, 42, &data, &size, 0), "ipckit_client_wait", 0);
+    EXPECT_ERROR(ipckit_client_call(client, NULL, 4, &data, &size, 0), "ipckit_client_call", EINVAL);
+    EXPECT_ERROR(ipckit_client_call(client, "x", 1, NULL, &size, 0), "ipckit_client_call", EINVAL);
+    EXPECT_ERROR(ipckit_client_start(client, "x", 1, 0, NULL), "ipckit_client_start", EINVAL);
+    ipckit_client_close(client);
+    ipckit_server_close(server);
 
     if (failures > 0) {
         fprintf(stderr, "bad_input: %d failure(s)\n", failures);

@@ -20,6 +20,7 @@
 #include "ipckit/poll_set.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
+#include "support/text.hpp"
 
 namespace ipckit {
 namespace {
@@ -28,29 +29,15 @@ using namespace std::chrono_literals;
 
 const auto* const registry = ::testing::AddGlobalTestEnvironment(new test::PrivateRegistry);
 
-std::string text_of(const std::vector<std::byte>& message) {
-    return std::string(reinterpret_cast<const char*>(message.data()), message.size());
-}
+using test::contains;
+using test::text_of;
+using test::what_of;
 
 std::string received(Receiver& rx, Deadline deadline = Deadline::after(20s)) {
     std::vector<std::byte> message;
     const auto r = rx.recv(message, deadline);
     if (!r.ok()) return "<" + std::string(to_string(r.status)) + ">";
     return text_of(message);
-}
-
-// The Error's message, or "<no error>".
-std::string what_of(const std::function<void()>& body) {
-    try {
-        body();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
 }
 
 TEST(NatsTest, ASubscriberGetsEveryMessageInOrder) {

@@ -2,6 +2,7 @@
 // a round trip, many clients, calls in flight answered out of order, a call with no server,
 // refused replies (stale, unknown), oversized messages, regions that are not services, and
 // zero-copy calls. The crash cases are in tests/faults/faults_service_test.cpp.
+#include <signal.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/io.hpp"
 #include "ipckit/mapping.hpp"
+#include "ipckit/objects.hpp"
 #include "ipckit/poll_set.hpp"
 #include "ipckit/posix_shm.hpp"
 #include "ipckit/service.hpp"
@@ -353,6 +355,78 @@ TEST(ServiceRegion, AForeignOrCorruptRegionIsRefusedSayingWhatItIs) {
     }
     server.reset();
     EXPECT_FALSE(std::filesystem::exists("/dev/shm" + name));
+}
+
+const IpcObject* find_listed(const std::vector<IpcObject>& objects, const std::string& address) {
+    for (const auto& o : objects)
+        if (o.address == address) return &o;
+    return nullptr;
+}
+
+TEST(ServiceRegion, ListedAsAServiceWithItsServerAndClientsAndRemovedByItsAddress) {
+    const std::string address = "service:/" + test::unique_name("ipckit-svc");
+    auto server = test::spawn([&] {
+        Server s = Server::create(address + "?clients=3");
+        Request request;
+        if (!s.recv(request, Deadline::after(30s)).ok()) return 2;
+        (void)s.reply(request.handle, as_bytes("ok"));
+        ::pause();
+        return 3;
+    });
+    Client client = Client::open(address);
+    std::vector<std::byte> response;
+    ASSERT_EQ(client.call(as_bytes("x"), response, Deadline::after(30s)).status, Status::ok);
+    {
+        const auto objects = list_objects();
+        const IpcObject* o = find_listed(objects, address);
+        ASSERT_NE(o, nullptr);
+        ASSERT_TRUE(o->service.has_value());
+        EXPECT_EQ(kind_name(*o), "service");
+        EXPECT_EQ(o->service->clients, 3u);
+        EXPECT_EQ(o->service->clients_attached, 1u);
+        EXPECT_TRUE(o->service->server_alive);
+        EXPECT_EQ(o->service->server_pid, server.pid());
+        EXPECT_EQ(o->service->calls, 1u);
+        EXPECT_EQ(o->service->replies, 1u);
+        EXPECT_EQ(o->creator_pid, server.pid());
+    }
+    server.kill(SIGKILL);
+    EXPECT_EQ(server.wait(), -SIGKILL);
+    {
+        const auto objects = list_objects();
+        const IpcObject* o = find_listed(objects, address);
+        ASSERT_NE(o, nullptr);
+        EXPECT_FALSE(o->service->server_alive);
+    }
+    (void)remove_object(address);
+    EXPECT_EQ(find_listed(list_objects(), address), nullptr);
+}
+
+TEST(ServiceRegion, TheMostClientSlotsAServerCanHoldServeACall) {
+    // 1023 slots: two ring ends each and the server's own end, 2047 of the 2048 a process holds.
+    const std::string address = "service:/" + test::unique_name("ipckit-svc") + "?clients=1023&max=64";
+    {
+        Server server = Server::create(address);
+        auto child = test::spawn([&] {
+            Client client = Client::open(address);
+            std::vector<std::byte> response;
+            return client.call(as_bytes("many"), response, Deadline::after(30s)).ok() &&
+                           text(response) == "MANY"
+                       ? 0
+                       : 2;
+        });
+        Request request;
+        ASSERT_EQ(server.recv(request, Deadline::after(30s)).status, Status::ok);
+        ASSERT_EQ(server.reply(request.handle, as_bytes(upper(text(request.message)))).status, Status::ok);
+        EXPECT_EQ(child.wait(), 0);
+    }
+    try {
+        (void)Server::create("service:/" + test::unique_name("ipckit-svc") + "?clients=1024");
+        ADD_FAILURE() << "1024 client slots were accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::errc::invalid_argument);
+        EXPECT_NE(std::string(e.what()).find("1 to 1023"), std::string::npos) << e.what();
+    }
 }
 
 TEST(ServiceRegion, AChannelAddressIsNotAServiceAndAServiceNotAChannel) {

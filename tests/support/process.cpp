@@ -8,12 +8,17 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <random>
 #include <thread>
+
+#include "ipckit/error.hpp"
+#include "ipckit/fd.hpp"
+#include "ipckit/io.hpp"
 
 namespace ipckit::test {
 
@@ -86,6 +91,29 @@ Child spawn(const std::function<int()>& body) {
     }
     std::fflush(nullptr);
     ::_exit(code);
+}
+
+Child spawn_holding(const std::function<void()>& make) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2", "ready pipe");
+    Fd read_end(fds[0]), write_end(fds[1]);
+    auto child = spawn([&] {
+        read_end.reset();
+        make();
+        if (!write_all(write_end.get(), as_bytes("r"), Deadline::never(), "ready pipe").ok()) return 1;
+        for (;;)
+            ::pause();
+    });
+    write_end.reset();
+    std::array<std::byte, 1> ready{};
+    EXPECT_EQ(read_exact(read_end.get(), ready, Deadline::after(30s), "ready pipe").status, Status::ok)
+        << "the child failed before it was ready";
+    return child;
+}
+
+void kill_and_reap(Child& child) {
+    child.kill(SIGKILL);
+    EXPECT_EQ(child.wait(), -SIGKILL);
 }
 
 RunResult run(const std::vector<std::string>& argv, std::string_view input, std::chrono::milliseconds limit) {

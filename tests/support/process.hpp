@@ -43,6 +43,12 @@ private:
 // printing it to stderr). The child never returns into the test framework.
 [[nodiscard]] Child spawn(const std::function<int()>& body);
 
+// Runs `make` in a child, waits until it is done, and leaves the child alive (blocked) until the
+// test kills it: the creator of what `make` made is a real process that can then die.
+[[nodiscard]] Child spawn_holding(const std::function<void()>& make);
+// Kills a child with SIGKILL and reaps it (a test failure if it ended some other way).
+void kill_and_reap(Child& child);
+
 struct RunResult {
     int exit_code = -1;  // as Child::wait
     std::string out;

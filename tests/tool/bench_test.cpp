@@ -62,6 +62,7 @@ const std::set<std::string> kDefaultTransports = {"raw-spin",
                                                   "shm-loan?wait=block",
                                                   "shm-loan?wait=spin",
                                                   "shm-loan-header",
+                                                  "service",
                                                   "iceoryx",
                                                   "iceoryx?wait=spin",
                                                   "boost-mq",
@@ -262,6 +263,8 @@ TEST(BenchTest, TinyRunCoversEveryTransportWithSchemaValidJsonCsvAndTable) {
     EXPECT_NE(result.out.find("topic / shm, throughput 64B: median "), std::string::npos) << result.out;
     EXPECT_NE(result.out.find("shm?wait=spin / raw-spin, latency 64B p50: median "), std::string::npos)
         << result.out;
+    // A service call against the shm ping-pong (issue 24's target).
+    EXPECT_NE(result.out.find("service / shm, latency 64B p50: median "), std::string::npos) << result.out;
     // The placement signal at both ends of the run.
     EXPECT_NE(result.err.find("floor at the start: raw-spin p50 "), std::string::npos) << result.err;
     EXPECT_NE(result.err.find("floor at the end: raw-spin p50 "), std::string::npos) << result.err;

@@ -68,28 +68,8 @@ std::vector<std::string> parse_ls_json(const std::string& json) {
     return lines_of(parsed.out);
 }
 
-test::Child spawn_holding(const std::function<void()>& make) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2", "ready pipe");
-    Fd read_end(fds[0]), write_end(fds[1]);
-    auto child = test::spawn([&] {
-        read_end.reset();
-        make();
-        if (!write_all(write_end.get(), as_bytes("r"), Deadline::never(), "ready pipe").ok()) return 1;
-        for (;;)
-            ::pause();
-    });
-    write_end.reset();
-    std::array<std::byte, 1> ready{};
-    EXPECT_EQ(read_exact(read_end.get(), ready, Deadline::after(30s), "ready pipe").status, Status::ok)
-        << "the child failed before it was ready";
-    return child;
-}
-
-void kill_and_reap(test::Child& child) {
-    child.kill(SIGKILL);
-    EXPECT_EQ(child.wait(), -SIGKILL);
-}
+using test::kill_and_reap;  // support/process.hpp, with spawn_holding
+using test::spawn_holding;
 
 struct ShmName {
     std::string name = "/" + test::unique_name("ipckit-tooltest");

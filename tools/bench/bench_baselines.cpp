@@ -70,18 +70,7 @@ public:
         const auto warm_end = Clock::now() + plan.budget.warmup;
         while (Clock::now() < warm_end)
             round_trip();
-        Measurement m;
-        m.rtt_ns.reserve(std::min<std::size_t>(plan.budget.max_count, 1'000'000));
-        const std::int64_t end = now_ns() + std::chrono::nanoseconds(plan.budget.duration).count();
-        while (m.rtt_ns.size() < plan.budget.max_count) {
-            const std::int64_t start = now_ns();
-            round_trip();
-            const std::int64_t stop = now_ns();
-            m.rtt_ns.push_back(static_cast<std::uint64_t>(stop - start));
-            if (stop >= end) break;
-        }
-        m.count = m.rtt_ns.size();
-        return m;
+        return time_round_trips(plan.budget, round_trip);
     }
 
     void run_b(Side&, const RowPlan&, Control& control) override {
@@ -117,21 +106,7 @@ public:
         const auto warm_end = Clock::now() + plan.budget.warmup;
         while (Clock::now() < warm_end)
             copy();
-        Measurement m;
-        const auto start = Clock::now();
-        const auto end = start + plan.budget.duration;
-        auto last = start;
-        while (m.count < plan.budget.max_count && last < end) {
-            const std::size_t batch = std::min<std::size_t>(64, plan.budget.max_count - m.count);
-            for (std::size_t i = 0; i < batch; ++i)
-                copy();
-            m.count += batch;
-            check_abort("copying");
-            last = Clock::now();
-        }
-        m.seconds = std::chrono::duration<double>(last - start).count();
-        m.bytes = static_cast<std::uint64_t>(m.count) * plan.size;
-        return m;
+        return count_in_batches(plan.budget, plan.size, 64, copy, [] { check_abort("copying"); });
     }
 };
 

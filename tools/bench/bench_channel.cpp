@@ -334,27 +334,6 @@ private:
     std::vector<Fd> fd_keep_;
 };
 
-#else
-
-class NotBuilt final : public Contender {
-public:
-    explicit NotBuilt(const TransportSpec& spec)
-        : Contender(spec.name, Category::channel, spec.wait), latency_(spec.latency) {}
-    bool measures(Mode mode) const override { return mode == Mode::throughput || latency_; }
-    std::optional<std::string> absent() const override {
-        return std::string("not built: the channel layer (src/channels/channel.cpp) is not in this build");
-    }
-    std::unique_ptr<Side> prepare(const RowPlan&, PeerLaunch&) override {
-        throw std::logic_error("not built");
-    }
-    std::unique_ptr<Side> join(const RowPlan&, const std::vector<std::string>&) override {
-        throw std::logic_error("not built");
-    }
-
-private:
-    bool latency_;
-};
-
 #endif
 
 }  // namespace
@@ -364,7 +343,9 @@ void add_channels(ContenderList& list) {
 #if IPCKIT_BENCH_CHANNEL
         list.push_back(std::make_unique<ChannelContender>(spec));
 #else
-        list.push_back(std::make_unique<NotBuilt>(spec));
+        list.push_back(std::make_unique<NotBuilt>(
+            spec.name, spec.wait,
+            "not built: the channel layer (src/channels/channel.cpp) is not in this build", spec.latency));
 #endif
     }
 }

@@ -288,18 +288,7 @@ Measurement latency_a(Side& side, const RowPlan& plan) {
     do {
         round_trip();
     } while (Clock::now() < warm_end || ++warmed < min_warmup_messages(plan.size));
-    Measurement m;
-    m.rtt_ns.reserve(std::min<std::size_t>(plan.budget.max_count, 1'000'000));
-    const std::int64_t end = now_ns() + std::chrono::nanoseconds(plan.budget.duration).count();
-    while (m.rtt_ns.size() < plan.budget.max_count) {
-        const std::int64_t start = now_ns();
-        round_trip();
-        const std::int64_t stop = now_ns();
-        m.rtt_ns.push_back(static_cast<std::uint64_t>(stop - start));
-        if (stop >= end) break;
-    }
-    m.count = m.rtt_ns.size();
-    return m;
+    return time_round_trips(plan.budget, round_trip);
 }
 
 Measurement throughput_a(Side& side, const RowPlan& plan, Control& control) {
@@ -309,20 +298,9 @@ Measurement throughput_a(Side& side, const RowPlan& plan, Control& control) {
     const auto warm_end = Clock::now() + plan.budget.warmup;
     for (std::size_t warmed = 1; Clock::now() < warm_end || warmed < min_warmup_messages(plan.size); ++warmed)
         side.recv(in);
-    Measurement m;
-    const auto start = Clock::now();
-    const auto end = start + plan.budget.duration;
-    auto last = start;
     // The clock is read once per batch: at 8 bytes a message costs about as much as a clock read.
-    while (m.count < plan.budget.max_count && last < end) {
-        const std::size_t batch = std::min<std::size_t>(32, plan.budget.max_count - m.count);
-        for (std::size_t i = 0; i < batch; ++i)
-            side.recv(in);
-        m.count += batch;
-        last = Clock::now();
-    }
-    m.seconds = std::chrono::duration<double>(last - start).count();
-    m.bytes = static_cast<std::uint64_t>(m.count) * plan.size;
+    Measurement m = count_in_batches(
+        plan.budget, plan.size, 32, [&] { side.recv(in); }, [] {});
     g_row_stopping = 1;
     control.stop.store(1, std::memory_order_release);
     // Drain so a sender blocked on a full queue can see the stop request and finish.
@@ -515,6 +493,7 @@ ContenderList all_contenders() {
     add_raw_loops(list);
     add_channels(list);
     add_loan(list);
+    add_services(list);
     add_peers(list);
     return list;
 }

@@ -21,6 +21,7 @@
 // Thread-safety: single-threaded by design (the tool runs one row at a time).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -170,12 +171,34 @@ private:
     std::string wait_;
 };
 
+// A contender this build leaves out: every row of it is an error row saying why.
+class NotBuilt final : public Contender {
+public:
+    NotBuilt(std::string name, std::string wait, std::string why, bool latency = true)
+        : Contender(std::move(name), Category::channel, std::move(wait)),
+          why_(std::move(why)),
+          latency_(latency) {}
+    [[nodiscard]] bool measures(Mode mode) const override { return mode == Mode::throughput || latency_; }
+    [[nodiscard]] std::optional<std::string> absent() const override { return why_; }
+    [[nodiscard]] std::unique_ptr<Side> prepare(const RowPlan&, PeerLaunch&) override {
+        throw std::logic_error("not built");
+    }
+    [[nodiscard]] std::unique_ptr<Side> join(const RowPlan&, const std::vector<std::string>&) override {
+        throw std::logic_error("not built");
+    }
+
+private:
+    std::string why_;
+    bool latency_;
+};
+
 using ContenderList = std::vector<std::unique_ptr<Contender>>;
 // Each file adds its contenders, in the order of the table.
 void add_baselines(ContenderList& list);
 void add_raw_loops(ContenderList& list);
 void add_channels(ContenderList& list);
-void add_loan(ContenderList& list);  // shm-loan: the ring's zero-copy path
+void add_loan(ContenderList& list);      // shm-loan: the ring's zero-copy path
+void add_services(ContenderList& list);  // service: a call's round trip (bench_service.cpp)
 void add_peers(ContenderList& list);
 // The iceoryx peer (bench_iceoryx.cpp), or null when it was not built in. The contenders it makes
 // while one is alive share one RouDi (the usual row and the polling one).
@@ -277,5 +300,44 @@ inline void cpu_relax() noexcept {
 [[nodiscard]] std::size_t min_warmup_messages(std::size_t size) noexcept;
 // Fills a message buffer with a pattern (so no page is left untouched or shared-zero).
 void fill_pattern(std::span<std::byte> buffer) noexcept;
+// A latency row's measured part, after its warm-up: times `round_trip` until the budget's
+// duration or sample count is spent; every sample in ns, unsorted (the caller sorts).
+template <typename RoundTrip>
+[[nodiscard]] Measurement time_round_trips(const Budget& budget, RoundTrip&& round_trip) {
+    Measurement m;
+    m.rtt_ns.reserve(std::min<std::size_t>(budget.max_count, 1'000'000));
+    const std::int64_t end = now_ns() + std::chrono::nanoseconds(budget.duration).count();
+    while (m.rtt_ns.size() < budget.max_count) {
+        const std::int64_t start = now_ns();
+        round_trip();
+        const std::int64_t stop = now_ns();
+        m.rtt_ns.push_back(static_cast<std::uint64_t>(stop - start));
+        if (stop >= end) break;
+    }
+    m.count = m.rtt_ns.size();
+    return m;
+}
+// A throughput row's measured part, after its warm-up: runs `one` (one message) in batches of
+// `batch`, calling `after_batch` and reading the clock once a batch, until the budget's duration
+// or count is spent; the count, the interval and the bytes of messages of `size`.
+template <typename One, typename AfterBatch>
+[[nodiscard]] Measurement count_in_batches(const Budget& budget, std::size_t size, std::size_t batch,
+                                           One&& one, AfterBatch&& after_batch) {
+    Measurement m;
+    const auto start = Clock::now();
+    const auto end = start + budget.duration;
+    auto last = start;
+    while (m.count < budget.max_count && last < end) {
+        const std::size_t n = std::min<std::size_t>(batch, budget.max_count - m.count);
+        for (std::size_t i = 0; i < n; ++i)
+            one();
+        m.count += n;
+        after_batch();
+        last = Clock::now();
+    }
+    m.seconds = std::chrono::duration<double>(last - start).count();
+    m.bytes = static_cast<std::uint64_t>(m.count) * size;
+    return m;
+}
 
 }  // namespace ipckit::bench

@@ -157,22 +157,6 @@ private:
     LoanSpec spec_;
 };
 
-#else
-
-class LoanNotBuilt final : public Contender {
-public:
-    explicit LoanNotBuilt(const char* name) : Contender(name, Category::channel, "adaptive") {}
-    std::optional<std::string> absent() const override {
-        return std::string("not built: the ring (src/rings/ring.cpp) is not in this build");
-    }
-    std::unique_ptr<Side> prepare(const RowPlan&, PeerLaunch&) override {
-        throw std::logic_error("not built");
-    }
-    std::unique_ptr<Side> join(const RowPlan&, const std::vector<std::string>&) override {
-        throw std::logic_error("not built");
-    }
-};
-
 #endif
 
 }  // namespace
@@ -183,7 +167,8 @@ void add_loan(ContenderList& list) {
         list.push_back(std::make_unique<LoanContender>(spec));
 #else
     for (const char* name : {"shm-loan", "shm-loan?wait=block", "shm-loan?wait=spin", "shm-loan-header"})
-        list.push_back(std::make_unique<LoanNotBuilt>(name));
+        list.push_back(std::make_unique<NotBuilt>(
+            name, "adaptive", "not built: the ring (src/rings/ring.cpp) is not in this build"));
 #endif
 }
 

@@ -233,6 +233,9 @@ const std::vector<Target>& targets() {
         {"topic", "shm", Mode::latency, 64, 1.2, true},
         {"topic", "shm", Mode::throughput, 64, 0.8, false},
         {"topic", "shm", Mode::throughput, 1 << 20, 0.8, false},
+        // A service call against the ping-pong of the ring it is built like (issue 24).
+        {"service", "shm", Mode::latency, 64, 1.3, true},
+        {"service", "shm", Mode::latency, 1 << 20, 1.3, true},
     };
     return list;
 }

@@ -15,6 +15,17 @@ namespace {
 using ipckit::cli::json_number_or_null;
 using ipckit::cli::json_string;
 
+// A service's server and clients (null for every other object).
+std::string service_json(const ipckit::IpcObject& o) {
+    if (!o.service) return "null";
+    const auto& s = *o.service;
+    return fmt::format(
+        "{{\"clients\": {}, \"clients_attached\": {}, \"server_alive\": {}, \"server_pid\": {}, "
+        "\"calls\": {}, \"replies\": {}, \"replies_dropped\": {}, \"takeovers\": {}}}",
+        s.clients, s.clients_attached, s.server_alive, s.server_pid, s.calls, s.replies, s.replies_dropped,
+        s.takeovers);
+}
+
 void print_json(const std::vector<ipckit::IpcObject>& objects) {
     const std::string out = ipckit::cli::json_array(objects, [](const ipckit::IpcObject& o) {
         const bool queue = o.kind == ipckit::ObjectKind::sysvmq;
@@ -23,8 +34,8 @@ void print_json(const std::vector<ipckit::IpcObject>& objects) {
             "\"size\": {}, \"messages\": {}, \"id\": {}, \"creator_pid\": {}, \"creator_source\": \"{}\", "
             "\"creator_alive\": {}, \"creator_in_other_pid_namespace\": {}, \"in_use\": {}, "
             "\"last_sender_pid\": {}, \"last_receiver_pid\": {}, "
-            "\"stale\": {}}}",
-            json_string(ipckit::to_string(o.kind)), json_string(o.address), json_string(o.owner),
+            "\"stale\": {}, \"service\": {}}}",
+            json_string(ipckit::kind_name(o)), json_string(o.address), json_string(o.owner),
             json_number_or_null(o.owner_uid != static_cast<uid_t>(-1), o.owner_uid),
             ipckit::detail::mode_text(o.mode), json_number_or_null(o.size.has_value(), o.size.value_or(0)),
             json_number_or_null(o.messages.has_value(), o.messages.value_or(0)),
@@ -32,7 +43,7 @@ void print_json(const std::vector<ipckit::IpcObject>& objects) {
             json_number_or_null(o.creator_source != ipckit::CreatorSource::unknown, o.creator_pid),
             ipckit::to_string(o.creator_source), o.creator_alive, o.creator_in_other_pid_namespace, o.in_use,
             json_number_or_null(queue, o.last_sender_pid), json_number_or_null(queue, o.last_receiver_pid),
-            o.stale);
+            o.stale, service_json(o));
     });
     std::fputs(out.c_str(), stdout);
 }
@@ -54,12 +65,22 @@ void print_table(const std::vector<ipckit::IpcObject>& objects) {
     const auto yes_no = [](bool b) { return b ? "yes" : "no"; };
     for (const auto& o : objects) {
         const bool known_creator = o.creator_source != ipckit::CreatorSource::unknown;
-        row(ipckit::to_string(o.kind), o.address, o.owner, ipckit::detail::mode_text(o.mode),
+        row(ipckit::kind_name(o), o.address, o.owner, ipckit::detail::mode_text(o.mode),
             o.size ? std::to_string(*o.size) : "-", o.messages ? std::to_string(*o.messages) : "-",
             !known_creator                     ? std::string("-")
             : o.creator_in_other_pid_namespace ? "in another PID namespace"
                                                : std::to_string(o.creator_pid),
             known_creator ? yes_no(o.creator_alive) : "-", yes_no(o.in_use), yes_no(o.stale));
+        if (o.service) {
+            const auto& s = *o.service;
+            std::fputs(
+                fmt::format("         server {}, {} of {} clients attached; {} calls, {} replies, {} "
+                            "dropped, {} takeovers\n",
+                            s.server_alive ? "pid " + std::to_string(s.server_pid) + " alive" : "gone",
+                            s.clients_attached, s.clients, s.calls, s.replies, s.replies_dropped, s.takeovers)
+                    .c_str(),
+                stdout);
+        }
     }
 }
 

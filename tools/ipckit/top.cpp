@@ -120,9 +120,9 @@ std::string table(const std::vector<Row>& rows, const std::string& sort) {
             continue;
         }
         const bool region = c.capacity.has_value();  // queues: only what the kernel says
-        const auto messages = c.kind == "topic" ? rate_text(r.messages_per_s)
-                              : c.messages      ? "q " + std::to_string(*c.messages)
-                                                : "-";
+        const auto messages = c.kind == "topic" || c.kind == "service" ? rate_text(r.messages_per_s)
+                              : c.messages                             ? "q " + std::to_string(*c.messages)
+                                                                       : "-";
         out +=
             fmt::format("{:<{}} {:<7} {:>10} {:>12} {:>10} {:>10} {:>8} {:>7} {:>5} {:>7} {:>5}\n", c.address,
                         width, c.kind, messages, rate_text(r.bytes_per_s), optional_text(c.backlog),
