@@ -182,6 +182,13 @@ TEST(EndpointTest, RacingClaimersOfADeadHolderHaveExactlyOneWinner) {
         ASSERT_TRUE(WIFEXITED(status)) << "round " << round;
         EXPECT_EQ(WEXITSTATUS(status), 3) << "round " << round;
         const pid_t winner = first == claimers[0] ? claimers[1] : claimers[0];
+        // The loser is refused once the winner's holder word is set; the winner writes its pid
+        // into the owner word just after (begin_claim, finish_claim), which the loser's exit does
+        // not wait for: until then the word still names the dead holder.
+        for (int i = 0;
+             i < 10'000 && OwnerWord::unpack(line->owner.load()).pid != static_cast<std::uint32_t>(winner);
+             ++i)
+            std::this_thread::sleep_for(1ms);
         EXPECT_EQ(OwnerWord::unpack(line->owner.load()).pid, static_cast<std::uint32_t>(winner));
         kill_and_reap(winner);
     }
