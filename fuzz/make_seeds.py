@@ -22,6 +22,7 @@ ADDRESSES = {
     "posixmq": "posixmq:/jobs?capacity=10",
     "shm": "shm:/video?capacity=8MiB&wait=spin",
     "shm_block": "shm:/r?wait=block&max=1K",
+    "shm_latency": "shm:/r?senders=2&stats=latency",
     "shm_socket_file": "shm:@/run/ipckit/ring.sock?capacity=64KiB",
     "sysvshm": "sysvshm:4660?capacity=1G",
     "unix_path": "unix:/run/app.sock",
@@ -126,7 +127,13 @@ def ring_image(capacity: int, records: list[bytes], head_extra: int = 0) -> byte
     return bytes(header + data)
 
 
+LATENCY = 1 << 5  # byte 0, ring and lanes targets: stats=latency (records carry their commit time)
+
 RINGS = {
+    # stats=latency: copies and loans across the end of a 128-byte ring, and a message at the
+    # (8 bytes smaller) limit and one over it
+    "latency": bytes([1 | LATENCY]) + bytes([PRODUCER, CONSUMER]) + (send(20) + loan(12, 10) + bytes([RECV, READ])) * 4
+    + send(40) + send(41) + bytes([RECV]),
     # a ring with a few records, sent and received whole, in place and into a small buffer
     "records": bytes([1]) + bytes([PRODUCER, CONSUMER]) + send(5) + send(0) + loan(20, 12) + bytes([RECV, READ, RECV_FIXED, 4, RECV_FIXED, 64]),
     # wrap-around: fill, drain, refill so records pad at the end
@@ -235,6 +242,9 @@ TWO_128 = 1 | 1 << 2   # two lanes of 128 B
 FOUR_8K = 3 | 7 << 2   # four lanes of 8 KiB
 
 LANES = {
+    # stats=latency on every lane: two senders, taken in turn, copies and in place
+    "latency": bytes([TWO_256 | LATENCY, L_RX, L_TX, L_TX]) + b"".join(l_send(i % 2, 9 * i % 60) for i in range(10))
+    + bytes([L_RECV, L_RECV]) + L_READ_RELEASE + bytes([L_RECV] * 8),
     # three senders, each sending in turn (sizes around the tag), the receiver taking in turn and draining
     "three_senders": bytes([THREE_1K, L_RX, L_TX, L_TX, L_TX])
     + b"".join(l_send(i % 3, (7 * i) % 40) for i in range(18))

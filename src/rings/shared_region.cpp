@@ -18,7 +18,9 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "core/backoff.hpp"
 #include "core/quiet_thread.hpp"
@@ -294,44 +296,118 @@ UnixAddress socket_address(std::string_view socket_name) {
 
 }  // namespace
 
+// Every holder of a region keeps its memfd and runs this thread, so that the memory can still be
+// handed out when the process serving the name goes. The server listens on the name, sends the
+// descriptor to each opener of its uid and keeps the connection open; every other holder keeps
+// its connection to the server, whose hang-up (the server's process died, or closed its end) is
+// its signal to take over: bind the name and serve, or, when another survivor bound it first,
+// connect to that one and watch it instead. Nothing wakes while nothing happens.
 struct SharedRegion::Server {
     Memfd memfd;
-    UnixListener listener;
-    Fd stop;  // an eventfd: written when the server is to stop
+    std::string name;                      // the socket's name, as the address gave it
+    std::optional<UnixListener> listener;  // while this process serves the name
+    std::optional<UnixSocket> upstream;    // while another process does: its hang-up is our cue
+    std::vector<UnixSocket> clients;       // held open, so that each sees this server go
+    Fd stop;                               // an eventfd: written when the server is to stop
     std::string object;
     pid_t owner = ::getpid();
     std::thread thread;
+    std::atomic<bool> serving{false};
     // Set by the thread just before it first waits. The creator returns only after that: a
     // process that forks right after creating (as tests and servers do) must not fork while the
     // new thread is still starting up inside the allocator or the sanitizer's thread registry,
     // whose locks the child would inherit held.
     std::atomic<bool> waiting{false};
 
-    Server(Memfd m, UnixListener l, Fd s, std::string o)
-        : memfd(std::move(m)), listener(std::move(l)), stop(std::move(s)), object(std::move(o)) {}
+    Server(Memfd m, std::string n, Fd s, std::string o)
+        : memfd(std::move(m)), name(std::move(n)), stop(std::move(s)), object(std::move(o)) {}
 
-    void run() noexcept {
+    void serve(UnixListener l) {
+        listener.emplace(std::move(l));
+        upstream.reset();
+        serving.store(true, std::memory_order_release);
+    }
+
+    void offer_to_next() {
+        auto peer = listener->accept(Deadline::immediate());
+        if (!peer) return;
+        // Only the creator's own user gets the memory; anybody else is hung up on.
+        if (peer->peer_credentials().uid != ::geteuid()) return;
         const Offer offer{kMagic, static_cast<std::uint64_t>(memfd.size())};
         const int fds[] = {memfd.fd().get()};
+        if (peer->send_with_fds(std::as_bytes(std::span(&offer, 1)), fds,
+                                Deadline::after(std::chrono::seconds(1)))
+                .ok())
+            clients.push_back(std::move(*peer));
+    }
+
+    // The server went: serve the name, or watch whoever bound it first. Bounded: a name nobody
+    // can bind or reach (another user's socket, say) is given up after about a second.
+    void take_over() noexcept {
+        const UnixAddress address = socket_address(name);
+        for (int attempt = 0; attempt < 50; ++attempt) {
+            try {
+                serve(UnixListener::bind(address, SocketType::seqpacket));
+                return;
+            } catch (const Error&) {
+            }
+            try {
+                UnixSocket next = UnixSocket::connect(address, SocketType::seqpacket,
+                                                      Deadline::after(std::chrono::milliseconds(100)));
+                if (next.peer_credentials().uid == ::geteuid()) {
+                    // Take its offer (the descriptor closes here): we hold the memory already.
+                    Offer offer{};
+                    (void)next.recv_with_fds(std::as_writable_bytes(std::span(&offer, 1)), 1,
+                                             Deadline::after(std::chrono::seconds(1)));
+                    upstream.emplace(std::move(next));
+                    return;
+                }
+            } catch (const Error&) {
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+
+    void run() noexcept {
+        std::vector<pollfd> wait;
         for (;;) {
-            pollfd wait[2] = {{listener.fd().get(), POLLIN, 0}, {stop.get(), POLLIN, 0}};
+            wait.assign(1, pollfd{stop.get(), POLLIN, 0});
+            if (listener) wait.push_back({listener->fd().get(), POLLIN, 0});
+            if (upstream) wait.push_back({upstream->fd().get(), POLLIN, 0});
+            for (const auto& client : clients)
+                wait.push_back({client.fd().get(), POLLIN, 0});
             waiting.store(true, std::memory_order_release);
-            if (::poll(wait, 2, -1) < 0) {
+            if (::poll(wait.data(), wait.size(), -1) < 0) {
                 if (errno == EINTR) continue;
                 return;
             }
-            if (wait[1].revents != 0) return;
+            if (wait[0].revents != 0) return;
+            std::size_t next = 1;
             try {
-                auto peer = listener.accept(Deadline::immediate());
-                if (!peer) continue;
-                // Only the creator's own user gets the memory; anybody else is hung up on.
-                if (peer->peer_credentials().uid != ::geteuid()) continue;
-                (void)peer->send_with_fds(std::as_bytes(std::span(&offer, 1)), fds,
-                                          Deadline::after(std::chrono::seconds(1)));
+                if (listener && wait[next++].revents != 0) offer_to_next();
+                if (upstream && wait[next++].revents != 0) {
+                    upstream.reset();  // it never sends after its offer: this is its hang-up
+                    take_over();
+                }
             } catch (const Error&) {
                 // One opener's failure (it went away mid-handshake) does not stop the server.
             }
+            // A client that hung up (or sent anything: it never does) is let go.
+            std::size_t kept = 0;
+            for (std::size_t i = 0; i < clients.size(); ++i) {
+                const std::size_t at = next + i;
+                if (at < wait.size() && wait[at].revents != 0) continue;
+                if (kept != i) clients[kept] = std::move(clients[i]);
+                ++kept;
+            }
+            clients.erase(clients.begin() + static_cast<std::ptrdiff_t>(kept), clients.end());
         }
+    }
+
+    void start() {
+        thread = std::thread([this] { run(); });
+        while (!waiting.load(std::memory_order_acquire))
+            std::this_thread::yield();
     }
 };
 
@@ -339,6 +415,10 @@ SharedRegion::SharedRegion(Mapping mapping, std::unique_ptr<Server> server) noex
     : mapping_(std::move(mapping)), server_(std::move(server)) {}
 SharedRegion::SharedRegion(SharedRegion&&) noexcept = default;
 SharedRegion& SharedRegion::operator=(SharedRegion&&) noexcept = default;
+
+bool SharedRegion::serving() const noexcept {
+    return server_ != nullptr && server_->serving.load(std::memory_order_acquire);
+}
 
 SharedRegion::~SharedRegion() {
     if (!server_) return;
@@ -365,10 +445,10 @@ SharedRegion SharedRegion::create(std::string_view socket_name, std::size_t size
     initialise(mapping.bytes());
     Fd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!stop) throw_errno("eventfd", object);
-    auto server = std::make_unique<Server>(std::move(memfd), std::move(listener), std::move(stop), object);
-    server->thread = std::thread([s = server.get()] { s->run(); });
-    while (!server->waiting.load(std::memory_order_acquire))
-        std::this_thread::yield();
+    auto server =
+        std::make_unique<Server>(std::move(memfd), std::string(socket_name), std::move(stop), object);
+    server->serve(std::move(listener));
+    server->start();
     return SharedRegion(std::move(mapping), std::move(server));
 }
 
@@ -405,9 +485,16 @@ SharedRegion SharedRegion::open(std::string_view socket_name, Deadline deadline,
         throw_error(std::errc::protocol_error, object + ": the memory is " + std::to_string(memfd.size()) +
                                                    " bytes, the creator said " + std::to_string(offer.size));
     }
-    // The descriptor closes here: the mapping alone keeps the memory, so nothing of it stays in
-    // this process's descriptor table.
-    return SharedRegion(memfd.map(Access::read_write), nullptr);
+    // The descriptor stays, with the connection: should the server go, this holder can serve
+    // the memory in its place (Server).
+    Mapping mapping = memfd.map(Access::read_write);
+    Fd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!stop) throw_errno("eventfd", object);
+    auto server =
+        std::make_unique<Server>(std::move(memfd), std::string(socket_name), std::move(stop), object);
+    server->upstream.emplace(std::move(socket));
+    server->start();
+    return SharedRegion(std::move(mapping), std::move(server));
 }
 
 }  // namespace ipckit::detail

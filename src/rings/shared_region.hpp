@@ -8,8 +8,9 @@
 // (SCM_RIGHTS), checks the seals and maps it. Each side checks the other's uid (SO_PEERCRED):
 // only the creator's own user gets the descriptor, and an opener trusts only a server of its
 // own uid. Nothing is in /dev/shm or the registry; the memory is freed by the kernel when the
-// last mapping goes, whoever died how. The creating process must stay alive for new openers to
-// connect (the socket is its); holders keep their mapping either way.
+// last holder goes, whoever died how. Every holder keeps the descriptor and its connection to
+// the server; when the server goes (killed, or closed), a surviving holder binds the name and
+// serves in its place, so new openers reach the memory as long as anyone holds it.
 //
 // `BusGuard`: a POSIX shm file (shm:/NAME) can be truncated under its holders, and the next
 // access to a page beyond the end would raise SIGBUS. A guarded region is registered with a
@@ -94,7 +95,8 @@ public:
     ~SharedRegion();  // stops serving (creator), unmaps
 
     [[nodiscard]] std::span<std::byte> bytes() const noexcept { return mapping_.bytes(); }
-    [[nodiscard]] bool serving() const noexcept { return server_ != nullptr; }
+    // This process serves the name now (the creator, or a holder that took over from it).
+    [[nodiscard]] bool serving() const noexcept;
 
     struct Server;  // the listening socket and its thread (creator only)
 

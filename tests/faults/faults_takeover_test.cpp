@@ -21,7 +21,9 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -330,6 +332,125 @@ INSTANTIATE_TEST_SUITE_P(Rings, FaultsTakeoverTest,
                          ::testing::Values(RingCase{"shm", false, 0}, RingCase{"sysvshm", true, 0},
                                            RingCase{"shm_lanes", false, 2}),
                          [](const auto& test_info) { return test_info.param.name; });
+
+// ---- shm:@NAME: the memory is handed out by whoever holds it ----------------------------------
+
+// The memfd of a shm:@ ring travels over the abstract socket of the process that serves it; when
+// that process dies, a surviving holder binds the name and serves in its place. Round after
+// round one end is killed (the receiver or the sender, the server or not: receiver, sender,
+// sender again, in turn) and a fresh end of the same role must open the ring through the
+// survivor, take the dead end over and carry a message. Proof that it is the same memory: the
+// memfd's inode in every live holder's /proc/PID/maps never changes.
+struct Relay {
+    std::atomic<std::uint64_t> request;  // the test asks the sender to send this number
+    std::atomic<std::uint64_t> got;      // the last number the receiver took
+    std::atomic<int> stop;
+};
+
+int relay_receiver(const std::string& address, Relay& relay, bool create) {
+    std::optional<Receiver> receiver;
+    receiver.emplace(create ? Receiver::create(address) : Receiver::open(address, Deadline::after(10s)));
+    std::vector<std::byte> message;
+    while (relay.stop.load() == 0) {
+        // `closed` when its sender died: the next sender takes that end over, and it goes on.
+        const IoResult r = receiver->recv(message, Deadline::after(100ms));
+        if (r.ok()) {
+            if (const auto sequence = test::whole_message_sequence(message)) relay.got.store(*sequence);
+        } else if (r.status == Status::closed) {
+            std::this_thread::sleep_for(1ms);
+        }
+    }
+    return 0;
+}
+
+int relay_sender(const std::string& address, Relay& relay) {
+    Sender sender = Sender::open(address, Deadline::after(10s));
+    std::uint64_t sent = 0;
+    while (relay.stop.load() == 0) {
+        const std::uint64_t wanted = relay.request.load();
+        if (wanted == sent) {
+            std::this_thread::sleep_for(1ms);
+            continue;
+        }
+        const IoResult r = sender.send(test::numbered_message(wanted, 64), Deadline::after(kHangLimit));
+        if (r.ok()) sent = wanted;
+        // `closed`: its receiver died; the next receiver takes that end over, and it sends again.
+    }
+    return 0;
+}
+
+// The inode of the memfd named `name` in process `pid`'s mappings, 0 if none.
+std::uint64_t memfd_inode(pid_t pid, const std::string& name) {
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    for (std::string line; std::getline(maps, line);) {
+        if (line.find("memfd:") == std::string::npos || line.find(name) == std::string::npos) continue;
+        std::istringstream fields(line);
+        std::string range, perms, offset, device;
+        std::uint64_t inode = 0;
+        fields >> range >> perms >> offset >> device >> inode;
+        return inode;
+    }
+    return 0;
+}
+
+TEST(FaultsTakeoverTest, AnAbstractRingOutlivesWhoeverServesItRoundAfterRound) {
+    const char* env = std::getenv("IPCKIT_TAKEOVER_ROUNDS");
+    const int rounds = std::max(10, env != nullptr ? std::atoi(env) : 12);
+    const std::string name = test::unique_name("ipckit-takeover");
+    const std::string address = "shm:@" + name + "?capacity=64KiB";
+    auto region = Mapping::anonymous_shared(4096);
+    auto& relay = *::new (region.bytes().data()) Relay{};
+    test::Child receiver = test::spawn([&] { return relay_receiver(address, relay, true); });
+    test::Child sender = test::spawn([&] { return relay_sender(address, relay); });
+    std::uint64_t number = 0;
+    // A message through the live pair: the request, then its arrival (bounded: else a hang).
+    const auto carried = [&] {
+        relay.request.store(++number);
+        for (int i = 0; i < 10'000 && relay.got.load() != number; ++i)
+            std::this_thread::sleep_for(1ms);
+        return relay.got.load() == number;
+    };
+    ASSERT_TRUE(carried()) << "the first pair carried nothing";
+    const std::uint64_t inode = memfd_inode(receiver.pid(), name);
+    ASSERT_NE(inode, 0u) << "no memfd of " << name << " in the receiver's mappings";
+    int takeovers = 0, hangs = 0, other_memory = 0;
+    std::string notes;
+    for (int round = 0; round < rounds; ++round) {
+        const bool kill_receiver = round % 3 == 0;
+        test::Child& victim = kill_receiver ? receiver : sender;
+        victim.kill(SIGKILL);
+        if (victim.wait(30s) != -SIGKILL) notes += "\n  round " + std::to_string(round) + ": the kill missed";
+        if (kill_receiver) {
+            receiver = test::spawn([&] { return relay_receiver(address, relay, false); });
+        } else {
+            sender = test::spawn([&] { return relay_sender(address, relay); });
+        }
+        if (carried()) {
+            ++takeovers;
+        } else {
+            ++hangs;
+            notes += "\n  round " + std::to_string(round) + ": the fresh " +
+                     (kill_receiver ? "receiver" : "sender") + " carried nothing";
+        }
+        for (const pid_t pid : {receiver.pid(), sender.pid()}) {
+            if (memfd_inode(pid, name) != inode) {
+                ++other_memory;
+                notes += "\n  round " + std::to_string(round) + ": a holder maps other memory";
+            }
+        }
+    }
+    relay.stop.store(1);
+    EXPECT_EQ(receiver.wait(30s), 0);
+    EXPECT_EQ(sender.wait(30s), 0);
+    std::printf("faults: transport=shm_abstract rounds=%d takeovers=%d kills=%d messages=%llu hangs=%d\n",
+                rounds, takeovers, rounds, static_cast<unsigned long long>(takeovers + 1), hangs);
+    std::fflush(stdout);
+    EXPECT_EQ(hangs, 0) << notes;
+    EXPECT_EQ(other_memory, 0) << notes;
+    EXPECT_EQ(takeovers, rounds) << notes;
+    // Every holder is gone: so is the name (nobody serves it) and the memory with it.
+    EXPECT_THROW((void)Receiver::open(address, Deadline::immediate()), Error);
+}
 
 }  // namespace
 }  // namespace ipckit
