@@ -2,17 +2,17 @@
 // (rings/service_region.hpp) in POSIX shared memory, or for service:@NAME in a sealed memfd
 // served on an abstract socket (rings/region_memory.hpp, as shm:@NAME). docs/services.md.
 //
-// Only the server creates. service:/NAME: a server creates the region, or opens the one a dead
-// (or closed, keep=1) server left and takes it over; it removes the name when it closes (unless
-// keep=1), before it lets go of the server end, so that a successor never finds a name about to
-// go. service:@NAME: each server makes its own memfd (a dead one's cannot be served again).
+// Only the server creates. A server creates the region, or opens the one a dead (or closed)
+// server left and takes it over in place: service:/NAME the file (which a server that closes
+// removes, unless keep=1, before it lets go of the server end, so that a successor never finds
+// a name about to go); service:@NAME the memfd, which every holder serves on the abstract name
+// once its server is gone (rings/shared_region.hpp), so clients keep it reachable.
 //
 // A client needs no server to open: each call attaches (to the region, then to a free slot)
-// within its deadline. A client outlives its server: when the server it is attached to is gone
-// for good (service:@NAME: dead or closed; service:/NAME: its name removed or made again) the
-// client lets the region go, and its calls in flight end closed; the next call finds the next
-// server. A dead server's region under service:/NAME is kept: its successor takes it over in
-// place, and the client is woken by the successor's attach.
+// within its deadline. A client outlives its server: its calls in flight end closed, and the
+// next call waits for the next server, woken by that server's attach to the region it maps.
+// Only a service:/NAME region whose name was removed (its server closed) or made again is let
+// go of: the next call maps what the name names then.
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -142,57 +142,28 @@ private:
         if (!server_) throw_error(std::errc::bad_file_descriptor, address() + ": the server is closed");
     }
 
+    // A region that is there is a dead or closed server's (taken over), or a live one's (refused
+    // when its end is claimed). service:/NAME: the file; service:@NAME: the memfd its holders
+    // serve (any holder serves it once its server is gone: rings/shared_region.hpp). One that
+    // goes between our look and our open is made again.
     RegionMemory create_or_open(const service::ServiceOptions& options, bool& created) const {
         const std::size_t size = service::region_size(options);
         const auto format = [&](std::span<std::byte> region) { service::format(region, options); };
-        created = true;
-        if (place_.backing != RegionPlace::Backing::posix) return create_served(size, format);
-        // A region that is there is a dead or closed server's (taken over), or a live one's
-        // (refused when its end is claimed). One that goes in between is made again.
-        for (int attempt = 0;; ++attempt) {
+        const auto grace = Deadline::after(kFormatGrace);
+        for (auto backoff = Backoff::for_peer();;) {
             try {
                 created = true;
                 return RegionMemory::create(place_, size, format);
             } catch (const Error& e) {
-                if (e.code() != std::errc::file_exists) throw;
+                if (e.code() != std::errc::file_exists && e.code() != std::errc::address_in_use) throw;
             }
             try {
                 created = false;
-                return RegionMemory::open(place_, Deadline::after(kFormatGrace));
+                return RegionMemory::open(place_, grace);
             } catch (const Error& e) {
-                if (e.code() != std::errc::no_such_file_or_directory || attempt >= 8) throw;
+                // Gone meanwhile, or a holder handing the name over (it hung up on us): again.
+                if ((!absent(e) && e.code() != std::errc::permission_denied) || !backoff.pause(grace)) throw;
             }
-        }
-    }
-
-    // service:@NAME: the name is served by the socket of a server; one that just died may hold
-    // it a moment longer than its server end (a process releases its robust futexes before its
-    // files), so the name in use is looked at: a live server is refused, naming its pid; a
-    // dead or closed one's socket is waited out (kFormatGrace).
-    RegionMemory create_served(std::size_t size, const RegionMemory::Format& format) const {
-        const auto grace = Deadline::after(kFormatGrace);
-        for (auto backoff = Backoff::for_peer();;) {
-            try {
-                return RegionMemory::create(place_, size, format);
-            } catch (const Error& e) {
-                if (e.code() != std::errc::address_in_use) throw;
-                refuse_a_live_server();
-                if (!backoff.pause(grace)) throw;
-            }
-        }
-    }
-    void refuse_a_live_server() const {
-        std::optional<RegionMemory> other;
-        try {
-            other.emplace(RegionMemory::open(place_, Deadline::immediate()));
-        } catch (const Error&) {
-            return;  // not serving any more
-        }
-        const auto census = service::census(other->bytes());
-        if (census.server_alive) {
-            throw_error(std::errc::device_or_resource_busy, address() + ": service server is held by pid " +
-                                                                std::to_string(census.server_pid) +
-                                                                " (alive)");
         }
     }
 
@@ -305,13 +276,9 @@ private:
         session_.reset();
     }
 
-    [[nodiscard]] bool gone_for_good() const {
-        if (place_.backing == RegionPlace::Backing::memfd) {
-            const auto server = session_->end->server();
-            return server == ServiceClient::Server::dead || server == ServiceClient::Server::closed;
-        }
-        return !session_->memory.still_named(place_);
-    }
+    // service:/NAME: its name was removed (a server that closed) or made again. service:@NAME is
+    // served by its holders, this client among them, so a new server takes it over in place.
+    [[nodiscard]] bool gone_for_good() const { return !session_->memory.still_named(place_); }
 
     // A live server attached to the region we hold, by `deadline`: ok or timed_out.
     Status ensure_server(Deadline deadline) {
