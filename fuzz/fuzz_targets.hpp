@@ -43,6 +43,10 @@ int fuzz_topic(const std::uint8_t* data, std::size_t size);
 // receiver line and each lane's ring; attach up to four senders and the receiver; send, loan,
 // recv, read, close. Checks per-sender order and the receiver's turns while nothing is patched.
 int fuzz_lanes(const std::uint8_t* data, std::size_t size);
+// The same for a service region (one server, up to two clients): patches of the header, the
+// ends and every slot's rings; attach, start, loan, recv, reply, loan_reply, wait, read, close.
+// Checks that each response is its call's reply while nothing is patched.
+int fuzz_service(const std::uint8_t* data, std::size_t size);
 // The input is a program of ring calls on a memfd that shrinks and grows under the mapping, as a
 // `truncate` of /dev/shm/NAME would do: never SIGBUS; an Error naming the region once it is lost.
 int fuzz_shrink(const std::uint8_t* data, std::size_t size);

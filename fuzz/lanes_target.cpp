@@ -4,9 +4,9 @@
 // must give a Status or an Error, never read or write outside the region, never return a record
 // or a loan outside a lane's data area.
 //
-// Input: byte 0 picks the lanes (1 + (b & 3)) and the capacity per lane (64 << (b >> 2 & 7),
-// 64 B to 8 KiB). The region is formatted, then each operation is one byte (its low nibble) and
-// its arguments (SND8: a sender slot, 0-3):
+// Input: byte 0 picks the lanes (1 + (b & 3)), the capacity per lane (64 << (b >> 2 & 7),
+// 64 B to 8 KiB) and stats=latency on every lane (b >> 5 & 1). The region is formatted, then each operation
+// is one byte (its low nibble) and its arguments (SND8: a sender slot, 0-3):
 //   0 patch OFF16 LEN8 BYTES    write bytes anywhere in the region
 //   1 field SEL8 VALUE64        write a value into a header field (SEL & 31) or, for lane
 //                               (SEL >> 5) % lanes, an endpoint, cursor or wait-line field
@@ -94,14 +94,14 @@ struct SenderSlot {
 
 class Session {
 public:
-    Session(Input& in, std::uint32_t lanes, std::size_t capacity)
+    Session(Input& in, std::uint32_t lanes, std::size_t capacity, bool latency)
         : in_(in),
           region_(Lanes::region_size(lanes, capacity)),
           lanes_(lanes),
           capacity_(capacity),
           stride_(layout::kHeaderSize + capacity),
           queued_(lanes) {
-        (void)Lanes::format(region_.span(), {.lanes = lanes, .capacity = capacity});
+        (void)Lanes::format(region_.span(), {.lanes = lanes, .capacity = capacity, .latency = latency});
     }
 
     void run() {
@@ -576,7 +576,7 @@ int fuzz_lanes(const std::uint8_t* data, std::size_t size) {
     const auto lanes = static_cast<std::uint32_t>(1 + (shape & 3));
     const std::size_t capacity = std::size_t{64} << ((shape >> 2) & 7);
     try {
-        Session session(in, lanes, capacity);
+        Session session(in, lanes, capacity, ((shape >> 5) & 1) != 0);
         session.run();
     } catch (const Error&) {
         // A hostile region that even the destructors' paths reject: an answer, not a bug.

@@ -22,6 +22,7 @@ ADDRESSES = {
     "posixmq": "posixmq:/jobs?capacity=10",
     "shm": "shm:/video?capacity=8MiB&wait=spin",
     "shm_block": "shm:/r?wait=block&max=1K",
+    "shm_latency": "shm:/r?senders=2&stats=latency",
     "shm_socket_file": "shm:@/run/ipckit/ring.sock?capacity=64KiB",
     "sysvshm": "sysvshm:4660?capacity=1G",
     "unix_path": "unix:/run/app.sock",
@@ -126,7 +127,13 @@ def ring_image(capacity: int, records: list[bytes], head_extra: int = 0) -> byte
     return bytes(header + data)
 
 
+LATENCY = 1 << 5  # byte 0, ring and lanes targets: stats=latency (records carry their commit time)
+
 RINGS = {
+    # stats=latency: copies and loans across the end of a 128-byte ring, and a message at the
+    # (8 bytes smaller) limit and one over it
+    "latency": bytes([1 | LATENCY]) + bytes([PRODUCER, CONSUMER]) + (send(20) + loan(12, 10) + bytes([RECV, READ])) * 4
+    + send(40) + send(41) + bytes([RECV]),
     # a ring with a few records, sent and received whole, in place and into a small buffer
     "records": bytes([1]) + bytes([PRODUCER, CONSUMER]) + send(5) + send(0) + loan(20, 12) + bytes([RECV, READ, RECV_FIXED, 4, RECV_FIXED, 64]),
     # wrap-around: fill, drain, refill so records pad at the end
@@ -235,6 +242,9 @@ TWO_128 = 1 | 1 << 2   # two lanes of 128 B
 FOUR_8K = 3 | 7 << 2   # four lanes of 8 KiB
 
 LANES = {
+    # stats=latency on every lane: two senders, taken in turn, copies and in place
+    "latency": bytes([TWO_256 | LATENCY, L_RX, L_TX, L_TX]) + b"".join(l_send(i % 2, 9 * i % 60) for i in range(10))
+    + bytes([L_RECV, L_RECV]) + L_READ_RELEASE + bytes([L_RECV] * 8),
     # three senders, each sending in turn (sizes around the tag), the receiver taking in turn and draining
     "three_senders": bytes([THREE_1K, L_RX, L_TX, L_TX, L_TX])
     + b"".join(l_send(i % 3, (7 * i) % 40) for i in range(18))
@@ -296,6 +306,53 @@ LOGS = {
 }
 
 
+# Service programs (see fuzz/service_target.cpp). Byte 0: client slots 1 + (b & 1), calls in flight
+# 1 + (b >> 1 & 1), largest message 16 << (b >> 2 & 3). Then one byte per operation and its arguments.
+S_PATCH, S_SERVER, S_CLIENT, S_START, S_RECV, S_REPLY, S_LOAN_REPLY, S_WAIT, S_READ = range(9)
+S_CLOSE_SERVER, S_CLOSE_CLIENT, S_IMAGE, S_LOAN = 9, 10, 11, 12
+
+
+def s_start(client: int, seq: int, size: int) -> bytes:
+    return bytes([S_START, client, seq, size])
+
+
+def s_reply(index: int, op: int = S_REPLY, extra: int = 0, made_up_id: int = 0) -> bytes:
+    return bytes([op, index, extra]) + struct.pack("<Q", made_up_id)
+
+
+def s_patch(offset: int, data: bytes) -> bytes:
+    return bytes([S_PATCH]) + struct.pack("<H", offset) + bytes([len(data)]) + data
+
+
+ONE = 0            # one client, one call in flight, 16-byte messages
+TWO_TWO = 1 | 2    # two clients, two calls in flight each, 16-byte messages
+ONE_BIG = 3 << 2   # one client, one call, 128-byte messages
+SERVICES = {
+    "round_trip": bytes([ONE, S_SERVER, S_CLIENT, 0]) + s_start(0, 1, 5) + bytes([S_RECV]) + s_reply(0) +
+                  bytes([S_WAIT, 0]),
+    # two clients, two calls each, answered last first, taken by wait and by read
+    "in_flight": bytes([TWO_TWO, S_SERVER, S_CLIENT, 0, S_CLIENT, 1]) + s_start(0, 1, 3) + s_start(0, 2, 9) +
+                 s_start(1, 3, 16) + s_start(1, 4, 0) + bytes([S_RECV] * 4) + s_reply(3) + s_reply(2) +
+                 s_reply(1, S_LOAN_REPLY, 5) + s_reply(0) + bytes([S_WAIT, 0, S_READ, 0, S_READ, 1, S_WAIT, 1]),
+    # the server goes mid-call (closed), a new one takes over, the client calls again
+    "new_server": bytes([ONE, S_SERVER, S_CLIENT, 0]) + s_start(0, 1, 4) + bytes([S_CLOSE_SERVER, S_WAIT, 0,
+                  S_SERVER]) + s_start(0, 2, 4) + bytes([S_RECV]) + s_reply(0) + bytes([S_WAIT, 0]),
+    # stale and unknown handles, one past the limit, a reply after the client left
+    "refused": bytes([ONE, S_SERVER, S_CLIENT, 0]) + s_start(0, 1, 17) + s_start(0, 1, 16) + bytes([S_RECV]) +
+               s_reply(7, made_up_id=12345) + s_reply(0) + s_reply(0) + bytes([S_WAIT, 0]) + s_start(0, 2, 1) +
+               bytes([S_RECV, S_CLOSE_CLIENT, 0]) + s_reply(1),
+    # zero copy both ways
+    "zero_copy": bytes([ONE_BIG, S_SERVER, S_CLIENT, 0, S_LOAN, 0, 100, S_RECV]) + s_reply(0, S_LOAN_REPLY, 3) +
+                 bytes([S_READ, 0]),
+    # hostile writes: the slot count, the server's holder word, a request record's id
+    "hostile": bytes([TWO_TWO, S_SERVER, S_CLIENT, 0]) + s_start(0, 1, 8) + s_patch(40, b"\xff" * 8) +
+               bytes([S_CLIENT, 1, S_RECV]) + s_patch(136, b"\x00\x00\x00\x40") + bytes([S_WAIT, 0]) +
+               s_patch(1024 + 2048 + 8, b"\x01" * 8) + bytes([S_CLOSE_SERVER, S_SERVER, S_RECV]),
+    # the whole region from the input: garbage
+    "image_garbage": bytes([ONE, S_IMAGE]) + bytes(range(256)) * 4 + bytes([S_SERVER, S_CLIENT, 0, S_RECV]),
+}
+
+
 def write(target: str, seeds: dict) -> None:
     folder = root / target
     folder.mkdir(parents=True, exist_ok=True)
@@ -308,6 +365,7 @@ write("frame", FRAMES)
 write("ring", RINGS)
 write("topic", TOPICS)
 write("lanes", LANES)
+write("service", SERVICES)
 write("log", LOGS)
 print(f"make_seeds: {len(ADDRESSES)} address, {len(FRAMES)} frame, {len(RINGS)} ring, {len(TOPICS)} topic, "
-      f"{len(LANES)} lanes, {len(LOGS)} log seeds in {root}")
+      f"{len(LANES)} lanes, {len(SERVICES)} service, {len(LOGS)} log seeds in {root}")

@@ -3,7 +3,8 @@
 // read must give a Status or an Error, never read or write outside the region, never return a
 // record that is not inside the data area.
 //
-// Input: byte 0 picks the capacity (64 << (b & 7)) and extra bytes after the ring (b >> 3 & 3).
+// Input: byte 0 picks the capacity (64 << (b & 7)), extra bytes after the ring (b >> 3 & 3) and
+// stats=latency (b >> 5 & 1: records carry their commit time, the consumer a histogram).
 // The region is formatted, then the rest of the input is a program; each operation is one byte
 // (its low nibble) and its arguments:
 //   0 patch OFF16 LEN8 BYTES    write bytes anywhere in the region (header, cursors, records)
@@ -56,9 +57,9 @@ using Region = HeapRegion;  // fuzz_program.hpp: its exact size on the heap
 
 class Session {
 public:
-    Session(Input& in, std::size_t capacity, std::size_t extra)
+    Session(Input& in, std::size_t capacity, std::size_t extra, bool latency)
         : in_(in), region_(layout::kHeaderSize + capacity + extra), capacity_(capacity) {
-        (void)Ring::format(region_.span(), {.capacity = capacity});
+        (void)Ring::format(region_.span(), {.capacity = capacity, .latency = latency});
     }
 
     void run() {
@@ -301,7 +302,8 @@ int fuzz_ring(const std::uint8_t* data, std::size_t size) {
     Input in(data, size);
     const auto geometry = in.take(1);
     static constexpr std::size_t kExtra[] = {0, 8, 128, 1000};
-    Session session(in, std::size_t{64} << (geometry & 7), kExtra[(geometry >> 3) & 3]);
+    Session session(in, std::size_t{64} << (geometry & 7), kExtra[(geometry >> 3) & 3],
+                    ((geometry >> 5) & 1) != 0);
     session.run();
     return 0;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds ipckit's libFuzzer targets with clang and runs each for a bounded time.
 #
-#   bash scripts/fuzz.sh [SECONDS [TARGET...]]     # default 30 s each; targets: address frame ring topic lanes shrink log
+#   bash scripts/fuzz.sh [SECONDS [TARGET...]]     # default 30 s each; targets: address frame ring topic lanes service shrink log
 #
 # Each target starts from its checked-in seeds (fuzz/corpus/T/) and past crashes
 # (fuzz/regressions/T/), copied to a scratch directory so the checked-in corpus is not modified.
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(address frame ring topic lanes shrink log)
+[ ${#targets[@]} -eq 0 ] && targets=(address frame ring topic lanes service shrink log)
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
   echo "fuzz: SECONDS must be a positive whole number, not \"$seconds\"" >&2
   exit 2

@@ -22,7 +22,9 @@
 // default "ipckit"), reconnect=N (attempts after the server goes away; default 60).
 // Rings only: senders=N (1-64 lanes, one per sender). Topics only: subscribers=N (slots, 1-1024,
 // 16 by default), overflow=block|drop, history=N (0-64 messages a late subscriber gets first);
-// the creator's options decide, an opener takes what the region says.
+// the creator's options decide, an opener takes what the region says. Rings and topics:
+// stats=latency (the readers keep a histogram of commit-to-consume times, shown by `ipckit top`;
+// records grow by 8 bytes), again the creator's choice.
 //
 // file: only: pace=recorded|fast (a receiver replays with the recorded gaps, or at once).
 //
@@ -58,7 +60,7 @@ enum class Transport {
     tcp,             // tcp://HOST:PORT
     nats,            // nats://HOST:PORT/SUBJECT — a subject on a NATS server (docs/nats.md)
     topic,           // topic:/NAME | topic:@NAME — one publisher, many subscribers, in shared memory
-    file,  // file:PATH — a recorded log: a sender appends, a receiver replays (docs/record-replay.md)
+    file,     // file:PATH — a recorded log: a sender appends, a receiver replays (docs/record-replay.md)
     service,  // service:/NAME | service:@NAME — request/response (docs/services.md, service.hpp)
 };
 
@@ -105,6 +107,7 @@ struct Address {
         std::uint32_t history = 0;       // topics: messages a late subscriber gets first
         std::uint32_t clients = 16;      // services: client slots (1..1023)
         std::uint32_t inflight = 4;      // services: calls in flight per client (1..64)
+        bool latency = false;            // rings, topics: stats=latency
     } region;
 
     // nats:// — a subject on a NATS server.

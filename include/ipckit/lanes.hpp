@@ -45,6 +45,7 @@ namespace ipckit {
 struct LanesOptions {
     std::uint32_t lanes = 0;   // 1 … 64: the most senders at once
     std::size_t capacity = 0;  // bytes per lane, a power of two; 0: the largest that fits
+    bool latency = false;      // stats=latency on every lane (RingOptions::latency)
 };
 
 class Lanes {

@@ -64,6 +64,10 @@ struct RingHeader;
 struct RingOptions {
     // Bytes of record space, a power of two (64 B … 4 GiB). 0: the largest that fits the region.
     std::size_t capacity = 0;
+    // stats=latency: records carry their commit time and the consumer keeps a histogram of
+    // commit-to-consume times (docs/ring-layout.md, "The latency histogram"). Off: records keep
+    // their 8-byte header.
+    bool latency = false;
 };
 
 class Ring {
@@ -74,8 +78,8 @@ public:
     // must be 128-byte aligned (any mapping is) and nobody may be attached while it is formatted.
     static std::size_t format(std::span<std::byte> region, RingOptions options = {});
     // The largest message a ring of `capacity` carries: a record may take half the ring, so one
-    // always fits however the free space is split around the end.
-    [[nodiscard]] static std::size_t max_message_size(std::size_t capacity) noexcept;
+    // always fits however the free space is split around the end (8 bytes less with latency).
+    [[nodiscard]] static std::size_t max_message_size(std::size_t capacity, bool latency = false) noexcept;
 };
 
 namespace detail {
@@ -94,6 +98,7 @@ using RingEndHandle = std::unique_ptr<detail::ring::RingHeader, RingEndCloser>;
 struct RingWaitWords {
     std::atomic<std::uint32_t>* consumer_sleepers = nullptr;
     std::atomic<std::uint32_t>* data_event = nullptr;
+    std::atomic<std::uint64_t>* sleeps = nullptr;  // the consumer's sleeps counter
 };
 }  // namespace detail
 
@@ -159,6 +164,7 @@ private:
     std::uint64_t capacity_ = 0;
     std::uint64_t mask_ = 0;
     std::size_t max_message_ = 0;
+    std::uint32_t record_header_ = 8;  // the commit word, and with stats=latency the commit time
     WaitMode mode_ = WaitMode::adaptive;
     detail::SleeperBarrier sleeper_;  // ours when we wait for space
     // Local, authoritative copies: the producer cursor is ours; the consumer cursor is cached and
@@ -253,6 +259,7 @@ private:
     std::uint64_t capacity_ = 0;
     std::uint64_t mask_ = 0;
     std::size_t max_message_ = 0;
+    std::uint32_t record_header_ = 8;  // the commit word, and with stats=latency the commit time
     WaitMode mode_ = WaitMode::adaptive;
     detail::SleeperBarrier sleeper_;  // ours when we wait for data (or arm the doorbell)
     // The consumer cursor: ours, stored to shared memory after each record.

@@ -57,6 +57,9 @@ namespace detail::topic {
 struct TopicHeader;
 struct Slot;
 }  // namespace detail::topic
+namespace detail::region {
+struct LatencyHistogram;
+}  // namespace detail::region
 
 enum class Overflow {
     block,  // the publisher waits for the slowest live subscriber
@@ -69,18 +72,21 @@ struct TopicOptions {
     std::uint32_t subscribers = 16;  // slots, 1 … 1024
     std::uint32_t history = 0;       // messages a late subscriber receives first, 0 … 64
     Overflow overflow = Overflow::block;
+    // stats=latency: records carry their commit time (8 bytes more) and each subscriber keeps a
+    // histogram of commit-to-consume times (docs/ring-layout.md, "The latency histogram").
+    bool latency = false;
 };
 
 class Topic {
 public:
     // Bytes of region a topic of `capacity` and `subscribers` slots needs (header included).
-    [[nodiscard]] static std::size_t region_size(std::size_t capacity,
-                                                 std::uint32_t subscribers = 16) noexcept;
+    [[nodiscard]] static std::size_t region_size(std::size_t capacity, std::uint32_t subscribers = 16,
+                                                 bool latency = false) noexcept;
     // Initialises `region` as an empty topic with nobody attached; returns its capacity. The
     // region must be 128-byte aligned (any mapping is); nobody may be attached meanwhile.
     static std::size_t format(std::span<std::byte> region, TopicOptions options = {});
     // The largest message a topic of `capacity` carries (a record may take half the area).
-    [[nodiscard]] static std::size_t max_message_size(std::size_t capacity) noexcept;
+    [[nodiscard]] static std::size_t max_message_size(std::size_t capacity, bool latency = false) noexcept;
 };
 
 namespace detail {
@@ -108,6 +114,7 @@ struct TopicPublisherState {
     std::uint64_t capacity_ = 0;
     std::uint64_t mask_ = 0;
     std::size_t max_message_ = 0;
+    std::uint32_t record_header_ = 16;  // commit word, sequence number (and commit time: stats=latency)
     std::uint32_t slot_count_ = 0;
     std::uint32_t history_ = 0;
     bool drop_ = false;
@@ -137,6 +144,8 @@ struct TopicSubscriberState {
     std::uint64_t capacity_ = 0;
     std::uint64_t mask_ = 0;
     std::size_t max_message_ = 0;
+    std::uint32_t record_header_ = 16;  // commit word, sequence number (and commit time: stats=latency)
+    region::LatencyHistogram* latency_ = nullptr;  // stats=latency: this subscriber's histogram
     bool drop_ = false;
     WaitMode mode_ = WaitMode::adaptive;
     detail::SleeperBarrier sleeper_;  // a topic's: a fence (its peers fence too)
@@ -150,6 +159,7 @@ struct TopicSubscriberState {
     // The record next_record found.
     std::uint64_t record_sequence_ = 0;
     std::uint32_t record_length_ = 0;
+    std::uint64_t record_time_ = 0;  // stats=latency: the record's commit time
     bool holding_ = false;
     bool armed_ = false;
     Fd doorbell_;

@@ -361,6 +361,12 @@ void parse_option(Address& a, std::string_view option) {
             if (!n || *n < 1 || *n > 64) bad("a number of calls in flight per client from 1 to 64");
             a.region.inflight = *n;
         }
+    } else if (name == "stats") {
+        if (a.transport != Transport::shm && a.transport != Transport::sysvshm &&
+            a.transport != Transport::topic)
+            bad("no stats option: only shm:, sysvshm: and topic: have it");
+        if (value != "latency") bad("latency");
+        a.region.latency = true;
     } else if (name == "pace") {
         if (a.transport != Transport::file) bad("no pace option: only file: has it");
         if (value != "recorded" && value != "fast") bad("recorded or fast");
@@ -374,7 +380,9 @@ void parse_option(Address& a, std::string_view option) {
     } else {
         malformed(a.text, "unknown option \"" + std::string(name) +
                               "\" (known: mode, capacity, max, wait, type, framing, keep; rings: "
-                              "senders; topics: subscribers, overflow, history; services: clients, inflight; "
+                              "senders; rings and topics: stats; topics: subscribers, overflow, history; "
+                              "services: clients, "
+                              "inflight; "
                               "file: pace)");
     }
 }

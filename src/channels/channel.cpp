@@ -12,22 +12,8 @@ namespace detail {
 
 Registration::Registration(const Address& address) {
     auto entry = registry_record(address);
-    if (address.keep) return;  // a kept object outlives this process: its record stays
-    entry_ = std::move(entry);
-}
-
-Registration::Registration(Registration&& other) noexcept : entry_(std::exchange(other.entry_, {})) {}
-
-Registration& Registration::operator=(Registration&& other) noexcept {
-    if (this != &other) {
-        if (entry_) registry_forget(*entry_);
-        entry_ = std::exchange(other.entry_, {});
-    }
-    return *this;
-}
-
-Registration::~Registration() {
-    if (entry_) registry_forget(*entry_);
+    if (!entry || address.keep) return;  // a kept object outlives this process: its record stays
+    entry_ = decltype(entry_)(std::move(*entry), true);
 }
 
 // Zero copy needs record space in memory both sides map; only the rings have it.

@@ -20,6 +20,7 @@
 #include "ipckit/address.hpp"
 #include "ipckit/channel.hpp"
 #include "ipckit/deadline.hpp"
+#include "ipckit/detail/owned.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/registry.hpp"
 #include "ipckit/ring.hpp"
@@ -60,16 +61,16 @@ class Registration {
 public:
     Registration() = default;
     explicit Registration(const Address& address);
-    Registration(Registration&& other) noexcept;
-    Registration& operator=(Registration&& other) noexcept;
-    ~Registration();
 
     // The object outlives this process after all (a queue kept for its messages): its
     // record stays, so `ipckit ls` shows it.
-    void keep() noexcept { entry_.reset(); }
+    void keep() noexcept { entry_.keep(); }
 
 private:
-    std::optional<RegistryEntry> entry_;  // nothing recorded, or kept
+    struct Forget {
+        void operator()(const RegistryEntry& entry) const noexcept { registry_forget(entry); }
+    };
+    detail::Owned<RegistryEntry, Forget> entry_;  // owns nothing: nothing recorded, or kept
 };
 
 class SenderBackend {

@@ -11,6 +11,9 @@
 // Receiver pulls from a durable consumer and acknowledges each message when the next is asked
 // for or the receiver closes: at least once.
 //
+// Request/reply (NatsServer, NatsClient): a service on a subject (service.hpp); below, before
+// the table's makers.
+//
 // libnats starts its own threads; the callbacks below only touch atomics and a mutex.
 #include "channel_backend.hpp"
 #include "service_backend.hpp"

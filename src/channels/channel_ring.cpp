@@ -42,9 +42,9 @@ std::size_t region_size_for(const Address& address) {
 void format_for(const Address& address, std::span<std::byte> region) {
     const std::size_t capacity = region_capacity(address);
     if (address.region.senders > 0) {
-        Lanes::format(region, LanesOptions{address.region.senders, capacity});
+        Lanes::format(region, LanesOptions{address.region.senders, capacity, address.region.latency});
     } else {
-        Ring::format(region, RingOptions{capacity});
+        Ring::format(region, RingOptions{capacity, address.region.latency});
     }
 }
 

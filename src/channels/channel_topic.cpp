@@ -48,11 +48,13 @@ private:
     static RegionMemory create(const Address& address) {
         const std::size_t capacity = address.capacity.value_or(kDefaultTopicCapacity);
         return RegionMemory::create(
-            region_place(address), Topic::region_size(capacity, address.region.subscribers),
+            region_place(address),
+            Topic::region_size(capacity, address.region.subscribers, address.region.latency),
             [&](std::span<std::byte> region) {
                 Topic::format(region,
                               TopicOptions{capacity, address.region.subscribers, address.region.history,
-                                           address.region.drop ? Overflow::drop : Overflow::block});
+                                           address.region.drop ? Overflow::drop : Overflow::block,
+                                           address.region.latency});
             });
     }
 

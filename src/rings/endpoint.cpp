@@ -40,6 +40,8 @@ Claim begin_claim(EndpointLine& line, const std::string& what) {
 void finish_claim(EndpointLine& line, const Claim& claim) noexcept {
     line.start_ticks.store(ProcessRef::self().start_ticks, std::memory_order_relaxed);
     line.pid_namespace.store(pid_namespace_inode(), std::memory_order_relaxed);
+    if (claim.took_over)  // ours now: no other end writes the line
+        line.takeovers.store(line.takeovers.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     const OwnerWord attached{static_cast<std::uint32_t>(::getpid()), EndpointState::attached, claim.epoch};
     // release: a watcher that acquires `attached` sees the reset of what a dead holder left, and
     // this holder's display fields.

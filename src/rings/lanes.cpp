@@ -103,9 +103,11 @@ std::size_t Lanes::format(std::span<std::byte> region, LanesOptions options) {
     const std::uint64_t stride = kHeaderSize + capacity;
     auto* header = ::new (region.data()) LanesHeader{};
     for (std::uint32_t i = 0; i < options.lanes; ++i)
-        Ring::format(region.subspan(kLanesHeaderSize + i * stride, stride), RingOptions{capacity});
+        Ring::format(region.subspan(kLanesHeaderSize + i * stride, stride),
+                     RingOptions{capacity, options.latency});
     // Stamped after every lane is formatted: an attacher that sees the magic sees them all.
-    detail::region::stamp(header->control, Kind::lanes, kLanesHeaderSize, capacity, {options.lanes, stride});
+    detail::region::stamp(header->control, Kind::lanes, kLanesHeaderSize, capacity, {options.lanes, stride},
+                          options.latency ? detail::region::kFlagLatency : 0);
     return static_cast<std::size_t>(capacity);
 }
 
@@ -235,6 +237,9 @@ void LanesReceiver::sleep_on_lanes(Deadline until) {
         const Deadline wake = sleeper_.sliced()
                                   ? Deadline::at(std::min(until.when(), Clock::now() + detail::kSleepSlice))
                                   : until;
+        // Every lane's consumer sleeps: each lane counts the sleep.
+        for (std::size_t i = 0; i < n; ++i)
+            detail::region::count(*lanes_[i].wait_words().sleeps);
         detail::sleep_on(events, keys, n, holders, n, wake);
     }
     for (std::size_t i = 0; i < n; ++i)

@@ -7,7 +7,10 @@
 // fuzz targets that corrupt a region on purpose.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -43,12 +46,76 @@ struct alignas(kLineSize) ControlLine {
     std::uint32_t header_size;  // offset of the data area (kind 1, 3) or of lane 0 (kind 2)
     std::uint32_t line_size;
     std::uint32_t record_alignment;
-    std::uint32_t flags;     // zero; reserved for the counters' options (region-layout-v3.md, part B)
+    std::uint32_t flags;     // kFlagLatency, or zero
     std::uint64_t capacity;  // bytes of data area (per lane, for kind 2), a power of two
     // Kind-specific: lanes (count, stride) and topics (subscriber slots, history, overflow).
     std::uint64_t kind_words[4];
 };
 static_assert(sizeof(ControlLine) == kLineSize);
+
+// ---- Counters (docs/ring-layout.md, "Counters") ----
+
+// What an end counts about itself, on a line only it writes (its cursor line): u64 each, stored
+// relaxed by that end alone and loaded relaxed by readers (`ipckit top`), so counting costs a
+// load and a store to a line the end writes anyway, and no shared atomic read-modify-write.
+struct EndCounters {
+    std::atomic<std::uint64_t> messages;    // records committed (a producer) or consumed (a consumer)
+    std::atomic<std::uint64_t> bytes;       // their payload bytes
+    std::atomic<std::uint64_t> full_waits;  // a producer's sends that found no room (waited or not)
+    std::atomic<std::uint64_t> sleeps;      // futex sleeps
+    std::atomic<std::uint64_t> wakes_sent;  // futex wakes issued for the other side's sleepers
+};
+
+// Adds `by` to a counter only this process's end writes: no read-modify-write on shared memory.
+inline void count(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+// A message and its payload bytes.
+inline void count_message(std::atomic<std::uint64_t>& messages, std::atomic<std::uint64_t>& bytes,
+                          std::uint64_t payload) noexcept {
+    count(messages);
+    count(bytes, payload);
+}
+inline void count_message(EndCounters& counters, std::uint64_t payload) noexcept {
+    count_message(counters.messages, counters.bytes, payload);
+}
+
+// ---- stats=latency (docs/ring-layout.md, "The latency histogram") ----
+
+// ControlLine::flags bit 0: records carry their commit time after the commit word, and each
+// reader adds commit-to-consume times to a histogram of its own. No other bit is defined.
+inline constexpr std::uint32_t kFlagLatency = 1;
+inline constexpr std::uint32_t kKnownFlags = kFlagLatency;
+inline constexpr std::size_t kTimestampSize = 8;
+
+// 64 buckets, written by the one reader that owns the block: bucket 0 counts waits of 0 ns,
+// bucket b (1..63) waits of [2^(b-1), 2^b) ns, the last also everything longer.
+inline constexpr std::size_t kLatencyBuckets = 64;
+struct alignas(kLineSize) LatencyHistogram {
+    std::atomic<std::uint64_t> buckets[kLatencyBuckets];
+};
+static_assert(sizeof(LatencyHistogram) == 4 * kLineSize, "the histogram block is four lines");
+
+// CLOCK_MONOTONIC in nanoseconds: the same clock in every process of the machine.
+[[nodiscard]] inline std::uint64_t monotonic_ns() noexcept {
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec);
+}
+
+[[nodiscard]] constexpr std::size_t latency_bucket(std::uint64_t ns) noexcept {
+    const auto width = static_cast<std::size_t>(std::bit_width(ns));
+    return width < kLatencyBuckets ? width : kLatencyBuckets - 1;
+}
+
+// Adds the time since `committed_ns` (a record's timestamp: read from shared memory, so a value
+// from the future counts as 0 ns) to `histogram`, which only the caller writes.
+inline void record_latency(LatencyHistogram& histogram, std::uint64_t committed_ns) noexcept {
+    const std::uint64_t now = monotonic_ns();
+    std::atomic<std::uint64_t>& bucket =
+        histogram.buckets[latency_bucket(now > committed_ns ? now - committed_ns : 0)];
+    bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 // ---- Records: the commit word ----
 

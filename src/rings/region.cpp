@@ -79,13 +79,14 @@ std::uint64_t choose_capacity(Kind kind, std::uint64_t requested, std::uint64_t 
 }
 
 void stamp(ControlLine& control, Kind kind, std::size_t header_size, std::uint64_t capacity,
-           std::initializer_list<std::uint64_t> kind_words) {
+           std::initializer_list<std::uint64_t> kind_words, std::uint32_t flags) {
     control.version = kVersion;
     control.kind = kind;
     control.header_size = static_cast<std::uint32_t>(header_size);
     control.line_size = static_cast<std::uint32_t>(kLineSize);
     control.record_alignment = kRecordAlignment;
     control.capacity = capacity;
+    control.flags = flags;
     std::size_t i = 0;
     for (const std::uint64_t word : kind_words)
         control.kind_words[i++] = word;
@@ -138,6 +139,9 @@ Control read_control(std::span<std::byte> region, Kind kind, std::size_t header_
     }
     for (std::size_t i = 0; i < 4; ++i)
         c.kind_words[i] = control.kind_words[i];
+    c.flags = control.flags;
+    if ((c.flags & ~kKnownFlags) != 0)
+        corrupt_header(kind, "flags " + hex(c.flags) + " (known: " + hex(kFlagLatency) + " stats=latency)");
     return c;
 }
 

@@ -47,14 +47,16 @@ void check_span(std::span<std::byte> region, Kind kind, std::size_t needed);
 
 // Fills the control line and stores the magic last (release): an attacher that acquires the
 // magic sees every field, and everything the kind's format wrote before this call.
+// `flags`: kFlagLatency or zero.
 void stamp(ControlLine& control, Kind kind, std::size_t header_size, std::uint64_t capacity,
-           std::initializer_list<std::uint64_t> kind_words = {});
+           std::initializer_list<std::uint64_t> kind_words = {}, std::uint32_t flags = 0);
 
 // The control line, read once into locals: what the checks passed.
 struct Control {
     std::uint32_t header_size;
     std::uint64_t capacity;
     std::uint64_t kind_words[4];
+    std::uint32_t flags;  // known bits only (read_control refuses others)
 };
 
 // Reads and checks the control line at the start of `region` (magic, version, kind, line size,

@@ -88,13 +88,14 @@ struct Classified {
     std::uint32_t length;
 };
 
+// `header`: a record's header bytes (the commit word, and the commit time with stats=latency).
 Classified classify(std::uint64_t word, std::uint64_t position, std::uint64_t capacity,
-                    std::uint64_t max_message) noexcept {
+                    std::uint64_t max_message, std::uint32_t header) noexcept {
     const std::uint32_t stamp = word_stamp(word);
     const std::uint32_t length = word_length(word);
     const std::uint64_t offset = position & (capacity - 1);
     if (stamp == data_stamp(position)) {
-        if (length > max_message || record_size(length) > capacity - offset)
+        if (length > max_message || record_size(length, header) > capacity - offset)
             return {WordKind::corrupt, length};
         return {WordKind::data, length};
     }
@@ -112,8 +113,8 @@ Classified classify(std::uint64_t word, std::uint64_t position, std::uint64_t ca
 }
 
 // Bytes from `position` to the next record: the record's, or the padding's.
-std::uint64_t advance(const Classified& c) noexcept {
-    return c.kind == WordKind::data ? record_size(c.length) : c.length;
+std::uint64_t advance(const Classified& c, std::uint32_t header) noexcept {
+    return c.kind == WordKind::data ? record_size(c.length, header) : c.length;
 }
 
 struct Walk {
@@ -126,13 +127,13 @@ struct Walk {
 // the one before it was acquired, so it is that record's commit word or the end mark
 // (docs/ring-layout.md, "Invalidate the next header before committing this one").
 Walk walk(const std::byte* data, std::uint64_t from, std::uint64_t tail, std::uint64_t capacity,
-          std::uint64_t max_message) noexcept {
+          std::uint64_t max_message, std::uint32_t header) noexcept {
     Walk w{from, 0};
     for (std::uint64_t steps = 0; steps <= capacity / kRecordAlignment; ++steps) {
         const std::uint64_t word = word_at(data, w.end & (capacity - 1)).load(std::memory_order_acquire);
-        const Classified c = classify(word, w.end, capacity, max_message);
+        const Classified c = classify(word, w.end, capacity, max_message, header);
         if (c.kind != WordKind::data && c.kind != WordKind::padding) break;
-        const std::uint64_t next = w.end + advance(c);
+        const std::uint64_t next = w.end + advance(c, header);
         if (next > tail + capacity) break;
         if (c.kind == WordKind::data) ++w.messages;
         w.end = next;
@@ -144,6 +145,7 @@ struct Geometry {
     RingHeader* header;
     std::byte* data;
     std::uint64_t capacity;
+    bool latency;  // stats=latency: records carry their commit time
 };
 
 // Reads every header field once, into locals, and checks it: the header is shared with a process
@@ -153,7 +155,7 @@ Geometry validate(std::span<std::byte> region) {
     const auto control = detail::region::read_control(region, Kind::ring, kHeaderSize);
     detail::region::check_fits(Kind::ring, kHeaderSize, control.capacity, region.size());
     return {std::launder(reinterpret_cast<RingHeader*>(region.data())), region.data() + kHeaderSize,
-            control.capacity};
+            control.capacity, (control.flags & kFlagLatency) != 0};
 }
 
 struct Cursors {
@@ -211,6 +213,11 @@ bool left(EndpointWatch& watch, Clock::time_point now) {
     return watch.gone(now) && watch.owner().state != EndpointState::vacant;
 }
 
+// A record's header: the commit word, then with stats=latency the commit time.
+std::uint32_t record_header(bool latency) noexcept {
+    return static_cast<std::uint32_t>(kCommitWordSize + (latency ? detail::region::kTimestampSize : 0));
+}
+
 }  // namespace
 
 // ---- Ring ----
@@ -219,10 +226,11 @@ std::size_t Ring::region_size(std::size_t capacity) noexcept {
     return kHeaderSize + capacity;
 }
 
-std::size_t Ring::max_message_size(std::size_t capacity) noexcept {
+std::size_t Ring::max_message_size(std::size_t capacity, bool latency) noexcept {
     // record_size(capacity / 2 - 16) = capacity / 2 - 8: with the 8-byte end mark after it and
-    // padding shorter than the record, one always fits in an empty ring.
-    return capacity / 2 - 2 * kCommitWordSize;
+    // padding shorter than the record, one always fits in an empty ring. The commit time of
+    // stats=latency takes 8 bytes more of each record.
+    return capacity / 2 - 2 * kCommitWordSize - (latency ? detail::region::kTimestampSize : 0);
 }
 
 std::size_t Ring::format(std::span<std::byte> region, RingOptions options) {
@@ -234,7 +242,8 @@ std::size_t Ring::format(std::span<std::byte> region, RingOptions options) {
     std::byte* data = region.data() + kHeaderSize;
     // The end mark at position 0: whatever bytes were there must not read as a record.
     word_at(data, 0).store(invalid_word(0), std::memory_order_relaxed);
-    detail::region::stamp(header->control, Kind::ring, kHeaderSize, capacity);
+    detail::region::stamp(header->control, Kind::ring, kHeaderSize, capacity, {},
+                          options.latency ? kFlagLatency : 0);
     return static_cast<std::size_t>(capacity);
 }
 
@@ -270,16 +279,18 @@ RingProducer RingProducer::attach(std::span<std::byte> region, WaitMode mode) {
     p.data_ = g.data;
     p.capacity_ = g.capacity;
     p.mask_ = g.capacity - 1;
-    p.max_message_ = Ring::max_message_size(g.capacity);
+    p.max_message_ = Ring::max_message_size(g.capacity, g.latency);
+    p.record_header_ = record_header(g.latency);
     p.mode_ = mode;
     p.sleeper_ = detail::SleeperBarrier(mode);
+    p.sleeper_.set_sleep_counter(&g.header->producer.counters.sleeps);
     // Before this end first waits: the peer of an end that may sleep keeps its fence (wait.hpp).
     g.header->producer_end.may_sleep.store(mode == WaitMode::spin ? 0 : 1, std::memory_order_seq_cst);
     // Read after the claim: the previous holder (closed or dead) no longer moves them.
     const Cursors c = read_cursors(*g.header, g.capacity);
     // A producer that died between a commit word and its cursor store left committed records
     // beyond the cursor: continue after the last of them. An uncommitted loan has no commit word.
-    const Walk w = walk(g.data, c.head, c.tail, g.capacity, p.max_message_);
+    const Walk w = walk(g.data, c.head, c.tail, g.capacity, p.max_message_, p.record_header_);
     if (w.end < c.tail) {
         throw_error(std::errc::protocol_error, "ring cursors corrupt: consumer at " + str(c.tail) +
                                                    ", but the records committed end at " + str(w.end));
@@ -391,7 +402,7 @@ Status RingProducer::reserve(std::size_t size, Deadline deadline) {
                                                  "-byte capacity, less 16 bytes of commit words)");
     }
     if (consumer_closed()) return Status::closed;
-    const std::uint64_t record = record_size(size);
+    const std::uint64_t record = record_size(size, record_header_);
     const std::uint64_t offset = head_ & mask_;
     const std::uint64_t to_end = capacity_ - offset;
     // A record never wraps (loans and in-place reads need it contiguous): when it does not fit
@@ -402,6 +413,7 @@ Status RingProducer::reserve(std::size_t size, Deadline deadline) {
     const std::uint64_t need = padding + record;
     if (!has_space(need)) [[unlikely]] {
         refresh_tail();
+        if (!has_space(need)) detail::region::count(header_->producer.counters.full_waits);
         while (!has_space(need)) {
             if (consumer_gone(Clock::now())) return Status::closed;
             if (deadline.is_immediate()) return Status::would_block;
@@ -426,7 +438,7 @@ Status RingProducer::reserve(std::size_t size, Deadline deadline) {
 
 void RingProducer::publish(std::size_t size) {
     const std::uint64_t position = pending_position_;
-    const std::uint64_t end = position + record_size(size);
+    const std::uint64_t end = position + record_size(size, record_header_);
     // The end mark first, so a consumer that acquires this record's word and moves on finds the
     // mark at `end`, never stray bytes of an earlier lap. With the ring full to the last byte
     // (end == cached tail + capacity) there is no room for it, and no need: the bytes at `end` are
@@ -436,6 +448,9 @@ void RingProducer::publish(std::size_t size) {
     if (end + kCommitWordSize <= cached_tail_ + capacity_) [[likely]]
         word_at(data_, end & mask_).store(invalid_word(end), std::memory_order_relaxed);
     const std::uint64_t word = commit_word(static_cast<std::uint32_t>(size), data_stamp(position));
+    if (record_header_ != kCommitWordSize) [[unlikely]]  // stats=latency: the commit time after the word
+        word_at(data_, (position & mask_) + kCommitWordSize)
+            .store(detail::region::monotonic_ns(), std::memory_order_relaxed);
     if (pending_padding_ == 0) [[likely]] {
         word_at(data_, position & mask_).store(word, kLastCommit);
     } else {
@@ -449,13 +464,16 @@ void RingProducer::publish(std::size_t size) {
     head_ = end;
     pending_ = false;
     // Read only by an attacher (a takeover walks from it) and `ipckit ls`: relaxed, off the hot path.
+    // The counters share the line, which only this end writes.
     header_->producer.position.store(head_, std::memory_order_relaxed);
+    detail::region::count_message(header_->producer.counters, size);
     handshake_fence(header_->consumer_end);
     // As notify(), plus the doorbell: an armed doorbell counts as a sleeper, so it is only
     // looked for on this path and a send with nobody asleep makes no system call.
     if (header_->wait.consumer_sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
         header_->wait.data_event.fetch_add(1, std::memory_order_release);
         (void)detail::futex_wake(header_->wait.data_event, INT_MAX);
+        detail::region::count(header_->producer.counters.wakes_sent);
         ring_doorbell(*header_, &bell_sender_);
     }
 }
@@ -465,7 +483,7 @@ IoResult RingProducer::send(std::span<const std::byte> message, Deadline deadlin
     if (s != Status::ok) [[unlikely]]
         return {s, 0};
     if (!message.empty())
-        std::memcpy(data_ + (pending_position_ & mask_) + kCommitWordSize, message.data(), message.size());
+        std::memcpy(data_ + (pending_position_ & mask_) + record_header_, message.data(), message.size());
     publish(message.size());
     return {Status::ok, message.size()};
 }
@@ -474,7 +492,7 @@ Loan RingProducer::loan(std::size_t size, Deadline deadline) {
     const Status s = reserve(size, deadline);
     if (s != Status::ok) [[unlikely]]
         return {s, {}};
-    return {Status::ok, std::span<std::byte>(data_ + (pending_position_ & mask_) + kCommitWordSize, size)};
+    return {Status::ok, std::span<std::byte>(data_ + (pending_position_ & mask_) + record_header_, size)};
 }
 
 void RingProducer::commit(std::size_t size) {
@@ -506,9 +524,11 @@ RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     c.data_ = g.data;
     c.capacity_ = g.capacity;
     c.mask_ = g.capacity - 1;
-    c.max_message_ = Ring::max_message_size(g.capacity);
+    c.max_message_ = Ring::max_message_size(g.capacity, g.latency);
+    c.record_header_ = record_header(g.latency);
     c.mode_ = mode;
     c.sleeper_ = detail::SleeperBarrier(mode);
+    c.sleeper_.set_sleep_counter(&g.header->consumer.counters.sleeps);
     // Before this end first waits: the peer of an end that may sleep keeps its fence (wait.hpp).
     g.header->consumer_end.may_sleep.store(mode == WaitMode::spin ? 0 : 1, std::memory_order_seq_cst);
     // Read after the claim: the previous consumer (closed or dead) no longer moves it. It was
@@ -516,7 +536,8 @@ RingConsumer RingConsumer::attach(std::span<std::byte> region, WaitMode mode) {
     const Cursors cursors = read_cursors(*g.header, g.capacity);
     c.tail_ = cursors.tail;
     c.took_over_ = claim.took_over;
-    c.pending_at_attach_ = walk(g.data, cursors.tail, cursors.tail, g.capacity, c.max_message_).messages;
+    c.pending_at_attach_ =
+        walk(g.data, cursors.tail, cursors.tail, g.capacity, c.max_message_, c.record_header_).messages;
     c.producer_ = EndpointWatch(&g.header->producer_end, EndpointWatch::JoinAfter{});
     wake_all(g.header->wait.space_event);  // a producer in wait_for_consumer
     return c;
@@ -575,22 +596,24 @@ bool RingConsumer::has_data() const noexcept {
     if (!header_) return false;
     if (holding_) return true;
     const std::uint64_t word = word_at(data_, tail_ & mask_).load(kWordLoad);
-    const Classified c = classify(word, tail_, capacity_, max_message_);
+    const Classified c = classify(word, tail_, capacity_, max_message_, record_header_);
     if (c.kind != WordKind::padding) return c.kind != WordKind::end_mark;  // corruption: recv says so
     const std::uint64_t next = tail_ + c.length;
-    return classify(word_at(data_, next & mask_).load(kWordLoad), next, capacity_, max_message_).kind !=
-           WordKind::end_mark;
+    return classify(word_at(data_, next & mask_).load(kWordLoad), next, capacity_, max_message_,
+                    record_header_)
+               .kind != WordKind::end_mark;
 }
 
 detail::RingWaitWords RingConsumer::wait_words() const noexcept {
     if (!header_) return {};
-    return {&header_->wait.consumer_sleepers, &header_->wait.data_event};
+    return {&header_->wait.consumer_sleepers, &header_->wait.data_event, &header_->consumer.counters.sleeps};
 }
 
 Status RingConsumer::wait_for_data(Deadline deadline) {
     auto arrived = [this] {
-        return classify(word_at(data_, tail_ & mask_).load(kWordLoad), tail_, capacity_, max_message_).kind !=
-               WordKind::end_mark;
+        return classify(word_at(data_, tail_ & mask_).load(kWordLoad), tail_, capacity_, max_message_,
+                        record_header_)
+                   .kind != WordKind::end_mark;
     };
     // Everything committed before a close or a death is delivered before `closed`.
     if (producer_gone(Clock::now())) return arrived() ? Status::ok : Status::closed;
@@ -616,7 +639,7 @@ Status RingConsumer::next_record(Deadline deadline) {
         const std::uint64_t offset = tail_ & mask_;
         // One read of the commit word into a local; only the local is checked and used.
         const std::uint64_t word = word_at(data_, offset).load(kWordLoad);
-        const Classified c = classify(word, tail_, capacity_, max_message_);
+        const Classified c = classify(word, tail_, capacity_, max_message_, record_header_);
         switch (c.kind) {
             case WordKind::data:
                 record_offset_ = offset;
@@ -635,11 +658,11 @@ Status RingConsumer::next_record(Deadline deadline) {
         }
         const std::uint32_t stamp = word_stamp(word);
         if (stamp == data_stamp(tail_)) {
-            corrupt_record(
-                tail_, offset,
-                c.length > max_message_
-                    ? "size " + str(c.length) + " exceeds the ring's limit of " + str(max_message_)
-                    : "record of " + str(record_size(c.length)) + " bytes crosses the end of the ring");
+            corrupt_record(tail_, offset,
+                           c.length > max_message_
+                               ? "size " + str(c.length) + " exceeds the ring's limit of " + str(max_message_)
+                               : "record of " + str(record_size(c.length, record_header_)) +
+                                     " bytes crosses the end of the ring");
         }
         if (stamp == padding_stamp(tail_)) {
             corrupt_record(tail_, offset,
@@ -653,16 +676,24 @@ Status RingConsumer::next_record(Deadline deadline) {
 }
 
 void RingConsumer::consume() {
-    tail_ += record_size(record_payload_);
+    if (record_header_ != kCommitWordSize) [[unlikely]]  // stats=latency: read before the cursor frees it
+        detail::region::record_latency(
+            header_->latency,
+            word_at(data_, record_offset_ + kCommitWordSize).load(std::memory_order_relaxed));
+    tail_ += record_size(record_payload_, record_header_);
     holding_ = false;
+    detail::region::count_message(header_->consumer.counters,
+                                  record_payload_);  // our line, before the cursor's release
     // release: our reads of the record are done before the producer may reuse its bytes; then
     // the fence of the sleeper handshake (see notify()).
     publish_cursor(header_->consumer.position, tail_, header_->producer_end);
     // A sleeping producer asked for a quarter of the ring (WaitLine::space_wanted): waking it for
     // every record would put a sleep and a wake-up on every record of a full ring.
     if (header_->wait.producer_sleepers.load(std::memory_order_seq_cst) != 0) [[unlikely]] {
-        if (tail_ >= header_->wait.space_wanted.load(std::memory_order_relaxed))
+        if (tail_ >= header_->wait.space_wanted.load(std::memory_order_relaxed)) {
             notify(header_->wait.producer_sleepers, header_->wait.space_event);
+            detail::region::count(header_->consumer.counters.wakes_sent);
+        }
     }
 }
 
@@ -676,7 +707,7 @@ IoResult RingConsumer::recv(std::span<std::byte> buffer, Deadline deadline) {
                                                  " bytes does not fit in a buffer of " + str(buffer.size()) +
                                                  " bytes; it stays queued");
     }
-    if (size != 0) std::memcpy(buffer.data(), data_ + record_offset_ + kCommitWordSize, size);
+    if (size != 0) std::memcpy(buffer.data(), data_ + record_offset_ + record_header_, size);
     consume();
     return {Status::ok, size};
 }
@@ -687,7 +718,7 @@ IoResult RingConsumer::recv(std::vector<std::byte>& message, Deadline deadline) 
         return {s, 0};
     const std::size_t size = record_payload_;
     message.resize(size);
-    if (size != 0) std::memcpy(message.data(), data_ + record_offset_ + kCommitWordSize, size);
+    if (size != 0) std::memcpy(message.data(), data_ + record_offset_ + record_header_, size);
     consume();
     return {Status::ok, size};
 }
@@ -697,8 +728,7 @@ RecordView RingConsumer::read(Deadline deadline) {
     if (s != Status::ok) [[unlikely]]
         return {s, {}};
     holding_ = true;
-    return {Status::ok,
-            std::span<const std::byte>(data_ + record_offset_ + kCommitWordSize, record_payload_)};
+    return {Status::ok, std::span<const std::byte>(data_ + record_offset_ + record_header_, record_payload_)};
 }
 
 void RingConsumer::release() {

@@ -9,12 +9,13 @@
 //   offset 0     ControlLine    magic, version, kind, sizes
 //   offset 128   EndpointLine   the producer: owner word (pid, state, epoch) and start time
 //   offset 256   EndpointLine   the consumer
-//   offset 384   CursorLine     producer cursor: bytes committed (stored after each commit)
-//   offset 512   CursorLine     consumer cursor: bytes consumed (stored after each record)
+//   offset 384   CursorLine     producer cursor: bytes committed (stored after each commit), counters
+//   offset 512   CursorLine     consumer cursor: bytes consumed (stored after each record), counters
 //   offset 640   WaitLine       sleeper counts and futex words (written only on the sleeping path)
 //   offset 768   DoorbellLine   a wait set's doorbell, when one is registered
-//   offset 896   reserved       up to 2048: the consumer's latency histogram of layout part B
-//                               (docs/region-layout-v3.md) will live here; zero until then
+//   offset 896   reserved       (zero)
+//   offset 1024  LatencyHistogram  stats=latency: the consumer's commit-to-consume times
+//   offset 1536  reserved       (zero) up to 2048
 //   offset 2048  data           `capacity` bytes of records, a power of two
 //
 // Cursors are 64-bit byte counts that only grow (they would take decades to wrap at memory
@@ -39,6 +40,7 @@ using region::ControlLine;
 using region::data_stamp;
 using region::invalid_word;
 using region::kCommitWordSize;
+using region::kFlagLatency;
 using region::Kind;
 using region::kMagic;
 using region::kMaxCapacity;
@@ -50,9 +52,13 @@ using region::record_size;
 using region::word_length;
 using region::word_stamp;
 
+// A cursor line is written by its end alone: the position, then that end's counters
+// (docs/ring-layout.md, "Counters"; a consumer leaves full_waits zero).
 struct alignas(kLineSize) CursorLine {
     std::atomic<std::uint64_t> position;
+    region::EndCounters counters;
 };
+static_assert(offsetof(CursorLine, counters) == 8, "the counters follow the position");
 
 // Read on every send/recv but written only by a side about to sleep, so it stays shared in
 // both caches and costs a hit, not a miss, when nobody sleeps.
@@ -83,13 +89,15 @@ struct RingHeader {
     CursorLine consumer;
     WaitLine wait;
     DoorbellLine doorbell;
-    // Zero: reserved for the counters' histogram block (region-layout-v3.md, part B), so that
-    // the counters need no new layout version.
-    std::byte reserved[9 * kLineSize];
+    std::byte reserved0[kLineSize];
+    // With stats=latency (control.flags): written by the consumer alone; zero otherwise.
+    region::LatencyHistogram latency;
+    std::byte reserved1[4 * kLineSize];
 };
 
 inline constexpr std::size_t kHeaderSize = sizeof(RingHeader);
 static_assert(kHeaderSize == 16 * kLineSize, "the ring header is sixteen lines (2048 bytes)");
+static_assert(offsetof(RingHeader, latency) == 1024, "the histogram block of layout part B");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "cursors must be lock-free across processes");
 
 // Kind 2, lanes (senders=N): this 1024-byte header, then N complete kind-1 rings ("lanes"), lane

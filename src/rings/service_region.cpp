@@ -1,6 +1,8 @@
 // The service region (layout kind 4): service_region.hpp, docs/ring-layout.md "Kind 4: service".
 #include "service_region.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <bit>
 #include <climits>
@@ -68,8 +70,8 @@ std::size_t message_limit(std::uint64_t capacity, std::uint32_t inflight) noexce
 
 std::uint64_t ring_capacity(std::uint32_t inflight, std::size_t max_message) {
     const std::uint64_t record = region::record_size(std::uint64_t{max_message} + kIdSize);
-    const std::uint64_t need =
-        std::max<std::uint64_t>((std::uint64_t{inflight} + 1) * record, region::kMinCapacity);
+    // At least a line: the slot's second ring starts after the first's data area, on a line.
+    const std::uint64_t need = std::max<std::uint64_t>((std::uint64_t{inflight} + 1) * record, kLineSize);
     if (max_message > (std::uint64_t{1} << 30) || need > region::kMaxCapacity) {
         throw_error(std::errc::invalid_argument, "service: " + str(inflight) + " calls in flight of " +
                                                      str(max_message) + " bytes need rings larger than " +
@@ -643,21 +645,88 @@ Status ServiceClient::await(std::vector<Call>::iterator& it, Deadline deadline, 
             }
         }
     };
-    auto& wait = responses_header_->wait;
     for (;;) {
         if (arrived()) return Status::ok;
         // What the server wrote before it died is taken first, above.
-        if (server_left(epoch)) return Status::closed;
+        if (server_left(epoch)) {
+            wake_other_clients();
+            return Status::closed;
+        }
         if (deadline.is_immediate() || Clock::now() >= deadline.when()) return Status::timed_out;
-        const Status s = detail::wait_until(
-            mode_, deadline, sleeper_, wait.consumer_sleepers, wait.data_event,
-            [&](Clock::time_point) { return server_left(epoch); },
-            [this](HolderWords* words, std::size_t) -> std::size_t {
-                words[0] = &header_->server_end.holder;
-                return 1;
-            },
-            [this] { return responses_->has_data(); }, [] {});
-        if (s == Status::timed_out) return arrived() ? Status::ok : Status::timed_out;
+        sleep(epoch, deadline);
+    }
+}
+
+void ServiceClient::wake_other_clients() noexcept {
+    // The kernel wakes one sleeper on a dead holder's word: the one woken wakes the others.
+    std::atomic<std::uint32_t>& holder = header_->server_end.holder;
+    std::uint32_t value = holder.load(std::memory_order_acquire);
+    if ((value & ring::kHolderOwnerDied) != 0 && (value & ring::kHolderWaiters) != 0 &&
+        holder.compare_exchange_strong(value, value & ~ring::kHolderWaiters, std::memory_order_relaxed)) {
+        try {
+            (void)futex_wake(holder, INT_MAX);
+        } catch (...) {
+            // They look again at the end of their slice or deadline.
+        }
+    }
+}
+
+// Spins (adaptive: a few microseconds; spin: until something happens), then sleeps on the
+// response ring's data_event and the server's holder word at once (futex_waitv). The holder word
+// is announced on (FUTEX_WAITERS) and checked alive in one compare-and-swap, and that value is
+// the one futex_waitv expects: a death after it changes the word (the kernel marks it), so the
+// sleep ends at once or is woken; a death before it is seen here, and there is no sleep. (The
+// rings' sleep_on skips a holder found dead, for waits whose dead peers are expected; a call's
+// server dying between our look and the sleep would then be slept through.)
+void ServiceClient::sleep(std::uint32_t epoch, Deadline deadline) {
+    auto& wait = responses_header_->wait;
+    if (mode_ != WaitMode::block) {
+        const auto start = Clock::now();
+        auto next_yield = start + kSpinYieldEvery;
+        for (unsigned spins = 1;; ++spins) {
+            if (responses_->has_data()) return;
+            cpu_relax();
+            if (spins % kSpinsPerClockRead != 0) continue;
+            const auto now = Clock::now();
+            if (now >= deadline.when() || server_left(epoch)) return;
+            if (mode_ == WaitMode::adaptive && now - start >= kAdaptiveSpin) break;
+            if (now >= next_yield) {
+                ::sched_yield();
+                next_yield = now + kSpinYieldEvery;
+            }
+        }
+        for (int i = 0; i < kAdaptiveYields; ++i) {
+            ::sched_yield();
+            if (responses_->has_data()) return;
+        }
+    }
+    // The key before the announcement: a commit after it changes the word (the ring's handshake).
+    const std::uint32_t key = wait.data_event.load(std::memory_order_acquire);
+#ifdef IPCKIT_RING_FENCELESS
+    wait.consumer_sleepers.fetch_add(1, std::memory_order_seq_cst);
+#else
+    wait.consumer_sleepers.fetch_add(1, std::memory_order_relaxed);
+#endif
+    struct Uncount {
+        std::atomic<std::uint32_t>& sleepers;
+        ~Uncount() { sleepers.fetch_sub(1, std::memory_order_relaxed); }
+    } uncount{wait.consumer_sleepers};
+    sleeper_.pass();
+    if (responses_->has_data() || server_left(epoch)) return;
+    std::atomic<std::uint32_t>& holder = header_->server_end.holder;
+    std::uint32_t value = holder.load(std::memory_order_acquire);
+    if (!ring::holder_alive(value)) return;
+    if ((value & ring::kHolderWaiters) == 0 &&
+        !holder.compare_exchange_strong(value, value | ring::kHolderWaiters, std::memory_order_acq_rel))
+        return;  // it changed under us: look again
+    const Deadline until =
+        sleeper_.sliced() ? Deadline::at(std::min(deadline.when(), Clock::now() + kSleepSlice)) : deadline;
+    std::atomic<std::uint32_t>* words[2] = {&wait.data_event, &holder};
+    const std::uint32_t expected[2] = {key, value | ring::kHolderWaiters};
+    if (futex_wait_any(words, expected, 2, until) == WaitAny::not_supported) {
+        // Before Linux 5.16: the data word alone, in slices, looking at the server between them.
+        (void)futex_wait(wait.data_event, key,
+                         Deadline::at(std::min(until.when(), Clock::now() + kSleepSlice)));
     }
 }
 
@@ -665,9 +734,13 @@ IoResult ServiceClient::wait(CallId call, std::vector<std::byte>& response, Dead
     if (held_ != Held::none)
         throw_error(std::errc::invalid_argument, "service client: a read() awaits release()");
     auto it = find(call, "wait");
+    // The caller's vector takes the response when it comes: its capacity is reused (a large
+    // response then costs no allocation and no page faults), and it is given back otherwise.
+    const bool lent = !it->answered;
+    if (lent) it->response.swap(response);
     const Status s = await(it, deadline, nullptr);
+    if (s == Status::ok || lent) response.swap(it->response);
     if (s == Status::ok) {
-        response.swap(it->response);
         const std::size_t size = response.size();
         calls_.erase(it);
         return {Status::ok, size};

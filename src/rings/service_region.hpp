@@ -236,6 +236,9 @@ private:
     [[nodiscard]] bool server_left(std::uint32_t epoch) const noexcept;
     // Waits for the response to `it`: ok (answered, or in place in `view`), closed, timed_out.
     [[nodiscard]] Status await(std::vector<Call>::iterator& it, Deadline deadline, RecordView* view);
+    // One wait for a response or the server's death (see service_region.cpp).
+    void sleep(std::uint32_t epoch, Deadline deadline);
+    void wake_other_clients() noexcept;
 
     ServiceHeader* header_ = nullptr;
     ring::RingHeader* responses_header_ = nullptr;

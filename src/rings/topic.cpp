@@ -36,10 +36,11 @@ Geometry validate(std::span<std::byte> region) {
     if (history > kMaxHistory) corrupt("history " + str(history) + " over " + str(kMaxHistory));
     if (overflow > 1) corrupt("overflow " + str(overflow) + " is neither block (0) nor drop (1)");
     const std::uint32_t size = control.header_size;
-    const std::size_t expected_size = header_size(static_cast<std::uint32_t>(slots));
+    const bool latency = (control.flags & detail::region::kFlagLatency) != 0;
+    const std::size_t expected_size = header_size(static_cast<std::uint32_t>(slots), latency);
     if (size != expected_size)
         corrupt("header size " + str(size) + ", expected " + str(expected_size) + " for " + str(slots) +
-                " slots");
+                " slots" + (latency ? " with stats=latency" : ""));
     const std::uint64_t capacity = control.capacity;
     detail::region::check_fits(Kind::topic, size, capacity, region.size());
     auto* header = std::launder(reinterpret_cast<TopicHeader*>(region.data()));
@@ -58,6 +59,7 @@ Geometry validate(std::span<std::byte> region) {
             static_cast<std::uint32_t>(slots),
             static_cast<std::uint32_t>(history),
             overflow == 1,
+            latency,
             committed,
             next_sequence,
             oldest};
@@ -100,12 +102,12 @@ using namespace detail::topic;
 
 // ---- Topic ----
 
-std::size_t Topic::region_size(std::size_t capacity, std::uint32_t subscribers) noexcept {
-    return header_size(subscribers) + capacity;
+std::size_t Topic::region_size(std::size_t capacity, std::uint32_t subscribers, bool latency) noexcept {
+    return header_size(subscribers, latency) + capacity;
 }
 
-std::size_t Topic::max_message_size(std::size_t capacity) noexcept {
-    return max_message(capacity);
+std::size_t Topic::max_message_size(std::size_t capacity, bool latency) noexcept {
+    return max_message(capacity, latency);
 }
 
 std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
@@ -118,7 +120,7 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
         throw_error(std::errc::invalid_argument,
                     "topic history=" + str(options.history) + " is over the limit of " + str(kMaxHistory));
     }
-    const std::size_t size = header_size(options.subscribers);
+    const std::size_t size = header_size(options.subscribers, options.latency);
     if (region.size() < size + kMinCapacity) {
         throw_error(std::errc::invalid_argument, "topic region of " + str(region.size()) +
                                                      " bytes is too small: " + str(options.subscribers) +
@@ -136,7 +138,8 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
         header->control, Kind::topic, size, capacity,
         {options.subscribers, options.history,
          static_cast<std::uint64_t>(options.overflow == Overflow::drop ? OverflowWord::drop
-                                                                       : OverflowWord::block)});
+                                                                       : OverflowWord::block)},
+        options.latency ? detail::region::kFlagLatency : 0);
     return static_cast<std::size_t>(capacity);
 }
 

@@ -13,10 +13,12 @@
 //   offset 640    history index      64 positions, the last H records' by sequence % H
 //   offset 1152   DoorbellLine       reserved (zero): topics keep a doorbell per slot instead
 //   offset 1280   S slots, 256 bytes each: EndpointLine, then SlotLine
+//   (stats=latency) S LatencyHistograms, 512 bytes each: subscriber i's, written by it alone
 //   header_size   data               `capacity` bytes of records, a power of two
 //
-// A record: commit word (8 bytes: length, stamp), sequence number (8 bytes), payload, padding to
-// 8. A padding record (stamp padding_stamp) is its commit word alone.
+// A record: commit word (8 bytes: length, stamp), sequence number (8 bytes), with stats=latency
+// the commit time (8 bytes), payload, padding to 8. A padding record (stamp padding_stamp) is its
+// commit word alone.
 #pragma once
 
 #include <atomic>
@@ -50,7 +52,9 @@ struct alignas(kLineSize) PublisherLine {
     std::atomic<std::uint64_t> version;
     std::atomic<std::uint64_t> committed;      // bytes committed (a record boundary)
     std::atomic<std::uint64_t> next_sequence;  // the sequence number of the next record
+    region::EndCounters counters;              // the publisher's (docs/ring-layout.md, "Counters")
 };
+static_assert(sizeof(PublisherLine) == kLineSize);
 
 // The oldest record whose bytes are still intact. The publisher moves it forward (store, then a
 // fence) before it overwrites anything; a copying reader re-reads it after its copy, so a record
@@ -102,6 +106,11 @@ struct alignas(kLineSize) SlotLine {
     // 1 while the subscriber is counted in subscriber_sleepers by a futex sleep (set after the
     // count, cleared before it): a takeover of a slot whose holder died asleep takes the count back.
     std::atomic<std::uint32_t> sleeping;
+    // The subscriber's counters since it joined (docs/ring-layout.md, "Counters"; `missed` above
+    // is the third); its takeovers are on its endpoint line.
+    std::atomic<std::uint64_t> messages;
+    std::atomic<std::uint64_t> bytes;
+    std::atomic<std::uint64_t> sleeps;
 };
 static_assert(sizeof(SlotLine) == kLineSize);
 
@@ -124,12 +133,27 @@ struct TopicHeader {
 inline constexpr std::size_t kFixedHeaderSize = sizeof(TopicHeader);
 static_assert(kFixedHeaderSize == 10 * kLineSize);
 
-[[nodiscard]] constexpr std::size_t header_size(std::uint32_t subscribers) noexcept {
-    return kFixedHeaderSize + std::size_t{subscribers} * sizeof(Slot);
+// `latency`: stats=latency, whose subscribers' histograms follow the slots.
+[[nodiscard]] constexpr std::size_t header_size(std::uint32_t subscribers, bool latency = false) noexcept {
+    return kFixedHeaderSize +
+           std::size_t{subscribers} * (sizeof(Slot) + (latency ? sizeof(region::LatencyHistogram) : 0));
+}
+
+// A record's header: commit word and sequence number, and the commit time with stats=latency.
+[[nodiscard]] constexpr std::uint32_t record_header(bool latency) noexcept {
+    return static_cast<std::uint32_t>(kRecordHeader + (latency ? region::kTimestampSize : 0));
 }
 
 [[nodiscard]] inline Slot* slots(TopicHeader* header) noexcept {
     return reinterpret_cast<Slot*>(reinterpret_cast<std::byte*>(header) + kFixedHeaderSize);
+}
+
+// stats=latency: the histogram of the subscriber in slot `index` of a topic of `subscribers` slots.
+[[nodiscard]] inline region::LatencyHistogram* histogram(TopicHeader* header, std::uint32_t subscribers,
+                                                         std::uint32_t index) noexcept {
+    return reinterpret_cast<region::LatencyHistogram*>(reinterpret_cast<std::byte*>(header) +
+                                                       header_size(subscribers)) +
+           index;
 }
 
 }  // namespace ipckit::detail::topic

@@ -45,11 +45,13 @@ TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode
     p.data_ = g.data;
     p.capacity_ = g.capacity;
     p.mask_ = g.capacity - 1;
-    p.max_message_ = max_message(g.capacity);
+    p.max_message_ = max_message(g.capacity, g.latency);
+    p.record_header_ = record_header(g.latency);
     p.slot_count_ = g.slots;
     p.history_ = g.history;
     p.drop_ = g.drop;
     p.mode_ = mode;
+    p.sleeper_.set_sleep_counter(&g.header->publisher.counters.sleeps);
     p.took_over_ = claim.took_over;
     p.head_ = g.committed;
     p.sequence_ = g.next_sequence;
@@ -65,7 +67,7 @@ TopicPublisher TopicPublisher::attach(std::span<std::byte> region, WaitMode mode
             next = p.head_ + length;
         } else if (word_stamp(word) == data_stamp(p.head_) && length <= p.max_message_ &&
                    word_at(p.data_, offset + 8).load(std::memory_order_relaxed) == p.sequence_) {
-            next = p.head_ + record_size(length, kRecordHeader);
+            next = p.head_ + record_size(length, p.record_header_);
             ++p.sequence_;
         } else {
             break;
@@ -153,7 +155,7 @@ void TopicPublisher::advance_oldest(std::uint64_t floor) {
         if (word_stamp(word) == padding_stamp(position) && length == capacity_ - offset) {
             position += length;
         } else if (word_stamp(word) == data_stamp(position) && length <= max_message_) {
-            position += record_size(length, kRecordHeader);
+            position += record_size(length, record_header_);
         } else {
             corrupt_record(position, capacity_, "the commit word of a published record was overwritten");
         }
@@ -176,7 +178,7 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
                                                  " bytes is over the limit of " + str(max_message_) +
                                                  " for a topic of " + str(capacity_) + " bytes");
     }
-    const std::uint64_t record = record_size(size, kRecordHeader);
+    const std::uint64_t record = record_size(size, record_header_);
     const std::uint64_t offset = head_ & mask_;
     const std::uint64_t padding = offset + record > capacity_ ? capacity_ - offset : 0;
     const std::uint64_t need = padding + record + kCommitWordSize;  // + the next header's invalidation
@@ -195,6 +197,7 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
             }
         }
         if (!drop_ && floor > cached_floor_ && !room_for(floor, Clock::now())) {
+            detail::region::count(header_->publisher.counters.full_waits);
             if (deadline.is_immediate()) return Status::would_block;
             // Asleep, it watches the holders of the subscribers that hold it back: a death wakes it.
             auto holding_back = [&](detail::HolderWords* words, std::size_t max) {
@@ -243,8 +246,11 @@ Status TopicPublisher::reserve(std::size_t size, Deadline deadline) {
 void TopicPublisher::publish(std::size_t size) {
     const std::uint64_t position = pending_position_;
     const std::uint64_t offset = position & mask_;
-    const std::uint64_t next = position + record_size(size, kRecordHeader);
+    const std::uint64_t next = position + record_size(size, record_header_);
     word_at(data_, offset + 8).store(sequence_, std::memory_order_relaxed);
+    if (record_header_ != kRecordHeader)  // stats=latency: the commit time after the sequence number
+        word_at(data_, offset + kRecordHeader)
+            .store(detail::region::monotonic_ns(), std::memory_order_relaxed);
     if (history_ != 0)
         header_->history.position[sequence_ % history_].store(position, std::memory_order_relaxed);
     // The next header is invalidated before this one is committed: a subscriber that acquires
@@ -259,10 +265,12 @@ void TopicPublisher::publish(std::size_t size) {
     ++sequence_;
     pending_ = false;
     store_committed(header_->publisher, head_, sequence_);
+    detail::region::count_message(header_->publisher.counters, size);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // the commit before the sleepers load
     if (header_->wait.subscriber_sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
         header_->wait.data_event.fetch_add(1, std::memory_order_release);
         (void)detail::futex_wake(header_->wait.data_event, INT_MAX);
+        detail::region::count(header_->publisher.counters.wakes_sent);
         ring_doorbells();  // an armed doorbell counts as a sleeper, so it is only looked for here
     }
 }
@@ -275,7 +283,7 @@ IoResult TopicPublisher::send(std::span<const std::byte> message, Deadline deadl
     const Status s = reserve(message.size(), deadline);
     if (s != Status::ok) return {s, 0};
     if (!message.empty()) {
-        std::memcpy(data_ + (pending_position_ & mask_) + kRecordHeader, message.data(), message.size());
+        std::memcpy(data_ + (pending_position_ & mask_) + record_header_, message.data(), message.size());
     }
     publish(message.size());
     return {Status::ok, message.size()};
@@ -284,7 +292,7 @@ IoResult TopicPublisher::send(std::span<const std::byte> message, Deadline deadl
 Loan TopicPublisher::loan(std::size_t size, Deadline deadline) {
     const Status s = reserve(size, deadline);
     if (s != Status::ok) return {s, {}};
-    return {Status::ok, std::span(data_ + (pending_position_ & mask_) + kRecordHeader, size)};
+    return {Status::ok, std::span(data_ + (pending_position_ & mask_) + record_header_, size)};
 }
 
 void TopicPublisher::commit(std::size_t size) {

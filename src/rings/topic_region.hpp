@@ -29,8 +29,8 @@ inline constexpr int kJoinAttempts = 64;
 
 // A record and the 8-byte invalidation after it take at most half the area, so one always fits
 // however the free space is split around the end.
-[[nodiscard]] inline std::size_t max_message(std::uint64_t capacity) noexcept {
-    return static_cast<std::size_t>(capacity / 2 - kRecordHeader - kCommitWordSize);
+[[nodiscard]] inline std::size_t max_message(std::uint64_t capacity, bool latency = false) noexcept {
+    return static_cast<std::size_t>(capacity / 2 - record_header(latency) - kCommitWordSize);
 }
 
 inline std::atomic<std::uint64_t>& word_at(std::byte* data, std::uint64_t offset) noexcept {
@@ -48,6 +48,7 @@ struct Geometry {
     std::uint32_t slots;
     std::uint32_t history;
     bool drop;
+    bool latency;  // stats=latency: records carry their commit time, subscribers a histogram
     std::uint64_t committed;
     std::uint64_t next_sequence;
     std::uint64_t oldest;

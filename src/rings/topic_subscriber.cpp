@@ -64,13 +64,16 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
     s.data_ = g.data;
     s.capacity_ = g.capacity;
     s.mask_ = g.capacity - 1;
-    s.max_message_ = max_message(g.capacity);
+    s.max_message_ = max_message(g.capacity, g.latency);
+    s.record_header_ = record_header(g.latency);
+    if (g.latency) s.latency_ = histogram(g.header, g.slots, index);
     s.drop_ = g.drop;
     s.mode_ = mode;
     s.slot_index_ = index;
     s.took_over_ = claim.took_over;
     s.publisher_ = EndpointWatch(&g.header->publisher_end, EndpointWatch::JoinAfter{});
     s.sleeper_.set_sleeping_flag(&s.slot_->cursor.sleeping);
+    s.sleeper_.set_sleep_counter(&s.slot_->cursor.sleeps);
     TopicHeader& h = *g.header;
     for (int attempt = 0;; ++attempt) {
         // acquire (inside): the history entries and records below `committed` are the published
@@ -98,6 +101,12 @@ TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mo
         s.slot_->cursor.position.store(start, std::memory_order_relaxed);
         s.slot_->cursor.sequence.store(s.expected_, std::memory_order_relaxed);
         s.slot_->cursor.missed.store(0, std::memory_order_relaxed);
+        s.slot_->cursor.messages.store(0, std::memory_order_relaxed);
+        s.slot_->cursor.bytes.store(0, std::memory_order_relaxed);
+        s.slot_->cursor.sleeps.store(0, std::memory_order_relaxed);
+        if (s.latency_ != nullptr)  // like the counters, since this subscriber joined
+            for (auto& bucket : s.latency_->buckets)
+                bucket.store(0, std::memory_order_relaxed);
         // The store-buffer handshake with the publisher's advance_oldest: our cursor, then the
         // bump (a seq_cst read-modify-write), then `oldest`. Either the publisher sees the bump
         // and rescans (finding our cursor), or we see the oldest it moved to and start again.
@@ -159,6 +168,9 @@ Status TopicSubscriber::probe() {
         if (stamp == data_stamp(cursor_) && length <= max_message_) {
             record_length_ = length;
             record_sequence_ = word_at(data_, offset + 8).load(std::memory_order_relaxed);
+            // Under drop the copy's check (oldest re-read) covers this too: read with the record.
+            if (latency_ != nullptr)
+                record_time_ = word_at(data_, offset + kRecordHeader).load(std::memory_order_relaxed);
             return Status::ok;
         }
         if (drop_ && lapped()) {
@@ -199,10 +211,12 @@ void TopicSubscriber::consume() {
     missed_total_ += missed_;
     expected_ = sequence + 1;
     known_ = true;
-    cursor_ += record_size(record_length_, kRecordHeader);
+    cursor_ += record_size(record_length_, record_header_);
     holding_ = false;
     slot_->cursor.sequence.store(expected_, std::memory_order_relaxed);
     if (missed_ != 0) slot_->cursor.missed.store(missed_total_, std::memory_order_relaxed);
+    detail::region::count_message(slot_->cursor.messages, slot_->cursor.bytes, record_length_);
+    if (latency_ != nullptr) detail::region::record_latency(*latency_, record_time_);
     // release: our reads of the record happen-before the publisher's overwrite of its bytes.
     slot_->cursor.position.store(cursor_, std::memory_order_release);
     if (!drop_) {
@@ -220,7 +234,7 @@ IoResult TopicSubscriber::recv(std::span<std::byte> buffer, Deadline deadline) {
                                                      " bytes does not fit the buffer of " +
                                                      str(buffer.size()));
         }
-        std::memcpy(buffer.data(), data_ + (cursor_ & mask_) + kRecordHeader, record_length_);
+        std::memcpy(buffer.data(), data_ + (cursor_ & mask_) + record_header_, record_length_);
         if (drop_) {
             // Seqlock check: the publisher moves `oldest` past a record (then fences) before it
             // overwrites it; after our copy (this acquire fence), an `oldest` beyond the record
@@ -248,7 +262,7 @@ IoResult TopicSubscriber::recv(std::vector<std::byte>& message, Deadline deadlin
         if (s != Status::ok) return {s, 0};
         message.resize(record_length_);
         if (record_length_ != 0) {
-            std::memcpy(message.data(), data_ + (cursor_ & mask_) + kRecordHeader, record_length_);
+            std::memcpy(message.data(), data_ + (cursor_ & mask_) + record_header_, record_length_);
         }
         if (drop_) {
             std::atomic_thread_fence(std::memory_order_acquire);  // as in recv(span) above
@@ -273,7 +287,7 @@ RecordView TopicSubscriber::read(Deadline deadline) {
     const Status s = next_record(deadline);
     if (s != Status::ok) return {s, {}};
     holding_ = true;
-    return {Status::ok, std::span(data_ + (cursor_ & mask_) + kRecordHeader, record_length_)};
+    return {Status::ok, std::span(data_ + (cursor_ & mask_) + record_header_, record_length_)};
 }
 
 void TopicSubscriber::release() {

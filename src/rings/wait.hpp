@@ -180,6 +180,7 @@ Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
             if (ready()) return Status::ok;
             if (gone(Clock::now())) return Status::closed;
             const std::size_t count = holders(words, kMaxWaitAny);
+            barrier.sleeping();
             sleep_on(event, key, words, count,
                      barrier.sliced() ? Deadline::at(std::min(deadline.when(), Clock::now() + kSleepSlice))
                                       : deadline);

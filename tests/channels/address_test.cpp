@@ -174,6 +174,18 @@ TEST(AddressTest, ParsesTopicsAndTheirOptions) {
     EXPECT_NE(error_of("topic:ticks").find("expected topic:/NAME"), std::string::npos);
 }
 
+TEST(AddressTest, StatsLatencyIsARingAndTopicOption) {
+    EXPECT_TRUE(parse_address("shm:/x?stats=latency").region.latency);
+    EXPECT_TRUE(parse_address("shm:/x?senders=4&stats=latency").region.latency);
+    EXPECT_TRUE(parse_address("sysvshm:0x1234?stats=latency").region.latency);
+    EXPECT_TRUE(parse_address("topic:/x?stats=latency&overflow=drop").region.latency);
+    EXPECT_FALSE(parse_address("shm:/x").region.latency);
+    EXPECT_NE(error_of("shm:/x?stats=all").find("expected latency"), std::string::npos)
+        << error_of("shm:/x?stats=all");
+    EXPECT_NE(error_of("fifo:/tmp/x?stats=latency").find("only shm:, sysvshm: and topic:"),
+              std::string::npos);
+}
+
 TEST(AddressTest, ParsesFileLogsAndTheirPace) {
     const Address a = parse_address("file:/tmp/cam.ipk?pace=recorded&max=1MiB");
     EXPECT_EQ(a.transport, Transport::file);

@@ -105,7 +105,7 @@ TEST_P(ServiceFaultsTest, AServerKilledMidCallEndsEveryCallInFlightClosedAndASuc
     std::vector<std::byte> response;
     for (int round = 0; round < kRounds; ++round) {
         Signal held;
-        auto server = test::spawn([&] { return serve_then_hold(address, 1, 2, held); });
+        auto server = test::spawn([&] { return serve_then_hold(address, 1, 3, held); });
         // The client that outlived the last server calls the new one.
         const std::string ask = "round " + std::to_string(round);
         ASSERT_EQ(client.call(as_bytes(ask), response, Deadline::after(kHangLimit)).status, Status::ok)
@@ -114,6 +114,15 @@ TEST_P(ServiceFaultsTest, AServerKilledMidCallEndsEveryCallInFlightClosedAndASuc
         const auto first = client.start(as_bytes("first"), Deadline::after(kHangLimit));
         const auto second = client.start(as_bytes("second"), Deadline::after(kHangLimit));
         ASSERT_TRUE(first.ok() && second.ok());
+        // Another client, in its own process, asleep on the same server (the kernel wakes one
+        // sleeper at a death: the others must be woken too).
+        auto other = test::spawn([&] {
+            Client another = Client::open(address);
+            std::vector<std::byte> answer;
+            // No deadline: a wake-up that never comes hangs it, and other.wait() fails the test.
+            const IoResult r = another.call(as_bytes("other"), answer, Deadline::never());
+            return r.status == Status::closed ? 0 : 10 + static_cast<int>(r.status);
+        });
         // The kill comes while this thread sleeps in wait().
         std::thread killer([&] {
             if (held.wait(kHangLimit)) server.kill(SIGKILL);
@@ -130,6 +139,8 @@ TEST_P(ServiceFaultsTest, AServerKilledMidCallEndsEveryCallInFlightClosedAndASuc
         EXPECT_EQ(a, Status::closed) << "round " << round;
         EXPECT_EQ(b, Status::closed) << "round " << round;
         EXPECT_EQ(server.wait(), -SIGKILL);
+        EXPECT_EQ(other.wait(kHangLimit), 0)
+            << "round " << round << ": the other client's call did not end closed";
         if (posix) {
             EXPECT_TRUE(in_dev_shm(name)) << "a dead server's region stays for its successor";
         }

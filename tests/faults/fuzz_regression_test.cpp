@@ -10,12 +10,13 @@
 #include "../../fuzz/address_target.cpp"
 #include "../../fuzz/frame_target.cpp"
 #include "../../fuzz/lanes_target.cpp"
+#include "../../fuzz/service_target.cpp"
 #include "../../fuzz/log_target.cpp"
 #include "../../fuzz/ring_target.cpp"
 #include "../../fuzz/shrink_target.cpp"
 #include "../../fuzz/topic_target.cpp"
 // The files above make one translation unit; each keeps its helpers in a namespace of its own
-// (address_input, frame_input, ring_input, topic_input, lanes_input, shrink_input, log_input).
+// (address_input, frame_input, ring_input, topic_input, lanes_input, service_input, shrink_input, log_input).
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -87,6 +88,10 @@ TEST(FuzzRegressionTest, EveryTopicProgramStaysInsideTheRegion) {
 
 TEST(FuzzRegressionTest, EveryLanesProgramStaysInsideTheRegion) {
     replay("lanes", fuzz_lanes, 4);
+}
+
+TEST(FuzzRegressionTest, EveryServiceProgramStaysInsideTheRegion) {
+    replay("service", fuzz_service, 4);
 }
 
 TEST(FuzzRegressionTest, EveryShrinkingRingProgramEndsInAnErrorNeverSigbus) {

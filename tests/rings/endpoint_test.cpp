@@ -163,12 +163,16 @@ TEST(EndpointTest, RacingClaimersOfADeadHolderHaveExactlyOneWinner) {
         SharedLine line;
         const pid_t holder = fork_holder(*line);
         kill_and_reap(holder);
+        int claimed[2];  // the winner says so once its claim has returned (owner word written)
+        ASSERT_EQ(::pipe(claimed), 0);
         pid_t claimers[2];
         for (pid_t& c : claimers) {
             c = ::fork();
             if (c == 0) {
                 try {
                     (void)claim_endpoint(*line, "test end");
+                    const char done = 1;
+                    if (::write(claimed[1], &done, 1) != 1) ::_exit(4);
                     ::pause();  // hold it: the other claimer must find a live holder
                     ::_exit(0);
                 } catch (const Error&) {
@@ -182,13 +186,12 @@ TEST(EndpointTest, RacingClaimersOfADeadHolderHaveExactlyOneWinner) {
         ASSERT_TRUE(WIFEXITED(status)) << "round " << round;
         EXPECT_EQ(WEXITSTATUS(status), 3) << "round " << round;
         const pid_t winner = first == claimers[0] ? claimers[1] : claimers[0];
-        // The loser is refused once the winner's holder word is set; the winner writes its pid
-        // into the owner word just after (begin_claim, finish_claim), which the loser's exit does
-        // not wait for: until then the word still names the dead holder.
-        for (int i = 0;
-             i < 10'000 && OwnerWord::unpack(line->owner.load()).pid != static_cast<std::uint32_t>(winner);
-             ++i)
-            std::this_thread::sleep_for(1ms);
+        // The loser can see the winner's holder word before the winner has written its owner
+        // word: read the owner only after the winner's claim returned.
+        char done = 0;
+        ASSERT_EQ(::read(claimed[0], &done, 1), 1) << "round " << round;
+        ::close(claimed[0]);
+        ::close(claimed[1]);
         EXPECT_EQ(OwnerWord::unpack(line->owner.load()).pid, static_cast<std::uint32_t>(winner));
         kill_and_reap(winner);
     }

@@ -48,6 +48,49 @@ TEST(RingTest, MessagesKeepTheirBoundariesAndOrder) {
     EXPECT_EQ(rx.try_recv(got).status, Status::would_block);
 }
 
+// stats=latency: every record carries its commit time after the commit word (8 bytes more, so the
+// largest message is 8 bytes smaller), copies and loans alike, across padding and laps; the
+// consumer adds one wait per record consumed to its histogram. Without the flag it stays zero.
+TEST(RingTest, LatencyRecordsCarryTheirCommitTimeAndFillTheHistogram) {
+    for (const bool latency : {true, false}) {
+        SharedRegion region(Ring::region_size(4096));
+        Ring::format(region.span(), {.capacity = 4096, .latency = latency});
+        EXPECT_EQ(region.header().control.flags, latency ? 1u : 0u);
+        auto tx = RingProducer::attach(region.span());
+        auto rx = RingConsumer::attach(region.span());
+        const std::size_t largest = Ring::max_message_size(4096, latency);
+        EXPECT_EQ(largest, latency ? 2024u : 2032u);
+        EXPECT_EQ(tx.max_message_size(), largest);
+        EXPECT_THROW((void)tx.try_send(make_message(0, largest + 1)), Error);
+        std::vector<std::byte> got;
+        constexpr std::uint64_t kMessages = 3000;
+        for (std::uint64_t seq = 0; seq < kMessages; ++seq) {
+            const std::size_t size = seq % 97 == 0 ? largest : (seq * 37) % 301;
+            if (seq % 2 == 0) {
+                ASSERT_TRUE(tx.try_send(make_message(seq, size)).ok());
+            } else {
+                const Loan loan = tx.loan(size, Deadline::immediate());
+                ASSERT_TRUE(loan.ok());
+                fill_message(loan.buffer, seq);
+                tx.commit(size);
+            }
+            if (seq % 3 == 0) {
+                const RecordView view = rx.read(Deadline::immediate());
+                ASSERT_TRUE(view.ok());
+                EXPECT_TRUE(is_message(view.message, seq, size)) << seq;
+                rx.release();
+            } else {
+                ASSERT_TRUE(rx.try_recv(got).ok());
+                EXPECT_TRUE(is_message(got, seq, size)) << seq;
+            }
+        }
+        std::uint64_t counted = 0;
+        for (const auto& bucket : region.header().latency.buckets)
+            counted += bucket.load();
+        EXPECT_EQ(counted, latency ? kMessages : 0u);
+    }
+}
+
 TEST(RingTest, EmptyRingWouldBlockAndTimesOutInEveryWaitMode) {
     for (WaitMode mode : {WaitMode::spin, WaitMode::block, WaitMode::adaptive}) {
         SharedRegion region(4096);

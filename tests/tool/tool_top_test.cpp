@@ -104,6 +104,26 @@ TEST(ToolTopTest, OnceJsonSeesAStoppedSubscribersLagGrow) {
     EXPECT_EQ(field(second, "messages"), 35) << second;
 }
 
+TEST(ToolTopTest, OnceJsonCarriesTheCountersOfALiveChannel) {
+    StoppedSubscriber topic;
+    topic.publish(10);
+    const std::string line = top_json(topic.address);
+    ASSERT_FALSE(line.empty()) << "top does not list " << topic.address;
+    EXPECT_EQ(field(line, "messages_sent"), 10) << line;
+    EXPECT_EQ(field(line, "bytes_sent"), 1000) << line;
+    EXPECT_EQ(field(line, "messages_received"), 0) << line;  // the subscriber is stopped
+    EXPECT_EQ(field(line, "full_waits"), 0) << line;
+    EXPECT_EQ(field(line, "takeovers"), 0) << line;
+    // Nothing was sent between top's two snapshots: a rate of zero, not an unknown one.
+    EXPECT_NE(line.find("\"messages_per_s\": 0.0"), std::string::npos) << line;
+    EXPECT_NE(line.find("\"role\": \"publisher\", \"pid\": " + std::to_string(::getpid()) +
+                        ", \"alive\": true, \"messages\": 10, \"bytes\": 1000"),
+              std::string::npos)
+        << line;
+    const auto table = run({tool(), "top", "--once", "--interval", "0.05", "--match", topic.address});
+    EXPECT_NE(table.out.find("TAKEN"), std::string::npos) << table.out;
+}
+
 TEST(ToolTopTest, ACorruptRegionIsALineSayingSoAndIsLeftAsItWas) {
     StoppedSubscriber topic;
     const std::string path = "/dev/shm" + topic.address.substr(6);
@@ -166,6 +186,9 @@ TEST(ToolTopTest, PrometheusOutputFollowsTheExpositionFormat) {
     const std::string labels = "{address=\"" + topic.address + "\",kind=\"topic\"}";
     EXPECT_NE(r.out.find("ipckit_topic_messages_total" + labels + " 3\n"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("ipckit_topic_slowest_lag_messages" + labels + " 3\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ipckit_channel_messages_sent_total" + labels + " 3\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ipckit_channel_sent_bytes_total" + labels + " 300\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ipckit_channel_takeovers_total" + labels + " 0\n"), std::string::npos) << r.out;
     // And the whole machine's, whatever else runs on it now.
     const auto all = run({tool(), "top", "--prometheus"});
     check_exposition(all.out);

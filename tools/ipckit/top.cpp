@@ -4,6 +4,7 @@
 // regions (channel_stats.hpp). Interactive: the terminal in raw mode, `q` quits, `s` changes the
 // sort column; the terminal is restored on exit and on SIGINT/SIGTERM.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <poll.h>
 #include <signal.h>
 #include <termios.h>
@@ -44,6 +45,12 @@ struct Row {
     std::optional<double> messages_per_s;
 };
 
+// One of a channel's counters, if it has them (rings, lanes, topics).
+using CounterField = std::uint64_t ChannelCounters::*;
+std::optional<std::uint64_t> counted(const ChannelStats& c, CounterField field) {
+    return c.counters ? std::optional<std::uint64_t>((*c.counters).*field) : std::nullopt;
+}
+
 std::vector<ChannelStats> snapshot(const std::string& match) {
     std::vector<ChannelStats> shown;
     for (auto& c : read_channel_stats())
@@ -51,8 +58,8 @@ std::vector<ChannelStats> snapshot(const std::string& match) {
     return shown;
 }
 
-// Rates from the counters that only grow (bytes and messages ever committed); a queue's message
-// count is a level, not a counter, and gets none.
+// Rates from the counters that only grow: messages and payload bytes sent, as the ends of a ring,
+// lanes or topic counted them; a queue's message count is a level, not a counter, and gets none.
 std::vector<Row> rows_since(std::vector<ChannelStats> now, const std::vector<ChannelStats>& before,
                             double seconds) {
     std::map<std::string, const ChannelStats*> earlier;
@@ -68,9 +75,11 @@ std::vector<Row> rows_since(std::vector<ChannelStats> now, const std::vector<Cha
                 return a && b && *a >= *b ? std::optional<double>(static_cast<double>(*a - *b) / seconds)
                                           : std::nullopt;
             };
-            row.bytes_per_s = rate(row.stats.bytes, it->second->bytes);
-            if (row.stats.kind == "topic")
-                row.messages_per_s = rate(row.stats.messages, it->second->messages);
+            const ChannelStats& was = *it->second;
+            row.bytes_per_s = rate(counted(row.stats, &ChannelCounters::bytes_sent),
+                                   counted(was, &ChannelCounters::bytes_sent));
+            row.messages_per_s = rate(counted(row.stats, &ChannelCounters::messages_sent),
+                                      counted(was, &ChannelCounters::messages_sent));
         }
         rows.push_back(std::move(row));
     }
@@ -102,6 +111,20 @@ std::size_t alive_holders(const ChannelStats& c) {
 std::string optional_text(const std::optional<std::uint64_t>& v) {
     return v ? std::to_string(*v) : "-";
 }
+// A latency quantile of stats=latency, short: 512ns, 4us, 2ms, 1s (bucket edges, powers of two).
+std::string latency_text(const ChannelStats& c, double q) {
+    const auto ns = latency_quantile(c.latency_histogram, q);
+    if (!ns) return "-";
+    if (*ns < 10'000) return fmt::format("{}ns", *ns);
+    if (*ns < 10'000'000) return fmt::format("{}us", *ns / 1000);
+    if (*ns < 10'000'000'000) return fmt::format("{}ms", *ns / 1'000'000);
+    return fmt::format("{}s", *ns / 1'000'000'000);
+}
+
+// One line of the table: every column after the address, in the order of the heading.
+constexpr auto kRowFormat = FMT_STRING(
+    "{:<{}} {:<7} {:>10} {:>12} {:>10} {:>10} {:>8} {:>7} {:>5} {:>7} {:>5} {:>7} {:>7} {:>7} {:>5} {:>6} "
+    "{:>6}\n");
 std::string rate_text(const std::optional<double>& v) {
     return v ? fmt::format("{:.0f}", *v) : "-";
 }
@@ -110,9 +133,9 @@ std::string table(const std::vector<Row>& rows, const std::string& sort) {
     std::size_t width = 7;
     for (const auto& r : rows)
         width = std::max(width, r.stats.address.size());
-    std::string out = fmt::format("{:<{}} {:<7} {:>10} {:>12} {:>10} {:>10} {:>8} {:>7} {:>5} {:>7} {:>5}\n",
-                                  "ADDRESS", width, "KIND", "MSG/S", "B/S", "BACKLOG", "LAG", "LAGMSG",
-                                  "MISSED", "SUBS", "HOLDERS", "SLEEP");
+    std::string out =
+        fmt::format(kRowFormat, "ADDRESS", width, "KIND", "MSG/S", "B/S", "BACKLOG", "LAG", "LAGMSG",
+                    "MISSED", "SUBS", "HOLDERS", "SLEEP", "FULL", "SLEEPS", "WAKES", "TAKEN", "P50", "P99");
     for (const auto& r : rows) {
         const auto& c = r.stats;
         if (!c.problem.empty()) {
@@ -120,16 +143,18 @@ std::string table(const std::vector<Row>& rows, const std::string& sort) {
             continue;
         }
         const bool region = c.capacity.has_value();  // queues: only what the kernel says
-        const auto messages = c.kind == "topic" || c.kind == "service" ? rate_text(r.messages_per_s)
-                              : c.messages                             ? "q " + std::to_string(*c.messages)
-                                                                       : "-";
-        out +=
-            fmt::format("{:<{}} {:<7} {:>10} {:>12} {:>10} {:>10} {:>8} {:>7} {:>5} {:>7} {:>5}\n", c.address,
-                        width, c.kind, messages, rate_text(r.bytes_per_s), optional_text(c.backlog),
-                        optional_text(c.slowest_lag_bytes), optional_text(c.slowest_lag_messages),
-                        optional_text(c.missed), c.kind == "topic" ? std::to_string(c.subscribers) : "-",
-                        region ? fmt::format("{}/{}", alive_holders(c), c.holders.size()) : "-",
-                        region ? std::to_string(c.sleepers) : "-");
+        const auto messages = c.counters   ? rate_text(r.messages_per_s)
+                              : c.messages ? "q " + std::to_string(*c.messages)
+                                           : "-";
+        const auto count = [&](CounterField field) { return optional_text(counted(c, field)); };
+        out += fmt::format(kRowFormat, c.address, width, c.kind, messages, rate_text(r.bytes_per_s),
+                           optional_text(c.backlog), optional_text(c.slowest_lag_bytes),
+                           optional_text(c.slowest_lag_messages), optional_text(c.missed),
+                           c.kind == "topic" ? std::to_string(c.subscribers) : "-",
+                           region ? fmt::format("{}/{}", alive_holders(c), c.holders.size()) : "-",
+                           region ? std::to_string(c.sleepers) : "-", count(&ChannelCounters::full_waits),
+                           count(&ChannelCounters::sleeps), count(&ChannelCounters::wakes_sent),
+                           count(&ChannelCounters::takeovers), latency_text(c, 0.5), latency_text(c, 0.99));
     }
     out += fmt::format("{} channel(s), sorted by {}; q quits, s changes the sort\n", rows.size(), sort);
     return out;
@@ -144,19 +169,40 @@ std::string json(const std::vector<Row>& rows) {
         const auto& c = row.stats;
         std::string holders = "[";
         for (std::size_t h = 0; h < c.holders.size(); ++h)
-            holders += fmt::format("{}{{\"role\": {}, \"pid\": {}, \"alive\": {}}}", h == 0 ? "" : ", ",
-                                   json_string(c.holders[h].role), c.holders[h].pid, c.holders[h].alive);
+            holders += fmt::format(
+                "{}{{\"role\": {}, \"pid\": {}, \"alive\": {}, \"messages\": {}, \"bytes\": {}, "
+                "\"missed\": {}}}",
+                h == 0 ? "" : ", ", json_string(c.holders[h].role), c.holders[h].pid, c.holders[h].alive,
+                c.holders[h].messages, c.holders[h].bytes, c.holders[h].missed);
         holders += "]";
+        std::string histogram = "null";
+        if (!c.latency_histogram.empty())
+            histogram = fmt::format("[{}]", fmt::join(c.latency_histogram, ", "));
+        const auto quantile = [&](double q) {
+            const auto ns = latency_quantile(c.latency_histogram, q);
+            return json_number_or_null(ns.has_value(), ns.value_or(0));
+        };
+        std::string counters = "null";
+        if (const auto& k = c.counters) {
+            counters = fmt::format(
+                "{{\"messages_sent\": {}, \"bytes_sent\": {}, \"messages_received\": {}, "
+                "\"bytes_received\": {}, \"full_waits\": {}, \"sleeps\": {}, \"wakes_sent\": {}, "
+                "\"takeovers\": {}}}",
+                k->messages_sent, k->bytes_sent, k->messages_received, k->bytes_received, k->full_waits,
+                k->sleeps, k->wakes_sent, k->takeovers);
+        }
         return fmt::format(
             "{{\"address\": {}, \"kind\": {}, \"problem\": {}, \"capacity\": {}, \"bytes\": {}, "
             "\"messages\": {}, "
             "\"backlog\": {}, \"slowest_lag_bytes\": {}, \"slowest_lag_messages\": {}, \"missed\": {}, "
             "\"subscribers\": {}, \"sleepers\": {}, \"bytes_per_s\": {}, \"messages_per_s\": {}, "
-            "\"holders\": {}}}",
+            "\"holders\": {}, \"counters\": {}, \"latency_p50_ns\": {}, \"latency_p99_ns\": {}, "
+            "\"latency_histogram\": {}}}",
             json_string(c.address), json_string(c.kind), c.problem.empty() ? "null" : json_string(c.problem),
             number(c.capacity), number(c.bytes), number(c.messages), number(c.backlog),
             number(c.slowest_lag_bytes), number(c.slowest_lag_messages), number(c.missed), c.subscribers,
-            c.sleepers, rate(row.bytes_per_s), rate(row.messages_per_s), holders);
+            c.sleepers, rate(row.bytes_per_s), rate(row.messages_per_s), holders, counters, quantile(0.5),
+            quantile(0.99), histogram);
     });
 }
 
@@ -182,6 +228,9 @@ std::string prometheus(const std::vector<ChannelStats>& channels) {
         const char* help;
         std::function<std::optional<std::uint64_t>(const ChannelStats&)> value;
     };
+    const auto counter = [](CounterField field) {
+        return [field](const ChannelStats& c) { return counted(c, field); };
+    };
     const std::vector<Family> families{
         {"ipckit_channel_bytes_total", "counter", "Bytes ever committed to the ring, lanes or topic.",
          [](const ChannelStats& c) { return c.bytes; }},
@@ -203,6 +252,29 @@ std::string prometheus(const std::vector<ChannelStats>& channels) {
          }},
         {"ipckit_channel_holders", "gauge", "Ends of the region held, by whether their process lives.",
          nullptr},
+        {"ipckit_channel_messages_sent_total", "counter",
+         "Messages committed by the producers or the publisher.", counter(&ChannelCounters::messages_sent)},
+        {"ipckit_channel_sent_bytes_total", "counter", "Payload bytes of the messages sent.",
+         counter(&ChannelCounters::bytes_sent)},
+        {"ipckit_channel_messages_received_total", "counter",
+         "Messages consumed by the consumer, the lanes receiver or all joined subscribers.",
+         counter(&ChannelCounters::messages_received)},
+        {"ipckit_channel_received_bytes_total", "counter", "Payload bytes of the messages received.",
+         counter(&ChannelCounters::bytes_received)},
+        {"ipckit_channel_full_waits_total", "counter", "Sends that found no room.",
+         counter(&ChannelCounters::full_waits)},
+        {"ipckit_channel_sleeps_total", "counter", "Futex sleeps of the region's ends.",
+         counter(&ChannelCounters::sleeps)},
+        {"ipckit_channel_wakes_sent_total", "counter", "Futex wake-ups issued for a sleeping peer.",
+         counter(&ChannelCounters::wakes_sent)},
+        {"ipckit_channel_takeovers_total", "counter", "Ends claimed from a holder that had died.",
+         counter(&ChannelCounters::takeovers)},
+        {"ipckit_channel_latency_p50_nanoseconds", "gauge",
+         "stats=latency: median commit-to-consume time since format (a power-of-two bucket edge).",
+         [](const ChannelStats& c) { return latency_quantile(c.latency_histogram, 0.5); }},
+        {"ipckit_channel_latency_p99_nanoseconds", "gauge",
+         "stats=latency: 99th percentile commit-to-consume time since format (a bucket edge).",
+         [](const ChannelStats& c) { return latency_quantile(c.latency_histogram, 0.99); }},
         {"ipckit_channel_unreadable", "gauge",
          "1 for a region top cannot read: corrupt, or of another layout version (see the problem label).",
          [](const ChannelStats& c) {

@@ -80,11 +80,15 @@ struct alignas(kLineSize) EndpointLine {
     std::uint64_t robust_next;
     std::atomic<std::uint64_t> start_ticks;    // display: the holder's start time
     std::atomic<std::uint64_t> pid_namespace;  // display: inode of the holder's PID namespace
+    // Counter (docs/ring-layout.md, "Counters"): claims that took the end over from a holder that
+    // died, since the region was formatted. Written by the claimer, which holds the end then.
+    std::atomic<std::uint64_t> takeovers;
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "owner words must be lock-free across processes");
 static_assert(offsetof(EndpointLine, holder) == 8 && offsetof(EndpointLine, robust_next) == 16 &&
-                  offsetof(EndpointLine, start_ticks) == 24 && offsetof(EndpointLine, pid_namespace) == 32,
+                  offsetof(EndpointLine, start_ticks) == 24 && offsetof(EndpointLine, pid_namespace) == 32 &&
+                  offsetof(EndpointLine, takeovers) == 40,
               "the endpoint line of layout version 3");
 
 // What a successful claim found.

@@ -34,8 +34,16 @@ public:
         if (flag_ != nullptr) flag_->store(0, std::memory_order_relaxed);
     }
 
+    // The end's `sleeps` counter (docs/ring-layout.md, "Counters"), bumped before each futex sleep.
+    void set_sleep_counter(std::atomic<std::uint64_t>* counter) noexcept { sleeps_ = counter; }
+    void sleeping() noexcept {
+        if (sleeps_ != nullptr)
+            sleeps_->store(sleeps_->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+
 private:
     std::atomic<std::uint32_t>* flag_ = nullptr;
+    std::atomic<std::uint64_t>* sleeps_ = nullptr;
     bool ring_ = false, may_sleep_ = false, issued_ = false, sliced_ = false;
 };
 
