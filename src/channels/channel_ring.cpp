@@ -55,7 +55,6 @@ RegionPlace region_place(const Address& address) {
     place.object = address.text;
     place.mode = address.mode;
     place.keep = address.keep;
-    place.hand_over = address.transport != Transport::service;
     if (address.transport == Transport::sysvshm) {
         place.backing = RegionPlace::Backing::sysv;
         place.sysv_id = address.sysv.id;

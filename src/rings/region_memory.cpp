@@ -52,7 +52,7 @@ RegionMemory RegionMemory::open(const RegionPlace& place, Deadline deadline) {
     RegionMemory r;
     switch (place.backing) {
         case RegionPlace::Backing::memfd:
-            r.shared_.emplace(SharedRegion::open(place.name, deadline, place.object, place.hand_over));
+            r.shared_.emplace(SharedRegion::open(place.name, deadline, place.object));
             r.bytes_ = r.shared_->bytes();
             break;
         case RegionPlace::Backing::posix: {

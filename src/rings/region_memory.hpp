@@ -32,10 +32,7 @@ struct RegionPlace {
     SysvKey key = SysvKey::private_key();  // sysv, unless opened by id
     int sysv_id = -1;                      // sysv: an existing segment by id (open only)
     mode_t mode = 0600;
-    bool keep = false;  // the creator leaves the object behind (not for memfd)
-    // memfd: an opener serves the memory in the server's place when the server goes (rings and
-    // topics, whose every holder is a peer); not for a service, whose server alone serves it.
-    bool hand_over = true;
+    bool keep = false;   // the creator leaves the object behind (not for memfd)
     std::string object;  // names it in errors: the address
 };
 

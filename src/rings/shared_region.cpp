@@ -452,8 +452,7 @@ SharedRegion SharedRegion::create(std::string_view socket_name, std::size_t size
     return SharedRegion(std::move(mapping), std::move(server));
 }
 
-SharedRegion SharedRegion::open(std::string_view socket_name, Deadline deadline, std::string object,
-                                bool hand_over) {
+SharedRegion SharedRegion::open(std::string_view socket_name, Deadline deadline, std::string object) {
     const UnixAddress address = socket_address(socket_name);
     UnixSocket socket = retry_while_absent(deadline, [&] {
         return UnixSocket::connect(address, SocketType::seqpacket,
@@ -487,10 +486,8 @@ SharedRegion SharedRegion::open(std::string_view socket_name, Deadline deadline,
                                                    " bytes, the creator said " + std::to_string(offer.size));
     }
     // The descriptor stays, with the connection: should the server go, this holder can serve
-    // the memory in its place (Server). Without hand-over it closes here: the mapping alone
-    // keeps the memory.
+    // the memory in its place (Server).
     Mapping mapping = memfd.map(Access::read_write);
-    if (!hand_over) return SharedRegion(std::move(mapping), nullptr);
     Fd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!stop) throw_errno("eventfd", object);
     auto server =

@@ -87,10 +87,8 @@ public:
                                              std::string object);
     // Connects to the creator (retrying until `deadline` while nobody listens), receives and
     // checks the descriptor, maps it. Refusal by uid: Error(permission_denied) naming the object.
-    // `hand_over`: keep the descriptor and serve it should the server go (rings, topics); false:
-    // map it and close it (a service's client: only its server serves the name).
     [[nodiscard]] static SharedRegion open(std::string_view socket_name, Deadline deadline,
-                                           std::string object, bool hand_over = true);
+                                           std::string object);
 
     SharedRegion(SharedRegion&&) noexcept;
     SharedRegion& operator=(SharedRegion&&) noexcept;
