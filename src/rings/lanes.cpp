@@ -222,12 +222,14 @@ void LanesReceiver::sleep_on_lanes(Deadline until) {
     std::atomic<std::uint32_t>* events[Lanes::kMaxLanes];
     std::uint32_t keys[Lanes::kMaxLanes];
     std::atomic<std::uint32_t>* holders[Lanes::kMaxLanes];
+    std::uint32_t holder_keys[Lanes::kMaxLanes];
     // The keys before the announcement: a notify after this changes a word, and futex_waitv then
     // returns at once. Then the announcement, a fence, and the re-check (the ring's handshake).
     for (std::size_t i = 0; i < n; ++i) {
         events[i] = lanes_[i].wait_words().data_event;
         keys[i] = events[i]->load(std::memory_order_acquire);
         holders[i] = senders_[i].holder_word();  // a sender's claim, close or death wakes us too
+        holder_keys[i] = holders[i]->load(std::memory_order_acquire);  // before all_left looks
     }
     for (std::size_t i = 0; i < n; ++i)
         lanes_[i].wait_words().consumer_sleepers->fetch_add(1, std::memory_order_relaxed);
@@ -240,7 +242,7 @@ void LanesReceiver::sleep_on_lanes(Deadline until) {
         // Every lane's consumer sleeps: each lane counts the sleep.
         for (std::size_t i = 0; i < n; ++i)
             detail::region::count(*lanes_[i].wait_words().sleeps);
-        detail::sleep_on(events, keys, n, holders, n, wake);
+        detail::sleep_on(events, keys, n, holders, holder_keys, n, wake);
     }
     for (std::size_t i = 0; i < n; ++i)
         lanes_[i].wait_words().consumer_sleepers->fetch_sub(1, std::memory_order_relaxed);

@@ -343,11 +343,13 @@ Status RingProducer::wait_for_consumer(Deadline deadline) {
     std::atomic<std::uint32_t>* holder = consumer_.holder_word();
     for (;;) {
         const std::uint32_t key = header_->wait.space_event.load(std::memory_order_acquire);
+        const std::uint32_t holder_key = holder != nullptr ? holder->load(std::memory_order_acquire) : 0;
         if (consumer_present()) return Status::ok;
         // A try_ form (a zero deadline) would have to wait: would_block, as every try_ says.
         if (deadline.is_immediate()) return Status::would_block;
         if (Clock::now() >= deadline.when()) return Status::timed_out;
-        detail::sleep_on(header_->wait.space_event, key, &holder, 1, deadline);
+        detail::sleep_on(header_->wait.space_event, key, &holder, &holder_key, holder != nullptr ? 1 : 0,
+                         deadline);
     }
 }
 

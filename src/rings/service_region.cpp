@@ -491,10 +491,11 @@ Status ServiceClient::wait_for_server(Deadline deadline) {
     for (;;) {
         // The key before the look: a server that attaches after it bumps the word.
         const std::uint32_t key = header_->wait.server_event.load(std::memory_order_acquire);
+        const std::uint32_t holder_key = holder->load(std::memory_order_acquire);
         if (server() == Server::ready) return Status::ok;
         if (deadline.is_immediate() || Clock::now() >= deadline.when()) return Status::timed_out;
         // A claim or a death changes the holder word; a finished attach bumps server_event.
-        detail::sleep_on(header_->wait.server_event, key, &holder, 1, deadline);
+        detail::sleep_on(header_->wait.server_event, key, &holder, &holder_key, 1, deadline);
     }
 }
 

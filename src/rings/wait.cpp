@@ -56,7 +56,8 @@ void wake_other_sleepers(std::atomic<std::uint32_t>& holder, std::uint32_t value
 }
 
 void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t event_count,
-              HolderWords const* holders, std::size_t count, Deadline deadline) {
+              HolderWords const* holders, const std::uint32_t* holder_keys, std::size_t count,
+              Deadline deadline) {
     // Read first: a loss after this changes the word, and futex_waitv returns at once.
     std::atomic<std::uint32_t>& lost = region_lost_event();
     const std::uint32_t lost_key = lost.load(std::memory_order_acquire);
@@ -76,6 +77,8 @@ void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t 
     for (std::size_t i = 0; i < count && all_watched; ++i) {
         std::atomic<std::uint32_t>& holder = *holders[i];
         std::uint32_t value = holder.load(std::memory_order_acquire);
+        // Changed since the caller looked (a holder died, closed or claimed in between): look again.
+        if (holder_keys != nullptr && ((value ^ holder_keys[i]) & ~ring::kHolderWaiters) != 0) return;
         if ((value & ring::kHolderOwnerDied) != 0) {
             wake_other_sleepers(holder, value);
             continue;
@@ -110,9 +113,9 @@ void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t 
 }
 
 void sleep_on(std::atomic<std::uint32_t>& event, std::uint32_t key, HolderWords const* holders,
-              std::size_t count, Deadline deadline) {
+              const std::uint32_t* holder_keys, std::size_t count, Deadline deadline) {
     HolderWords events[1] = {&event};
-    sleep_on(events, &key, 1, holders, count, deadline);
+    sleep_on(events, &key, 1, holders, holder_keys, count, deadline);
 }
 
 void SleeperBarrier::pass() noexcept {

@@ -73,20 +73,24 @@ inline constexpr auto kSleepSlice = std::chrono::milliseconds(20);
 using HolderWords = std::atomic<std::uint32_t>*;
 
 // Sleeps until `event` moves from `key`, a holder word in `holders` changes (its holder closes,
-// dies, or a new one claims it), or `deadline`. Dead holders are skipped (their death was seen;
-// their other sleepers are woken, since the kernel wakes only one). With more holders than
+// dies, or a new one claims it), or `deadline`. `holder_keys` (or nullptr) are the holder words'
+// values the caller loaded before it last looked whether its peers live: a word that has changed
+// since (a death between that look and this sleep) returns at once, so the caller sees it. A holder
+// already dead at that look is skipped (its death was seen; its other sleepers are woken, since
+// the kernel wakes only one). With more holders than
 // futex_waitv takes, or without futex_waitv, sleeps on `event` for one kSleepSlice at most.
 // It also wakes when a guarded region of this process is lost (region_lost_event(),
 // shared_region.hpp), and throws Error when the region under `event` is the one: its words are
 // zeros now, and a loop around the sleep would sleep on them to its deadline.
 void sleep_on(std::atomic<std::uint32_t>& event, std::uint32_t key, HolderWords const* holders,
-              std::size_t count, Deadline deadline);
+              const std::uint32_t* holder_keys, std::size_t count, Deadline deadline);
 // A holder word `value` marked dead with sleepers announced: the kernel woke one of them at the
 // death; wake the others, once (the announcement is cleared).
 void wake_other_sleepers(std::atomic<std::uint32_t>& holder, std::uint32_t value);
 // The same for several event words at once (a lanes receiver: every lane's data_event).
 void sleep_on(HolderWords const* events, const std::uint32_t* keys, std::size_t event_count,
-              HolderWords const* holders, std::size_t count, Deadline deadline);
+              HolderWords const* holders, const std::uint32_t* holder_keys, std::size_t count,
+              Deadline deadline);
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -174,6 +178,7 @@ Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
         }
     };
     HolderWords words[kMaxWaitAny];
+    std::uint32_t holder_keys[kMaxWaitAny];
     for (;;) {
         {
             // The key is read before announcing: a wake after this point changes the word, and
@@ -188,11 +193,14 @@ Status wait_until(WaitMode mode, Deadline deadline, SleeperBarrier& barrier,
             barrier.counted();
             const Leave leave{sleepers, barrier};
             barrier.pass();
+            // The holder words before the look at the peers: a death after it wakes the sleep.
+            const std::size_t count = holders(words, kMaxWaitAny);
+            for (std::size_t i = 0; i < count; ++i)
+                holder_keys[i] = words[i]->load(std::memory_order_acquire);
             if (ready()) return Status::ok;
             if (gone(Clock::now())) return Status::closed;
-            const std::size_t count = holders(words, kMaxWaitAny);
             barrier.sleeping();
-            sleep_on(event, key, words, count,
+            sleep_on(event, key, words, holder_keys, count,
                      barrier.sliced() ? Deadline::at(std::min(deadline.when(), Clock::now() + kSleepSlice))
                                       : deadline);
         }
