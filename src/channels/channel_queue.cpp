@@ -133,14 +133,16 @@ public:
 
     // Blocks in msgsnd until there is room, the deadline, or the last reader's death (its pidfd
     // interrupts the call): an idle sender wakes nobody. Without a pidfd (a reader in another PID
-    // namespace) it looks again every liveness slice; before any reader there is nobody to watch.
+    // namespace) it looks again every liveness slice, and so it does before any reader took a
+    // message: a reader may come, take too little to make room, and die, and only a look at the
+    // queue's last reader then sees it.
     IoResult send(std::span<const std::byte> message, Deadline deadline) override {
         for (;;) {
             if (deadline.is_immediate()) return queue_.send(type_, message, deadline);
             const pid_t last = queue_.stat().last_receiver;
             const int reader = receiver_.fd_of(last);
             const IoResult r =
-                queue_.send(type_, message, reader >= 0 || last == 0 ? deadline : slice_of(deadline), reader);
+                queue_.send(type_, message, reader >= 0 ? deadline : slice_of(deadline), reader);
             if (r.status != Status::timed_out || deadline.expired()) return r;
             // The queue stays full: if its last reader is gone, nobody will make room.
             if (receiver_.gone(queue_.stat().last_receiver)) return {Status::closed, 0};
