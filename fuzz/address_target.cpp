@@ -93,7 +93,7 @@ void check_parsed(const Address& a, std::string_view text) {
         case Transport::service:
             check(a.target.size() >= 2 && (a.target[0] == '/' || a.target[0] == '@'),
                   "service name without a leading '/' or '@'");
-            check(a.region.clients >= 1 && a.region.clients <= 1024, "service clients out of range");
+            check(a.region.clients >= 1 && a.region.clients <= 1023, "service clients out of range");
             check(a.region.inflight >= 1 && a.region.inflight <= 64, "service inflight out of range");
             break;
     }
