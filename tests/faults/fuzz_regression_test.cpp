@@ -10,9 +10,9 @@
 #include "../../fuzz/address_target.cpp"
 #include "../../fuzz/frame_target.cpp"
 #include "../../fuzz/lanes_target.cpp"
-#include "../../fuzz/service_target.cpp"
 #include "../../fuzz/log_target.cpp"
 #include "../../fuzz/ring_target.cpp"
+#include "../../fuzz/service_target.cpp"
 #include "../../fuzz/shrink_target.cpp"
 #include "../../fuzz/topic_target.cpp"
 // The files above make one translation unit; each keeps its helpers in a namespace of its own
