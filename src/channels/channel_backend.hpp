@@ -38,16 +38,21 @@ struct RegionPlace;
 // Attaches one side (a ring end, a lanes end, a topic end: `Side::attach(bytes, wait)`) to a
 // shared region, giving a creator that is still formatting it kFormatGrace to finish: an opener
 // retries while the header is not valid yet (protocol_error); a creator never does.
-template <class Side>
-Side attach_formatted(std::span<std::byte> region, WaitMode wait, Role role) {
+// `attach_while_formatting` is the same retry around any `make()` that attaches (a service end).
+template <class Make>
+auto attach_while_formatting(Role role, Make&& make) {
     const auto grace = Deadline::after(kFormatGrace);
     for (auto backoff = Backoff::for_peer();;) {
         try {
-            return Side::attach(region, wait);
+            return make();
         } catch (const Error& e) {
             if (role == Role::create || e.code() != std::errc::protocol_error || !backoff.pause(grace)) throw;
         }
     }
+}
+template <class Side>
+Side attach_formatted(std::span<std::byte> region, WaitMode wait, Role role) {
+    return attach_while_formatting(role, [&] { return Side::attach(region, wait); });
 }
 
 // The one error for a message larger than the caller's buffer, whatever the transport:

@@ -64,20 +64,6 @@ Deadline slice_of(Deadline deadline) {
     return Deadline::at(std::min(deadline.when(), Clock::now() + kNameCheck));
 }
 
-// Attaches `Side` (a server or client end, made by `make`) to a region an opener found, giving a
-// creator still formatting it kFormatGrace (as attach_formatted does for channels).
-template <class Make>
-auto attach_opened(Make make) {
-    const auto grace = Deadline::after(kFormatGrace);
-    for (auto backoff = Backoff::for_peer();;) {
-        try {
-            return make();
-        } catch (const Error& e) {
-            if (e.code() != std::errc::protocol_error || !backoff.pause(grace)) throw;
-        }
-    }
-}
-
 class ServiceServerBackend final : public ServerBackend {
 public:
     explicit ServiceServerBackend(const Address& address)
@@ -90,7 +76,8 @@ public:
         const WaitMode wait = address.region.wait;
         try {
             server_ = created ? std::make_unique<ServiceServer>(bytes, wait)
-                              : attach_opened([&] { return std::make_unique<ServiceServer>(bytes, wait); });
+                              : attach_while_formatting(
+                                    Role::open, [&] { return std::make_unique<ServiceServer>(bytes, wait); });
         } catch (const Error& e) {
             if (created) memory_->unlink_name(place_);
             rethrow_naming(address.text, e);
@@ -259,8 +246,8 @@ private:
         if (session->memory.truncatable()) session->guard = BusGuard(session->memory.bytes(), address());
         const auto bytes = session->memory.bytes();
         try {
-            session->end =
-                attach_opened([&] { return std::make_unique<ServiceClient>(bytes, wait_, sequence_); });
+            session->end = attach_while_formatting(
+                Role::open, [&] { return std::make_unique<ServiceClient>(bytes, wait_, sequence_); });
         } catch (const Error& e) {
             rethrow_naming(address(), e);
         }
