@@ -76,18 +76,6 @@ EndpointWatch::EndpointWatch(const EndpointLine* line, JoinAfter) noexcept : lin
     stale_epoch_ = left.epoch;
 }
 
-bool EndpointWatch::closed() const noexcept {
-    return owner().state == EndpointState::closed;
-}
-
-OwnerWord EndpointWatch::owner() const noexcept {
-    if (line_ == nullptr) return {};
-    // acquire: pairs with release_endpoint, so the holder's last publication is visible.
-    const OwnerWord word = OwnerWord::unpack(line_->owner.load(std::memory_order_acquire));
-    if (stale_ && word.epoch == stale_epoch_) return {};  // the holder that left before we came
-    return word;
-}
-
 bool EndpointWatch::gone(std::chrono::steady_clock::time_point) const noexcept {
     if (line_ == nullptr) return true;
     switch (owner().state) {

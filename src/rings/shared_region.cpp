@@ -203,6 +203,7 @@ BusGuard::BusGuard(std::span<std::byte> region, std::string object, int fd) : ob
         guard_slots[i].size.store(region.size(), std::memory_order_relaxed);
         guard_slots[i].base.store(reinterpret_cast<std::uintptr_t>(region.data()), std::memory_order_release);
         slot_ = static_cast<int>(i);
+        lost_ = &guard_slots[i].lost;
         if (fd >= 0) {
             TruncationWatch& w = truncation_watch();
             const std::lock_guard lock(w.mutex);
@@ -217,6 +218,7 @@ BusGuard::BusGuard(std::span<std::byte> region, std::string object, int fd) : ob
 
 BusGuard::BusGuard(BusGuard&& other) noexcept
     : slot_(std::exchange(other.slot_, -1)),
+      lost_(std::exchange(other.lost_, nullptr)),
       watched_(std::exchange(other.watched_, false)),
       object_(std::move(other.object_)) {}
 
@@ -224,6 +226,7 @@ BusGuard& BusGuard::operator=(BusGuard&& other) noexcept {
     if (this != &other) {
         release();
         slot_ = std::exchange(other.slot_, -1);
+        lost_ = std::exchange(other.lost_, nullptr);
         watched_ = std::exchange(other.watched_, false);
         object_ = std::move(other.object_);
     }
@@ -247,10 +250,7 @@ void BusGuard::release() noexcept {
     slot.base.store(0, std::memory_order_release);
     slot.used.store(false, std::memory_order_release);
     slot_ = -1;
-}
-
-bool BusGuard::lost() const noexcept {
-    return slot_ >= 0 && guard_slots[static_cast<std::size_t>(slot_)].lost.load(std::memory_order_acquire);
+    lost_ = nullptr;
 }
 
 std::atomic<std::uint32_t>& region_lost_event() noexcept {
@@ -267,8 +267,7 @@ bool region_lost_at(const void* address) noexcept {
     return false;
 }
 
-void BusGuard::check() const {
-    if (!lost()) return;
+void BusGuard::throw_lost() const {
     throw_error(std::errc::no_such_device_or_address,
                 object_ +
                     ": the shared memory was truncated under this process (a page beyond its end was "

@@ -56,10 +56,16 @@ public:
     BusGuard& operator=(BusGuard&& other) noexcept;
     ~BusGuard();
 
-    // A fault hit the region: its contents are gone (now zeros, private to this process).
-    [[nodiscard]] bool lost() const noexcept;
+    // A fault hit the region: its contents are gone (now zeros, private to this process). One
+    // acquire load, inline: a channel asks after every send and receive.
+    [[nodiscard]] bool lost() const noexcept {
+        return lost_ != nullptr && lost_->load(std::memory_order_acquire);
+    }
     // Throws Error (std::errc::no_such_device_or_address) naming the region when lost().
-    void check() const;
+    void check() const {
+        if (lost()) [[unlikely]]
+            throw_lost();
+    }
     [[nodiscard]] bool active() const noexcept { return slot_ >= 0; }
     // The file is watched: a sleeper on the region is woken by its truncation. False where the
     // kernel refused the watch; a caller then looks between slices of its waits.
@@ -67,7 +73,9 @@ public:
 
 private:
     void release() noexcept;
+    [[noreturn]] void throw_lost() const;
     int slot_ = -1;
+    const std::atomic<bool>* lost_ = nullptr;  // the slot's flag, set by the SIGBUS handler
     bool watched_ = false;
     std::string object_;
 };

@@ -134,12 +134,20 @@ public:
     EndpointWatch(const EndpointLine* line, JoinAfter) noexcept;
 
     // The end was closed cleanly (one acquire load).
-    [[nodiscard]] bool closed() const noexcept;
+    [[nodiscard]] bool closed() const noexcept { return owner().state == EndpointState::closed; }
     // Nobody holds the end now: closed, never claimed, or its holder died. `now` is unused (the
     // answer is exact), kept so that callers need not know.
     [[nodiscard]] bool gone(std::chrono::steady_clock::time_point now = {}) const noexcept;
-    // The holder's state, and whether one was ever attached.
-    [[nodiscard]] OwnerWord owner() const noexcept;
+    // The holder's state, and whether one was ever attached. Inline: a producer asks it before
+    // every record ("is the consumer closed?"), and out of line the packed word went through the
+    // stack and stalled its store forwarding (docs/ring.md, "Where a small message's time goes").
+    [[nodiscard]] OwnerWord owner() const noexcept {
+        if (line_ == nullptr) return {};
+        // acquire: pairs with release_endpoint, so the holder's last publication is visible.
+        const OwnerWord word = OwnerWord::unpack(line_->owner.load(std::memory_order_acquire));
+        if (stale_ && word.epoch == stale_epoch_) return {};  // the holder that left before we came
+        return word;
+    }
     // The holder word a waiter sleeps on beside its event word (null without a line).
     [[nodiscard]] std::atomic<std::uint32_t>* holder_word() const noexcept {
         return line_ == nullptr ? nullptr : &const_cast<EndpointLine*>(line_)->holder;
