@@ -90,8 +90,9 @@ struct Classified {
 
 // `header`: a record's header bytes (the commit word, and the commit time with stats=latency).
 // Always inline: it runs for every record, and out of line its result went through the stack.
-[[gnu::always_inline]] inline Classified classify(std::uint64_t word, std::uint64_t position, std::uint64_t capacity,
-                    std::uint64_t max_message, std::uint32_t header) noexcept {
+[[gnu::always_inline]] inline Classified classify(std::uint64_t word, std::uint64_t position,
+                                                  std::uint64_t capacity, std::uint64_t max_message,
+                                                  std::uint32_t header) noexcept {
     const std::uint32_t stamp = word_stamp(word);
     const std::uint32_t length = word_length(word);
     const std::uint64_t offset = position & (capacity - 1);
@@ -485,8 +486,8 @@ IoResult RingProducer::send(std::span<const std::byte> message, Deadline deadlin
     const Status s = reserve(message.size(), deadline);
     if (s != Status::ok) [[unlikely]]
         return {s, 0};
-    if (!message.empty())
-        std::memcpy(data_ + (pending_position_ & mask_) + record_header_, message.data(), message.size());
+    detail::region::copy_payload(data_ + (pending_position_ & mask_) + record_header_, message.data(),
+                                 message.size());
     publish(message.size());
     return {Status::ok, message.size()};
 }
@@ -710,7 +711,7 @@ IoResult RingConsumer::recv(std::span<std::byte> buffer, Deadline deadline) {
                                                  " bytes does not fit in a buffer of " + str(buffer.size()) +
                                                  " bytes; it stays queued");
     }
-    if (size != 0) std::memcpy(buffer.data(), data_ + record_offset_ + record_header_, size);
+    detail::region::copy_payload(buffer.data(), data_ + record_offset_ + record_header_, size);
     consume();
     return {Status::ok, size};
 }
@@ -721,7 +722,7 @@ IoResult RingConsumer::recv(std::vector<std::byte>& message, Deadline deadline) 
         return {s, 0};
     const std::size_t size = record_payload_;
     message.resize(size);
-    if (size != 0) std::memcpy(message.data(), data_ + record_offset_ + record_header_, size);
+    detail::region::copy_payload(message.data(), data_ + record_offset_ + record_header_, size);
     consume();
     return {Status::ok, size};
 }

@@ -282,9 +282,8 @@ void TopicPublisher::ring_doorbells() noexcept {
 IoResult TopicPublisher::send(std::span<const std::byte> message, Deadline deadline) {
     const Status s = reserve(message.size(), deadline);
     if (s != Status::ok) return {s, 0};
-    if (!message.empty()) {
-        std::memcpy(data_ + (pending_position_ & mask_) + record_header_, message.data(), message.size());
-    }
+    detail::region::copy_payload(data_ + (pending_position_ & mask_) + record_header_, message.data(),
+                                 message.size());
     publish(message.size());
     return {Status::ok, message.size()};
 }

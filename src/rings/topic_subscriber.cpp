@@ -234,7 +234,8 @@ IoResult TopicSubscriber::recv(std::span<std::byte> buffer, Deadline deadline) {
                                                      " bytes does not fit the buffer of " +
                                                      str(buffer.size()));
         }
-        std::memcpy(buffer.data(), data_ + (cursor_ & mask_) + record_header_, record_length_);
+        detail::region::copy_payload(buffer.data(), data_ + (cursor_ & mask_) + record_header_,
+                                     record_length_);
         if (drop_) {
             // Seqlock check: the publisher moves `oldest` past a record (then fences) before it
             // overwrites it; after our copy (this acquire fence), an `oldest` beyond the record
@@ -261,9 +262,8 @@ IoResult TopicSubscriber::recv(std::vector<std::byte>& message, Deadline deadlin
         const Status s = next_record(deadline);
         if (s != Status::ok) return {s, 0};
         message.resize(record_length_);
-        if (record_length_ != 0) {
-            std::memcpy(message.data(), data_ + (cursor_ & mask_) + record_header_, record_length_);
-        }
+        detail::region::copy_payload(message.data(), data_ + (cursor_ & mask_) + record_header_,
+                                     record_length_);
         if (drop_) {
             std::atomic_thread_fence(std::memory_order_acquire);  // as in recv(span) above
             if (header_->oldest.position.load(std::memory_order_relaxed) > cursor_) {
