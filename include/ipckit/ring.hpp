@@ -251,7 +251,6 @@ private:
     // Finds the next data record (skipping padding); on ok fills record_offset_/record_payload_.
     [[nodiscard]] Status next_record(Deadline deadline);
     [[nodiscard]] Status wait_for_data(Deadline deadline);
-    [[nodiscard]] bool producer_gone(std::chrono::steady_clock::time_point now);
     void consume();
 
     detail::RingEndHandle header_;

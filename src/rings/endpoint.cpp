@@ -68,27 +68,45 @@ bool same_pid_namespace(const EndpointLine& line) noexcept {
     return theirs == 0 || theirs == pid_namespace_inode();
 }
 
+namespace {
+
+// Nobody holds the end that `owner` (one load of its owner word) describes.
+bool nobody_holds(const EndpointLine& line, OwnerWord owner) noexcept {
+    switch (owner.state) {
+        case EndpointState::vacant:
+        case EndpointState::closed:
+            return true;
+        case EndpointState::claiming:
+        case EndpointState::attached:
+            // acquire: a death seen here comes after everything the dead holder published. The
+            // holder word is set before the owner word says claiming, so a live claimer is alive.
+            return !holder_alive(line.holder.load(std::memory_order_acquire));
+        default:
+            return true;  // corrupt: nobody can be relied on to hold it
+    }
+}
+
+}  // namespace
+
+// One load of the owner word decides: read twice, it could say `vacant` (so gone), then a new
+// holder's `attached`, and the new holder would be taken for the one that left.
 EndpointWatch::EndpointWatch(const EndpointLine* line, JoinAfter) noexcept : line_(line) {
-    if (line_ == nullptr || !gone()) return;
+    if (line_ == nullptr) return;
     const OwnerWord left = owner();
-    if (left.state == EndpointState::vacant) return;
+    if (left.state == EndpointState::vacant || !nobody_holds(*line_, left)) return;
     stale_ = true;
     stale_epoch_ = left.epoch;
 }
 
 bool EndpointWatch::gone(std::chrono::steady_clock::time_point) const noexcept {
     if (line_ == nullptr) return true;
-    switch (owner().state) {
-        case EndpointState::vacant:
-        case EndpointState::closed:
-            return true;
-        case EndpointState::claiming:
-        case EndpointState::attached:
-            // acquire: a death seen here comes after everything the dead holder published.
-            return !holder_alive(line_->holder.load(std::memory_order_acquire));
-        default:
-            return true;  // corrupt: nobody can be relied on to hold it
-    }
+    return nobody_holds(*line_, owner());
+}
+
+bool EndpointWatch::left() const noexcept {
+    if (line_ == nullptr) return false;
+    const OwnerWord owner_word = owner();
+    return owner_word.state != EndpointState::vacant && nobody_holds(*line_, owner_word);
 }
 
 EndpointWatch::EndpointWatch(EndpointWatch&& other) noexcept

@@ -226,12 +226,6 @@ void ring_doorbell(RingHeader& header, Fd* sender) noexcept {
                                   sender != nullptr ? *sender : temporary);
 }
 
-// Gone for a waiter: closed, or held by a dead process. An end nobody has claimed yet is not
-// gone: its first holder is still to come.
-bool left(EndpointWatch& watch, Clock::time_point now) {
-    return watch.gone(now) && watch.owner().state != EndpointState::vacant;
-}
-
 // A record's header: the commit word, then with stats=latency the commit time.
 std::uint32_t record_header(bool latency) noexcept {
     return static_cast<std::uint32_t>(kCommitWordSize + (latency ? detail::region::kTimestampSize : 0));
@@ -588,7 +582,7 @@ bool RingConsumer::arm() {
     // the producer's commit, then its sleepers load. One of the two sees the other.
     sleeper_.pass();
     if (has_data()) return false;
-    if (producer_.owner().state != EndpointState::vacant && producer_gone(Clock::now())) return false;
+    if (producer_.left()) return false;
     return true;
 }
 
@@ -607,10 +601,6 @@ int RingConsumer::producer_fd() {
 void RingConsumer::close() noexcept {
     header_.reset();
     holding_ = false;
-}
-
-bool RingConsumer::producer_gone(Clock::time_point now) {
-    return left(producer_, now);
 }
 
 bool RingConsumer::has_data() const noexcept {
@@ -638,7 +628,7 @@ Status RingConsumer::wait_for_data(Deadline deadline) {
                    .kind != WordKind::end_mark;
     };
     // Everything committed before a close or a death is delivered before `closed`.
-    if (producer_gone(Clock::now())) return arrived() ? Status::ok : Status::closed;
+    if (producer_.left()) return arrived() ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
     // The ring is empty: a producer asleep for a quarter of it (space_wanted) has all the room
     // there is. Waking it now keeps a consumer that stopped short of that quarter from leaving
@@ -647,10 +637,12 @@ Status RingConsumer::wait_for_data(Deadline deadline) {
         wake_all(header_->wait.space_event);
     const Status s = wait_until(
         mode_, deadline, sleeper_, header_->wait.consumer_sleepers, header_->wait.data_event, producer_,
-        [this](Clock::time_point now) { return producer_gone(now); },
+        // Gone for a waiter: closed, or held by a dead process. An end nobody has claimed yet
+        // is not gone: its first holder is still to come.
+        [this](Clock::time_point) { return producer_.left(); },
         [&] { return arrived() || producer_.closed(); });
     if (s == Status::closed) return arrived() ? Status::ok : Status::closed;
-    if (s == Status::ok && !arrived()) return producer_gone(Clock::now()) ? Status::closed : Status::ok;
+    if (s == Status::ok && !arrived()) return producer_.left() ? Status::closed : Status::ok;
     return s;
 }
 

@@ -138,6 +138,9 @@ public:
     // Nobody holds the end now: closed, never claimed, or its holder died. `now` is unused (the
     // answer is exact), kept so that callers need not know.
     [[nodiscard]] bool gone(std::chrono::steady_clock::time_point now = {}) const noexcept;
+    // A holder came and has gone since (closed, or its process died); false while the end was
+    // never claimed. One load of the owner word, so a holder that claims meanwhile is not gone.
+    [[nodiscard]] bool left() const noexcept;
     // The holder's state, and whether one was ever attached. Inline: a producer asks it before
     // every record ("is the consumer closed?"), and out of line the packed word went through the
     // stack and stalled its store forwarding (docs/ring.md, "Where a small message's time goes").
