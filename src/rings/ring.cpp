@@ -75,23 +75,6 @@ inline std::atomic_ref<std::uint64_t> word_at(const std::byte* data, std::uint64
         *reinterpret_cast<std::uint64_t*>(const_cast<std::byte*>(data) + offset));  // 8-aligned
 }
 
-// A waiting consumer reads, beside the commit word it polls, the 64-byte line after it: a record
-// of more than 56 bytes of payload continues there. The producer writes that line before the
-// commit word, so a copy fetched while waiting is usually current when the word arrives, and the
-// record costs one line's transfer after the commit instead of two in a row (a 64-byte round
-// trip went from 2.0x to 1.7x raw-spin: docs/ring.md, "Where a small message's time goes"). The
-// value is thrown away, so the load is written in assembly: the thread sanitizer would take it
-// for a race with the payload bytes the producer is writing.
-inline void touch_line_after(const std::byte* data, std::uint64_t offset, std::uint64_t mask) noexcept {
-    const std::byte* line = data + (((offset | 63) + 1) & mask);
-#if defined(__x86_64__)
-    std::uint64_t discarded;
-    asm volatile("movq (%1), %0" : "=r"(discarded) : "r"(line));
-#else
-    __builtin_prefetch(line);
-#endif
-}
-
 [[noreturn]] void corrupt_record(std::uint64_t cursor, std::uint64_t offset, const std::string& what) {
     throw_error(std::errc::bad_message,
                 "ring record at offset " + str(offset) + " (cursor " + str(cursor) + "): " + what);
@@ -606,6 +589,7 @@ void RingConsumer::close() noexcept {
 bool RingConsumer::has_data() const noexcept {
     if (!header_) return false;
     if (holding_) return true;
+    detail::region::touch_line_after(data_, tail_ & mask_, mask_);  // it is polled by waiters
     const std::uint64_t word = word_at(data_, tail_ & mask_).load(kWordLoad);
     const Classified c = classify(word, tail_, capacity_, max_message_, record_header_);
     if (c.kind != WordKind::padding) return c.kind != WordKind::end_mark;  // corruption: recv says so
@@ -622,7 +606,7 @@ detail::RingWaitWords RingConsumer::wait_words() const noexcept {
 
 Status RingConsumer::wait_for_data(Deadline deadline) {
     auto arrived = [this] {
-        touch_line_after(data_, tail_ & mask_, mask_);
+        detail::region::touch_line_after(data_, tail_ & mask_, mask_);
         return classify(word_at(data_, tail_ & mask_).load(kWordLoad), tail_, capacity_, max_message_,
                         record_header_)
                    .kind != WordKind::end_mark;

@@ -200,7 +200,10 @@ Status TopicSubscriber::next_record(Deadline deadline) {
     if (publisher_gone(Clock::now())) return probe() == Status::ok ? Status::ok : Status::closed;
     if (deadline.is_immediate()) return Status::would_block;
     s = wait_until(mode_, deadline, sleeper_, header_->wait.subscriber_sleepers, header_->wait.data_event,
-                   publisher_, publisher_gone, [&] { return probe() == Status::ok; });
+                   publisher_, publisher_gone, [&] {
+                       detail::region::touch_line_after(data_, cursor_ & mask_, mask_);
+                       return probe() == Status::ok;
+                   });
     if (s == Status::closed && probe() == Status::ok) return Status::ok;  // drain what it committed
     return s;
 }
