@@ -252,6 +252,56 @@ TEST(RingTest, LoanAndReadAreInPlaceInTheSharedRegion) {
     EXPECT_EQ(error_of([&] { tx.commit(11); }), std::errc::invalid_argument);
 }
 
+// A record of 4 MiB or more into an empty ring goes back to offset 0 when it fits before the
+// current offset, so a ping-pong of large messages reuses memory still in the caches; with data
+// queued, or a record that does not fit before the offset, it goes on where it is.
+TEST(RingTest, ALargeRecordIntoAnEmptyRingGoesBackToTheStart) {
+    constexpr std::size_t kCapacity = 32u << 20;
+    constexpr std::size_t kLarge = 4u << 20;
+    SharedRegion region(Ring::region_size(kCapacity));
+    Ring::format(region.span(), {.capacity = kCapacity});
+    auto tx = RingProducer::attach(region.span());
+    auto rx = RingConsumer::attach(region.span());
+    std::uint64_t seq = 0;
+    auto send_and_read = [&](std::size_t size) {
+        const Loan loan = tx.loan(size);
+        EXPECT_TRUE(loan.ok());
+        fill_message(loan.buffer, seq);
+        tx.commit(size);
+        const RecordView view = rx.read(Deadline::immediate());
+        EXPECT_TRUE(view.ok());
+        EXPECT_TRUE(is_message(view.message, seq++, size));
+        const std::byte* at = view.message.data();
+        rx.release();
+        return at;
+    };
+    const std::byte* start = send_and_read(100);  // the first record is at offset 0
+    // Empty, but 4 MiB do not fit before offset 112: the record follows the small one.
+    EXPECT_EQ(send_and_read(kLarge), start + layout::record_size(100));
+    // Empty, and it fits before the offset: back to the start, and again.
+    EXPECT_EQ(send_and_read(kLarge), start);
+    EXPECT_EQ(send_and_read(kLarge), start);
+    // A small record goes on where the ring is.
+    EXPECT_EQ(send_and_read(100), start + layout::record_size(kLarge));
+    // With a record queued the producer never jumps over it: the next one follows it.
+    ASSERT_TRUE(tx.try_send(make_message(seq, 10)).ok());
+    const Loan loan = tx.loan(kLarge);
+    ASSERT_TRUE(loan.ok());
+    EXPECT_NE(loan.buffer.data(), start);
+    fill_message(loan.buffer, seq + 1);
+    tx.commit(kLarge);
+    std::vector<std::byte> got;
+    ASSERT_TRUE(rx.try_recv(got).ok());
+    EXPECT_TRUE(is_message(got, seq, 10));
+    ASSERT_TRUE(rx.try_recv(got).ok());
+    EXPECT_TRUE(is_message(got, seq + 1, kLarge));
+    // A consumer that attaches afresh walks the padding the rewinds left, and finds nothing.
+    rx.close();
+    auto successor = RingConsumer::attach(region.span());
+    EXPECT_EQ(successor.pending_at_attach(), 0u);
+    EXPECT_EQ(successor.try_recv(got).status, Status::would_block);
+}
+
 // ---- threads (for the thread sanitizer) ----
 
 TEST(RingTest, ProducerAndConsumerAsThreadsOverOneRegion) {
