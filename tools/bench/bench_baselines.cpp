@@ -137,13 +137,14 @@ public:
         bytes_ = kSlotsOffset + slots_ * stride_;
         if (create && ::ftruncate(fd_.get(), static_cast<off_t>(bytes_)) != 0)
             throw_errno("ftruncate", "raw ring");
-        // Reserved at creation, as the channel's ring is (posix_fallocate), so neither side
-        // allocates pages while it is measured.
+        // Reserved at creation and mapped populated, as the channel's ring is (posix_fallocate,
+        // MAP_POPULATE), so neither side allocates or faults in pages while it is measured.
         if (create) {
             if (const int err = ::posix_fallocate(fd_.get(), 0, static_cast<off_t>(bytes_)); err != 0)
                 throw_errno("posix_fallocate", "raw ring", err);
         }
-        void* memory = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+        void* memory =
+            ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_.get(), 0);
         if (memory == MAP_FAILED) throw_errno("mmap", "raw ring");
         base_ = static_cast<std::byte*>(memory);
         if (create) new (base_) RawRingHeader();
