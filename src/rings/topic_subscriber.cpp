@@ -165,7 +165,10 @@ Status TopicSubscriber::probe() {
             slot_->cursor.position.store(cursor_, std::memory_order_release);
             continue;
         }
-        if (stamp == data_stamp(cursor_) && length <= max_message_) {
+        // A record never crosses the end of the area: one that says it does is corrupt (below),
+        // or its copy would read past the mapping.
+        if (stamp == data_stamp(cursor_) && length <= max_message_ &&
+            record_size(length, record_header_) <= capacity_ - offset) {
             record_length_ = length;
             record_sequence_ = word_at(data_, offset + 8).load(std::memory_order_relaxed);
             // Under drop the copy's check (oldest re-read) covers this too: read with the record.
