@@ -567,7 +567,9 @@ private:
                     natsMsgList_Destroy(&list);
                 } else if (s != NATS_TIMEOUT && s != NATS_NO_RESPONDERS &&
                            s != NATS_CONNECTION_DISCONNECTED && s != NATS_CONNECTION_CLOSED &&
-                           s != NATS_ERR) {
+                           s != NATS_ERR && s != NATS_IO_ERROR) {
+                    // NATS_IO_ERROR: the pull request met the socket of a server that just went
+                    // (ECONNRESET); the client reconnects, as for the publishes above.
                     throw_nats(s, address(), "fetch from stream");
                 } else if (s != NATS_TIMEOUT && !deadline.is_immediate()) {
                     // The server is away: the client reconnects meanwhile.
