@@ -19,6 +19,9 @@ namespace {
 
 // As the ring's default: 1 MiB messages without asking.
 constexpr std::size_t kDefaultTopicCapacity = 4u << 20;
+// How long a publisher that opened a topic nobody has subscribed to yet waits for its creator's
+// slot claim (see wait_for_a_subscriber). Only a topic created and never subscribed to costs it.
+constexpr auto kCreatorClaimGrace = std::chrono::seconds(5);
 
 class TopicRegion {
 public:
@@ -31,11 +34,14 @@ public:
 
     // A receiver that created the topic claims its slot a moment after the format made the
     // region visible: a publisher that opened it in that moment would publish to nobody. So an
-    // opening publisher waits (up to the format grace) until some slot has been claimed.
+    // opening publisher waits until some slot has been claimed, up to kCreatorClaimGrace: 1 s
+    // (the format grace) was too short on a loaded machine under ASan, where a recording bridge
+    // that created the topic claimed its slot after the sender had come and gone, and waited
+    // for the next sender to its deadline.
     void wait_for_a_subscriber() const {
         auto* header = reinterpret_cast<topic::TopicHeader*>(bytes().data());
         const auto slots = static_cast<std::uint32_t>(header->control.kind_words[topic::kSlotsWord]);
-        const auto grace = Deadline::after(kFormatGrace);
+        const auto grace = Deadline::after(kCreatorClaimGrace);
         for (auto backoff = Backoff::for_peer(); backoff.pause(grace);) {
             for (std::uint32_t i = 0; i < slots; ++i) {
                 const auto owner = ring::OwnerWord::unpack(topic::slots(header)[i].end.owner.load());
