@@ -56,6 +56,7 @@ namespace ipckit {
 namespace detail::topic {
 struct TopicHeader;
 struct Slot;
+struct Geometry;
 }  // namespace detail::topic
 namespace detail::region {
 struct LatencyHistogram;
@@ -222,6 +223,12 @@ public:
     // messages earlier.
     [[nodiscard]] static TopicSubscriber attach(std::span<std::byte> region,
                                                 WaitMode mode = WaitMode::adaptive);
+    // Formats `region` as Topic::format does and takes slot 0, all before the region's header
+    // says it is a topic: a publisher that attaches as soon as the format lets it counts this
+    // subscriber, so its first message is not published to nobody. For a creator that
+    // subscribes while others may open the region by name.
+    [[nodiscard]] static TopicSubscriber create(std::span<std::byte> region, TopicOptions options = {},
+                                                WaitMode mode = WaitMode::adaptive);
 
     TopicSubscriber(TopicSubscriber&&) noexcept = default;
     TopicSubscriber& operator=(TopicSubscriber&&) noexcept = default;  // closes this one's end first
@@ -272,6 +279,8 @@ public:
 
 private:
     TopicSubscriber() = default;
+    [[nodiscard]] static TopicSubscriber join(const detail::topic::Geometry& g, std::uint32_t index,
+                                              const detail::ring::Claim& claim, WaitMode mode);
     // Finds the next intact data record at or after the cursor; on ok sets record_*.
     [[nodiscard]] Status next_record(Deadline deadline);
     [[nodiscard]] Status probe();

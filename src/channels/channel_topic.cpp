@@ -7,112 +7,100 @@
 // (capacity, subscribers, overflow, history) and removes the name when it goes away, unless keep=1; openers
 // take the region as it is. A subscriber that arrives before any publisher waits for one; a publisher with no
 // subscribers publishes into the history only.
+#include <optional>
+
 #include "channel_backend.hpp"
-#include "core/backoff.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/topic.hpp"
 #include "rings/region_memory.hpp"
-#include "rings/topic_layout.hpp"
 
 namespace ipckit::detail {
 namespace {
 
 // As the ring's default: 1 MiB messages without asking.
 constexpr std::size_t kDefaultTopicCapacity = 4u << 20;
-// How long a publisher that opened a topic nobody has subscribed to yet waits for its creator's
-// slot claim (see wait_for_a_subscriber). Only a topic created and never subscribed to costs it.
-constexpr auto kCreatorClaimGrace = std::chrono::seconds(5);
+TopicOptions topic_options(const Address& address) {
+    return TopicOptions{address.capacity.value_or(kDefaultTopicCapacity), address.region.subscribers,
+                        address.region.history, address.region.drop ? Overflow::drop : Overflow::block,
+                        address.region.latency};
+}
 
-class TopicRegion {
-public:
-    TopicRegion(const Address& address, Role role, Deadline deadline)
-        : memory_(role == Role::create ? create(address)
-                                       : RegionMemory::open(region_place(address), deadline)),
-          created_(role == Role::create) {}
-    [[nodiscard]] std::span<std::byte> bytes() const { return memory_.bytes(); }
-    [[nodiscard]] bool created() const { return created_; }
+std::size_t topic_region_size(const Address& address) {
+    return Topic::region_size(address.capacity.value_or(kDefaultTopicCapacity), address.region.subscribers,
+                              address.region.latency);
+}
 
-    // A receiver that created the topic claims its slot a moment after the format made the
-    // region visible: a publisher that opened it in that moment would publish to nobody. So an
-    // opening publisher waits until some slot has been claimed, up to kCreatorClaimGrace: 1 s
-    // (the format grace) was too short on a loaded machine under ASan, where a recording bridge
-    // that created the topic claimed its slot after the sender had come and gone, and waited
-    // for the next sender to its deadline.
-    void wait_for_a_subscriber() const {
-        auto* header = reinterpret_cast<topic::TopicHeader*>(bytes().data());
-        const auto slots = static_cast<std::uint32_t>(header->control.kind_words[topic::kSlotsWord]);
-        const auto grace = Deadline::after(kCreatorClaimGrace);
-        for (auto backoff = Backoff::for_peer(); backoff.pause(grace);) {
-            for (std::uint32_t i = 0; i < slots; ++i) {
-                const auto owner = ring::OwnerWord::unpack(topic::slots(header)[i].end.owner.load());
-                if (owner.state != ring::EndpointState::vacant) return;
-            }
-        }
-    }
-
-private:
-    static RegionMemory create(const Address& address) {
-        const std::size_t capacity = address.capacity.value_or(kDefaultTopicCapacity);
-        return RegionMemory::create(
-            region_place(address),
-            Topic::region_size(capacity, address.region.subscribers, address.region.latency),
-            [&](std::span<std::byte> region) {
-                Topic::format(region,
-                              TopicOptions{capacity, address.region.subscribers, address.region.history,
-                                           address.region.drop ? Overflow::drop : Overflow::block,
-                                           address.region.latency});
-            });
-    }
-
-    RegionMemory memory_;
-    bool created_;
+// The topic's memory, created or opened, with the end this channel holds in it; the end is
+// declared after the memory, so it closes before the memory goes.
+template <class End>
+struct TopicEnd {
+    RegionMemory memory;
+    End end;
 };
+
+TopicEnd<TopicPublisher> open_publisher(const Address& address, Role role, Deadline deadline) {
+    RegionMemory memory = role == Role::create
+                              ? RegionMemory::create(region_place(address), topic_region_size(address),
+                                                     [&](std::span<std::byte> region) {
+                                                         Topic::format(region, topic_options(address));
+                                                     })
+                              : RegionMemory::open(region_place(address), deadline);
+    auto publisher = attach_formatted<TopicPublisher>(memory.bytes(), address.region.wait, role);
+    return {std::move(memory), std::move(publisher)};
+}
+
+// A receiver that creates the topic joins it inside the format (TopicSubscriber::create), so a
+// sender that opens the topic the moment it exists already counts this receiver.
+TopicEnd<TopicSubscriber> open_subscriber(const Address& address, Role role, Deadline deadline) {
+    if (role != Role::create) {
+        RegionMemory memory = RegionMemory::open(region_place(address), deadline);
+        auto subscriber = attach_formatted<TopicSubscriber>(memory.bytes(), address.region.wait, role);
+        return {std::move(memory), std::move(subscriber)};
+    }
+    std::optional<TopicSubscriber> creator;
+    RegionMemory memory = RegionMemory::create(
+        region_place(address), topic_region_size(address), [&](std::span<std::byte> region) {
+            creator.emplace(TopicSubscriber::create(region, topic_options(address), address.region.wait));
+        });
+    return {std::move(memory), std::move(*creator)};
+}
 
 class TopicSender final : public SenderBackend {
 public:
     TopicSender(const Address& address, Role role, Deadline deadline)
-        : SenderBackend(address),
-          region_(address, role, deadline),
-          publisher_(attach_formatted<TopicPublisher>(region_.bytes(), address.region.wait, role)) {
-        // attach validated the header (slot count in range) before this reads it.
-        if (!region_.created()) region_.wait_for_a_subscriber();
-    }
+        : SenderBackend(address), topic_(open_publisher(address, role, deadline)) {}
     IoResult send(std::span<const std::byte> message, Deadline deadline) override {
-        return publisher_.send(message, deadline);
+        return topic_.end.send(message, deadline);
     }
-    std::size_t max_message_size() const override { return publisher_.max_message_size(); }
+    std::size_t max_message_size() const override { return topic_.end.max_message_size(); }
 
 private:
-    TopicRegion region_;  // declared first: outlives the publisher
-    TopicPublisher publisher_;
+    TopicEnd<TopicPublisher> topic_;
 };
 
 class TopicReceiver final : public ReceiverBackend {
 public:
     TopicReceiver(const Address& address, Role role, Deadline deadline)
-        : ReceiverBackend(address),
-          region_(address, role, deadline),
-          subscriber_(attach_formatted<TopicSubscriber>(region_.bytes(), address.region.wait, role)) {}
+        : ReceiverBackend(address), topic_(open_subscriber(address, role, deadline)) {}
     IoResult recv(std::span<std::byte> buffer, Deadline deadline) override {
-        return subscriber_.recv(buffer, deadline);
+        return topic_.end.recv(buffer, deadline);
     }
     IoResult recv(std::vector<std::byte>& message, Deadline deadline) override {
-        return subscriber_.recv(message, deadline);
+        return topic_.end.recv(message, deadline);
     }
-    std::size_t max_message_size() const override { return subscriber_.max_message_size(); }
-    bool ready() override { return subscriber_.ready(); }
+    std::size_t max_message_size() const override { return topic_.end.max_message_size(); }
+    bool ready() override { return topic_.end.ready(); }
     Arm arm(std::vector<int>& fds) override {
-        if (!subscriber_.arm()) return Arm::ready;
-        fds.push_back(subscriber_.doorbell_fd());
-        if (const int pidfd = subscriber_.publisher_fd(); pidfd >= 0) fds.push_back(pidfd);  // its death
+        if (!topic_.end.arm()) return Arm::ready;
+        fds.push_back(topic_.end.doorbell_fd());
+        if (const int pidfd = topic_.end.publisher_fd(); pidfd >= 0) fds.push_back(pidfd);  // its death
         return Arm::armed;
     }
-    void disarm() noexcept override { subscriber_.disarm(); }
-    std::uint64_t missed() const override { return subscriber_.missed(); }
+    void disarm() noexcept override { topic_.end.disarm(); }
+    std::uint64_t missed() const override { return topic_.end.missed(); }
 
 private:
-    TopicRegion region_;
-    TopicSubscriber subscriber_;
+    TopicEnd<TopicSubscriber> topic_;
 };
 
 }  // namespace

@@ -80,6 +80,12 @@ std::uint64_t choose_capacity(Kind kind, std::uint64_t requested, std::uint64_t 
 
 void stamp(ControlLine& control, Kind kind, std::size_t header_size, std::uint64_t capacity,
            std::initializer_list<std::uint64_t> kind_words, std::uint32_t flags) {
+    stamp_fields(control, kind, header_size, capacity, kind_words, flags);
+    publish_magic(control);
+}
+
+void stamp_fields(ControlLine& control, Kind kind, std::size_t header_size, std::uint64_t capacity,
+                  std::initializer_list<std::uint64_t> kind_words, std::uint32_t flags) {
     control.version = kVersion;
     control.kind = kind;
     control.header_size = static_cast<std::uint32_t>(header_size);
@@ -90,6 +96,9 @@ void stamp(ControlLine& control, Kind kind, std::size_t header_size, std::uint64
     std::size_t i = 0;
     for (const std::uint64_t word : kind_words)
         control.kind_words[i++] = word;
+}
+
+void publish_magic(ControlLine& control) noexcept {
     // release: an attacher that acquires the magic sees every field above, and the kind's format.
     control.magic.store(kMagic, std::memory_order_release);
 }

@@ -50,6 +50,11 @@ void check_span(std::span<std::byte> region, Kind kind, std::size_t needed);
 // `flags`: kFlagLatency or zero.
 void stamp(ControlLine& control, Kind kind, std::size_t header_size, std::uint64_t capacity,
            std::initializer_list<std::uint64_t> kind_words = {}, std::uint32_t flags = 0);
+// stamp's two halves, for a format that attaches an end of its own before anyone else can
+// (TopicSubscriber::create): every field but the magic, then the magic.
+void stamp_fields(ControlLine& control, Kind kind, std::size_t header_size, std::uint64_t capacity,
+                  std::initializer_list<std::uint64_t> kind_words, std::uint32_t flags);
+void publish_magic(ControlLine& control) noexcept;
 
 // The control line, read once into locals: what the checks passed.
 struct Control {

@@ -441,13 +441,22 @@ SharedRegion SharedRegion::create(std::string_view socket_name, std::size_t size
     Memfd memfd = Memfd::create(object, size);
     memfd.seal(Memfd::fixed_size);
     Mapping mapping = memfd.map(Access::read_write);
-    initialise(mapping.bytes());
     Fd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!stop) throw_errno("eventfd", object);
     auto server =
         std::make_unique<Server>(std::move(memfd), std::string(socket_name), std::move(stop), object);
     server->serve(std::move(listener));
-    server->start();
+    // Everything that can fail comes before `initialise` but the server thread's start: the
+    // initialiser may attach an end of its own (TopicSubscriber::create), whose line is on this
+    // process's robust list from then on and must never be unmapped while it is. Should the
+    // thread fail to start, the mapping stays (a leak on a path that is already out of threads).
+    initialise(mapping.bytes());
+    try {
+        server->start();
+    } catch (...) {
+        (void)new Mapping(std::move(mapping));
+        throw;
+    }
     return SharedRegion(std::move(mapping), std::move(server));
 }
 

@@ -5,6 +5,7 @@
 #include "ipckit/topic.hpp"
 
 #include <cstring>
+#include <functional>
 #include <new>
 #include <string>
 
@@ -111,6 +112,11 @@ std::size_t Topic::max_message_size(std::size_t capacity, bool latency) noexcept
 }
 
 std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
+    return detail::topic::format_topic(region, options, nullptr);
+}
+
+std::size_t detail::topic::format_topic(std::span<std::byte> region, TopicOptions options,
+                                        const std::function<void(const Geometry&)>& before_visible) {
     detail::region::check_span(region, Kind::topic, header_size(1) + kMinCapacity);
     if (options.subscribers < 1 || options.subscribers > kMaxSubscribers) {
         throw_error(std::errc::invalid_argument, "topic subscribers=" + str(options.subscribers) +
@@ -134,12 +140,17 @@ std::size_t Topic::format(std::span<std::byte> region, TopicOptions options) {
         ::new (&slots(header)[i]) Slot{};
     // The first record's position must not hold a word that passes for a commit word.
     word_at(region.data() + size, 0).store(invalid_word(0), std::memory_order_relaxed);
-    detail::region::stamp(
+    detail::region::stamp_fields(
         header->control, Kind::topic, size, capacity,
         {options.subscribers, options.history,
          static_cast<std::uint64_t>(options.overflow == Overflow::drop ? OverflowWord::drop
                                                                        : OverflowWord::block)},
         options.latency ? detail::region::kFlagLatency : 0);
+    if (before_visible) {
+        before_visible(Geometry{header, region.data() + size, capacity, options.subscribers, options.history,
+                                options.overflow == Overflow::drop, options.latency, 0, 0, 0});
+    }
+    detail::region::publish_magic(header->control);
     return static_cast<std::size_t>(capacity);
 }
 

@@ -9,10 +9,12 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <new>
 #include <span>
 #include <string>
 
+#include "ipckit/topic.hpp"
 #include "sync/futex.hpp"
 #include "topic_layout.hpp"
 
@@ -57,6 +59,11 @@ struct Geometry {
 // Reads every header field once, into locals, and checks it: the header is shared with
 // processes that may be buggy or hostile.
 [[nodiscard]] Geometry validate(std::span<std::byte> region);
+
+// Topic::format, with `before_visible` (when set) called on the formatted region just before
+// the magic makes it attachable (TopicSubscriber::create joins there).
+std::size_t format_topic(std::span<std::byte> region, TopicOptions options,
+                         const std::function<void(const Geometry&)>& before_visible);
 
 // Wakes every sleeper on `event` if any announced itself. The caller issued a seq_cst fence
 // between its publication (commit word or cursor) and this load: the store-buffer handshake

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -32,31 +33,58 @@ using detail::wait_until;
 
 // ---- TopicSubscriber ----
 
-TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mode) {
-    const Geometry g = validate(region);
-    Slot* all = slots(g.header);
+namespace {
+
+struct SlotClaim {
     std::uint32_t index = 0;
     detail::ring::Claim claim;
-    for (;; ++index) {
-        if (index == g.slots) {
-            throw_error(std::errc::device_or_resource_busy,
-                        "topic: all " + str(g.slots) + " subscriber slots are held by live subscribers");
-        }
+};
+
+// Claims the first free slot (vacant, closed, or held by a process that died).
+SlotClaim claim_a_slot(const Geometry& g) {
+    Slot* all = slots(g.header);
+    for (std::uint32_t index = 0; index < g.slots; ++index) {
         try {
             // A subscriber that died asleep or armed is still counted among the sleepers (which
             // all subscribers share): take its count back, as its slot's flags say.
             SlotLine& line = all[index].cursor;
-            claim = claim_endpoint(all[index].end, "topic subscriber slot " + str(index), [&] {
-                if (line.sleeping.exchange(0, std::memory_order_relaxed) != 0)
-                    g.header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
-                if (line.doorbell_armed.exchange(0, std::memory_order_relaxed) != 0)
-                    g.header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
-            });
-            break;
+            return {index, claim_endpoint(all[index].end, "topic subscriber slot " + str(index), [&] {
+                        if (line.sleeping.exchange(0, std::memory_order_relaxed) != 0)
+                            g.header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
+                        if (line.doorbell_armed.exchange(0, std::memory_order_relaxed) != 0)
+                            g.header->wait.subscriber_sleepers.fetch_sub(1, std::memory_order_relaxed);
+                    })};
         } catch (const Error& e) {
             if (e.code() != std::errc::device_or_resource_busy) throw;
         }
     }
+    throw_error(std::errc::device_or_resource_busy,
+                "topic: all " + str(g.slots) + " subscriber slots are held by live subscribers");
+}
+
+}  // namespace
+
+TopicSubscriber TopicSubscriber::attach(std::span<std::byte> region, WaitMode mode) {
+    const Geometry g = validate(region);
+    const SlotClaim slot = claim_a_slot(g);
+    return join(g, slot.index, slot.claim, mode);
+}
+
+TopicSubscriber TopicSubscriber::create(std::span<std::byte> region, TopicOptions options, WaitMode mode) {
+    std::optional<TopicSubscriber> creator;
+    // Slot 0 is claimed and joined before the format makes the region attachable: a publisher
+    // that attaches as soon as it can counts this subscriber, and publishes nothing it misses.
+    format_topic(region, options, [&](const Geometry& g) {
+        creator.emplace(join(g, 0, claim_endpoint(slots(g.header)[0].end, "topic subscriber slot 0"), mode));
+    });
+    return std::move(*creator);
+}
+
+// Takes slot `index`, which `claim` holds, and joins at the publisher's committed position, or
+// up to `history` messages earlier.
+TopicSubscriber TopicSubscriber::join(const Geometry& g, std::uint32_t index,
+                                      const detail::ring::Claim& claim, WaitMode mode) {
+    Slot* all = slots(g.header);
     TopicSubscriber s;
     s.header_ = decltype(s.header_)(
         g.header, detail::TopicSubscriberCloser{claim.epoch, &all[index]});  // closes on a throw

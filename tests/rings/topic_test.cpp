@@ -211,6 +211,35 @@ TEST(TopicTest, SubscriberWithoutHistorySeesOnlyWhatFollowsItsJoin) {
     EXPECT_EQ(sub.missed(), 0u);
 }
 
+// A subscriber that creates the topic (TopicSubscriber::create) holds its slot before the header
+// says "topic": a publisher that attaches the moment it can counts it, and its first message
+// arrives. Format-then-attach left a window where such a publisher published to nobody (a
+// recording bridge lost a whole sender that way). Many rounds, since the window was short.
+TEST(TopicTest, ACreatingSubscriberIsCountedByAPublisherThatAttachesTheMomentItCan) {
+    for (int round = 0; round < 40; ++round) {
+        SharedRegion region(Topic::region_size(4096, 2));
+        auto publisher = test::spawn([&] {
+            for (;;) {
+                try {
+                    auto pub = TopicPublisher::attach(region.span());
+                    if (pub.subscribers() != 1) return 5;
+                    return pub.send(message(1)).ok() ? 0 : 6;
+                } catch (const Error& e) {
+                    if (e.code() != std::errc::protocol_error) return 7;  // not formatted yet
+                    sched_yield();
+                }
+            }
+        });
+        std::this_thread::sleep_for(std::chrono::microseconds(100 * (round % 8)));
+        auto sub = TopicSubscriber::create(region.span(), {.capacity = 4096, .subscribers = 2});
+        EXPECT_EQ(sub.slot(), 0u);
+        ASSERT_EQ(publisher.wait(), 0) << "round " << round << ": the publisher did not count the creator";
+        std::vector<std::byte> m;
+        ASSERT_TRUE(sub.recv(m, Deadline::after(30s)).ok()) << "round " << round;
+        EXPECT_EQ(check(m), 1u);
+    }
+}
+
 TEST(TopicTest, KilledSubscriberFreesItsSlotAndNeverStallsThePublisher) {
     SharedRegion region(Topic::region_size(1024, 2));
     Topic::format(region.span(), {.capacity = 1024, .subscribers = 2});
