@@ -222,7 +222,7 @@ IPCKIT_API void ipckit_client_close(ipckit_client* client) IPCKIT_NOEXCEPT;
 /* One IPC object. Strings belong to the list. Fields may be added at the end in later
  * versions; read them through ipckit_object_list_get. */
 typedef struct ipckit_object {
-    const char* kind;    /* "sysvmq", "sysvshm", "posixmq", "shm", "fifo", "unix" */
+    const char* kind;    /* "sysvmq", "sysvshm", "posixmq", "shm", "service", "fifo", "unix" */
     const char* address; /* as `ipckit send` and `ipckit rm` take it */
     const char* owner;   /* user name, or the uid in decimal */
     uint32_t owner_uid;
@@ -238,6 +238,15 @@ typedef struct ipckit_object {
     int32_t last_receiver_pid;          /* System V queues: lrpid; 0 otherwise */
     int stale;                          /* neither its creator nor any user is alive */
     int creator_in_other_pid_namespace; /* creator_pid is another PID namespace's (display only) */
+    /* A service's region (kind "service"); zero for every other object. */
+    uint32_t service_clients;          /* client slots */
+    uint32_t service_clients_attached; /* slots held by a live client */
+    int service_server_alive;
+    int32_t service_server_pid; /* in the server's own PID namespace; 0: none */
+    uint64_t service_calls;
+    uint64_t service_replies;
+    uint64_t service_replies_dropped; /* replies to clients that had gone */
+    uint64_t service_takeovers;       /* servers that took over a dead one's end */
 } ipckit_object;
 
 IPCKIT_API ipckit_status ipckit_objects(ipckit_object_list** list) IPCKIT_NOEXCEPT;

@@ -522,8 +522,8 @@ ipckit_status ipckit_objects(ipckit_object_list** list) noexcept {
         for (const ipckit::IpcObject& o : made->found) {
             const bool queue = o.kind == ipckit::ObjectKind::sysvmq;
             ipckit_object c{};
-            // to_string gives views of string literals: NUL-terminated, static.
-            c.kind = ipckit::to_string(o.kind).data();
+            // kind_name gives views of string literals: NUL-terminated, static.
+            c.kind = ipckit::kind_name(o).data();
             c.address = o.address.c_str();
             c.owner = o.owner.c_str();
             c.owner_uid = o.owner_uid;
@@ -539,6 +539,16 @@ ipckit_status ipckit_objects(ipckit_object_list** list) noexcept {
             c.last_sender_pid = queue ? o.last_sender_pid : 0;
             c.last_receiver_pid = queue ? o.last_receiver_pid : 0;
             c.stale = o.stale ? 1 : 0;
+            if (o.service) {
+                c.service_clients = o.service->clients;
+                c.service_clients_attached = o.service->clients_attached;
+                c.service_server_alive = o.service->server_alive ? 1 : 0;
+                c.service_server_pid = o.service->server_pid;
+                c.service_calls = o.service->calls;
+                c.service_replies = o.service->replies;
+                c.service_replies_dropped = o.service->replies_dropped;
+                c.service_takeovers = o.service->takeovers;
+            }
             made->view.push_back(c);
         }
         *list = made.release();

@@ -259,6 +259,27 @@ static void tool_client_of_c(const char* address) {
         fail("%s: counts %llu calls, %llu replies", address, (unsigned long long)counts.calls,
              (unsigned long long)counts.replies);
     }
+    /* ipckit_objects shows the service as `ipckit ls` does: this process serves it, one call
+     * answered, the tool's client gone. */
+    ipckit_object_list* list = NULL;
+    check(ipckit_objects(&list), IPCKIT_OK, "ipckit_objects");
+    const ipckit_object* found = NULL;
+    for (size_t i = 0; i < ipckit_object_list_size(list); i++) {
+        const ipckit_object* o = ipckit_object_list_get(list, i);
+        if (strcmp(o->address, address) == 0) found = o;
+    }
+    if (found == NULL) fail("ipckit_objects does not list %s", address);
+    if (strcmp(found->kind, "service") != 0 || found->service_clients == 0 || found->service_clients_attached != 0 ||
+        !found->service_server_alive || found->service_server_pid != getpid() || found->service_calls != 1 ||
+        found->service_replies != 1 || found->service_replies_dropped != 0 || found->service_takeovers != 0) {
+        fail("ipckit_objects: %s is kind %s, %u client slots (%u attached), server %d (alive %d), %llu calls, "
+             "%llu replies, %llu dropped, %llu takeovers",
+             address, found->kind, found->service_clients, found->service_clients_attached,
+             (int)found->service_server_pid, found->service_server_alive,
+             (unsigned long long)found->service_calls, (unsigned long long)found->service_replies,
+             (unsigned long long)found->service_replies_dropped, (unsigned long long)found->service_takeovers);
+    }
+    ipckit_object_list_free(list);
     ipckit_server_close(open_server);
     open_server = NULL;
     printf("roundtrip: ipckit call %s -> C server: ok\n", address);
