@@ -178,17 +178,22 @@ static void c_to_tool(const char* address, int zero_copy) {
     printf("roundtrip: C sender -> ipckit recv %s: ok\n", address);
 }
 
+/* The object at `address` in `list`; fails the test when it is not there. */
+static const ipckit_object* listed(const ipckit_object_list* list, const char* address) {
+    for (size_t i = 0; i < ipckit_object_list_size(list); i++) {
+        const ipckit_object* o = ipckit_object_list_get(list, i);
+        if (strcmp(o->address, address) == 0) return o;
+    }
+    fail("ipckit_objects does not list %s", address);
+    return NULL;
+}
+
 /* ipckit_objects lists what `ipckit ls` lists: here a live receiver's region. */
 static void objects_list(const char* address) {
     check(ipckit_receiver_create(address, &open_receiver), IPCKIT_OK, "ipckit_receiver_create");
     ipckit_object_list* list = NULL;
     check(ipckit_objects(&list), IPCKIT_OK, "ipckit_objects");
-    const ipckit_object* found = NULL;
-    for (size_t i = 0; i < ipckit_object_list_size(list); i++) {
-        const ipckit_object* o = ipckit_object_list_get(list, i);
-        if (strcmp(o->address, address) == 0) found = o;
-    }
-    if (found == NULL) fail("ipckit_objects does not list %s", address);
+    const ipckit_object* found = listed(list, address);
     if (strcmp(found->kind, "shm") != 0 || found->creator_pid != getpid() || !found->creator_alive ||
         found->mode != 0600 || found->stale) {
         fail("ipckit_objects: %s is kind %s, creator %d (alive %d), mode %o, stale %d", address, found->kind,
@@ -263,12 +268,7 @@ static void tool_client_of_c(const char* address) {
      * answered, the tool's client gone. */
     ipckit_object_list* list = NULL;
     check(ipckit_objects(&list), IPCKIT_OK, "ipckit_objects");
-    const ipckit_object* found = NULL;
-    for (size_t i = 0; i < ipckit_object_list_size(list); i++) {
-        const ipckit_object* o = ipckit_object_list_get(list, i);
-        if (strcmp(o->address, address) == 0) found = o;
-    }
-    if (found == NULL) fail("ipckit_objects does not list %s", address);
+    const ipckit_object* found = listed(list, address);
     if (strcmp(found->kind, "service") != 0 || found->service_clients == 0 || found->service_clients_attached != 0 ||
         !found->service_server_alive || found->service_server_pid != getpid() || found->service_calls != 1 ||
         found->service_replies != 1 || found->service_replies_dropped != 0 || found->service_takeovers != 0) {
