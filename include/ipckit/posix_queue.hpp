@@ -23,7 +23,9 @@
 // wall clock therefore never shortens or lengthens a wait, and the cost is one poll per wait.
 //
 // A POSIX queue has no notion of a peer going away: unlinking it does not wake a waiter, so
-// give receivers a deadline or a message that says "done".
+// give receivers a deadline or a message that says "done". `receive`'s `wake_fd` (a peer's
+// pidfd) ends a timed wait as soon as it polls readable: that is how the posixmq: channel's
+// receiver learns of its sender's death without waking in slices.
 //
 // The limits come from /proc/sys/fs/mqueue (msg_max, msgsize_max, queues_max) and
 // RLIMIT_MSGQUEUE; when creation exceeds one, the error names it, its value and how to raise
@@ -120,8 +122,10 @@ public:
     [[nodiscard]] IoResult send(std::span<const std::byte> body, unsigned priority = 0,
                                 Deadline deadline = Deadline::never()) const;
     // Takes the oldest message of the highest priority. `buffer` must hold max_message_size().
+    // `wake_fd` (a pidfd, say) ends a wait early with `timed_out` once it polls readable and no
+    // message is there: a caller's way to wait for a message or a peer's death at once.
     [[nodiscard]] PosixReceiveResult receive(std::span<std::byte> buffer,
-                                             Deadline deadline = Deadline::never()) const;
+                                             Deadline deadline = Deadline::never(), int wake_fd = -1) const;
 
     [[nodiscard]] Attributes attributes() const;
     [[nodiscard]] std::size_t message_count() const;

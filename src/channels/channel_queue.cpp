@@ -1,10 +1,12 @@
 // Message-queue transports (sysvmq:, posixmq:): the kernel keeps message boundaries.
 //
-// A message queue has no connection, so the channel finds a dead peer another way. A waiting
-// call sleeps in slices and between slices asks: is the queue empty, and is the process that
-// sent last gone? Then nothing more will come: `closed`. System V records that process
-// (msg_lspid); a POSIX queue does not, so ipckit puts a small header before each POSIX
-// message with the sender's pid, and a clean close sends an end-of-stream marker.
+// A message queue has no connection, so the channel finds a dead peer another way: is the
+// queue empty, and is the process that sent last gone? Then nothing more will come: `closed`.
+// System V records that process (msg_lspid); a POSIX queue does not, so ipckit puts a small
+// header before each POSIX message with the sender's pid, and a clean close sends an
+// end-of-stream marker. A waiting call watches that process's pidfd, so its death ends the wait
+// at once; only where there is none (a peer in another PID namespace, a POSIX sender waiting
+// for room, whose receivers are flocks) does it sleep in slices and ask between them.
 //
 // System V messages carry no header, so a sysvmq: channel talks to any program that uses
 // msgsnd/msgrcv with the same message type (type=N, 1 by default).
@@ -376,12 +378,21 @@ public:
     }
     std::size_t max_message_size() const override { return limit_; }
     int native_handle() const override { return queue_.native_handle(); }
-    // Also ready (to say `closed`) when the sender of the last message died and the queue is
-    // empty: no end marker will ever come from it. PollSet wakes in slices to ask.
+    // A message is queued; or the sender of the last message died and the queue is empty (ready
+    // to say `closed`: no end marker will ever come from it).
     bool ready() override {
-        return held_ || ended_ || (sender_ > 0 && sender_watch_.gone(sender_) && queue_empty());
+        if (held_ || ended_ || !queue_empty()) return true;
+        return sender_ > 0 && sender_watch_.gone(sender_);
     }
-    bool watches_peer_by_polling() const override { return true; }
+    // A wait set polls the queue and the last sender's pidfd (its death makes ready() true);
+    // only a sender without a pidfd (another PID namespace) is looked at in slices.
+    Arm arm(std::vector<int>& fds) override {
+        if (ready()) return Arm::ready;
+        fds.push_back(queue_.native_handle());
+        if (const int pidfd = sender_watch_.fd_of(sender_); pidfd >= 0) fds.push_back(pidfd);
+        return Arm::armed;
+    }
+    bool watches_peer_by_polling() const override { return sender_ > 0 && sender_watch_.fd_of(sender_) < 0; }
     std::size_t waiting_at_open() const override { return waiting_; }
 
 private:
@@ -390,7 +401,14 @@ private:
         if (held_) return Status::ok;
         if (ended_) return Status::closed;
         for (;;) {
-            const auto r = queue_.receive(scratch_, deadline.is_immediate() ? deadline : slice_of(deadline));
+            // The last sender's pidfd ends the wait at its death: an idle receiver wakes nobody.
+            // Without one (a sender in another PID namespace) it looks again every liveness slice;
+            // before any message there is no sender to watch, and the first message wakes it.
+            const int sender = sender_watch_.fd_of(sender_);
+            const auto r = queue_.receive(
+                scratch_,
+                deadline.is_immediate() || sender >= 0 || sender_ <= 0 ? deadline : slice_of(deadline),
+                sender);
             if (r.ok()) {
                 if (r.bytes < sizeof(PosixHeader)) {
                     throw_error(
@@ -422,8 +440,8 @@ private:
     PosixQueue queue_;
     std::size_t limit_;
     std::vector<std::byte> scratch_;
-    pid_t sender_ = 0;  // from the last message's header
-    PeerWatch sender_watch_;
+    pid_t sender_ = 0;                // from the last message's header
+    mutable PeerWatch sender_watch_;  // caches the watch of the last sender it was asked about
     bool held_ = false;
     std::size_t held_size_ = 0;
     bool ended_ = false;

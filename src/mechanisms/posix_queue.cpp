@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <mqueue.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -234,7 +235,23 @@ IoResult PosixQueue::send(std::span<const std::byte> body, unsigned priority, De
     }
 }
 
-PosixReceiveResult PosixQueue::receive(std::span<std::byte> buffer, Deadline deadline) const {
+namespace {
+
+// Waits until `fd` is readable (ok), or `wake_fd` is (timed_out, as at the deadline).
+Status wait_readable_or_woken(int fd, int wake_fd, Deadline deadline, const std::string& object) {
+    pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    for (;;) {
+        const int n = ::poll(fds, 2, deadline.poll_timeout_ms());
+        if (n > 0) return fds[0].revents != 0 ? Status::ok : Status::timed_out;
+        if (n == 0) return Status::timed_out;
+        if (errno != EINTR) throw_errno("poll", object);
+        if (deadline.expired()) return Status::timed_out;
+    }
+}
+
+}  // namespace
+
+PosixReceiveResult PosixQueue::receive(std::span<std::byte> buffer, Deadline deadline, int wake_fd) const {
     auto* data = reinterpret_cast<char*>(buffer.data());
 
     // One attempt; nullopt means the queue is empty right now.
@@ -260,7 +277,7 @@ PosixReceiveResult PosixQueue::receive(std::span<std::byte> buffer, Deadline dea
         }
     };
 
-    if (deadline.is_never()) {
+    if (deadline.is_never() && wake_fd < 0) {
         if (auto done = attempt(true)) return *done;
         throw_errno("mq_receive", name(), EAGAIN);  // a blocking descriptor does not give EAGAIN
     }
@@ -268,7 +285,8 @@ PosixReceiveResult PosixQueue::receive(std::span<std::byte> buffer, Deadline dea
         if (auto done = attempt(false)) return *done;
         if (deadline.is_immediate()) return {Status::would_block, 0, 0};
         // Another receiver may take the message between the poll and the attempt: then wait again.
-        const Status ready = wait_readable(fd_.get(), deadline, name());
+        const Status ready = wake_fd < 0 ? wait_readable(fd_.get(), deadline, name())
+                                         : wait_readable_or_woken(fd_.get(), wake_fd, deadline, name());
         if (ready != Status::ok) return {ready, 0, 0};
     }
 }

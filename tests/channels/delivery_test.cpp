@@ -361,17 +361,22 @@ bool blocked_in(pid_t pid, std::initializer_list<long> calls) {
 
 // An idle receiver (after a first message, so it knows its sender) and a sender waiting for room
 // beside a receiver that does not read: each, once asleep, stays asleep while nothing happens.
-// Before, an idle sysvmq: end woke ~580 times a second (it polled msgrcv) and an shm:/ end once a
-// second (its truncation check). The window is longer than any of those periods; the test
+// Before, an idle sysvmq: end woke ~580 times a second (it polled msgrcv), a posixmq: receiver 20
+// times (50 ms slices to look at its sender's pid) and an shm:/ end once a second (its truncation
+// check). The window is longer than any of those periods; the test
 // counts wake-ups, it does not time anything. Then one message (or the reader's close) ends each.
 TEST(IdleEndTest, IdleReceiversAndSendersWaitingForRoomMakeNoWakeUps) {
     const std::string n = test::unique_name("ipckit-idle");
-    const std::vector<std::string> receivers = {
-        "shm:/" + n + "-r", "shm:@" + n + "-r", "sysvshm:" + test::hex_key(test::random_sysv_key()),
-        "shm:/" + n + "-l?senders=2", "sysvmq:" + test::hex_key(test::random_sysv_key())};
+    const std::vector<std::string> receivers = {"shm:/" + n + "-r",
+                                                "shm:@" + n + "-r",
+                                                "sysvshm:" + test::hex_key(test::random_sysv_key()),
+                                                "shm:/" + n + "-l?senders=2",
+                                                "sysvmq:" + test::hex_key(test::random_sysv_key()),
+                                                "posixmq:/" + n + "-r"};
     const std::vector<std::string> senders = {"shm:/" + n + "-s?capacity=64KiB",
                                               "sysvmq:" + test::hex_key(test::random_sysv_key())};
-    const std::initializer_list<long> sleeps = {SYS_futex, SYS_futex_waitv, SYS_msgrcv, SYS_msgsnd};
+    const std::initializer_list<long> sleeps = {SYS_futex,  SYS_futex_waitv, SYS_msgrcv,
+                                                SYS_msgsnd, SYS_poll,        SYS_ppoll};
     std::vector<test::Child> children;
     std::vector<Sender> feeding;
     for (const auto& address : receivers) {

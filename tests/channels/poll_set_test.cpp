@@ -2,12 +2,15 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <array>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -337,6 +340,38 @@ TEST(PollSetTest, APosixQueueSenderKilledWithoutAnEndMarkerIsReportedWithoutADea
         if (ready.size() != 1) return 2;
         return receiver.recv(message, Deadline::after(1s)).status == Status::closed ? 0 : 3;
     });
+    EXPECT_EQ(waiter.wait(30s), 0);
+}
+
+// The sender is killed while the set already waits: the set polls the queue and the sender's
+// pidfd, so its death ends the wait (before, the set woke every 50 ms to ask).
+TEST(PollSetTest, APosixQueueSenderKilledWhileTheSetWaitsEndsTheWait) {
+    const std::string address = "posixmq:/" + test::unique_name("ipckit-test");
+    Receiver receiver = Receiver::create(address);
+    auto sender = test::spawn([&] {
+        Sender tx = Sender::open(address, Deadline::after(10s));
+        if (!tx.send(as_bytes("last words")).ok()) return 1;
+        ::pause();  // killed here: no end marker ever comes
+        return 0;
+    });
+    std::vector<std::byte> message;
+    ASSERT_EQ(receiver.recv(message, Deadline::after(10s)).status, Status::ok);
+    auto waiter = test::spawn([&] {
+        PollSet set;
+        set.add(receiver);
+        const auto ready = set.wait();
+        if (ready.size() != 1) return 2;
+        return receiver.recv(message, Deadline::after(1s)).status == Status::closed ? 0 : 3;
+    });
+    // Killed once the waiter sleeps in ppoll (/proc/PID/syscall), or after 10 s regardless.
+    for (int tries = 0; tries < 10'000; ++tries) {
+        std::ifstream call("/proc/" + std::to_string(waiter.pid()) + "/syscall");
+        long number = -1;
+        if ((call >> number) && number == SYS_ppoll) break;
+        std::this_thread::sleep_for(1ms);
+    }
+    sender.kill(SIGKILL);
+    (void)sender.wait();
     EXPECT_EQ(waiter.wait(30s), 0);
 }
 

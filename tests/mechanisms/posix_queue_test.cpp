@@ -4,13 +4,16 @@
 #include <mqueue.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -135,6 +138,29 @@ TEST(PosixQueueTest, TimedReceiveIsWokenBySenderInAnotherProcess) {
     wait_until_sleeping(receiver.pid());
     ASSERT_TRUE(queue.send(as_bytes("late")).ok());
     EXPECT_EQ(receiver.wait(), 0);
+}
+
+// `wake_fd` ends an untimed wait with timed_out once it polls readable, here a process's pidfd
+// at its death; a message already there is taken first.
+TEST(PosixQueueTest, AWaitEndsWhenItsWakeDescriptorPollsReadable) {
+    auto queue = PosixQueue::create(unique_queue_name());
+    auto sleeper = test::spawn([] {
+        ::pause();
+        return 0;
+    });
+    const Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, sleeper.pid(), 0)));
+    ASSERT_TRUE(pidfd) << "pidfd_open: " << std::strerror(errno);
+    std::vector<std::byte> buffer(queue.max_message_size());
+    ASSERT_TRUE(queue.send(as_bytes("first")).ok());
+    EXPECT_EQ(queue.receive(buffer, Deadline::never(), pidfd.get()).status, Status::ok);
+    auto waiter = test::spawn([&] {
+        return queue.receive(buffer, Deadline::never(), pidfd.get()).status == Status::timed_out ? 0 : 1;
+    });
+    wait_until_sleeping(waiter.pid());
+    sleeper.kill(SIGKILL);
+    (void)sleeper.wait();
+    EXPECT_EQ(waiter.wait(30s), 0);
+    EXPECT_EQ(queue.message_count(), 0u);
 }
 
 TEST(PosixQueueTest, NonBlockingCallsReportWouldBlockWithoutChangingTheDescriptor) {
