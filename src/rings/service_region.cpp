@@ -349,8 +349,9 @@ IoResult ServiceServer::reply(const ReplyHandle& to, std::span<const std::byte> 
     }
     store_id(loan.buffer.data(), to.id);
     if (!response.empty()) std::memcpy(loan.buffer.data() + kIdSize, response.data(), response.size());
-    slot.responses.commit(loan.buffer.size());
+    // Counted before the commit: a client holding its reply (or a lister it told) sees it counted.
     header_->server.replies.fetch_add(1, std::memory_order_relaxed);
+    slot.responses.commit(loan.buffer.size());
     return {Status::ok, response.size()};
 }
 
@@ -398,8 +399,8 @@ void ServiceServer::commit_reply(const ReplyHandle& to, std::size_t size) {
                                                      ": not the request loan_reply was for");
     }
     slot.asked.erase(it);
+    header_->server.replies.fetch_add(1, std::memory_order_relaxed);  // before the commit, as reply's
     slot.responses.commit(kIdSize + size);
-    header_->server.replies.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool ServiceServer::arm(std::vector<int>& fds) {
