@@ -176,6 +176,12 @@ public:
     // the network namespace may connect there; check `peer_credentials()`.
     [[nodiscard]] static UnixListener bind(const UnixAddress& address, SocketType type, unsigned mode = 0600,
                                            int backlog = 128);
+    // Adopts a listening Unix socket received with SCM_RIGHTS (or inherited), say from a server
+    // that hands its name over as it closes: the name stays bound throughout, and connections
+    // queued on it are kept. The address is the one it is bound to; a socket file is owned (and
+    // removed) from now on by this listener, so the sender must `keep()` its own. Throws Error
+    // for a descriptor that is not a listening, named Unix stream or seqpacket socket.
+    [[nodiscard]] static UnixListener adopt(Fd fd);
 
     UnixListener(UnixListener&&) noexcept = default;
     UnixListener& operator=(UnixListener&&) noexcept = default;

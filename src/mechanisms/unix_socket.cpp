@@ -250,17 +250,28 @@ std::pair<UnixSocket, UnixSocket> UnixSocket::pair(SocketType type) {
     return {UnixSocket(Fd(fds[0]), type, object), UnixSocket(Fd(fds[1]), type, object)};
 }
 
+namespace {
+
+// An integer SOL_SOCKET option of `fd` (`call` names it in the error).
+int socket_option(int fd, int option, const char* call, const std::string& object) {
+    int value = 0;
+    socklen_t size = sizeof value;
+    if (::getsockopt(fd, SOL_SOCKET, option, &value, &size) != 0) throw_errno(call, object);
+    return value;
+}
+
+// The socket's type (SO_TYPE), once it is known to be a Unix domain socket.
+int unix_socket_kind(int fd, const std::string& object) {
+    if (socket_option(fd, SO_DOMAIN, "getsockopt(SO_DOMAIN)", object) != AF_UNIX)
+        throw_error(std::errc::wrong_protocol_type, object + " is not a Unix domain socket");
+    return socket_option(fd, SO_TYPE, "getsockopt(SO_TYPE)", object);
+}
+
+}  // namespace
+
 UnixSocket UnixSocket::adopt(Fd fd) {
     const std::string object = "unix socket fd " + std::to_string(fd.get());
-    int domain = 0, kind = 0;
-    socklen_t size = sizeof domain;
-    if (::getsockopt(fd.get(), SOL_SOCKET, SO_DOMAIN, &domain, &size) != 0)
-        throw_errno("getsockopt(SO_DOMAIN)", object);
-    if (domain != AF_UNIX)
-        throw_error(std::errc::wrong_protocol_type, object + " is not a Unix domain socket");
-    size = sizeof kind;
-    if (::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &kind, &size) != 0)
-        throw_errno("getsockopt(SO_TYPE)", object);
+    const int kind = unix_socket_kind(fd.get(), object);
     const SocketType type = kind == SOCK_SEQPACKET ? SocketType::seqpacket
                             : kind == SOCK_DGRAM   ? SocketType::datagram
                                                    : SocketType::stream;
@@ -458,6 +469,25 @@ UnixListener UnixListener::bind(const UnixAddress& address, SocketType type, uns
     UnixListener listener(std::move(fd), address, type, identity.st_dev, identity.st_ino);
     if (::listen(listener.fd_.get(), backlog) != 0) throw_errno("listen", object);
     return listener;
+}
+
+UnixListener UnixListener::adopt(Fd fd) {
+    const std::string object = "unix listening socket fd " + std::to_string(fd.get());
+    const int kind = unix_socket_kind(fd.get(), object);
+    if (socket_option(fd.get(), SO_ACCEPTCONN, "getsockopt(SO_ACCEPTCONN)", object) == 0 ||
+        kind == SOCK_DGRAM)
+        throw_error(std::errc::invalid_argument, object + " is not listening");
+    sockaddr_un sa{};
+    socklen_t length = sizeof sa;
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &length) != 0)
+        throw_errno("getsockname", object);
+    const std::optional<UnixAddress> address = UnixAddress::from_sockaddr(sa, length);
+    if (!address) throw_error(std::errc::invalid_argument, object + " has no name");
+    const SocketType type = kind == SOCK_SEQPACKET ? SocketType::seqpacket : SocketType::stream;
+    struct stat identity {};
+    if (!address->is_abstract()) identity = identity_of(*address);
+    fd.set_nonblocking(true);  // as bind's: accept honours its deadline
+    return UnixListener(std::move(fd), *address, type, identity.st_dev, identity.st_ino);
 }
 
 std::optional<UnixSocket> UnixListener::accept(Deadline deadline) {

@@ -248,6 +248,56 @@ TEST(UnixListenerTest, AbstractNameLeavesNoFileAndIsExclusive) {
     EXPECT_EQ(child.wait(), 0);
 }
 
+// A listener passed over a socket keeps its name bound the whole way, keeps the connection that
+// was queued meanwhile, and owns a socket file from then on (the sender kept its own).
+TEST(UnixListenerTest, AnAdoptedListenerKeepsItsNameAndItsQueuedConnections) {
+    test::TempDir dir;
+    for (const auto& address : {unique_abstract(), UnixAddress::path(dir.file("s"))}) {
+        SCOPED_TRACE(address.to_string());
+        auto [ours, theirs] = UnixSocket::pair(SocketType::seqpacket);
+        {
+            auto listener = UnixListener::bind(address, SocketType::seqpacket);
+            auto queued = UnixSocket::connect(address, SocketType::seqpacket, Deadline::after(10s));
+            ASSERT_TRUE(queued.send(as_bytes("queued"), Deadline::after(10s)).ok());
+            const int fds[] = {listener.fd().get()};
+            ASSERT_TRUE(theirs.send_with_fds(as_bytes("listener"), fds, Deadline::after(10s)).ok());
+            listener.keep();
+        }  // our copy is closed: the one in flight holds the name
+        EXPECT_THROW((void)UnixListener::bind(address, SocketType::seqpacket), Error);
+        std::array<std::byte, 16> buffer;
+        FdMessage message = ours.recv_with_fds(buffer, 1, Deadline::after(10s));
+        ASSERT_EQ(message.fds.size(), 1u);
+        {
+            UnixListener adopted = UnixListener::adopt(std::move(message.fds[0]));
+            EXPECT_EQ(adopted.address(), address);
+            EXPECT_EQ(adopted.type(), SocketType::seqpacket);
+            auto peer = adopted.accept(Deadline::after(10s));
+            ASSERT_TRUE(peer.has_value());
+            const IoResult r = peer->recv(buffer, Deadline::after(10s));
+            EXPECT_EQ(text_of(buffer, r.bytes), "queued");
+        }
+        if (!address.is_abstract()) {
+            EXPECT_FALSE(exists(address.name()));  // the adopter removed it
+        }
+        EXPECT_NO_THROW((void)UnixListener::bind(address, SocketType::seqpacket));
+    }
+}
+
+TEST(UnixListenerTest, AdoptingWhatIsNotAListeningUnixSocketIsAnError) {
+    auto [a, b] = UnixSocket::pair(SocketType::stream);
+    try {
+        (void)UnixListener::adopt(Fd(::dup(a.fd().get())));
+        ADD_FAILURE() << "a connected socket was adopted as a listener";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), std::errc::invalid_argument);
+        EXPECT_NE(std::string(e.what()).find("is not listening"), std::string::npos) << e.what();
+    }
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    Fd keep(fds[1]);
+    EXPECT_THROW((void)UnixListener::adopt(Fd(fds[0])), Error);  // not a socket at all
+}
+
 TEST(UnixListenerTest, AcceptTimesOutAsAValue) {
     auto listener = UnixListener::bind(unique_abstract(), SocketType::stream);
     EXPECT_FALSE(listener.accept(Deadline::after(20ms)).has_value());
