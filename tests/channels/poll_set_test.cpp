@@ -318,21 +318,25 @@ TEST(PollSetTest, AClosedPeerCountsAsReady) {
     FAIL() << "the closed peer was never reported";
 }
 
-TEST(PollSetTest, APosixQueueSenderKilledWithoutAnEndMarkerIsReportedWithoutADeadline) {
+// A POSIX queue sender that sent one message is SIGKILLed (no end marker ever comes), before the
+// set waits or while it already does. wait() without a deadline must come back with the
+// receiver, whose recv then says closed: in a child, so a hang fails the test instead of
+// stalling it.
+void expect_a_killed_posix_sender_reported(bool while_the_set_waits) {
     const std::string address = "posixmq:/" + test::unique_name("ipckit-test");
     Receiver receiver = Receiver::create(address);
     auto sender = test::spawn([&] {
         Sender tx = Sender::open(address, Deadline::after(10s));
         if (!tx.send(as_bytes("last words")).ok()) return 1;
-        ::pause();  // killed here: no end marker ever comes
+        ::pause();  // killed here
         return 0;
     });
     std::vector<std::byte> message;
     ASSERT_EQ(receiver.recv(message, Deadline::after(10s)).status, Status::ok);
-    sender.kill(SIGKILL);
-    (void)sender.wait();
-    // wait() without a deadline must come back: in a child, so a hang fails the test instead
-    // of stalling it.
+    if (!while_the_set_waits) {
+        sender.kill(SIGKILL);
+        (void)sender.wait();
+    }
     auto waiter = test::spawn([&] {
         PollSet set;
         set.add(receiver);
@@ -340,39 +344,28 @@ TEST(PollSetTest, APosixQueueSenderKilledWithoutAnEndMarkerIsReportedWithoutADea
         if (ready.size() != 1) return 2;
         return receiver.recv(message, Deadline::after(1s)).status == Status::closed ? 0 : 3;
     });
+    if (while_the_set_waits) {
+        // Killed once the waiter sleeps in ppoll (/proc/PID/syscall), or after 10 s regardless.
+        for (int tries = 0; tries < 10'000; ++tries) {
+            std::ifstream call("/proc/" + std::to_string(waiter.pid()) + "/syscall");
+            long number = -1;
+            if ((call >> number) && number == SYS_ppoll) break;
+            std::this_thread::sleep_for(1ms);
+        }
+        sender.kill(SIGKILL);
+        (void)sender.wait();
+    }
     EXPECT_EQ(waiter.wait(30s), 0);
 }
 
-// The sender is killed while the set already waits: the set polls the queue and the sender's
-// pidfd, so its death ends the wait (before, the set woke every 50 ms to ask).
+TEST(PollSetTest, APosixQueueSenderKilledWithoutAnEndMarkerIsReportedWithoutADeadline) {
+    expect_a_killed_posix_sender_reported(false);
+}
+
+// The set polls the queue and the sender's pidfd, so the death ends a wait already under way
+// (before, the set woke every 50 ms to ask).
 TEST(PollSetTest, APosixQueueSenderKilledWhileTheSetWaitsEndsTheWait) {
-    const std::string address = "posixmq:/" + test::unique_name("ipckit-test");
-    Receiver receiver = Receiver::create(address);
-    auto sender = test::spawn([&] {
-        Sender tx = Sender::open(address, Deadline::after(10s));
-        if (!tx.send(as_bytes("last words")).ok()) return 1;
-        ::pause();  // killed here: no end marker ever comes
-        return 0;
-    });
-    std::vector<std::byte> message;
-    ASSERT_EQ(receiver.recv(message, Deadline::after(10s)).status, Status::ok);
-    auto waiter = test::spawn([&] {
-        PollSet set;
-        set.add(receiver);
-        const auto ready = set.wait();
-        if (ready.size() != 1) return 2;
-        return receiver.recv(message, Deadline::after(1s)).status == Status::closed ? 0 : 3;
-    });
-    // Killed once the waiter sleeps in ppoll (/proc/PID/syscall), or after 10 s regardless.
-    for (int tries = 0; tries < 10'000; ++tries) {
-        std::ifstream call("/proc/" + std::to_string(waiter.pid()) + "/syscall");
-        long number = -1;
-        if ((call >> number) && number == SYS_ppoll) break;
-        std::this_thread::sleep_for(1ms);
-    }
-    sender.kill(SIGKILL);
-    (void)sender.wait();
-    EXPECT_EQ(waiter.wait(30s), 0);
+    expect_a_killed_posix_sender_reported(true);
 }
 
 }  // namespace
