@@ -11,8 +11,9 @@
 // A client needs no server to open: each call attaches (to the region, then to a free slot)
 // within its deadline. A client outlives its server: its calls in flight end closed, and the
 // next call waits for the next server, woken by that server's attach to the region it maps.
-// Only a service:/NAME region whose name was removed (its server closed) or made again is let
-// go of: the next call maps what the name names then.
+// Only a region whose name was removed (its server closed) or made again, or a service:@NAME
+// memfd whose name serves other memory now, is let go of: the next call maps what the name
+// names then.
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -264,7 +265,9 @@ private:
     }
 
     // service:/NAME: its name was removed (a server that closed) or made again. service:@NAME is
-    // served by its holders, this client among them, so a new server takes it over in place.
+    // served by its holders, this client among them, so a new server takes it over in place;
+    // unless it came while the name was free (its server killed, no holder bound yet) and made
+    // new memory under it: ours is then superseded (rings/shared_region.hpp).
     [[nodiscard]] bool gone_for_good() const { return !session_->memory.still_named(place_); }
 
     // A live server attached to the region we hold, by `deadline`: ok or timed_out.

@@ -78,6 +78,7 @@ RegionMemory RegionMemory::open(const RegionPlace& place, Deadline deadline) {
 }
 
 bool RegionMemory::still_named(const RegionPlace& place) const noexcept {
+    if (shared_) return !shared_->superseded();
     if (!posix_) return true;
     try {
         const PosixShm named = PosixShm::open(place.name, Access::read_only);

@@ -54,8 +54,9 @@ public:
     [[nodiscard]] bool truncatable() const noexcept { return mapping_.has_value(); }
     // That file's descriptor (open as long as this object), -1 for the other kinds.
     [[nodiscard]] int file_fd() const noexcept { return posix_ ? posix_->fd().get() : -1; }
-    // A POSIX region: whether `place`'s name still names this object (not removed, nor removed
-    // and made again). Other backings: true.
+    // Whether `place`'s name still names this object: a POSIX region's not removed, nor removed
+    // and made again; a memfd's not superseded by a creator's new memory (shared_region.hpp).
+    // System V: true.
     [[nodiscard]] bool still_named(const RegionPlace& place) const noexcept;
     // A POSIX region: removes its name now if it still names this object, and no longer owns it
     // (a successor's object of the same name is never removed by our destructor). Others: nothing.

@@ -281,6 +281,10 @@ namespace {
 // What the creator sends with the descriptor: who it is (so a stranger's socket of the same
 // name is told apart) and the size it sealed.
 constexpr std::array<char, 8> kMagic{'I', 'P', 'C', 'K', 'R', 'G', 'N', '1'};
+// What a serving holder that closes sends to one it serves, with its listening socket: serve
+// the name in my place. The name stays bound throughout, so no opener (a new creator above all)
+// finds it free between this holder's close and the next one's bind.
+constexpr std::array<char, 8> kHandOver{'I', 'P', 'C', 'K', 'H', 'N', 'D', '1'};
 struct Offer {
     std::array<char, 8> magic;
     std::uint64_t size;
@@ -293,6 +297,12 @@ UnixAddress socket_address(std::string_view socket_name) {
     return socket_name.starts_with('/') ? UnixAddress::path(socket_name) : UnixAddress::abstract(socket_name);
 }
 
+bool same_file(int a, int b) noexcept {
+    struct stat x {};
+    struct stat y {};
+    return ::fstat(a, &x) == 0 && ::fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
 }  // namespace
 
 // Every holder of a region keeps its memfd and runs this thread, so that the memory can still be
@@ -300,7 +310,13 @@ UnixAddress socket_address(std::string_view socket_name) {
 // descriptor to each opener of its uid and keeps the connection open; every other holder keeps
 // its connection to the server, whose hang-up (the server's process died, or closed its end) is
 // its signal to take over: bind the name and serve, or, when another survivor bound it first,
-// connect to that one and watch it instead. Nothing wakes while nothing happens.
+// connect to that one and watch it instead. A server that closes hands its listening socket to
+// one it serves, which serves on without the name ever being free. Nothing wakes while nothing
+// happens.
+//
+// The name is free only between a killed server's death and a survivor's bind. A creator that
+// binds it then makes new memory: the survivors' is reachable no more (`superseded`), and a
+// holder that needs a peer who opens by the name (a service client) lets it go.
 struct SharedRegion::Server {
     Memfd memfd;
     std::string name;                      // the socket's name, as the address gave it
@@ -312,6 +328,7 @@ struct SharedRegion::Server {
     pid_t owner = ::getpid();
     std::thread thread;
     std::atomic<bool> serving{false};
+    std::atomic<bool> superseded{false};  // the name serves other memory now
     // Set by the thread just before it first waits. The creator returns only after that: a
     // process that forks right after creating (as tests and servers do) must not fork while the
     // new thread is still starting up inside the allocator or the sanitizer's thread registry,
@@ -327,24 +344,30 @@ struct SharedRegion::Server {
         serving.store(true, std::memory_order_release);
     }
 
-    void offer_to_next() {
+    // False when nobody was waiting to be accepted.
+    bool offer_to_next() {
         auto peer = listener->accept(Deadline::immediate());
-        if (!peer) return;
+        if (!peer) return false;
         // Only the creator's own user gets the memory; anybody else is hung up on.
-        if (peer->peer_credentials().uid != ::geteuid()) return;
+        if (peer->peer_credentials().uid != ::geteuid()) return true;
         const Offer offer{kMagic, static_cast<std::uint64_t>(memfd.size())};
         const int fds[] = {memfd.fd().get()};
         if (peer->send_with_fds(std::as_bytes(std::span(&offer, 1)), fds,
                                 Deadline::after(std::chrono::seconds(1)))
                 .ok())
             clients.push_back(std::move(*peer));
+        return true;
     }
 
     // The server went: serve the name, or watch whoever bound it first. Bounded: a name nobody
     // can bind or reach (another user's socket, say) is given up after about a second.
     void take_over() noexcept {
         const UnixAddress address = socket_address(name);
-        for (int attempt = 0; attempt < 50; ++attempt) {
+        // Pauses from 100 us: the name is free from the server's death until somebody binds it,
+        // and a creator that binds it meanwhile makes new memory.
+        const auto limit = Deadline::after(std::chrono::seconds(1));
+        for (auto backoff = Backoff::for_peer();; (void)backoff.pause(limit)) {
+            if (limit.expired()) return;
             try {
                 serve(UnixListener::bind(address, SocketType::seqpacket));
                 return;
@@ -354,16 +377,63 @@ struct SharedRegion::Server {
                 UnixSocket next = UnixSocket::connect(address, SocketType::seqpacket,
                                                       Deadline::after(std::chrono::milliseconds(100)));
                 if (next.peer_credentials().uid == ::geteuid()) {
-                    // Take its offer (the descriptor closes here): we hold the memory already.
+                    // Take its offer (the descriptor closes here): we hold the memory already,
+                    // unless a creator bound the name while it was free and serves new memory.
                     Offer offer{};
-                    (void)next.recv_with_fds(std::as_writable_bytes(std::span(&offer, 1)), 1,
-                                             Deadline::after(std::chrono::seconds(1)));
+                    const FdMessage got = next.recv_with_fds(std::as_writable_bytes(std::span(&offer, 1)), 1,
+                                                             Deadline::after(std::chrono::seconds(1)));
+                    if (got.io.ok() && got.fds.size() == 1 &&
+                        !same_file(got.fds[0].get(), memfd.fd().get())) {
+                        superseded.store(true, std::memory_order_release);
+                        return;  // nothing of ours to serve or watch any more
+                    }
                     upstream.emplace(std::move(next));
                     return;
                 }
             } catch (const Error&) {
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+
+    // The server we watch spoke or hung up: its listening socket (it closes, we serve on), or
+    // its end (killed, or closed with none to hand to): take over.
+    void from_upstream() noexcept {
+        try {
+            Offer note{};
+            FdMessage got = upstream->recv_with_fds(std::as_writable_bytes(std::span(&note, 1)), 1,
+                                                    Deadline::immediate());
+            if (got.io.ok() && got.io.bytes == sizeof note && note.magic == kHandOver &&
+                got.fds.size() == 1) {
+                serve(UnixListener::adopt(std::move(got.fds[0])));
+                return;
+            }
+        } catch (const Error&) {
+        }
+        upstream.reset();
+        take_over();
+    }
+
+    // Stopping while serving: the listening socket goes to the first holder that takes it.
+    void hand_over() noexcept {
+        if (!listener) return;
+        // Those who connected since the thread last looked (a survivor of our upstream, say) first.
+        try {
+            while (offer_to_next()) {
+            }
+        } catch (const Error&) {
+        }
+        const Offer note{kHandOver, static_cast<std::uint64_t>(memfd.size())};
+        const int fds[] = {listener->fd().get()};
+        for (auto& client : clients) {
+            try {
+                if (client.send_with_fds(std::as_bytes(std::span(&note, 1)), fds, Deadline::immediate())
+                        .ok()) {
+                    listener->keep();  // a socket file is the next server's to remove now
+                    return;
+                }
+            } catch (const Error&) {
+                // That holder went: the next one.
+            }
         }
     }
 
@@ -383,11 +453,8 @@ struct SharedRegion::Server {
             if (wait[0].revents != 0) return;
             std::size_t next = 1;
             try {
-                if (listener && wait[next++].revents != 0) offer_to_next();
-                if (upstream && wait[next++].revents != 0) {
-                    upstream.reset();  // it never sends after its offer: this is its hang-up
-                    take_over();
-                }
+                if (listener && wait[next++].revents != 0) (void)offer_to_next();
+                if (upstream && wait[next++].revents != 0) from_upstream();
             } catch (const Error&) {
                 // One opener's failure (it went away mid-handshake) does not stop the server.
             }
@@ -429,6 +496,11 @@ SharedRegion::~SharedRegion() {
     const std::uint64_t one = 1;
     (void)::write(server_->stop.get(), &one, sizeof one);
     if (server_->thread.joinable()) server_->thread.join();
+    server_->hand_over();
+}
+
+bool SharedRegion::superseded() const noexcept {
+    return server_ != nullptr && server_->superseded.load(std::memory_order_acquire);
 }
 
 SharedRegion SharedRegion::create(std::string_view socket_name, std::size_t size,

@@ -105,6 +105,9 @@ public:
     [[nodiscard]] std::span<std::byte> bytes() const noexcept { return mapping_.bytes(); }
     // This process serves the name now (the creator, or a holder that took over from it).
     [[nodiscard]] bool serving() const noexcept;
+    // The name serves other memory now: a creator bound it in the moment it was free (after its
+    // server was killed, before a survivor bound it), and no opener reaches this memory again.
+    [[nodiscard]] bool superseded() const noexcept;
 
     struct Server;  // the listening socket and its thread (creator only)
 

@@ -4,6 +4,8 @@
 //     client's next call works;
 //   - a client killed mid-call never blocks the server: its reply returns `closed` and is
 //     counted, and its slot is taken over by the next client;
+//   - a server killed when no holder could take service:@NAME over at once: its successor makes
+//     new memory, and the client calls it there;
 //   - a server in a PID namespace of its own (as a container's) with a client on the host.
 // Each test ends with nothing in /dev/shm.
 #include <poll.h>
@@ -228,6 +230,45 @@ int in_pid_namespace(const std::function<int()>& body) {
     int status = 0;
     ::waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// service:@NAME is served on its abstract name by whoever holds the memory. A server killed
+// while no holder can take the name over at once (the client is stopped, here) leaves the name
+// free, and the next server makes new memory under it. The client, resumed, finds the name
+// serving other memory and calls the new server: it used to wait on the old memory for a server
+// that could never come, and time out (1 round in 50 of the kill test above, before the fix).
+TEST(ServiceFaultsMemfd, AClientWhoseServerWasSucceededInNewMemoryCallsTheNewServer) {
+    const std::string address = "service:@" + test::unique_name("ipckit-svc");
+    Signal called, go;
+    auto first = test::spawn([&] {
+        Server server = Server::create(address);
+        Request request;
+        while (server.recv(request, Deadline::never()).ok())
+            (void)server.reply(request.handle, as_bytes(upper(text(request.message))));
+        return 2;
+    });
+    auto client = test::spawn([&] {
+        Client c = Client::open(address);
+        std::vector<std::byte> response;
+        if (!c.call(as_bytes("one"), response, Deadline::after(kHangLimit)).ok()) return 2;
+        called.raise();
+        if (!go.wait(kHangLimit)) return 3;
+        const IoResult r = c.call(as_bytes("two"), response, Deadline::after(kHangLimit));
+        return r.ok() && text(response) == "TWO" ? 0 : 10 + static_cast<int>(r.status);
+    });
+    ASSERT_TRUE(called.wait(kHangLimit));
+    ASSERT_TRUE(client.stop());
+    first.kill(SIGKILL);
+    EXPECT_EQ(first.wait(), -SIGKILL);
+    Server second = Server::create(address);
+    EXPECT_EQ(second.counts().takeovers, 0u) << "the name was served: the new server took the memory over";
+    client.kill(SIGCONT);
+    go.raise();
+    Request request;
+    ASSERT_EQ(second.recv(request, Deadline::after(kHangLimit)).status, Status::ok);
+    EXPECT_EQ(text(request.message), "two");
+    ASSERT_EQ(second.reply(request.handle, as_bytes(upper(text(request.message)))).status, Status::ok);
+    EXPECT_EQ(client.wait(), 0) << "the client's second call did not reach the new server";
 }
 
 TEST(ServiceContainers, AServerInItsOwnPidNamespaceServesAHostClientAndItsDeathIsSeen) {

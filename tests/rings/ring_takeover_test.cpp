@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/ring.hpp"
 #include "rings/ring_layout.hpp"
+#include "rings/shared_region.hpp"
 #include "support/process.hpp"
 #include "support/ring_messages.hpp"
 
@@ -396,6 +399,72 @@ TEST(RingTest, PresenceWaitForConsumerDrainAndPeek) {
         EXPECT_FALSE(rx.has_data());
     }
     EXPECT_EQ(tx.drain(Deadline::immediate()), Status::ok);
+}
+
+// ---- the abstract name a memfd region is served on (rings/shared_region.hpp) ----
+
+struct Handshake {
+    std::atomic<std::uint32_t> created;  // the parent made the memory
+    std::atomic<std::uint32_t> holding;  // the child holds the memory
+    std::atomic<std::uint32_t> go;       // the child may let go of it
+};
+
+// Bounded: a word that never turns is a failure, not a hang.
+bool eventually(const std::atomic<std::uint32_t>& word) {
+    for (int i = 0; i < 10'000 && word.load() == 0; ++i)
+        std::this_thread::sleep_for(1ms);
+    return word.load() != 0;
+}
+
+bool refused_as_in_use(const std::string& name, const std::string& object) {
+    try {
+        (void)detail::SharedRegion::create(
+            name, 4096, [](std::span<std::byte>) {}, object);
+        return false;
+    } catch (const Error& e) {
+        return e.code() == std::errc::address_in_use;
+    }
+}
+
+// A holder that serves the name and closes hands its listening socket to another holder: the
+// name is never free, not even while that holder is stopped, so a creator the moment after is
+// refused instead of making new memory that the holders would never see. Before the hand-over
+// it was free until the other holder's thread bound it again, and such a creator made new
+// memory (a service's successor did, 1 round in 50 of ServiceFaultsTest's kill test).
+TEST(SharedRegionTest, AServingHolderThatClosesHandsTheNameOverAndItIsNeverFree) {
+    const std::string name = test::unique_name("ipckit-handover");
+    const std::string object = "shm:@" + name;
+    SharedRegion shared(4096);
+    for (int round = 0; round < 10; ++round) {
+        auto& handshake = *::new (shared.span().data()) Handshake{};
+        // Forked before the name is bound: a child would hold a copy of the listening socket.
+        auto child = test::spawn([&] {
+            if (!eventually(handshake.created)) return 5;
+            detail::SharedRegion held = detail::SharedRegion::open(name, Deadline::after(5s), object);
+            if (held.bytes()[0] != std::byte(round)) return 2;
+            handshake.holding.store(1);
+            if (!eventually(handshake.go)) return 3;
+            return held.serving() && !held.superseded() ? 0 : 4;
+        });
+        std::optional<detail::SharedRegion> creator;
+        creator.emplace(detail::SharedRegion::create(
+            name, 4096, [&](std::span<std::byte> bytes) { bytes[0] = std::byte(round); }, object));
+        handshake.created.store(1);
+        ASSERT_TRUE(eventually(handshake.holding)) << "round " << round;
+        // Stopped, the child cannot bind the name as it used to: only a hand-over keeps it taken.
+        ASSERT_TRUE(child.stop());
+        creator.reset();  // the name goes to the child
+        EXPECT_TRUE(refused_as_in_use(name, object)) << "round " << round << ": the name was free";
+        child.kill(SIGCONT);
+        std::optional<detail::SharedRegion> again;
+        again.emplace(detail::SharedRegion::open(name, Deadline::after(5s), object));
+        EXPECT_EQ(again->bytes()[0], std::byte(round)) << "round " << round << ": other memory";
+        handshake.go.store(1);
+        EXPECT_EQ(child.wait(), 0) << "round " << round;  // and the name comes back here
+        EXPECT_TRUE(refused_as_in_use(name, object)) << "round " << round << ": the name was free";
+        again.reset();  // the last holder: the name and the memory go
+        EXPECT_FALSE(refused_as_in_use(name, object)) << "round " << round << ": the name stayed";
+    }
 }
 
 }  // namespace

@@ -46,6 +46,19 @@ void Child::kill(int signal) {
     if (pid_ > 0) ::kill(pid_, signal);
 }
 
+bool Child::stop(std::chrono::milliseconds limit) {
+    if (pid_ <= 0 || ::kill(pid_, SIGSTOP) != 0) return false;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+        int status = 0;
+        const pid_t r = ::waitpid(pid_, &status, WUNTRACED | WNOHANG);
+        if (r == pid_) return WIFSTOPPED(status);
+        if (r < 0) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return false;
+}
+
 int Child::wait(std::chrono::milliseconds limit) {
     if (pid_ <= 0) return -1;
     const auto deadline = std::chrono::steady_clock::now() + limit;

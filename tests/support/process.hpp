@@ -34,6 +34,9 @@ public:
     // with a test failure if it has not ended within `limit`.
     int wait(std::chrono::milliseconds limit = 60s);
     void kill(int signal);
+    // SIGSTOP, and true once the child is stopped (waitpid says so) within `limit`; SIGCONT
+    // resumes it. A stopped holder of a region serves nothing and takes nothing over.
+    [[nodiscard]] bool stop(std::chrono::milliseconds limit = 10s);
 
 private:
     pid_t pid_ = -1;
