@@ -5,13 +5,16 @@
 // System V records that process (msg_lspid); a POSIX queue does not, so ipckit puts a small
 // header before each POSIX message with the sender's pid, and a clean close sends an
 // end-of-stream marker. A waiting call watches that process's pidfd, so its death ends the wait
-// at once; only where there is none (a peer in another PID namespace, a POSIX sender waiting
-// for room, whose receivers are flocks) does it sleep in slices and ask between them.
+// at once; only where there is none (a System V peer in another PID namespace, a kernel without
+// pidfds, a POSIX sender waiting for room, whose receivers are flocks) does it sleep in slices
+// and ask between them. A POSIX sender in another PID namespace is not watched at all: its pid
+// names nobody here, so its end marker or the deadline ends the wait.
 //
 // System V messages carry no header, so a sysvmq: channel talks to any program that uses
 // msgsnd/msgrcv with the same message type (type=N, 1 by default).
 #include <mqueue.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -235,12 +238,13 @@ private:
 
 // ---- POSIX -------------------------------------------------------------------------------
 
-// Each POSIX message starts with this header: the sender's pid (the kernel records none) and
-// whether it is data or the sender's end of stream.
+// Each POSIX message starts with this header: the sender's pid (the kernel records none), the
+// PID namespace that pid belongs to (a tag, below; zeros from a sender before it), and whether
+// it is data or the sender's end of stream.
 struct PosixHeader {
     std::uint32_t pid;
     std::uint8_t kind;
-    std::uint8_t reserved[3];
+    std::uint8_t pid_namespace[3];
 };
 static_assert(sizeof(PosixHeader) == 8);
 constexpr std::uint8_t kData = 0;
@@ -248,6 +252,36 @@ constexpr std::uint8_t kEnd = 1;
 // fs.mqueue.msgsize_default is 8192: by default a message and its header fit that.
 constexpr std::size_t kDefaultPosixBody = 8192 - sizeof(PosixHeader);
 constexpr long kDefaultPosixDepth = 10;
+
+// This process's PID namespace, as a tag: the inode of /proc/self/ns/pid folded to 24 bits,
+// never 0; 0 where /proc cannot say. A receiver compares its sender's with its own: in another
+// namespace, the sender's pid names some other process here, or none, and is not watched.
+class PidNamespaceTag {
+public:
+    std::uint32_t get() {
+        const pid_t pid = ::getpid();  // again after a fork: the child may be in a new namespace
+        if (pid != of_) {
+            of_ = pid;
+            struct stat st {};
+            const std::uint64_t ino = ::stat("/proc/self/ns/pid", &st) == 0 ? st.st_ino : 0;
+            const auto folded = static_cast<std::uint32_t>((ino ^ (ino >> 24) ^ (ino >> 48)) & 0xFFFFFF);
+            tag_ = ino == 0 ? 0 : folded == 0 ? 1 : folded;
+        }
+        return tag_;
+    }
+
+private:
+    pid_t of_ = 0;
+    std::uint32_t tag_ = 0;
+};
+
+void store_tag(std::uint8_t (&bytes)[3], std::uint32_t tag) noexcept {
+    for (int i = 0; i < 3; ++i)
+        bytes[i] = static_cast<std::uint8_t>(tag >> (8 * i));
+}
+std::uint32_t load_tag(const std::uint8_t (&bytes)[3]) noexcept {
+    return bytes[0] | std::uint32_t{bytes[1]} << 8 | std::uint32_t{bytes[2]} << 16;
+}
 
 PosixQueue make_posix_queue(const Address& address, Role role) {
     if (role == Role::open) return PosixQueue::open(address.target);
@@ -332,7 +366,8 @@ private:
     }
 
     IoResult post(std::uint8_t kind, std::span<const std::byte> message, Deadline deadline) {
-        const PosixHeader header{static_cast<std::uint32_t>(::getpid()), kind, {}};
+        PosixHeader header{static_cast<std::uint32_t>(::getpid()), kind, {}};
+        store_tag(header.pid_namespace, namespace_.get());
         std::memcpy(scratch_.data(), &header, sizeof header);
         if (!message.empty()) std::memcpy(scratch_.data() + sizeof header, message.data(), message.size());
         const auto framed = std::span(scratch_).first(sizeof header + message.size());
@@ -343,6 +378,7 @@ private:
     PosixQueue queue_;
     std::size_t limit_;
     std::vector<std::byte> scratch_;
+    PidNamespaceTag namespace_;
     std::uint64_t sent_ = 0;  // data messages this sender put in the queue
     bool finished_ = false;
 };
@@ -385,7 +421,7 @@ public:
         return sender_ > 0 && sender_watch_.gone(sender_);
     }
     // A wait set polls the queue and the last sender's pidfd (its death makes ready() true);
-    // only a sender without a pidfd (another PID namespace) is looked at in slices.
+    // only a sender without a pidfd (a kernel without them) is looked at in slices.
     Arm arm(std::vector<int>& fds) override {
         if (ready()) return Arm::ready;
         fds.push_back(queue_.native_handle());
@@ -402,8 +438,8 @@ private:
         if (ended_) return Status::closed;
         for (;;) {
             // The last sender's pidfd ends the wait at its death: an idle receiver wakes nobody.
-            // Without one (a sender in another PID namespace) it looks again every liveness slice;
-            // before any message there is no sender to watch, and the first message wakes it.
+            // Without one (a kernel without pidfds) it looks again every liveness slice; before
+            // any message, or after one from another PID namespace, there is no sender to watch.
             const int sender = sender_watch_.fd_of(sender_);
             const auto r = queue_.receive(
                 scratch_,
@@ -417,7 +453,10 @@ private:
                 }
                 PosixHeader header{};
                 std::memcpy(&header, scratch_.data(), sizeof header);
-                sender_ = static_cast<pid_t>(header.pid);
+                // A sender in another PID namespace (a container's) is not watched: its pid
+                // means nothing here. Its end marker, or the deadline, ends the wait.
+                const std::uint32_t theirs = load_tag(header.pid_namespace), ours = namespace_.get();
+                sender_ = theirs != 0 && ours != 0 && theirs != ours ? 0 : static_cast<pid_t>(header.pid);
                 if (header.kind == kEnd) {
                     ended_ = true;
                     return Status::closed;
@@ -440,7 +479,8 @@ private:
     PosixQueue queue_;
     std::size_t limit_;
     std::vector<std::byte> scratch_;
-    pid_t sender_ = 0;                // from the last message's header
+    PidNamespaceTag namespace_;
+    pid_t sender_ = 0;                // from the last message's header; 0: none to watch
     mutable PeerWatch sender_watch_;  // caches the watch of the last sender it was asked about
     bool held_ = false;
     std::size_t held_size_ = 0;

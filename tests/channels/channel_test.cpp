@@ -1,10 +1,13 @@
 // The channel API: the same scenarios over every transport, in real processes. The receiver
 // creates the channel in the test process; the sender opens it in a forked child.
+#include <sched.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <functional>
 #include <optional>
 #include <random>
@@ -243,6 +246,66 @@ TEST(ChannelSysvIdTest, APrivateQueueIsReachedByItsId) {
     EXPECT_EQ(got.size(), 5u);
     EXPECT_EQ(child.wait(), 0);
     EXPECT_THROW((void)Receiver::create(address), Error);
+}
+
+// A POSIX message carries its sender's pid, which means nothing in another PID namespace: the
+// host has no such process (the sender would be taken for dead, and the receiver would say
+// `closed` while it lives), or another one (watched instead of the sender). The sender here is a
+// process of a new PID namespace whose pid there is one the host does not use; the receiver must
+// wait for its end marker, not call it dead. Needs unshare(CLONE_NEWPID) (root): skipped
+// otherwise.
+TEST(ChannelPosixQueueTest, ASenderInAnotherPidNamespaceIsNotTakenForAProcessHere) {
+    pid_t unused = 0;  // a pid no host process has
+    for (pid_t pid = 2; pid < 300 && unused == 0; ++pid)
+        if (::kill(pid, 0) != 0 && errno == ESRCH) unused = pid;
+    if (unused == 0) GTEST_SKIP() << "every pid below 300 is in use here";
+    const std::string address = "posixmq:/" + test::unique_name("ipckit-test");
+    Receiver receiver = Receiver::create(address);
+    int done[2];
+    ASSERT_EQ(::pipe(done), 0);
+    // Forks until the process is numbered `unused` in its namespace; that one sends.
+    const auto numbered_until_unused = [&]() -> int {
+        for (int i = 0; i < 1000; ++i) {
+            const pid_t child = ::fork();
+            if (child == 0) {
+                if (::getpid() != unused) ::_exit(0);
+                char byte = 0;
+                {
+                    Sender tx = Sender::open(address, Deadline::after(10s));
+                    if (!tx.send(as_bytes("from a container")).ok()) ::_exit(1);
+                    if (::read(done[0], &byte, 1) != 1) ::_exit(2);
+                }  // the end marker goes with tx
+                ::_exit(0);
+            }
+            int status = 0;
+            if (child < 0 || ::waitpid(child, &status, 0) != child) return 3;
+            if (child == unused) return WIFEXITED(status) ? WEXITSTATUS(status) : 4;
+        }
+        return 5;
+    };
+    auto container = test::spawn([&] {
+        if (::unshare(CLONE_NEWPID) != 0) return 77;
+        const pid_t init = ::fork();  // pid 1 of the new namespace: it must outlive the others
+        if (init == 0) ::_exit(numbered_until_unused());
+        int status = 0;
+        if (init < 0 || ::waitpid(init, &status, 0) != init) return 6;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 7;
+    });
+    std::vector<std::byte> message;
+    const IoResult first = receiver.recv(message, Deadline::after(10s));
+    if (first.status == Status::timed_out && container.wait() == 77) {
+        for (const int fd : done)
+            ::close(fd);
+        GTEST_SKIP() << "unshare(CLONE_NEWPID) needs root";
+    }
+    ASSERT_EQ(first.status, Status::ok);
+    // The sender lives (and its pid is nobody here): the wait runs to its deadline.
+    EXPECT_EQ(receiver.recv(message, Deadline::after(300ms)).status, Status::timed_out);
+    (void)!::write(done[1], "d", 1);
+    EXPECT_EQ(receiver.recv(message, Deadline::after(10s)).status, Status::closed);
+    EXPECT_EQ(container.wait(), 0);
+    for (const int fd : done)
+        ::close(fd);
 }
 
 TEST(ChannelAddressTest, MalformedAddressIsAnErrorQuotingIt) {
