@@ -310,9 +310,9 @@ bool same_file(int a, int b) noexcept {
 // descriptor to each opener of its uid and keeps the connection open; every other holder keeps
 // its connection to the server, whose hang-up (the server's process died, or closed its end) is
 // its signal to take over: bind the name and serve, or, when another survivor bound it first,
-// connect to that one and watch it instead. A server that closes hands its listening socket to
-// one it serves, which serves on without the name ever being free. Nothing wakes while nothing
-// happens.
+// connect to that one and watch it instead. A server of an abstract name that closes hands its
+// listening socket to one it serves, which serves on without the name ever being free. Nothing
+// wakes while nothing happens.
 //
 // The name is free only between a killed server's death and a survivor's bind. A creator that
 // binds it then makes new memory: the survivors' is reachable no more (`superseded`), and a
@@ -413,9 +413,12 @@ struct SharedRegion::Server {
         take_over();
     }
 
-    // Stopping while serving: the listening socket goes to the first holder that takes it.
+    // Stopping while serving an abstract name: the listening socket goes to the first holder
+    // that takes it. A socket file (shm:@/PATH) is not handed over: the last process to serve it
+    // must remove it, and a holder that is itself leaving would take it and never serve (nor
+    // remove) it; such a name is free from our close to a survivor's bind, as after a kill.
     void hand_over() noexcept {
-        if (!listener) return;
+        if (!listener || !listener->address().is_abstract()) return;
         // Those who connected since the thread last looked (a survivor of our upstream, say) first.
         try {
             while (offer_to_next()) {
@@ -428,7 +431,6 @@ struct SharedRegion::Server {
             try {
                 if (client.send_with_fds(std::as_bytes(std::span(&note, 1)), fds, Deadline::immediate())
                         .ok()) {
-                    listener->keep();  // a socket file is the next server's to remove now
                     return;
                 }
             } catch (const Error&) {
