@@ -53,23 +53,27 @@ constexpr auto kSpinBeforeSleep = 50us;
 class PeerWatch {
 public:
     // False while there is no peer yet (PID 0).
-    bool gone(pid_t pid) {
-        if (pid <= 0) return false;
-        if (pid != pid_) {
-            pid_ = pid;
-            const auto process = ProcessRef::of(pid);
-            watch_ = process ? ProcessWatch(*process) : ProcessWatch();
-        }
-        return watch_.gone();
-    }
+    bool gone(pid_t pid) { return pid > 0 && watch(pid).gone(); }
     // A descriptor that polls readable when `pid` ends (its pidfd), -1 for none (no peer yet,
     // or none the kernel gives: a process in another PID namespace, or already gone).
     int fd_of(pid_t pid) {
         if (pid <= 0 || gone(pid)) return -1;
         return watch_.fd();
     }
+    // As fd_of, without asking first whether `pid` ended since it was watched: for a wait that
+    // polls the descriptor anyway (and so learns it then), at no system call of its own.
+    int pidfd_of(pid_t pid) { return pid > 0 ? watch(pid).fd() : -1; }
 
 private:
+    ProcessWatch& watch(pid_t pid) {
+        if (pid != pid_) {
+            pid_ = pid;
+            const auto process = ProcessRef::of(pid);
+            watch_ = process ? ProcessWatch(*process) : ProcessWatch();
+        }
+        return watch_;
+    }
+
     pid_t pid_ = 0;
     ProcessWatch watch_;  // default: gone
 };
@@ -256,24 +260,12 @@ constexpr long kDefaultPosixDepth = 10;
 // This process's PID namespace, as a tag: the inode of /proc/self/ns/pid folded to 24 bits,
 // never 0; 0 where /proc cannot say. A receiver compares its sender's with its own: in another
 // namespace, the sender's pid names some other process here, or none, and is not watched.
-class PidNamespaceTag {
-public:
-    std::uint32_t get() {
-        const pid_t pid = ::getpid();  // again after a fork: the child may be in a new namespace
-        if (pid != of_) {
-            of_ = pid;
-            struct stat st {};
-            const std::uint64_t ino = ::stat("/proc/self/ns/pid", &st) == 0 ? st.st_ino : 0;
-            const auto folded = static_cast<std::uint32_t>((ino ^ (ino >> 24) ^ (ino >> 48)) & 0xFFFFFF);
-            tag_ = ino == 0 ? 0 : folded == 0 ? 1 : folded;
-        }
-        return tag_;
-    }
-
-private:
-    pid_t of_ = 0;
-    std::uint32_t tag_ = 0;
-};
+std::uint32_t pid_namespace_tag() {
+    struct stat st {};
+    const std::uint64_t ino = ::stat("/proc/self/ns/pid", &st) == 0 ? st.st_ino : 0;
+    const auto folded = static_cast<std::uint32_t>((ino ^ (ino >> 24) ^ (ino >> 48)) & 0xFFFFFF);
+    return ino == 0 ? 0 : folded == 0 ? 1 : folded;
+}
 
 void store_tag(std::uint8_t (&bytes)[3], std::uint32_t tag) noexcept {
     for (int i = 0; i < 3; ++i)
@@ -366,8 +358,13 @@ private:
     }
 
     IoResult post(std::uint8_t kind, std::span<const std::byte> message, Deadline deadline) {
-        PosixHeader header{static_cast<std::uint32_t>(::getpid()), kind, {}};
-        store_tag(header.pid_namespace, namespace_.get());
+        const pid_t pid = ::getpid();
+        if (pid != tagged_pid_) {  // the first message, or a fork's child: maybe a new namespace
+            tagged_pid_ = pid;
+            namespace_ = pid_namespace_tag();
+        }
+        PosixHeader header{static_cast<std::uint32_t>(pid), kind, {}};
+        store_tag(header.pid_namespace, namespace_);
         std::memcpy(scratch_.data(), &header, sizeof header);
         if (!message.empty()) std::memcpy(scratch_.data() + sizeof header, message.data(), message.size());
         const auto framed = std::span(scratch_).first(sizeof header + message.size());
@@ -378,7 +375,8 @@ private:
     PosixQueue queue_;
     std::size_t limit_;
     std::vector<std::byte> scratch_;
-    PidNamespaceTag namespace_;
+    pid_t tagged_pid_ = 0;  // the process namespace_ was taken in
+    std::uint32_t namespace_ = 0;
     std::uint64_t sent_ = 0;  // data messages this sender put in the queue
     bool finished_ = false;
 };
@@ -440,7 +438,7 @@ private:
             // The last sender's pidfd ends the wait at its death: an idle receiver wakes nobody.
             // Without one (a kernel without pidfds) it looks again every liveness slice; before
             // any message, or after one from another PID namespace, there is no sender to watch.
-            const int sender = sender_watch_.fd_of(sender_);
+            const int sender = sender_watch_.pidfd_of(sender_);
             const auto r = queue_.receive(
                 scratch_,
                 deadline.is_immediate() || sender >= 0 || sender_ <= 0 ? deadline : slice_of(deadline),
@@ -455,8 +453,10 @@ private:
                 std::memcpy(&header, scratch_.data(), sizeof header);
                 // A sender in another PID namespace (a container's) is not watched: its pid
                 // means nothing here. Its end marker, or the deadline, ends the wait.
-                const std::uint32_t theirs = load_tag(header.pid_namespace), ours = namespace_.get();
-                sender_ = theirs != 0 && ours != 0 && theirs != ours ? 0 : static_cast<pid_t>(header.pid);
+                const std::uint32_t theirs = load_tag(header.pid_namespace);
+                sender_ = theirs != 0 && namespace_ != 0 && theirs != namespace_
+                              ? 0
+                              : static_cast<pid_t>(header.pid);
                 if (header.kind == kEnd) {
                     ended_ = true;
                     return Status::closed;
@@ -479,7 +479,9 @@ private:
     PosixQueue queue_;
     std::size_t limit_;
     std::vector<std::byte> scratch_;
-    PidNamespaceTag namespace_;
+    // This receiver's PID namespace, taken when it was made (a copy forked into a new namespace
+    // keeps its parent's).
+    std::uint32_t namespace_ = pid_namespace_tag();
     pid_t sender_ = 0;                // from the last message's header; 0: none to watch
     mutable PeerWatch sender_watch_;  // caches the watch of the last sender it was asked about
     bool held_ = false;
