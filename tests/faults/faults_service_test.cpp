@@ -257,7 +257,7 @@ int in_pid_namespace(const std::function<int()>& body) {
 // while no holder can take the name over at once (the client is stopped, here) leaves the name
 // free, and the next server makes new memory under it. The client, resumed, finds the name
 // serving other memory and calls the new server: it used to wait on the old memory for a server
-// that could never come, and time out (1 round in 50 of the kill test above, before the fix).
+// that could never come, and time out (5 runs in 350 of the kill test above, before the fix).
 TEST(ServiceFaultsMemfd, AClientWhoseServerWasSucceededInNewMemoryCallsTheNewServer) {
     const std::string address = "service:@" + test::unique_name("ipckit-svc");
     Signal called, go;

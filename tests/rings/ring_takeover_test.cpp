@@ -430,7 +430,7 @@ bool refused_as_in_use(const std::string& name, const std::string& object) {
 // name is never free, not even while that holder is stopped, so a creator the moment after is
 // refused instead of making new memory that the holders would never see. Before the hand-over
 // it was free until the other holder's thread bound it again, and such a creator made new
-// memory (a service's successor did, 1 round in 50 of ServiceFaultsTest's kill test).
+// memory (a service's successor did, 5 runs in 350 of ServiceFaultsTest's kill test).
 TEST(SharedRegionTest, AServingHolderThatClosesHandsTheNameOverAndItIsNeverFree) {
     const std::string name = test::unique_name("ipckit-handover");
     const std::string object = "shm:@" + name;
